@@ -1,0 +1,66 @@
+import type { z } from 'zod';
+import { configSchema, type CofreConfig, type CofreConfigInput } from './schema';
+
+export { configSchema, DATA_CLASS_DEFAULT } from './schema';
+export type { CofreConfig, CofreConfigInput, DatabaseConfig } from './schema';
+
+/**
+ * Types a configuration file without validating it: validation happens once, at the edge, in
+ * {@link parseConfig} (called by `bin/cofre.ts`), so a bad file fails synth with every problem listed.
+ */
+export function defineConfig(config: CofreConfigInput): CofreConfigInput {
+  return config;
+}
+
+/** A configuration that failed validation; `problems` has one line per problem, field path first. */
+export class ConfigError extends Error {
+  constructor(public readonly problems: readonly string[]) {
+    super(
+      `Invalid Cofre configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/** Renders a zod issue path as `databases[0].network.subnetIds[1]`. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  return (
+    path.reduce<string>(
+      (out, key) =>
+        typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key),
+      '',
+    ) || '(config)'
+  );
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  return path.reduce<unknown>(
+    (value, key) =>
+      value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined,
+    input,
+  );
+}
+
+function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
+  if (issue.code === 'unrecognized_keys') {
+    return issue.keys
+      .map(
+        (key) =>
+          `${formatPath([...issue.path, key])}: unknown field (check the spelling against the configuration reference)`,
+      )
+      .join('\n');
+  }
+  if (issue.code === 'invalid_type' && valueAt(input, issue.path) === undefined) {
+    return `${formatPath(issue.path)}: is required (${issue.message.replace(/^Invalid input: /, '')})`;
+  }
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+/** Validates a configuration and fills in the defaults; throws {@link ConfigError} listing every problem. */
+export function parseConfig(input: unknown): CofreConfig {
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.flatMap((issue) => describeIssue(issue, input).split('\n')));
+  }
+  return result.data;
+}

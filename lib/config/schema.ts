@@ -1,0 +1,424 @@
+import { z } from 'zod';
+import { scheduleExpressionProblem } from './schedule-expression';
+
+/**
+ * The schema of `cofre.config.ts`. Every field has a `.describe()` text: the README's
+ * configuration reference is generated from them (`npm run docs:config`), and a test fails when
+ * the README and this file disagree.
+ */
+
+const REGION =
+  /^(af|ap|ca|eu|il|me|mx|sa|us)-(gov-)?(central|north|south|east|west|northeast|northwest|southeast|southwest)-\d$/;
+const ACCOUNT = /^\d{12}$/;
+const ARN = (service: string) => new RegExp(`^arn:aws(-[a-z]+)*:${service}:[a-z0-9-]*:(\\d{12})?:[^\\s]+$`);
+const NAME = /^[a-z][a-z0-9-]{0,39}$/;
+
+const region = (what: string) =>
+  z.string({ error: `expected the ${what} as an AWS region code such as "sa-east-1"` }).regex(REGION, {
+    error: (iss) => `expected an AWS region code such as "sa-east-1", got "${String(iss.input)}"`,
+  });
+
+const arn = (service: string, example: string) =>
+  z.string().regex(ARN(service), {
+    error: (iss) => `expected an ARN like "${example}", got "${String(iss.input)}"`,
+  });
+
+const name = (what: string) =>
+  z.string().regex(NAME, {
+    error: (iss) =>
+      `expected a ${what} of lowercase letters, digits and "-" (starting with a letter, at most 40), got "${String(iss.input)}"`,
+  });
+
+const positiveInt = (what: string, max: number) =>
+  z
+    .number({ error: `expected ${what} as a whole number` })
+    .int({ error: `expected ${what} as a whole number` })
+    .min(1, { error: (iss) => `expected ${what} between 1 and ${max}, got ${String(iss.input)}` })
+    .max(max, { error: (iss) => `expected ${what} between 1 and ${max}, got ${String(iss.input)}` });
+
+const scheduleExpression = (defaultValue: string, description: string) =>
+  z
+    .string()
+    .superRefine((value, ctx) => {
+      const problem = scheduleExpressionProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .default(defaultValue)
+    .describe(description);
+
+const identifier = (what: string) =>
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, {
+    error: (iss) =>
+      `expected ${what} as a plain SQL identifier (letters, digits, _), got "${String(iss.input)}"`,
+  });
+
+const tableName = z.string().regex(/^([A-Za-z_][A-Za-z0-9_$]{0,62}\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$/, {
+  error: (iss) => `expected a table as "name" or "schema.name", got "${String(iss.input)}"`,
+});
+
+export const DATA_CLASS_DEFAULT = 'general';
+
+export const tenantModelSchema = z
+  .strictObject({
+    table: tableName.describe('Table that holds one row per tenant, as `name` or `schema.name`.'),
+    keyColumn: identifier('the tenant key column').describe('Primary-key column of the tenant table.'),
+    tenantColumn: identifier('the tenant column').describe(
+      'Column that carries the tenant id on every tenant-owned table (e.g. `tenant_id` or `tenantId`).',
+    ),
+    dataClass: name('data class')
+      .optional()
+      .describe('Data class of per-tenant exports; defaults to the database `dataClass`.'),
+  })
+  .describe('Multi-tenant model of a shared-schema database.');
+
+const networkSchema = z
+  .strictObject({
+    vpcId: z
+      .string()
+      .regex(/^vpc-[0-9a-f]{8,17}$/, {
+        error: (iss) => `expected a VPC id like "vpc-0abc12345def67890", got "${String(iss.input)}"`,
+      })
+      .describe('VPC the dump tasks run in (must reach the database).'),
+    subnetIds: z
+      .array(
+        z.string().regex(/^subnet-[0-9a-f]{8,17}$/, {
+          error: (iss) => `expected a subnet id like "subnet-0abc12345def67890", got "${String(iss.input)}"`,
+        }),
+      )
+      .min(1, { error: 'expected at least one private subnet id' })
+      .describe('Private subnets for the dump tasks.'),
+    securityGroupId: z
+      .string()
+      .regex(/^sg-[0-9a-f]{8,17}$/, {
+        error: (iss) =>
+          `expected a security group id like "sg-0abc12345def67890", got "${String(iss.input)}"`,
+      })
+      .describe('Security group that the database accepts connections from.'),
+    availabilityZones: z
+      .array(
+        z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d[a-z]$/, {
+          error: (iss) => `expected an availability zone like "sa-east-1a", got "${String(iss.input)}"`,
+        }),
+      )
+      .min(1)
+      .optional()
+      .describe(
+        'Availability zones of `subnetIds` (same order); needed only where a construct must know them.',
+      ),
+  })
+  .describe('Network placement of the dump tasks.');
+
+export const databaseSchema = z
+  .strictObject({
+    id: name('database id').describe('Short id used in backup keys, metrics and alerts (e.g. `app-prod`).'),
+    engine: z
+      .enum(['postgres', 'mysql'], {
+        error: (iss) => `expected "postgres" or "mysql", got ${JSON.stringify(iss.input)}`,
+      })
+      .describe('Database engine: `postgres`, or `mysql` for MySQL and MariaDB.'),
+    rdsInstanceId: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('RDS DB instance identifier (one of rdsInstanceId, rdsClusterId, host).'),
+    rdsClusterId: z.string().min(1).optional().describe('Aurora / RDS cluster identifier.'),
+    host: z.string().min(1).optional().describe('Host name of a self-managed server.'),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535, { error: 'expected a TCP port between 1 and 65535' })
+      .optional()
+      .describe('Port; defaults to 5432 (postgres) or 3306 (mysql).'),
+    databases: z
+      .union([z.literal('all'), z.array(z.string().min(1)).min(1)], {
+        error: 'expected "all" or a non-empty list of database names',
+      })
+      .default('all')
+      .describe('Databases to dump: `"all"` (system databases excluded) or a list of names.'),
+    excludeDatabases: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Databases to leave out when `databases` is `"all"`.'),
+    credentialsSecretArn: arn(
+      'secretsmanager',
+      'arn:aws:secretsmanager:sa-east-1:123456789012:secret:app-prod-AbCdEf',
+    ).describe(
+      'Secrets Manager secret with the credentials, in the RDS JSON format (`username`, `password`, ...).',
+    ),
+    network: networkSchema,
+    dataClass: name('data class')
+      .default(DATA_CLASS_DEFAULT)
+      .describe('Data class of this database; must be `general` or a key of `retention.classes`.'),
+    tenants: tenantModelSchema.optional(),
+  })
+  .superRefine((db, ctx) => {
+    const sources = (['rdsInstanceId', 'rdsClusterId', 'host'] as const).filter((k) => db[k] !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: sources.length === 0 ? ['host'] : [sources[1]!],
+        message:
+          sources.length === 0
+            ? 'expected exactly one of rdsInstanceId, rdsClusterId or host'
+            : `expected exactly one of rdsInstanceId, rdsClusterId or host, got ${sources.join(' and ')}`,
+      });
+    }
+  })
+  .describe('A database server to protect.');
+
+const bucketSchema = z
+  .strictObject({
+    bucketName: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+        error: (iss) => `expected an S3 bucket name, got "${String(iss.input)}"`,
+      })
+      .describe('Name of the application bucket to protect (it is not created by Cofre).'),
+    prefixes: z
+      .array(z.string())
+      .default([])
+      .describe('Only copy these prefixes; empty means the whole bucket.'),
+    dataClass: name('data class').default(DATA_CLASS_DEFAULT).describe('Data class of the files.'),
+  })
+  .describe('An application bucket to protect.');
+
+const tierRetentionSchema = z
+  .strictObject({
+    dailyDays: positiveInt('the days to keep daily backups', 3650)
+      .default(30)
+      .describe('Days a daily backup is kept.'),
+    weeklyWeeks: positiveInt('the weeks to keep weekly backups', 520)
+      .default(12)
+      .describe('Weeks a weekly backup is kept.'),
+    monthlyMonths: positiveInt('the months to keep monthly backups', 240)
+      .default(12)
+      .describe('Months a monthly backup is kept.'),
+    yearlyYears: positiveInt('the years to keep yearly backups', 100)
+      .default(7)
+      .describe('Years a yearly backup of `general` data is kept.'),
+  })
+  .describe('Grandfather-father-son retention of full backups.');
+
+const classRetentionSchema = z
+  .strictObject({
+    years: positiveInt('the legal retention in years', 100).describe(
+      'Years that the law asks this class to be kept.',
+    ),
+  })
+  .describe('Legal retention of one data class.');
+
+const retentionSchema = z
+  .strictObject({
+    tiers: tierRetentionSchema.prefault({}),
+    classes: z
+      .record(name('data class'), classRetentionSchema)
+      .default({ health: { years: 7 }, accounting: { years: 5 }, labour: { years: 10 } })
+      .describe(
+        'Legal retention per data class (yearly backups and per-tenant exports of that class). Default health 7, accounting 5, labour 10 years.',
+      ),
+    tenantExportDays: positiveInt('the days to keep per-tenant exports', 3650)
+      .default(90)
+      .describe('Days a per-tenant export of `general` data is kept.'),
+    filesDifferentialDays: positiveInt('the days to keep differential file copies', 3650)
+      .default(30)
+      .describe('Days a daily differential file copy is kept.'),
+    filesFullWeeks: positiveInt('the weeks to keep full file copies', 520)
+      .default(12)
+      .describe('Weeks a weekly full file copy is kept.'),
+    configSnapshotDays: positiveInt('the days to keep configuration snapshots', 3650)
+      .default(90)
+      .describe('Days a configuration snapshot is kept.'),
+    rdsSnapshotDays: positiveInt('the days to keep RDS snapshots', 35)
+      .default(30)
+      .describe('Days RDS snapshots and PITR are kept (RDS allows at most 35).'),
+  })
+  .describe('How long each kind of backup is kept.');
+
+const schedulesSchema = z
+  .strictObject({
+    fullBackup: scheduleExpression('cron(0 2 * * ? *)', 'Full database dump.'),
+    tenantExport: scheduleExpression('cron(0 1 * * ? *)', 'Per-tenant exports.'),
+    rdsSnapshot: scheduleExpression('cron(0 3 * * ? *)', 'RDS snapshot copied to the DR region.'),
+    filesDifferential: scheduleExpression(
+      'cron(0 3 ? * MON-SAT *)',
+      'Differential copy of application buckets.',
+    ),
+    filesFull: scheduleExpression('cron(0 3 ? * SUN *)', 'Full copy of application buckets.'),
+    configSnapshot: scheduleExpression(
+      'cron(0 3 ? * SUN *)',
+      'Weekly configuration snapshot (also taken on every change).',
+    ),
+    integrityVerification: scheduleExpression(
+      'cron(0 3 ? * WED *)',
+      'Deep integrity verification of recent backups.',
+    ),
+    restoreTest: scheduleExpression('cron(0 4 ? * SUN#1 *)', 'Automated restore test.'),
+  })
+  .describe('When each job runs, as EventBridge Scheduler expressions in `timeZone`.');
+
+const objectLockSchema = z
+  .strictObject({
+    mode: z
+      .enum(['COMPLIANCE', 'GOVERNANCE'], {
+        error: (iss) => `expected "COMPLIANCE" or "GOVERNANCE", got ${JSON.stringify(iss.input)}`,
+      })
+      .default('COMPLIANCE')
+      .describe(
+        'Object Lock mode of the vault buckets. COMPLIANCE cannot be lifted by anyone, root included.',
+      ),
+    days: positiveInt('the default Object Lock retention in days', 36500)
+      .default(30)
+      .describe(
+        'Default retention applied to objects written without their own retain-until date; at most `retention.tiers.dailyDays`.',
+      ),
+  })
+  .describe('Object Lock (WORM) settings of the vault buckets.');
+
+const alertsSchema = z
+  .strictObject({
+    emails: z
+      .array(
+        z.email({
+          error: (iss) => `expected an e-mail address like "ops@example.com", got "${String(iss.input)}"`,
+        }),
+      )
+      .min(1, { error: 'expected at least one e-mail address, so that failures reach a person' })
+      .describe('Addresses subscribed to all alerts.'),
+    pagerDutyRoutingKeySecretArn: arn(
+      'secretsmanager',
+      'arn:aws:secretsmanager:sa-east-1:123456789012:secret:pagerduty-AbCdEf',
+    )
+      .optional()
+      .describe('Secret holding the PagerDuty Events API v2 routing key; critical alerts page when set.'),
+    notifyOnSuccess: z.boolean().default(false).describe('Also send a message for every successful backup.'),
+  })
+  .describe('Who hears about problems.');
+
+const thresholdsSchema = z
+  .strictObject({
+    maxDurationMinutes: positiveInt('the maximum backup duration in minutes', 1440)
+      .default(30)
+      .describe('A backup that runs longer raises an alarm.'),
+    sizeAnomalyPercent: positiveInt('the size anomaly threshold in percent', 1000)
+      .default(30)
+      .describe('A backup whose size differs from the trailing average by more than this raises an alarm.'),
+    maxSizeGiB: z
+      .number({ error: 'expected the maximum backup size in GiB as a number' })
+      .positive({ error: (iss) => `expected a positive size in GiB, got ${String(iss.input)}` })
+      .default(50)
+      .describe('A backup larger than this raises an alarm.'),
+  })
+  .describe('Alarm thresholds.');
+
+export const configSchema = z
+  .strictObject({
+    account: z
+      .string({ error: 'expected the 12-digit AWS account id' })
+      .regex(ACCOUNT, { error: (iss) => `expected a 12-digit AWS account id, got "${String(iss.input)}"` })
+      .describe('AWS account that both stacks deploy to.'),
+    regions: z
+      .strictObject({
+        primary: region('primary region').describe('Region of the primary vault and the pipeline.'),
+        dr: region('disaster-recovery region').describe('Region of the DR vault (cross-region replica).'),
+      })
+      .describe('Where Cofre runs and where its copies go.'),
+    timeZone: z
+      .string()
+      .refine(isTimeZone, {
+        error: (iss) => `expected an IANA time zone such as "America/Sao_Paulo", got "${String(iss.input)}"`,
+      })
+      .default('America/Sao_Paulo')
+      .describe('Time zone of the schedules and of tier decisions (daily/weekly/monthly/yearly).'),
+    terminationProtection: z
+      .boolean()
+      .default(true)
+      .describe('CloudFormation termination protection on both stacks.'),
+    breakGlassRoleArn: arn('iam', 'arn:aws:iam::123456789012:role/cofre-break-glass')
+      .optional()
+      .describe(
+        'The only role allowed (with MFA) to delete objects or change lock and lifecycle settings of the vault.',
+      ),
+    databases: z.array(databaseSchema).default([]).describe('Database servers to protect.'),
+    buckets: z.array(bucketSchema).default([]).describe('Application buckets to protect.'),
+    configuration: z
+      .strictObject({
+        secretArns: z
+          .array(arn('secretsmanager', 'arn:aws:secretsmanager:sa-east-1:123456789012:secret:app-AbCdEf'))
+          .default([])
+          .describe('Secrets Manager secrets to snapshot.'),
+        ssmParameterPaths: z
+          .array(
+            z.string().regex(/^\/[A-Za-z0-9_.\-/]*$/, {
+              error: (iss) => `expected an SSM parameter path starting with "/", got "${String(iss.input)}"`,
+            }),
+          )
+          .default([])
+          .describe('SSM parameter paths to snapshot (recursively).'),
+      })
+      .prefault({})
+      .describe('Configuration to snapshot on change and weekly.'),
+    schedules: schedulesSchema.prefault({}),
+    retention: retentionSchema.prefault({}),
+    objectLock: objectLockSchema.prefault({}),
+    alerts: alertsSchema,
+    thresholds: thresholdsSchema.prefault({}),
+  })
+  .superRefine((config, ctx) => {
+    if (config.regions.primary === config.regions.dr) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['regions', 'dr'],
+        message: `expected a region different from the primary region "${config.regions.primary}"`,
+      });
+    }
+    const classes = new Set([DATA_CLASS_DEFAULT, ...Object.keys(config.retention.classes)]);
+    const known = [...classes].map((c) => `"${c}"`).join(', ');
+    const checkClass = (value: string | undefined, path: (string | number)[]) => {
+      if (value !== undefined && !classes.has(value)) {
+        ctx.addIssue({
+          code: 'custom',
+          path,
+          message: `expected one of ${known} (see retention.classes), got "${value}"`,
+        });
+      }
+    };
+    const ids = new Set<string>();
+    config.databases.forEach((db, i) => {
+      if (ids.has(db.id))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', i, 'id'],
+          message: `expected a unique id, "${db.id}" is used twice`,
+        });
+      ids.add(db.id);
+      checkClass(db.dataClass, ['databases', i, 'dataClass']);
+      checkClass(db.tenants?.dataClass, ['databases', i, 'tenants', 'dataClass']);
+    });
+    config.buckets.forEach((bucket, i) => {
+      checkClass(bucket.dataClass, ['buckets', i, 'dataClass']);
+    });
+    // A dailyDays that failed its own check is reported once, not again here.
+    if (config.retention.tiers.dailyDays >= 1 && config.objectLock.days > config.retention.tiers.dailyDays) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['objectLock', 'days'],
+        message: `expected at most retention.tiers.dailyDays (${config.retention.tiers.dailyDays}), or a default lock would outlive the expiry of daily backups; got ${config.objectLock.days}`,
+      });
+    }
+  });
+
+function isTimeZone(value: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: value });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What a `cofre.config.ts` may contain (defaults not yet applied). */
+export type CofreConfigInput = z.input<typeof configSchema>;
+/** A validated configuration with every default filled in. */
+export type CofreConfig = z.output<typeof configSchema>;
+export type DatabaseConfig = CofreConfig['databases'][number];

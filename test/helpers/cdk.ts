@@ -1,0 +1,37 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AppProps } from 'aws-cdk-lib';
+import baseConfig from '../../cofre.config';
+import { buildCofreApp } from '../../lib/app';
+import { parseConfig, type CofreConfigInput } from '../../lib/config';
+
+/** The feature flags of cdk.json, so test apps synthesize exactly as `cdk synth` does. */
+export function cdkJsonContext(): Record<string, unknown> {
+  const cdkJson = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'cdk.json'), 'utf8')) as {
+    context: Record<string, unknown>;
+  };
+  return cdkJson.context;
+}
+
+/** App props for tests: cdk.json's context and a fresh output directory. */
+export function testAppProps(): AppProps {
+  // analyticsReporting as the CLI sets it: the AWS::CDK::Metadata resource is part of what we deploy.
+  return {
+    context: cdkJsonContext(),
+    analyticsReporting: true,
+    outdir: mkdtempSync(path.join(os.tmpdir(), 'cofre-cdk-')),
+  };
+}
+
+/** The example configuration (`cofre.config.ts`), optionally changed. */
+export function exampleConfig(
+  change: (c: CofreConfigInput) => CofreConfigInput = (c) => c,
+): CofreConfigInput {
+  return change(structuredClone(baseConfig));
+}
+
+/** Builds the Cofre app from the example config (or a changed one) as `bin/cofre.ts` would. */
+export function buildTestApp(change?: (c: CofreConfigInput) => CofreConfigInput) {
+  return buildCofreApp(parseConfig(exampleConfig(change)), testAppProps());
+}

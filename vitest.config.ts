@@ -1,0 +1,11 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts', 'lambdas/**/*.test.ts', 'core/**/*.test.ts', 'cli/**/*.test.ts'],
+    // Synthesizing the app (and bundling Lambdas with esbuild) takes seconds, not milliseconds.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+  },
+});

@@ -177,3 +177,10 @@ export function lifecycleExpiry(createdAt: Date, days: number): Date {
   const plus = t + days * DAY_MS;
   return new Date(Math.ceil(plus / DAY_MS) * DAY_MS);
 }
+
+/** The retention of cofre.config.ts's defaults (a test keeps the two equal), for the CLI. */
+export const DEFAULT_RETENTION: RetentionSettings = {
+  tiers: { dailyDays: 30, weeklyWeeks: 12, monthlyMonths: 12, yearlyYears: 7 },
+  classes: { health: { years: 7 }, accounting: { years: 5 }, labour: { years: 10 } },
+  tenantExportDays: 90,
+};

@@ -1,0 +1,338 @@
+import { KMS } from '@aws-sdk/client-kms';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { Command, CommanderError, Option } from 'commander';
+import { runBackup } from '../core/backup';
+import { readCatalog } from '../core/catalog';
+import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
+import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
+import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
+import { verifyBackup, type VerifyReport } from '../core/verify';
+import { openVault } from '../core/vault';
+import { formatBytes, progressReporter } from './progress';
+
+/** Where the CLI writes: stdout for `--json` results, stderr for people. */
+export interface CliIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  /** Cancels the running command (SIGTERM / SIGINT). */
+  readonly signal?: AbortSignal;
+}
+
+const list = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+function keyOptions(opts: Record<string, unknown>): KeyOptions {
+  return {
+    keyFile: opts.keyFile as string | undefined,
+    kmsKeyArn: opts.kmsKey as string | undefined,
+    escrowPublicKey: opts.escrowPublicKey as string | undefined,
+    escrowPrivateKey: opts.escrowPrivateKey as string | undefined,
+  };
+}
+
+function kmsFor(arn: string | undefined) {
+  return () => new KMS(arn ? { region: arn.split(':')[3] } : {});
+}
+
+/** Runs `cofre` with `argv` (without node and script); returns the exit code. */
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('cofre')
+    .description('Cofre: verified, encrypted backups of PostgreSQL and MySQL/MariaDB')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stderr, writeErr: io.stderr })
+    .showHelpAfterError('(run "cofre --help" for usage)');
+
+  program
+    .command('keygen')
+    .description('create a raw AES-256 key file for local vaults (mode 0600)')
+    .requiredOption('--out <file>', 'where to write the key (never overwritten)')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (opts: { out: string; json?: boolean }) => {
+      const id = await keygen(opts.out);
+      io.stderr(
+        `wrote a new AES-256 key to ${opts.out} (${id}); keep a copy offline: without it the backups cannot be read\n`,
+      );
+      if (opts.json) io.stdout(`${JSON.stringify({ keyFile: opts.out, keyId: id })}\n`);
+    });
+
+  program
+    .command('backup')
+    .description('dump databases into encrypted, verified backups in a vault')
+    .requiredOption('--engine <engine>', 'postgres or mysql')
+    .requiredOption(
+      '--url <url>',
+      'postgres://user@host:5432/db or mysql://user@host:3306/db (password: prefer --secret or COFRE_DB_PASSWORD)',
+    )
+    .requiredOption('--vault <vault>', 's3://bucket/prefix or file:///absolute/dir')
+    .option('--databases <names>', 'comma-separated databases, or "all" (default: the database in --url)')
+    .option('--exclude <names>', 'databases to leave out of "all"', list)
+    .option('--globals', 'also back up PostgreSQL roles and tablespaces (default with --databases all)')
+    .option('--id <id>', 'id of this server in the vault layout (default: the database name, else the host)')
+    .option('--class <class>', 'data class: general, health, accounting, labour', 'general')
+    .option('--time-zone <tz>', 'time zone of tier decisions', 'America/Sao_Paulo')
+    .option('--zstd-level <n>', 'zstd compression level 1-19', (v) => Number(v))
+    .option('--secret <arn>', 'Secrets Manager secret with the credentials (RDS JSON format)')
+    .option('--key-file <file>', 'raw AES-256 key (cofre keygen)')
+    .option('--kms-key <arn>', 'KMS key ARN of the vault')
+    .option('--escrow-public-key <pem>', 'also wrap data keys for this offline RSA key')
+    .option('--sse-kms-key <arn>', 'SSE-KMS key for S3 vaults (default: --kms-key)')
+    .addOption(new Option('--tenant <id>', 'per-tenant backups are not available yet').hideHelp())
+    .addOption(new Option('--all-tenants').hideHelp())
+    .option('--json', 'print one JSON summary on stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      if (opts.tenant !== undefined || opts.allTenants)
+        throw new UsageError(
+          '--tenant / --all-tenants: per-tenant backups are not available in this version',
+        );
+      const engine = parseEngine(String(opts.engine));
+      const connection = parseDatabaseUrl(engine, String(opts.url));
+      const databasesOpt = opts.databases as string | undefined;
+      const databases =
+        databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
+      if (Array.isArray(databases) && databases.length === 0)
+        throw new UsageError('--databases: expected at least one name, or "all"');
+      const vault = openVault(String(opts.vault), {
+        env: io.env,
+        sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,
+      });
+      const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
+      const resolved = await resolveCredentials(connection, {
+        env: io.env,
+        secretArn: opts.secret as string | undefined,
+        secrets: opts.secret
+          ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
+          : undefined,
+      });
+      const progress = progressReporter();
+      const outcomes = await runBackup({
+        connection: resolved,
+        databases,
+        excludeDatabases: opts.exclude as string[] | undefined,
+        globals: opts.globals as boolean | undefined,
+        sourceId: opts.id as string | undefined,
+        vault,
+        keys,
+        dataClass: opts.class as string,
+        timeZone: opts.timeZone as string,
+        zstdLevel: opts.zstdLevel as number | undefined,
+        signal: io.signal,
+        onProgress: (db, p) => {
+          progress.update(db, p);
+        },
+        log: (line) => {
+          progress.done();
+          io.stderr(`${line}\n`);
+        },
+      });
+      progress.done();
+      const failures = outcomes.filter((o) => !o.ok);
+      const summary = {
+        ok: failures.length === 0,
+        vault: vault.url,
+        backups: outcomes.flatMap((o) =>
+          o.ok
+            ? [
+                {
+                  backupId: o.manifest.backupId,
+                  database: o.database,
+                  tier: o.manifest.tier,
+                  location: `${vault.url}/${o.folder}`,
+                  rawBytes: o.manifest.artifacts[0]!.bytes.raw,
+                  storedBytes: o.manifest.artifacts[0]!.bytes.stored,
+                  durationMs: o.manifest.durationMs,
+                  tables: o.manifest.artifacts[0]!.tables.length,
+                  rows: o.manifest.artifacts[0]!.tables.reduce((n, t) => n + t.rows, 0),
+                },
+              ]
+            : [],
+        ),
+        failures: outcomes.flatMap((o) => (o.ok ? [] : [{ database: o.database, error: o.error }])),
+      };
+      for (const b of summary.backups)
+        io.stderr(
+          `OK ${b.backupId} ${b.database ?? 'globals'} (${b.tier}): ${formatBytes(b.rawBytes)} → ${formatBytes(b.storedBytes)}, ${b.tables} tables, ${b.rows} rows, ${(b.durationMs / 1000).toFixed(1)} s\n`,
+        );
+      if (opts.json) io.stdout(`${JSON.stringify(summary)}\n`);
+      exitCode = Math.max(0, ...outcomes.map((o) => (o.ok ? 0 : o.exitCode)));
+    });
+
+  program
+    .command('list')
+    .description('list the backups in a vault')
+    .requiredOption('--vault <vault>', 's3://bucket/prefix or file:///absolute/dir')
+    .option('--json', 'print JSON on stdout')
+    .action(async (opts: { vault: string; json?: boolean }) => {
+      const vault = openVault(opts.vault, { env: io.env });
+      const catalog = await readCatalog(vault);
+      const now = Date.now();
+      type Row =
+        | { backupId: string; location: string; status: 'invalid'; problems: readonly string[] }
+        | {
+            backupId: string;
+            sourceId: string;
+            database: string | null;
+            engine: string;
+            kind: string;
+            tier: string;
+            dataClass: string;
+            startedAt: string;
+            durationMs: number;
+            rawBytes: number;
+            storedBytes: number;
+            tables: number;
+            rows: number;
+            lockUntil: string;
+            status: 'ok' | 'expired';
+            location: string;
+          };
+      const rows = catalog.map((e): Row => {
+        const m = e.manifest;
+        if (!m)
+          return { backupId: e.backupId, location: e.folder, status: 'invalid', problems: e.problems ?? [] };
+        const a = m.artifacts[0]!;
+        return {
+          backupId: m.backupId,
+          sourceId: m.sourceId,
+          database: m.source.database,
+          engine: m.engine,
+          kind: m.kind,
+          tier: m.tier,
+          dataClass: m.dataClass,
+          startedAt: m.startedAt,
+          durationMs: m.durationMs,
+          rawBytes: a.bytes.raw,
+          storedBytes: m.artifacts.reduce((n, x) => n + x.bytes.stored, 0),
+          tables: a.tables.length,
+          rows: a.tables.reduce((n, t) => n + t.rows, 0),
+          lockUntil: m.retention.lockUntil,
+          status: new Date(m.retention.lockUntil).getTime() <= now ? 'expired' : 'ok',
+          location: e.folder,
+        };
+      });
+      if (opts.json) {
+        io.stdout(`${JSON.stringify({ vault: vault.url, backups: rows })}\n`);
+        return;
+      }
+      if (rows.length === 0) {
+        io.stderr(`no backups in ${vault.url}\n`);
+        return;
+      }
+      const header = [
+        'BACKUP ID',
+        'SOURCE',
+        'DATABASE',
+        'ENGINE',
+        'TIER',
+        'STARTED',
+        'SIZE',
+        'ROWS',
+        'STATUS',
+      ];
+      const table: string[][] = rows.map((r) =>
+        r.status === 'invalid'
+          ? [r.backupId, '?', '?', '?', '?', '?', '?', '?', `invalid manifest: ${r.problems.join('; ')}`]
+          : [
+              r.backupId,
+              r.sourceId,
+              r.database ?? '(globals)',
+              r.engine,
+              r.tier,
+              r.startedAt.slice(0, 19).replace('T', ' '),
+              formatBytes(r.storedBytes),
+              String(r.rows),
+              r.status,
+            ],
+      );
+      const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+      const line = (cells: string[]) =>
+        cells
+          .map((c, i) => c.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd();
+      io.stdout(`${[line(header), ...table.map(line)].join('\n')}\n`);
+    });
+
+  program
+    .command('verify')
+    .description('check a backup against its manifest (quick), or decrypt and re-hash it (--deep)')
+    .requiredOption('--vault <vault>', 's3://bucket/prefix or file:///absolute/dir')
+    .option('--backup <id>', 'the backup to verify')
+    .option('--all', 'verify every backup in the vault')
+    .option('--deep', 'stream, authenticate, decrypt, decompress and re-hash; needs a KEY')
+    .option('--key-file <file>', 'raw AES-256 key (cofre keygen)')
+    .option('--kms-key <arn>', 'KMS key ARN of the vault')
+    .option('--escrow-private-key <pem>', 'offline escrow RSA private key')
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      if (!opts.backup === !opts.all) throw new UsageError('--backup ID or --all: expected exactly one');
+      const vault = openVault(String(opts.vault), { env: io.env });
+      const keys = opts.deep
+        ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
+        : undefined;
+      const ids = opts.all ? (await readCatalog(vault)).map((e) => e.backupId) : [String(opts.backup)];
+      const reports: (VerifyReport | { backupId: string; status: 'failed'; problems: readonly string[] })[] =
+        [];
+      for (const backupId of ids) {
+        try {
+          const report = await verifyBackup({ vault, backupId, deep: keys, signal: io.signal });
+          reports.push(report);
+          io.stderr(
+            `${report.status === 'ok' ? 'OK' : 'EXPIRED'} ${backupId}${report.deep ? ' (deep)' : ''}\n${report.checked.map((c) => `  ${c}\n`).join('')}`,
+          );
+        } catch (error) {
+          if (!(error instanceof IntegrityError)) throw error;
+          reports.push({ backupId, status: 'failed', problems: error.problems });
+          io.stderr(`FAILED ${backupId}\n${error.problems.map((p) => `  ${p}\n`).join('')}`);
+        }
+      }
+      const failed = reports.filter((r) => r.status === 'failed');
+      if (opts.json) io.stdout(`${JSON.stringify({ ok: failed.length === 0, vault: vault.url, reports })}\n`);
+      if (failed.length) exitCode = 3;
+    });
+
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are not errors; every usage mistake is exit 2.
+      return error.exitCode === 0 ? 0 : 2;
+    }
+    if (error instanceof CofreError) {
+      io.stderr(`cofre: ${error.message}\n`);
+      return error.exitCode;
+    }
+    io.stderr(`cofre: ${messageOf(error)}\n`);
+    return 1;
+  }
+}
+
+/** The process entry point: wires signals, stdout/stderr and the exit code. */
+export function run(): void {
+  const controller = new AbortController();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\ncofre: received ${sig}, stopping and cleaning up…\n`);
+      controller.abort(sig);
+    });
+  }
+  main(process.argv.slice(2), {
+    stdout: (t) => process.stdout.write(t),
+    stderr: (t) => process.stderr.write(t),
+    env: process.env,
+    signal: controller.signal,
+  }).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (error: unknown) => {
+      process.stderr.write(`cofre: ${messageOf(error)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,257 @@
+import { Readable } from 'node:stream';
+import { backupFolder, backupIdTime, historyOf } from './catalog';
+import type { Connection, Engine } from './connection';
+import { describeConnection } from './connection';
+import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from './crypto';
+import { UsageError, messageOf } from './errors';
+import {
+  MANIFEST_FORMAT_VERSION,
+  MANIFEST_NAME,
+  newBackupId,
+  serializeManifest,
+  sha256,
+  type Manifest,
+} from './manifest';
+import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from './pipeline';
+import {
+  CLASS_TAG,
+  DEFAULT_RETENTION,
+  GENERAL_CLASS,
+  retentionFor,
+  TIER_TAG,
+  type RetentionSettings,
+} from './retention';
+import { listMysqlDatabases, mysqlInfo, startMysqlDump } from './sources/mysql';
+import {
+  listPostgresDatabases,
+  postgresInfo,
+  startPostgresDump,
+  startPostgresGlobalsDump,
+} from './sources/postgres';
+import type { RunningDump, SourceInfo } from './sources/types';
+import { decideTier } from './tiers';
+import type { Vault } from './vault';
+
+export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
+
+export interface BackupOptions {
+  readonly connection: Connection;
+  /** Databases to dump: names, or "all" (system databases and `excludeDatabases` left out). Default: the URL's database. */
+  readonly databases?: readonly string[] | 'all' | undefined;
+  readonly excludeDatabases?: readonly string[] | undefined;
+  /** Also back up PostgreSQL roles and tablespaces (`pg_dumpall --globals-only`). Default: when `databases` is "all". */
+  readonly globals?: boolean | undefined;
+  /** Id of the protected server in keys and metrics. Default: the URL's database, else its host. */
+  readonly sourceId?: string | undefined;
+  readonly vault: Vault;
+  readonly keys: Keys;
+  readonly dataClass?: string | undefined;
+  readonly retention?: RetentionSettings | undefined;
+  readonly timeZone?: string | undefined;
+  readonly zstdLevel?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((database: string, progress: Progress) => void) | undefined;
+  readonly log?: ((line: string) => void) | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+export type BackupOutcome =
+  | {
+      readonly ok: true;
+      readonly database: string | null;
+      readonly folder: string;
+      readonly manifest: Manifest;
+    }
+  | {
+      readonly ok: false;
+      readonly database: string | null;
+      readonly error: string;
+      readonly exitCode: number;
+    };
+
+/** Checks the options that need no connection (exit 2 before anything starts). */
+export function checkBackupOptions(options: BackupOptions): void {
+  const settings = options.retention ?? DEFAULT_RETENTION;
+  const dataClass = options.dataClass ?? GENERAL_CLASS;
+  try {
+    retentionFor('daily', dataClass, settings);
+  } catch (error) {
+    throw new UsageError(`--class: ${messageOf(error)}`);
+  }
+  const level = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+  if (!Number.isInteger(level) || level < 1 || level > 19)
+    throw new UsageError(`--zstd-level: expected a whole number from 1 to 19, got ${String(level)}`);
+  if (options.sourceId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(options.sourceId))
+    throw new UsageError(
+      `--id: expected letters, digits, ".", "_" or "-" (at most 63), got "${options.sourceId}"`,
+    );
+  const tz = options.timeZone ?? DEFAULT_TIME_ZONE;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+  } catch {
+    throw new UsageError(`--time-zone: expected an IANA time zone such as "America/Sao_Paulo", got "${tz}"`);
+  }
+  if (options.databases === undefined && !options.connection.database)
+    throw new UsageError(
+      '--url: expected a database name in the URL path, or --databases NAME,… / --databases all',
+    );
+}
+
+/**
+ * Backs up each requested database as its own backup (one artifact and a manifest), one after the
+ * other. A database that fails is reported and does not stop the others; nothing of it is kept.
+ */
+export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]> {
+  checkBackupOptions(options);
+  const c = options.connection;
+  const engine: Engine = c.engine;
+  const log = options.log ?? (() => undefined);
+  const info = engine === 'postgres' ? await postgresInfo(c) : await mysqlInfo(c);
+  let databases: readonly string[];
+  if (options.databases === 'all') {
+    databases =
+      engine === 'postgres'
+        ? await listPostgresDatabases(c, options.excludeDatabases)
+        : await listMysqlDatabases(c, options.excludeDatabases);
+    if (databases.length === 0)
+      throw new UsageError(`--databases all: ${describeConnection(c)} has no database to back up`);
+  } else {
+    databases = options.databases ?? [c.database!];
+  }
+  const sourceId = options.sourceId ?? (c.database ?? c.host).replace(/[^A-Za-z0-9._-]/g, '-');
+  const outcomes: BackupOutcome[] = [];
+  const withGlobals = options.globals ?? (options.databases === 'all' && engine === 'postgres');
+  if (withGlobals && engine !== 'postgres')
+    throw new UsageError('--globals: only PostgreSQL has server-wide globals');
+  const jobs: (string | null)[] = [...databases, ...(withGlobals ? [null] : [])];
+  for (const database of jobs) {
+    if (options.signal?.aborted) {
+      outcomes.push({ ok: false, database, error: 'not started: the run was cancelled', exitCode: 1 });
+      continue;
+    }
+    log(`backing up ${database === null ? 'server globals' : `"${database}"`} of ${describeConnection(c)}`);
+    try {
+      const outcome = await backupOne(options, info, sourceId, database);
+      outcomes.push(outcome);
+    } catch (error) {
+      const exitCode = error instanceof UsageError ? 2 : 1;
+      const message = messageOf(error);
+      log(`FAILED ${database ?? 'globals'}: ${message}`);
+      outcomes.push({ ok: false, database, error: message, exitCode });
+    }
+  }
+  return outcomes;
+}
+
+async function backupOne(
+  options: BackupOptions,
+  info: SourceInfo,
+  sourceId: string,
+  database: string | null,
+): Promise<BackupOutcome> {
+  const now = options.now ?? (() => new Date());
+  const c = options.connection;
+  const settings = options.retention ?? DEFAULT_RETENTION;
+  const dataClass = options.dataClass ?? GENERAL_CLASS;
+  const timeZone = options.timeZone ?? DEFAULT_TIME_ZONE;
+  const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+  const startedAt = now();
+  const backupId = newBackupId(startedAt);
+  const history = await historyOf(options.vault, sourceId, database);
+  const tier = decideTier(startedAt, history.backupIds.map(backupIdTime), timeZone);
+  const retention = retentionFor(tier, dataClass, settings);
+  const folder = backupFolder(sourceId, database, backupId);
+  const tags = { [TIER_TAG]: tier, [CLASS_TAG]: dataClass };
+  const encryptionContext = {
+    'cofre:backup-id': backupId,
+    'cofre:source': sourceId,
+    'cofre:database': database ?? '=globals',
+    'cofre:tier': tier,
+  };
+
+  let dump: RunningDump;
+  if (database === null) dump = startPostgresGlobalsDump(c);
+  else if (c.engine === 'postgres') dump = await startPostgresDump(c, database);
+  else dump = await startMysqlDump(c, database, info.serverVersion);
+
+  const artifactName = `${database === null ? 'globals' : encodeURIComponent(database)}.${dump.extension}.zst.enc`;
+  const lockUntil = retention.lockUntil(now());
+  const result = await streamToVault({
+    dump,
+    vault: options.vault,
+    key: `${folder}/${artifactName}`,
+    writeOptions: { tags, lockUntil },
+    keys: options.keys,
+    encryptionContext,
+    zstdLevel,
+    signal: options.signal,
+    onProgress: (p) => options.onProgress?.(database ?? 'globals', p),
+  });
+  const finishedAt = now();
+  const previous = history.latest;
+  const manifest: Manifest = {
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    backupId,
+    kind: database === null ? 'globals' : 'full',
+    engine: c.engine,
+    serverVersion: info.serverVersion,
+    toolVersions: { ...info.toolVersions, cofre: COFRE_VERSION, node: process.versions.node },
+    sourceId,
+    source: { host: c.host, port: c.port, user: c.user, database },
+    tier,
+    dataClass,
+    timeZone,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    retention: { expireAfterDays: retention.expireAfterDays, lockUntil: lockUntil.toISOString() },
+    artifacts: [
+      {
+        name: artifactName,
+        format: dump.format,
+        bytes: { raw: result.rawBytes, compressed: result.compressedBytes, stored: result.storedBytes },
+        sha256: { stored: result.storedSha256, plain: result.plainSha256 },
+        ...(options.vault.kind === 's3'
+          ? {
+              s3: {
+                ...(result.stored.etag ? { etag: result.stored.etag } : {}),
+                ...(result.stored.checksumSha256 ? { checksumSha256: result.stored.checksumSha256 } : {}),
+                ...(result.stored.versionId ? { versionId: result.stored.versionId } : {}),
+              },
+            }
+          : {}),
+        compression: { algorithm: 'zstd', level: zstdLevel },
+        encryption: {
+          scheme: 'aws-encryption-sdk',
+          algorithmSuite: ALGORITHM_SUITE_NAME,
+          frameLength: FRAME_LENGTH,
+          keyIds: [...options.keys.keyIds],
+          encryptionContext,
+        },
+        tables: [...result.tables],
+      },
+    ],
+    previous:
+      previous === undefined
+        ? null
+        : {
+            backupId: previous.backupId,
+            sha256: previous.sha256,
+            lockUntil: previous.manifest?.retention.lockUntil ?? lockUntil.toISOString(),
+          },
+  };
+  const bytes = serializeManifest(manifest);
+  await options.vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
+    tags,
+    lockUntil: retention.lockUntil(now()),
+    contentType: 'application/json',
+    signal: options.signal,
+  });
+  options.log?.(
+    `backup ${backupId} (${tier}) of ${database ?? 'globals'}: ${result.tables.length} tables, ${result.rawBytes} bytes dumped, ${result.storedBytes} stored, sha256 ${sha256(bytes).slice(0, 12)}…`,
+  );
+  return { ok: true, database, folder, manifest };
+}
+
+/** The version of Cofre that wrote a manifest. */
+export const COFRE_VERSION = '0.1.0';

@@ -1,0 +1,105 @@
+import { MANIFEST_NAME, parseManifest, sha256, type Manifest } from './manifest';
+import { UsageError } from './errors';
+import type { Vault } from './vault';
+
+/**
+ * Where backups live in a vault:
+ *   full/<source id>/<database>/<backup id>/manifest.json      (+ the artifacts beside it)
+ *   full/<source id>/=globals/<backup id>/…                     (PostgreSQL roles and tablespaces)
+ * Path segments are URI-encoded, so any database name is a safe single segment.
+ */
+export const FULL_PREFIX = 'full';
+export const GLOBALS_SEGMENT = '=globals';
+
+export function databaseSegment(database: string | null): string {
+  return database === null ? GLOBALS_SEGMENT : encodeURIComponent(database);
+}
+
+export function backupFolder(sourceId: string, database: string | null, backupId: string): string {
+  return [FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database), backupId].join('/');
+}
+
+/** The time a backup id was made (its sortable timestamp). */
+export function backupIdTime(backupId: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(backupId);
+  if (!m) throw new Error(`not a backup id: ${backupId}`);
+  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!));
+}
+
+/** One manifest found in a vault. */
+export interface CatalogEntry {
+  readonly backupId: string;
+  /** Folder key of the backup. */
+  readonly folder: string;
+  readonly bytes: Buffer;
+  readonly sha256: string;
+  readonly manifest?: Manifest | undefined;
+  /** Why the manifest is not valid (then `manifest` is undefined). */
+  readonly problems?: readonly string[] | undefined;
+}
+
+/** Manifest keys under a prefix, oldest first. */
+export async function manifestKeys(vault: Vault, prefix = `${FULL_PREFIX}/`): Promise<string[]> {
+  const keys = await vault.list(prefix);
+  return keys
+    .filter((k) => k.endsWith(`/${MANIFEST_NAME}`))
+    .sort((a, b) => backupIdOf(a).localeCompare(backupIdOf(b)));
+}
+
+function backupIdOf(manifestKey: string): string {
+  const parts = manifestKey.split('/');
+  return parts[parts.length - 2] ?? '';
+}
+
+async function readEntry(vault: Vault, key: string): Promise<CatalogEntry | undefined> {
+  const bytes = await vault.readBytes(key);
+  if (!bytes) return undefined;
+  const folder = key.slice(0, -(MANIFEST_NAME.length + 1));
+  const parsed = parseManifest(bytes);
+  return {
+    backupId: backupIdOf(key),
+    folder,
+    bytes,
+    sha256: sha256(bytes),
+    ...('manifest' in parsed ? { manifest: parsed.manifest } : { problems: parsed.problems }),
+  };
+}
+
+/** Every manifest in the vault (valid or not), oldest first. */
+export async function readCatalog(vault: Vault, prefix = `${FULL_PREFIX}/`): Promise<CatalogEntry[]> {
+  const out: CatalogEntry[] = [];
+  const keys = await manifestKeys(vault, prefix);
+  // A few reads at a time: vaults hold thousands of manifests.
+  for (let i = 0; i < keys.length; i += 16) {
+    const batch = await Promise.all(keys.slice(i, i + 16).map((k) => readEntry(vault, k)));
+    for (const entry of batch) if (entry) out.push(entry);
+  }
+  return out;
+}
+
+/** The backup with this id, or a usage error naming it. */
+export async function findBackup(vault: Vault, backupId: string): Promise<CatalogEntry> {
+  if (!/^[0-9A-Za-z-]+$/.test(backupId)) throw new UsageError(`--backup: "${backupId}" is not a backup id`);
+  const key = (await manifestKeys(vault)).find((k) => backupIdOf(k) === backupId);
+  const entry = key ? await readEntry(vault, key) : undefined;
+  if (!entry)
+    throw new UsageError(
+      `--backup: no backup "${backupId}" in ${vault.url} (run "cofre list --vault ${vault.url}")`,
+    );
+  return entry;
+}
+
+/** Earlier backups of one source and database: their ids (oldest first) and the newest manifest. */
+export async function historyOf(
+  vault: Vault,
+  sourceId: string,
+  database: string | null,
+): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
+  const prefix = `${[FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database)].join('/')}/`;
+  const keys = await manifestKeys(vault, prefix);
+  const latestKey = keys[keys.length - 1];
+  return {
+    backupIds: keys.map(backupIdOf),
+    latest: latestKey ? await readEntry(vault, latestKey) : undefined,
+  };
+}

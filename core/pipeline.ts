@@ -1,0 +1,148 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import { encryptStream, type Keys } from './crypto';
+import { CancelledError, CofreError, OperationalError, messageOf } from './errors';
+import type { RunningDump, TableCount } from './sources/types';
+import type { StoredObject, Vault, WriteOptions } from './vault';
+
+/** Default zstd level: chosen from `npm run bench` (see README, Benchmarks). */
+export const DEFAULT_ZSTD_LEVEL = 3;
+
+export interface Progress {
+  /** Plaintext bytes read from the dump tool. */
+  readonly rawBytes: number;
+  /** Encrypted bytes sent to the vault. */
+  readonly storedBytes: number;
+}
+
+export interface StreamResult {
+  readonly rawBytes: number;
+  readonly compressedBytes: number;
+  readonly storedBytes: number;
+  /** SHA-256 (hex) of the plaintext dump. */
+  readonly plainSha256: string;
+  /** SHA-256 (hex) of the stored (encrypted) bytes. */
+  readonly storedSha256: string;
+  readonly stored: StoredObject;
+  readonly tables: readonly TableCount[];
+}
+
+export interface StreamToVaultOptions {
+  readonly dump: RunningDump;
+  readonly vault: Vault;
+  readonly key: string;
+  readonly writeOptions: Omit<WriteOptions, 'signal'>;
+  readonly keys: Keys;
+  readonly encryptionContext: Record<string, string>;
+  readonly zstdLevel?: number;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((p: Progress) => void) | undefined;
+}
+
+/**
+ * dump stdout → byte counter + SHA-256 → zstd → counter → AWS Encryption SDK → SHA-256 → vault,
+ * with no temporary file. The end of the stream is held back until the dump tool has exited
+ * cleanly and its row counts are known, so the vault completes the object only for a good dump;
+ * any failure (tool, stream, storage, or `signal`) stops the tool and aborts the write.
+ */
+export async function streamToVault(options: StreamToVaultOptions): Promise<StreamResult> {
+  const { dump, signal } = options;
+  let rawBytes = 0;
+  let compressedBytes = 0;
+  let storedBytes = 0;
+  const plainHash = createHash('sha256');
+  const storedHash = createHash('sha256');
+  let tables: readonly TableCount[] = [];
+  const report = () => options.onProgress?.({ rawBytes, storedBytes });
+
+  const gate = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      rawBytes += chunk.length;
+      plainHash.update(chunk);
+      dump.observe?.(chunk);
+      callback(null, chunk);
+    },
+    flush(callback) {
+      dump.completed.then(
+        (counted) => {
+          tables = counted;
+          callback();
+        },
+        (error: unknown) => {
+          callback(error as Error);
+        },
+      );
+    },
+  });
+  const compress = zlib.createZstdCompress({
+    params: { [zlib.constants.ZSTD_c_compressionLevel]: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL },
+  });
+  const countCompressed = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      compressedBytes += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      storedBytes += chunk.length;
+      storedHash.update(chunk);
+      report();
+      callback(null, chunk);
+    },
+  });
+  const body = new PassThrough();
+  const controller = new AbortController();
+  let firstError: unknown;
+  const fail = (error: unknown) => {
+    firstError ??= error;
+    if (!controller.signal.aborted) controller.abort(error);
+    dump.abort();
+  };
+  const onCancel = () => {
+    fail(new CancelledError(String(signal?.reason ?? 'signal')));
+  };
+  if (signal?.aborted) onCancel();
+  signal?.addEventListener('abort', onCancel, { once: true });
+  dump.completed.catch(fail);
+
+  const piping = pipeline(
+    dump.stdout,
+    gate,
+    compress,
+    countCompressed,
+    encryptStream(options.keys, options.encryptionContext),
+    tap,
+    body,
+    { signal: controller.signal },
+  );
+  const writing = options.vault.write(options.key, body, {
+    ...options.writeOptions,
+    signal: controller.signal,
+  });
+  piping.catch(fail);
+  writing.catch(fail);
+  const [piped, written] = await Promise.allSettled([piping, writing]);
+  signal?.removeEventListener('abort', onCancel);
+  // Let the source release its connections before reporting.
+  await dump.completed.catch(() => undefined);
+  if (piped.status === 'rejected' || written.status === 'rejected' || firstError !== undefined) {
+    const error: unknown =
+      firstError ?? (piped.status === 'rejected' ? piped.reason : (written as PromiseRejectedResult).reason);
+    if (error instanceof CofreError) throw error;
+    throw new OperationalError(`writing ${options.key} to ${options.vault.url} failed: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+  return {
+    rawBytes,
+    compressedBytes,
+    storedBytes,
+    plainSha256: plainHash.digest('hex'),
+    storedSha256: storedHash.digest('hex'),
+    stored: written.value,
+    tables,
+  };
+}

@@ -1,0 +1,190 @@
+import { Client, type ClientConfig } from 'pg';
+import type { Connection } from '../connection';
+import { OperationalError, messageOf } from '../errors';
+import { runTool, spawnTool, type SpawnToolOptions } from './process';
+import type { RunningDump, SourceInfo, TableCount } from './types';
+
+/** Databases that are never dumped by "all": templates and managed-service internals. */
+export const POSTGRES_SYSTEM_DATABASES = [
+  'template0',
+  'template1',
+  'rdsadmin',
+  'azure_maintenance',
+  'azure_sys',
+  'cloudsqladmin',
+];
+
+/** libpq environment for the tools: the password travels here, never in argv. */
+export function postgresEnv(c: Connection, database?: string): Record<string, string | undefined> {
+  return {
+    PGHOST: c.host,
+    PGPORT: String(c.port),
+    PGUSER: c.user,
+    PGPASSWORD: c.password,
+    PGDATABASE: database ?? c.database ?? 'postgres',
+    PGSSLMODE: c.sslMode,
+    PGAPPNAME: 'cofre',
+    PGCONNECT_TIMEOUT: '15',
+  };
+}
+
+export function postgresClientConfig(c: Connection, database?: string): ClientConfig {
+  const ssl =
+    c.sslMode && c.sslMode !== 'disable' && c.sslMode !== 'allow' && c.sslMode !== 'prefer'
+      ? { rejectUnauthorized: c.sslMode === 'verify-full' || c.sslMode === 'verify-ca' }
+      : undefined;
+  return {
+    host: c.host,
+    port: c.port,
+    user: c.user,
+    password: c.password,
+    database: database ?? c.database ?? 'postgres',
+    application_name: 'cofre',
+    connectionTimeoutMillis: 15_000,
+    ...(ssl ? { ssl } : {}),
+  };
+}
+
+export async function connectPostgres(c: Connection, database?: string): Promise<Client> {
+  const client = new Client(postgresClientConfig(c, database));
+  client.on('error', () => undefined); // reported by the query that fails
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new OperationalError(
+      `cannot connect to PostgreSQL at ${c.host}:${c.port}${database ? ` (database "${database}")` : ''} as ${c.user}: ${messageOf(error)}`,
+    );
+  }
+  return client;
+}
+
+function toolOptions(c: Connection, database?: string): SpawnToolOptions {
+  return { env: postgresEnv(c, database), secrets: [c.password] };
+}
+
+/** Server version and the versions of pg_dump / pg_restore on this machine. */
+export async function postgresInfo(c: Connection): Promise<SourceInfo> {
+  const client = await connectPostgres(c);
+  try {
+    const { rows } = await client.query<{ server_version: string }>('SHOW server_version');
+    const versionOf = async (tool: string) =>
+      (await runTool(tool, ['--version'])).trim().replace(/^\S+ \(PostgreSQL\) /, '');
+    return {
+      serverVersion: rows[0]!.server_version,
+      toolVersions: { pg_dump: await versionOf('pg_dump'), pg_restore: await versionOf('pg_restore') },
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The databases of a server that "all" means: every connectable non-template database not excluded. */
+export async function listPostgresDatabases(
+  c: Connection,
+  exclude: readonly string[] = [],
+): Promise<string[]> {
+  const client = await connectPostgres(c);
+  try {
+    const { rows } = await client.query<{ datname: string }>(
+      'SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname',
+    );
+    const skip = new Set([...POSTGRES_SYSTEM_DATABASES, ...exclude]);
+    return rows.map((r) => r.datname).filter((d) => !skip.has(d));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Ordinary tables whose rows pg_dump dumps (no views, foreign or partitioned parents, extension tables). */
+const TABLES_SQL = `
+  SELECT n.nspname AS schema, c.relname AS name
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relkind = 'r'
+    AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+  ORDER BY 1, 2`;
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/**
+ * Starts `pg_dump --format=custom --compress=0` of one database inside a snapshot exported by a
+ * repeatable-read transaction of ours; the same transaction counts every table's rows, so the
+ * counts are exactly what the dump contains, whatever is written meanwhile.
+ */
+export async function startPostgresDump(c: Connection, database: string): Promise<RunningDump> {
+  const client = await connectPostgres(c, database);
+  let aborted = false;
+  let snapshot: string;
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+    const { rows } = await client.query<{ s: string }>('SELECT pg_export_snapshot() AS s');
+    snapshot = rows[0]!.s;
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw new OperationalError(`cannot export a snapshot of "${database}": ${messageOf(error)}`);
+  }
+  const tool = spawnTool(
+    'pg_dump',
+    ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, '--no-password'],
+    toolOptions(c, database),
+  );
+  const counting = (async (): Promise<TableCount[]> => {
+    const { rows: tables } = await client.query<{ schema: string; name: string }>(TABLES_SQL);
+    const out: TableCount[] = [];
+    for (const t of tables) {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+      );
+      out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
+    }
+    return out;
+  })();
+  counting.catch(() => undefined);
+  const completed = (async () => {
+    try {
+      await tool.finished;
+      try {
+        return await counting;
+      } catch (error) {
+        throw new OperationalError(`counting the rows of "${database}" failed: ${messageOf(error)}`);
+      }
+    } finally {
+      await client.query('COMMIT').catch(() => undefined);
+      await client.end().catch(() => undefined);
+    }
+  })();
+  completed.catch(() => undefined);
+  return {
+    format: 'pg_dump-custom',
+    extension: 'pgdump',
+    stdout: tool.stdout,
+    completed,
+    abort() {
+      if (aborted) return;
+      aborted = true;
+      tool.kill();
+    },
+  };
+}
+
+/** Starts `pg_dumpall --globals-only` (roles, tablespaces; role passwords left out, as RDS requires). */
+export function startPostgresGlobalsDump(c: Connection): RunningDump {
+  const tool = spawnTool(
+    'pg_dumpall',
+    ['--globals-only', '--no-role-passwords', '--no-password'],
+    toolOptions(c),
+  );
+  const completed = tool.finished.then(() => []);
+  completed.catch(() => undefined);
+  return {
+    format: 'pg_dumpall-globals-sql',
+    extension: 'sql',
+    stdout: tool.stdout,
+    completed,
+    abort: () => {
+      tool.kill();
+    },
+  };
+}

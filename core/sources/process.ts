@@ -1,0 +1,132 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { OperationalError, UsageError } from '../errors';
+
+/** A running dump (or restore) tool. */
+export interface ToolProcess {
+  readonly stdout: Readable;
+  readonly stdin: Writable | null;
+  /** Resolves when the tool exited 0 without writing an error; rejects with a clear message otherwise. */
+  readonly finished: Promise<void>;
+  /** Stops the tool (SIGTERM, then SIGKILL after 5 s). */
+  kill(): void;
+}
+
+export interface SpawnToolOptions {
+  /** Extra environment (e.g. PGPASSWORD); the password goes here or in `optionFile`, never in argv. */
+  readonly env?: Record<string, string | undefined>;
+  /**
+   * A secret option file for the tool, readable by it as `/dev/fd/4` (MySQL's
+   * `--defaults-extra-file=/dev/fd/4`). It travels through pipes only: Node hands it over on a
+   * socket, which `open("/dev/fd/N")` cannot read, so a `sh` wrapper copies it into a real pipe
+   * with `cat`. Nothing is written to disk and nothing appears in argv.
+   */
+  readonly optionFile?: string;
+  /** Pipe stdin (restore tools). */
+  readonly stdin?: boolean;
+  /** stderr lines that are failures even when the tool exits 0. */
+  readonly errorPattern?: RegExp;
+  /** Strings to blank out of any message (passwords). */
+  readonly secrets?: readonly (string | undefined)[];
+}
+
+const STDERR_LIMIT = 16 * 1024;
+
+/** Removes every secret from a text. */
+export function scrub(text: string, secrets: readonly (string | undefined)[] = []): string {
+  let out = text;
+  for (const s of secrets) if (s && s.length >= 1) out = out.split(s).join('***');
+  return out;
+}
+
+/**
+ * Starts a database tool. Its arguments must never contain a password; its stderr is kept (the
+ * last 16 KiB, secrets scrubbed) for the error message.
+ */
+export function spawnTool(
+  command: string,
+  args: readonly string[],
+  options: SpawnToolOptions = {},
+): ToolProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, LC_ALL: 'C.UTF-8' };
+  const viaShell = options.optionFile !== undefined;
+  const stdio = [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(viaShell ? ['pipe'] : [])] as const;
+  const child = spawn(
+    viaShell ? '/bin/sh' : command,
+    viaShell ? ['-c', 'exec 5<&0; cat <&3 | "$@" 4<&0 0<&5 5<&- 3<&-', 'sh', command, ...args] : args,
+    // Its own process group, so that stopping it also stops the tool under the shell.
+    { env, stdio: stdio as unknown as ['pipe', 'pipe', 'pipe'], detached: viaShell },
+  ) as ChildProcessByStdio<Writable | null, Readable, Readable>;
+  if (viaShell) {
+    const fd3 = child.stdio[3] as Writable;
+    fd3.on('error', () => undefined);
+    fd3.end(options.optionFile);
+  }
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (viaShell && child.pid) process.kill(-child.pid, sig);
+      else child.kill(sig);
+    } catch {
+      // already gone
+    }
+  };
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_LIMIT);
+  });
+  let killTimer: NodeJS.Timeout | undefined;
+  const finished = new Promise<void>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === 'ENOENT'
+          ? new UsageError(`${command} is not installed or not on PATH (install the database client tools)`)
+          : new OperationalError(`${command} could not start: ${error.message}`),
+      );
+    });
+    child.once('close', (code, signal) => {
+      if (killTimer) clearTimeout(killTimer);
+      const text = scrub(stderr.trim(), options.secrets);
+      const errorLines = options.errorPattern
+        ? text.split('\n').filter((l) => options.errorPattern!.test(l))
+        : [];
+      if (code === 0 && errorLines.length === 0) resolve();
+      else
+        reject(
+          new OperationalError(
+            `${command} failed (${signal ? `killed by ${signal}` : `exit code ${String(code)}`})${
+              text ? `: ${(errorLines.length ? errorLines.join('\n') : text).slice(-4000)}` : ''
+            }`,
+          ),
+        );
+    });
+  });
+  // Keep an unobserved rejection from crashing the process before the caller awaits it.
+  finished.catch(() => undefined);
+  return {
+    stdout: child.stdout,
+    stdin: child.stdin,
+    finished,
+    kill() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      signal('SIGTERM');
+      killTimer = setTimeout(() => {
+        signal('SIGKILL');
+      }, 5000);
+      killTimer.unref();
+    },
+  };
+}
+
+/** Runs a tool to completion and returns its stdout (small outputs: versions, lists). */
+export async function runTool(
+  command: string,
+  args: readonly string[],
+  options: SpawnToolOptions = {},
+): Promise<string> {
+  const tool = spawnTool(command, args, options);
+  const chunks: Buffer[] = [];
+  tool.stdout.on('data', (c: Buffer) => chunks.push(c));
+  await tool.finished;
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,115 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { OperationalError, messageOf } from '../errors';
+import type { StoredObject, Vault, WriteOptions } from './types';
+
+const PARTIAL = '.partial-';
+
+/**
+ * A vault in a local directory (`file:///abs/dir`): each object is written to a temporary name
+ * beside its final one, fsynced, renamed into place and its directory fsynced, so a crash never
+ * leaves a half-written file under a real name. Finished files are made read-only.
+ */
+export class FileVault implements Vault {
+  readonly kind = 'file' as const;
+  readonly url: string;
+
+  constructor(public readonly root: string) {
+    this.url = `file://${root}`;
+  }
+
+  private pathOf(key: string): string {
+    return path.join(this.root, ...key.split('/'));
+  }
+
+  async write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject> {
+    const final = this.pathOf(key);
+    const dir = path.dirname(final);
+    await mkdir(dir, { recursive: true });
+    const temp = `${final}${PARTIAL}${randomBytes(6).toString('hex')}`;
+    try {
+      await pipeline(body, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), {
+        signal: options.signal,
+      });
+      const handle = await open(temp, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await chmod(temp, 0o400);
+      await rename(temp, final);
+      await fsyncDir(dir);
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    const info = await stat(final);
+    return { key, bytes: info.size };
+  }
+
+  async read(key: string, signal?: AbortSignal): Promise<Readable> {
+    const file = this.pathOf(key);
+    await stat(file).catch((error: unknown) => {
+      throw new OperationalError(`${this.url}: cannot read ${key}: ${messageOf(error)}`);
+    });
+    return createReadStream(file, { signal, highWaterMark: 1024 * 1024 });
+  }
+
+  async readBytes(key: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(this.pathOf(key));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const info = await stat(this.pathOf(key));
+      return info.isFile() ? { key, bytes: info.size } : undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const base = this.pathOf(prefix.replace(/\/$/, ''));
+    const out: string[] = [];
+    let entries;
+    try {
+      entries = await readdir(base, { recursive: true, withFileTypes: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    for (const entry of entries) {
+      if (!entry.isFile() || entry.name.includes(PARTIAL)) continue;
+      out.push(path.relative(this.root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'));
+    }
+    return out.sort();
+  }
+
+  /** Temporary files of unfinished writes (there should be none once a run has ended). */
+  async partials(): Promise<string[]> {
+    const entries = await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
+      .map((e) => path.join(e.parentPath, e.name));
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,56 @@
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { UsageError } from '../errors';
+import { FileVault } from './file-vault';
+import { S3Vault } from './s3-vault';
+import type { Vault } from './types';
+
+export { FileVault } from './file-vault';
+export { S3Vault, readAll } from './s3-vault';
+export type { StoredObject, Vault, WriteOptions } from './types';
+export { vaultKey } from './types';
+
+/** Dependencies and settings for opening a vault. */
+export interface OpenVaultOptions {
+  /** An S3 client to use; by default one is made from the standard AWS environment. */
+  readonly s3?: S3Client | undefined;
+  /** KMS key for SSE-KMS on S3 vaults. */
+  readonly sseKmsKeyId?: string | undefined;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Opens `s3://bucket/prefix` or `file:///absolute/dir`. S3 endpoints come from the standard
+ * `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` variables (path-style addressing when set), so a
+ * local S3 server works.
+ */
+export function openVault(url: string, options: OpenVaultOptions = {}): Vault {
+  const env = options.env ?? process.env;
+  if (url.startsWith('file://')) {
+    let dir: string;
+    try {
+      dir = decodeURIComponent(new URL(url).pathname);
+    } catch {
+      throw new UsageError(`--vault: expected file:///absolute/dir, got "${url}"`);
+    }
+    if (!url.startsWith('file:///') || !path.isAbsolute(dir) || dir === '/')
+      throw new UsageError(
+        `--vault: expected file:///absolute/dir (an absolute directory, not /), got "${url}"`,
+      );
+    return new FileVault(dir.replace(/\/+$/, ''));
+  }
+  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (match) {
+    const prefix = (match[2] ?? '').replace(/^\/+|\/+$/g, '');
+    const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+    const client =
+      options.s3 ??
+      new S3Client({
+        ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+        // One retry policy for every call; lib-storage retries parts through it.
+        maxAttempts: 3,
+      });
+    return new S3Vault({ client, bucket: match[1]!, prefix, sseKmsKeyId: options.sseKmsKeyId });
+  }
+  throw new UsageError(`--vault: expected s3://bucket/prefix or file:///absolute/dir, got "${url}"`);
+}

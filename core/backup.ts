@@ -229,6 +229,7 @@ async function backupOne(
           encryptionContext,
         },
         tables: [...result.tables],
+        ...(dump.largestStatementBytes ? { largestStatementBytes: dump.largestStatementBytes() } : {}),
       },
     ],
     previous:

@@ -48,6 +48,8 @@ export const artifactSchema = z.strictObject({
     encryptionContext: z.record(z.string(), z.string()),
   }),
   tables: z.array(tableCountSchema),
+  /** MySQL: bytes of the dump's largest statement; the restore target's max_allowed_packet must allow it. */
+  largestStatementBytes: z.number().int().nonnegative().optional(),
 });
 
 export const manifestSchema = z.strictObject({

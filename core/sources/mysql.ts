@@ -160,5 +160,6 @@ export async function startMysqlDump(
     observe: (chunk) => {
       counter.push(chunk);
     },
+    largestStatementBytes: () => counter.largestStatementBytes,
   };
 }

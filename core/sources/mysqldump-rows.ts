@@ -10,6 +10,8 @@
  */
 const INSERT = Buffer.from('INSERT INTO `');
 const TRAILER = Buffer.from('-- Dump completed');
+/** Routines, triggers and events are dumped between `DELIMITER ;;` and `DELIMITER ;`: their bodies may hold INSERTs. */
+const DELIMITER = Buffer.from('DELIMITER ');
 const enum S {
   LineStart,
   SkipLine,
@@ -29,10 +31,20 @@ export class MysqldumpRowCounter {
   readonly rows = new Map<string, number>();
   /** Whether the dump ended with mysqldump's "-- Dump completed" line. */
   completed = false;
+  /**
+   * Bytes of the largest INSERT statement: the restore target's `max_allowed_packet` must be at
+   * least this (with `--hex-blob`, a 10 MiB BLOB makes a 20 MiB statement).
+   */
+  largestStatementBytes = 0;
+  private statementBytes = 0;
   private state = S.LineStart;
   private matched = 0; // bytes of the line matched against INSERT / TRAILER
   private insertOk = true;
   private trailerOk = true;
+  private delimiterOk = true;
+  private delimiter: number[] = [];
+  /** Inside a `DELIMITER ;;` block (routine bodies are not data). */
+  private inRoutines = false;
   private name: number[] = [];
   private pendingBacktick = false;
   private current = '';
@@ -52,17 +64,26 @@ export class MysqldumpRowCounter {
             i++;
             break;
           }
-          this.insertOk &&= this.matched < INSERT.length && INSERT[this.matched] === b;
+          this.insertOk &&= !this.inRoutines && this.matched < INSERT.length && INSERT[this.matched] === b;
           this.trailerOk &&= this.matched < TRAILER.length && TRAILER[this.matched] === b;
+          if (this.delimiterOk && this.matched >= DELIMITER.length) {
+            // Collect the new delimiter up to the end of the line (handled at the newline).
+            if (b !== 0x0d) this.delimiter.push(b);
+            this.matched++;
+            i++;
+            break;
+          }
+          this.delimiterOk &&= this.matched < DELIMITER.length && DELIMITER[this.matched] === b;
           this.matched++;
           i++;
           if (this.insertOk && this.matched === INSERT.length) {
             this.state = S.Name;
             this.name = [];
+            this.statementBytes = INSERT.length;
           } else if (this.trailerOk && this.matched === TRAILER.length) {
             this.completed = true;
             this.state = S.SkipLine;
-          } else if (!this.insertOk && !this.trailerOk) {
+          } else if (!this.insertOk && !this.trailerOk && !this.delimiterOk) {
             this.state = S.SkipLine;
           }
           break;
@@ -79,6 +100,7 @@ export class MysqldumpRowCounter {
         }
         case S.Name: {
           const b = chunk[i]!;
+          this.statementBytes++;
           if (this.pendingBacktick) {
             this.pendingBacktick = false;
             if (b === BACKTICK) {
@@ -92,6 +114,7 @@ export class MysqldumpRowCounter {
             this.inString = false;
             this.escape = false;
             this.depth = 0;
+            this.statementBytes--;
             break; // re-read b in Tuples
           }
           if (b === BACKTICK) this.pendingBacktick = true;
@@ -103,6 +126,7 @@ export class MysqldumpRowCounter {
           if (this.inString) {
             if (this.escape) {
               this.escape = false;
+              this.statementBytes++;
               i++;
               break;
             }
@@ -111,22 +135,28 @@ export class MysqldumpRowCounter {
             const bs = chunk.indexOf(BACKSLASH, i);
             const next = q === -1 ? bs : bs === -1 ? q : Math.min(q, bs);
             if (next === -1) {
+              this.statementBytes += n - i;
               i = n;
               break;
             }
             if (chunk[next] === BACKSLASH) this.escape = true;
             else this.inString = false;
+            this.statementBytes += next + 1 - i;
             i = next + 1;
             break;
           }
           const b = chunk[i]!;
           i++;
+          this.statementBytes++;
           if (b === QUOTE) this.inString = true;
           else if (b === OPEN) {
             if (this.depth === 0) this.rows.set(this.current, (this.rows.get(this.current) ?? 0) + 1);
             this.depth++;
           } else if (b === CLOSE) this.depth--;
-          else if (b === SEMICOLON && this.depth === 0) this.state = S.SkipLine;
+          else if (b === SEMICOLON && this.depth === 0) {
+            this.largestStatementBytes = Math.max(this.largestStatementBytes, this.statementBytes);
+            this.state = S.SkipLine;
+          }
           break;
         }
       }
@@ -134,6 +164,11 @@ export class MysqldumpRowCounter {
   }
 
   private resetLine(): void {
+    if (this.state === S.LineStart && this.delimiterOk && this.matched > DELIMITER.length) {
+      this.inRoutines = Buffer.from(this.delimiter).toString('latin1').trim() !== ';';
+    }
+    this.delimiter = [];
+    this.delimiterOk = true;
     this.state = S.LineStart;
     this.matched = 0;
     this.insertOk = true;

@@ -90,15 +90,24 @@ export function spawnTool(
       const errorLines = options.errorPattern
         ? text.split('\n').filter((l) => options.errorPattern!.test(l))
         : [];
-      if (code === 0 && errorLines.length === 0) resolve();
-      else
-        reject(
-          new OperationalError(
-            `${command} failed (${signal ? `killed by ${signal}` : `exit code ${String(code)}`})${
-              text ? `: ${(errorLines.length ? errorLines.join('\n') : text).slice(-4000)}` : ''
-            }`,
-          ),
-        );
+      if (code === 0 && errorLines.length === 0) {
+        resolve();
+        return;
+      }
+      // The lines that say "error" first (a tool may echo a huge failing statement after them),
+      // each clipped, so the message stays readable.
+      const lines = text.split('\n');
+      const important = lines.filter((l) => /error|fatal|could not|couldn't|denied|refused/i.test(l));
+      const shown = (important.length ? important : lines.slice(-20)).map((l) =>
+        l.length > 400 ? `${l.slice(0, 400)}… (${l.length} characters)` : l,
+      );
+      reject(
+        new OperationalError(
+          `${command} failed (${signal ? `killed by ${signal}` : `exit code ${String(code)}`})${
+            shown.length && text ? `: ${shown.join('\n').slice(-4000)}` : ''
+          }`,
+        ),
+      );
     });
   });
   // Keep an unobserved rejection from crashing the process before the caller awaits it.

@@ -26,6 +26,8 @@ export interface RunningDump {
   abort(): void;
   /** Passes every byte of the dump (in order), for sources that count rows from the stream. */
   observe?(chunk: Buffer): void;
+  /** Size of the largest statement (MySQL), known once `completed` has resolved. */
+  largestStatementBytes?(): number;
 }
 
 /** What a source reports about its server and tools. */

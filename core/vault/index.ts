@@ -47,6 +47,19 @@ export function openVault(url: string, options: OpenVaultOptions = {}): Vault {
       options.s3 ??
       new S3Client({
         ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+        // From the given environment (the CLI's), falling back to the SDK's own chain.
+        ...(env.AWS_REGION || env.AWS_DEFAULT_REGION
+          ? { region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION }
+          : {}),
+        ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+          ? {
+              credentials: {
+                accessKeyId: env.AWS_ACCESS_KEY_ID,
+                secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+                ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+              },
+            }
+          : {}),
         // One retry policy for every call; lib-storage retries parts through it.
         maxAttempts: 3,
       });

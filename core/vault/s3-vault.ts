@@ -9,7 +9,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { OperationalError, messageOf } from '../errors';
 import type { StoredObject, Vault, WriteOptions } from './types';
 
@@ -91,6 +91,8 @@ export class S3Vault implements Vault {
     // rejects (Upload.abort() would reject first and abort later).
     const onAbort = () => body.destroy(new Error('upload aborted'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    let bodyError: unknown;
+    body.once('error', (error) => (bodyError ??= error));
     try {
       const out = await upload.done();
       const stored = await this.stat(key);
@@ -103,9 +105,14 @@ export class S3Vault implements Vault {
       };
     } catch (error) {
       if (!body.destroyed) body.destroy();
+      // lib-storage reports the failure of its AbortMultipartUpload instead of the body's error.
+      const cause = bodyError ?? error;
+      const abortFailed = bodyError !== undefined && error !== bodyError && upload.uploadId !== undefined;
       throw new OperationalError(
-        `${this.url}: upload of ${key} failed, the partial upload was aborted: ${messageOf(error)}`,
-        { cause: error },
+        abortFailed
+          ? `${this.url}: upload of ${key} failed: ${messageOf(cause)}; aborting multipart upload ${upload.uploadId} also failed (${messageOf(error)}), the vault's lifecycle rule removes it within a day`
+          : `${this.url}: upload of ${key} failed, nothing was stored: ${messageOf(cause)}`,
+        { cause },
       );
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
@@ -184,5 +191,3 @@ export async function readAll(stream: Readable): Promise<Buffer> {
     chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
   return Buffer.concat(chunks);
 }
-
-export { Readable };

@@ -145,11 +145,15 @@ export async function startPostgresDump(c: Connection, database: string): Promis
   const completed = (async () => {
     try {
       await tool.finished;
-      try {
-        return await counting;
-      } catch (error) {
-        throw new OperationalError(`counting the rows of "${database}" failed: ${messageOf(error)}`);
-      }
+    } catch (error) {
+      // A count may be waiting behind the same lock or connection problem: do not wait for it.
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    try {
+      return await counting;
+    } catch (error) {
+      throw new OperationalError(`counting the rows of "${database}" failed: ${messageOf(error)}`);
     } finally {
       await client.query('COMMIT').catch(() => undefined);
       await client.end().catch(() => undefined);
@@ -165,6 +169,7 @@ export async function startPostgresDump(c: Connection, database: string): Promis
       if (aborted) return;
       aborted = true;
       tool.kill();
+      void client.end().catch(() => undefined);
     },
   };
 }

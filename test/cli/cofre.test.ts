@@ -1,0 +1,398 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../cli/cofre';
+import {
+  createMysqlDatabase,
+  createPostgresDatabase,
+  describeMysql,
+  describePostgres,
+  withMysqlConnection,
+  MYSQL_ADMIN_URL,
+  type TestDatabase,
+} from '../helpers/databases';
+import { testKeys } from '../helpers/engine';
+
+const BIN = path.join(__dirname, '..', '..', 'cli', 'bin.js');
+
+/** Runs `cofre` in-process. */
+async function cofre(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    env,
+  });
+  return { code, stdout, stderr };
+}
+
+/** Runs the real `cofre` executable (Node 24 + tsx), as an operator would. */
+function spawnCofre(args: string[], env: NodeJS.ProcessEnv = process.env) {
+  const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    child.once('close', (code) => {
+      resolve({ code, stdout, stderr });
+    });
+  });
+  return { child, done };
+}
+
+function tempDir(label: string): string {
+  return mkdtempSync(path.join(os.tmpdir(), `cofre-${label}-`));
+}
+
+function files(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+/** Command lines of every process on this machine (Linux /proc). */
+function allCommandLines(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      out.push(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' '));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+describe('bad usage exits 2 with one clear message and changes nothing', () => {
+  let keyFile: string;
+  beforeAll(async () => {
+    ({ keyFile } = await testKeys());
+  });
+
+  it.each([
+    [
+      ['backup', '--engine', 'oracle', '--url', 'postgres://h/db', '--vault', 'VAULT', '--key-file', 'KEY'],
+      /--engine: expected "postgres" or "mysql", got "oracle"/,
+    ],
+    [
+      ['backup', '--engine', 'postgres', '--url', 'not-a-url', '--vault', 'VAULT', '--key-file', 'KEY'],
+      /--url: expected a URL like/,
+    ],
+    [
+      [
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        'postgres://h/db',
+        '--vault',
+        'VAULT',
+        '--key-file',
+        '/nonexistent/key',
+      ],
+      /--key-file: cannot read \/nonexistent\/key/,
+    ],
+    [
+      [
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        'postgres://h/db',
+        '--vault',
+        'ftp://x',
+        '--key-file',
+        'KEY',
+      ],
+      /--vault: expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir/,
+    ],
+    [
+      ['backup', '--engine', 'postgres', '--url', 'postgres://h/db', '--vault', 'VAULT'],
+      /KEY: expected exactly one of --key-file FILE or --kms-key ARN/,
+    ],
+    [
+      [
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        'postgres://h/db',
+        '--vault',
+        'VAULT',
+        '--key-file',
+        'KEY',
+        '--class',
+        'medical',
+      ],
+      /--class: unknown data class "medical"/,
+    ],
+    [
+      [
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        'postgres://h/db',
+        '--vault',
+        'VAULT',
+        '--key-file',
+        'KEY',
+        '--zstd-level',
+        '40',
+      ],
+      /--zstd-level: expected a whole number from 1 to 19, got 40/,
+    ],
+    [
+      ['backup', '--engine', 'postgres', '--url', 'postgres://h/db', '--key-file', 'KEY'],
+      /required option '--vault <vault>' not specified/,
+    ],
+    [
+      [
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        'postgres://h/db',
+        '--vault',
+        'VAULT',
+        '--key-file',
+        'KEY',
+        '--bogus',
+      ],
+      /unknown option '--bogus'/,
+    ],
+    [['verify', '--vault', 'VAULT'], /--backup ID or --all: expected exactly one/],
+    [
+      ['verify', '--vault', 'VAULT', '--backup', '20261123T000000000Z-00000000'],
+      /--backup: no backup "20261123T000000000Z-00000000"/,
+    ],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ])('%j', async (args, message) => {
+    const vaultDir = path.join(tempDir('usage'), 'vault');
+    const resolved = args.map((a) => (a === 'VAULT' ? `file://${vaultDir}` : a === 'KEY' ? keyFile : a));
+    const result = await cofre(resolved);
+    expect(result.stderr).toMatch(message);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(files(vaultDir)).toEqual([]);
+  });
+
+  it('keygen refuses to overwrite a key (exit 2)', async () => {
+    const result = await cofre(['keygen', '--out', keyFile]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/already exists; Cofre never overwrites a key/);
+  });
+});
+
+describePostgres('cofre on PostgreSQL (the real executable)', () => {
+  let db: TestDatabase;
+  let keyFile: string;
+  beforeAll(async () => {
+    db = await createPostgresDatabase('cli_pg');
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    await c.query(
+      `CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g`,
+    );
+    await c.end();
+    ({ keyFile } = await testKeys());
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('backs up, lists and verifies with --json on stdout and people’s text on stderr', async () => {
+    const vault = `file://${tempDir('cli')}`;
+    const backup = await spawnCofre([
+      'backup',
+      '--engine',
+      'postgres',
+      '--url',
+      db.url,
+      '--vault',
+      vault,
+      '--key-file',
+      keyFile,
+      '--id',
+      'clinic',
+      '--json',
+    ]).done;
+    expect(backup.stderr).toMatch(/OK \S+ cofre_t_cli_pg\S* \(yearly\): .* 1 tables, 5000 rows/);
+    expect(backup.code).toBe(0);
+    const summary = JSON.parse(backup.stdout) as {
+      ok: boolean;
+      backups: { backupId: string; rows: number }[];
+    };
+    expect(summary).toMatchObject({ ok: true, backups: [{ rows: 5000 }] });
+    const id = summary.backups[0]!.backupId;
+
+    const listed = await cofre(['list', '--vault', vault, '--json']);
+    expect(JSON.parse(listed.stdout)).toMatchObject({
+      backups: [{ backupId: id, sourceId: 'clinic', tier: 'yearly', rows: 5000, status: 'ok' }],
+    });
+    const table = await cofre(['list', '--vault', vault]);
+    expect(table.stdout).toMatch(new RegExp(`^BACKUP ID .*\\n${id}\\s+clinic\\s+cofre_t_cli_pg`));
+
+    const verified = await cofre([
+      'verify',
+      '--vault',
+      vault,
+      '--backup',
+      id,
+      '--deep',
+      '--key-file',
+      keyFile,
+      '--json',
+    ]);
+    expect(verified.code).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({
+      ok: true,
+      reports: [{ backupId: id, status: 'ok', deep: true }],
+    });
+  });
+
+  it('stops on SIGTERM mid-backup, says so, exits non-zero and leaves nothing behind', async () => {
+    const vaultDir = tempDir('sigterm');
+    // Hold a lock that pg_dump must wait for, so the backup is reliably mid-way when SIGTERM lands.
+    const locker = new Client({ connectionString: db.url });
+    locker.on('error', () => undefined);
+    await locker.connect();
+    await locker.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+    try {
+      const run = spawnCofre([
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        db.url,
+        '--vault',
+        `file://${vaultDir}`,
+        '--key-file',
+        keyFile,
+      ]);
+      const deadline = Date.now() + 30_000;
+      while (!files(vaultDir).some((f) => f.includes('.partial-')) && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(files(vaultDir).some((f) => f.includes('.partial-'))).toBe(true);
+      run.child.kill('SIGTERM');
+      const result = await run.done;
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/received SIGTERM, stopping and cleaning up/);
+      expect(result.stderr).toMatch(/cancelled: SIGTERM; nothing was kept/);
+      expect(files(vaultDir)).toEqual([]);
+      expect(allCommandLines().filter((c) => c.includes('pg_dump') && c.includes('--snapshot'))).toEqual([]);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
+  });
+
+  it('never puts the database password in a process argv or a log line', async () => {
+    const password = `Pw-${randomBytes(9).toString('hex')}`;
+    const url = db.url.replace('postgres://postgres@', `postgres://postgres:${password}@`);
+    const run = spawnCofre([
+      'backup',
+      '--engine',
+      'postgres',
+      '--url',
+      url,
+      '--vault',
+      `file://${tempDir('pw')}`,
+      '--key-file',
+      keyFile,
+      '--json',
+    ]);
+    const seen: string[] = [];
+    const state = { finished: false };
+    void run.done.then(() => (state.finished = true));
+    while (!state.finished) {
+      seen.push(...allCommandLines().filter((c) => c.includes('pg_dump') || c.includes('cofre')));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const result = await run.done;
+    expect(result.code).toBe(0);
+    expect(seen.some((c) => c.includes('pg_dump'))).toBe(true);
+    expect(seen.filter((c) => c.includes(password) && !c.includes(BIN))).toEqual([]);
+    expect(result.stdout + result.stderr).not.toContain(password);
+  });
+});
+
+describeMysql('cofre on MySQL/MariaDB: a password that must really authenticate', () => {
+  let db: TestDatabase;
+  let keyFile: string;
+  const user = `cofre_pw_${randomBytes(4).toString('hex')}`;
+  const password = `Pw'"\\-${randomBytes(9).toString('hex')}`;
+  beforeAll(async () => {
+    db = await createMysqlDatabase('cli_my');
+    await withMysqlConnection(MYSQL_ADMIN_URL, async (c) => {
+      await c.query(`CREATE USER ?@'127.0.0.1' IDENTIFIED BY ?`, [user, password]);
+      await c.query(`GRANT ALL ON \`${db.name}\`.* TO ?@'127.0.0.1'`, [user]);
+    });
+    await withMysqlConnection(db.url, async (c) => {
+      await c.query('CREATE TABLE t (id INT PRIMARY KEY, v TEXT)');
+      await c.query('INSERT INTO t SELECT seq, MD5(seq) FROM seq_1_to_3000');
+    });
+    ({ keyFile } = await testKeys());
+  });
+  afterAll(async () => {
+    await withMysqlConnection(MYSQL_ADMIN_URL, (c) => c.query(`DROP USER IF EXISTS ?@'127.0.0.1'`, [user]));
+    await db.drop();
+  });
+
+  it('authenticates through the piped option file and never shows the password', async () => {
+    const run = spawnCofre(
+      [
+        'backup',
+        '--engine',
+        'mysql',
+        '--url',
+        `mysql://${user}@127.0.0.1:3306/${db.name}`,
+        '--vault',
+        `file://${tempDir('mypw')}`,
+        '--key-file',
+        keyFile,
+        '--json',
+      ],
+      { ...process.env, COFRE_DB_PASSWORD: password },
+    );
+    const seen: string[] = [];
+    const state = { finished: false };
+    void run.done.then(() => (state.finished = true));
+    while (!state.finished) {
+      seen.push(...allCommandLines());
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const result = await run.done;
+    expect(result.stderr).toMatch(/1 tables, 3000 rows/);
+    expect(result.code).toBe(0);
+    expect(seen.filter((c) => c.includes(password))).toEqual([]);
+    expect(result.stdout + result.stderr).not.toContain(password);
+  });
+
+  it('reports a wrong password as an operational failure (exit 1) without echoing it', async () => {
+    const result = await cofre(
+      [
+        'backup',
+        '--engine',
+        'mysql',
+        '--url',
+        `mysql://${user}@127.0.0.1:3306/${db.name}`,
+        '--vault',
+        `file://${tempDir('mybad')}`,
+        '--key-file',
+        keyFile,
+      ],
+      { ...process.env, COFRE_DB_PASSWORD: 'wrong-password-123' },
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/cannot connect to MySQL at 127.0.0.1:3306/);
+    expect(result.stderr).not.toContain('wrong-password-123');
+  });
+});

@@ -270,10 +270,32 @@ const objectLockSchema = z
     days: positiveInt('the default Object Lock retention in days', 36500)
       .default(30)
       .describe(
-        'Default retention applied to objects written without their own retain-until date; at most `retention.tiers.dailyDays`.',
+        'Default retention applied to objects written without their own retain-until date; at most the shortest retention (`retention.tiers.dailyDays`, `retention.tenantExportDays`, 7 × `retention.tiers.weeklyWeeks`).',
       ),
   })
   .describe('Object Lock (WORM) settings of the vault buckets.');
+
+/** Storage classes a DR replica may use: millisecond retrieval only, so a restore from the DR region meets the RTO. */
+export const REPLICA_STORAGE_CLASSES = [
+  'STANDARD',
+  'STANDARD_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER_IR',
+] as const;
+
+const replicationSchema = z
+  .strictObject({
+    storageClass: z
+      .enum(REPLICA_STORAGE_CLASSES, {
+        error: (iss) =>
+          `expected one of ${REPLICA_STORAGE_CLASSES.map((c) => `"${c}"`).join(', ')} (classes with millisecond retrieval), got ${JSON.stringify(iss.input)}`,
+      })
+      .default('GLACIER_IR')
+      .describe(
+        'Storage class of the replicas in the DR vault; only classes with millisecond retrieval, so a restore from the DR region does not wait hours for an archive.',
+      ),
+  })
+  .describe('Cross-region replication of the vault to the DR region.');
 
 const alertsSchema = z
   .strictObject({
@@ -361,6 +383,7 @@ export const configSchema = z
     schedules: schedulesSchema.prefault({}),
     retention: retentionSchema.prefault({}),
     objectLock: objectLockSchema.prefault({}),
+    replication: replicationSchema.prefault({}),
     alerts: alertsSchema,
     thresholds: thresholdsSchema.prefault({}),
   })
@@ -398,12 +421,18 @@ export const configSchema = z
     config.buckets.forEach((bucket, i) => {
       checkClass(bucket.dataClass, ['buckets', i, 'dataClass']);
     });
-    // A dailyDays that failed its own check is reported once, not again here.
-    if (config.retention.tiers.dailyDays >= 1 && config.objectLock.days > config.retention.tiers.dailyDays) {
+    // The shortest-lived kinds of backup (values that failed their own check are reported once, not again here).
+    const { tiers, tenantExportDays } = config.retention;
+    const shortest = [
+      { days: tiers.dailyDays, field: 'retention.tiers.dailyDays', what: 'daily backups' },
+      { days: tenantExportDays, field: 'retention.tenantExportDays', what: 'per-tenant exports' },
+      { days: tiers.weeklyWeeks * 7, field: '7 × retention.tiers.weeklyWeeks', what: 'weekly backups' },
+    ].find(({ days }) => days >= 1 && config.objectLock.days > days);
+    if (shortest) {
       ctx.addIssue({
         code: 'custom',
         path: ['objectLock', 'days'],
-        message: `expected at most retention.tiers.dailyDays (${config.retention.tiers.dailyDays}), or a default lock would outlive the expiry of daily backups; got ${config.objectLock.days}`,
+        message: `expected at most ${shortest.field} (${shortest.days}), or a default lock would outlive the expiry of ${shortest.what}; got ${config.objectLock.days}`,
       });
     }
   });

@@ -1,6 +1,7 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
+import { BackupVault } from '../constructs/backup-vault';
 
 /** Properties of {@link CofreDrStack}. */
 export interface CofreDrStackProps extends StackProps {
@@ -14,9 +15,30 @@ export interface CofreDrStackProps extends StackProps {
  */
 export class CofreDrStack extends Stack {
   public readonly config: CofreConfig;
+  /** The DR vault: same protections and lifecycle as the primary, receives its replicas. */
+  public readonly vault: BackupVault;
 
   constructor(scope: Construct, id: string, props: CofreDrStackProps) {
     super(scope, id, props);
     this.config = props.config;
+    this.vault = new BackupVault(this, 'Vault', {
+      retention: props.config.retention,
+      objectLock: props.config.objectLock,
+      breakGlassRoleArn: props.config.breakGlassRoleArn,
+      acceptReplication: true,
+    });
+    new CfnOutput(this, 'VaultBucketName', {
+      description: 'DR vault bucket (replicas of the primary vault)',
+      value: this.vault.bucket.bucketName,
+    });
+    new CfnOutput(this, 'VaultKeyArn', { description: 'DR vault KMS key', value: this.vault.key.keyArn });
+    new CfnOutput(this, 'VaultAccessLogBucketName', {
+      description: 'Server access logs of the DR vault',
+      value: this.vault.logBucket.bucketName,
+    });
+    new CfnOutput(this, 'ReplicationRoleArn', {
+      description: 'Role S3 replication assumes to copy the primary vault here',
+      value: this.vault.replicationRole!.roleArn,
+    });
   }
 }

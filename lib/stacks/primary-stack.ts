@@ -1,6 +1,8 @@
-import { Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
+import { BackupHistory } from '../constructs/backup-history';
+import { BackupVault } from '../constructs/backup-vault';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -17,10 +19,41 @@ export interface CofrePrimaryStackProps extends StackProps {
  */
 export class CofrePrimaryStack extends Stack {
   public readonly config: CofreConfig;
+  /** The primary vault, replicated to the DR vault. */
+  public readonly vault: BackupVault;
+  /** The backup history (audit log) table. */
+  public readonly history: BackupHistory;
 
   constructor(scope: Construct, id: string, props: CofrePrimaryStackProps) {
     super(scope, id, props);
     this.config = props.config;
     this.addStackDependency(props.drStack, 'the DR vault must exist before replication to it is configured');
+    this.vault = new BackupVault(this, 'Vault', {
+      retention: props.config.retention,
+      objectLock: props.config.objectLock,
+      breakGlassRoleArn: props.config.breakGlassRoleArn,
+      replicateTo: { destination: props.drStack.vault, storageClass: props.config.replication.storageClass },
+    });
+    this.history = new BackupHistory(this, 'History');
+    new CfnOutput(this, 'VaultBucketName', {
+      description: 'Primary vault bucket',
+      value: this.vault.bucket.bucketName,
+    });
+    new CfnOutput(this, 'VaultKeyArn', {
+      description: 'Primary vault KMS key',
+      value: this.vault.key.keyArn,
+    });
+    new CfnOutput(this, 'VaultAccessLogBucketName', {
+      description: 'Server access logs of the primary vault',
+      value: this.vault.logBucket.bucketName,
+    });
+    new CfnOutput(this, 'HistoryTableName', {
+      description: 'Backup history (audit log) table',
+      value: this.history.table.tableName,
+    });
+    new CfnOutput(this, 'HistoryKeyArn', {
+      description: 'KMS key of the history table',
+      value: this.history.key.keyArn,
+    });
   }
 }

@@ -1,5 +1,42 @@
 #!/usr/bin/env node
-// `npx cofre …` from a checkout: runs the TypeScript CLI through tsx on the project's Node 24.
+// `npx cofre …` from a checkout. Runs the esbuild bundle (dist/cofre.js, made by `npm ci` through
+// the prepare script, ~0.5 s faster to start) when it is newer than every source file, otherwise
+// the TypeScript sources through tsx, so an edit is never shadowed by a stale bundle.
 'use strict';
-require('tsx/cjs');
-require('./cofre.ts').run();
+const fs = require('node:fs');
+const path = require('node:path');
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(
+    `cofre: needs Node.js 24 or newer (zstd streams), this is ${process.version}; run it as "npx cofre …" from the checkout (npm ci installs Node 24)\n`,
+  );
+  process.exit(2);
+}
+
+const root = path.join(__dirname, '..');
+const bundle = path.join(root, 'dist', 'cofre.js');
+
+function newestSource() {
+  let newest = 0;
+  for (const dir of ['cli', 'core']) {
+    for (const entry of fs.readdirSync(path.join(root, dir), { recursive: true, withFileTypes: true })) {
+      if (entry.isFile() && entry.name.endsWith('.ts'))
+        newest = Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+    }
+  }
+  return newest;
+}
+
+let useBundle = false;
+try {
+  useBundle = fs.statSync(bundle).mtimeMs >= newestSource();
+} catch {
+  useBundle = false;
+}
+if (useBundle) {
+  require(bundle).run();
+} else {
+  require('tsx/cjs');
+  require('./cofre.ts').run();
+}

@@ -1,0 +1,168 @@
+/**
+ * `npm run bench`: the backup engine against its limit and against the seeds' pipeline, side by
+ * side in one run, on a generated PostgreSQL database of ~700 MB with realistic entropy.
+ *
+ *   npm run bench                       # generate 3 M rows, measure, drop the database
+ *   npm run bench -- --rows 500000      # smaller
+ *   npm run bench -- --url postgres://postgres@127.0.0.1:5432/existing   # reuse a database (kept)
+ *   npm run bench -- --levels 1,3,6     # zstd levels to compare (default 1,3,6)
+ *
+ * Figures (goals from the backup-engine issue):
+ *   cofre ÷ raw pg_dump -Fc -Z0 > /dev/null        goal ≤ 1.4 (wall time)
+ *   cofre ÷ seeds' pg_dump -Z9 + openssl + copy    goal ≤ 0.2 (wall time)
+ *   cofre stored bytes ÷ seeds' stored bytes       goal ≤ 0.9
+ *   peak RSS of the cofre process                  goal ≤ 256 MB
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client } from 'pg';
+import { generateBenchData } from './bench-data-lib';
+
+const args = process.argv.slice(2);
+const arg = (name: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const ADMIN = process.env.COFRE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const rows = Number(arg('rows') ?? 3_000_000);
+const levels = (arg('levels') ?? '1,3,6').split(',').map(Number);
+const BIN = path.join(__dirname, '..', 'cli', 'bin.js');
+
+interface Run {
+  seconds: number;
+  peakRssMiB?: number;
+  storedBytes?: number;
+}
+
+/** Runs a command, timing it; `rss` samples the process's VmHWM (peak resident set) from /proc. */
+async function timed(cmd: string, argv: string[], env: NodeJS.ProcessEnv, rss = false): Promise<Run> {
+  const start = process.hrtime.bigint();
+  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+  let peak = 0;
+  const sampler = rss
+    ? setInterval(() => {
+        try {
+          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+          if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+        } catch {
+          // exited
+        }
+      }, 50)
+    : undefined;
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (sampler) clearInterval(sampler);
+  if (code !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${String(code)}): ${stderr}`);
+  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, ...(rss ? { peakRssMiB: peak } : {}) };
+}
+
+function sh(script: string, env: NodeJS.ProcessEnv): Promise<Run> {
+  return timed('/bin/bash', ['-o', 'pipefail', '-c', script], env);
+}
+
+function dirBytes(dir: string): number {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .reduce((n, e) => n + statSync(path.join(e.parentPath, e.name)).size, 0);
+}
+
+async function main(): Promise<void> {
+  let url = arg('url');
+  let dropAfter: string | undefined;
+  if (!url) {
+    const name = `cofre_bench_${randomBytes(4).toString('hex')}`;
+    url = `${ADMIN.replace(/\/[^/]*$/, '')}/${name}`;
+    dropAfter = name;
+    process.stderr.write(`generating ${rows} rows into ${name}…\n`);
+    await generateBenchData({ engine: 'postgres', url, rows });
+  }
+  const work = mkdtempSync(path.join(os.tmpdir(), 'cofre-bench-'));
+  try {
+    const u = new URL(url);
+    const database = decodeURIComponent(u.pathname.slice(1));
+    const pgEnv = {
+      ...process.env,
+      PGHOST: u.hostname,
+      PGPORT: u.port || '5432',
+      PGUSER: decodeURIComponent(u.username) || 'postgres',
+      PGPASSWORD: decodeURIComponent(u.password),
+      PGDATABASE: database,
+    };
+    const c = new Client({ connectionString: url });
+    await c.connect();
+    const size = Number((await c.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0]!.s);
+    await c.end();
+    const keyFile = path.join(work, 'key');
+    execFileSync(process.execPath, [BIN, 'keygen', '--out', keyFile], { stdio: 'ignore' });
+    const passFile = path.join(work, 'openssl-pass');
+    writeFileSync(passFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+
+    process.stderr.write(`database ${database}: ${(size / 1e6).toFixed(0)} MB; ${os.cpus().length} cores\n`);
+    // Warm the cache once so every contender reads from memory alike.
+    await sh('pg_dump -Fc -Z0 > /dev/null', pgEnv);
+
+    const raw = await sh('pg_dump -Fc -Z0 > /dev/null', pgEnv);
+    process.stderr.write(`raw pg_dump -Fc -Z0 > /dev/null: ${raw.seconds.toFixed(1)} s\n`);
+
+    const shell = await sh(`pg_dump -Fc -Z0 | zstd -1 -q | openssl enc -aes-256-ctr -pbkdf2 -pass file:${passFile} | sha256sum > /dev/null`, pgEnv);
+    process.stderr.write(`shell pg_dump | zstd -1 | openssl | sha256sum: ${shell.seconds.toFixed(1)} s\n`);
+
+    const seedsDir = path.join(work, 'seeds');
+    const seeds = await sh(
+      `mkdir -p ${seedsDir}/vault && pg_dump -Fc -Z9 -f ${seedsDir}/db.dump && ` +
+        `openssl enc -aes-256-cbc -pbkdf2 -pass file:${passFile} -in ${seedsDir}/db.dump -out ${seedsDir}/db.dump.enc && ` +
+        `cp ${seedsDir}/db.dump.enc ${seedsDir}/vault/ && sync`,
+      pgEnv,
+    );
+    seeds.storedBytes = statSync(path.join(seedsDir, 'vault', 'db.dump.enc')).size;
+    rmSync(seedsDir, { recursive: true, force: true });
+    process.stderr.write(`seeds' pg_dump -Z9 + openssl + copy: ${seeds.seconds.toFixed(1)} s, ${seeds.storedBytes} bytes\n`);
+
+    const cofre: Record<number, Run> = {};
+    for (const level of levels) {
+      const vaultDir = path.join(work, `vault-${level}`);
+      const run = await timed(
+        process.execPath,
+        [BIN, 'backup', '--engine', 'postgres', '--url', url, '--vault', `file://${vaultDir}`, '--key-file', keyFile, '--zstd-level', String(level)],
+        process.env,
+        true,
+      );
+      execFileSync('sync');
+      run.storedBytes = dirBytes(vaultDir);
+      rmSync(vaultDir, { recursive: true, force: true });
+      cofre[level] = run;
+      process.stderr.write(`cofre backup, zstd ${level}: ${run.seconds.toFixed(1)} s, ${run.storedBytes} bytes, peak RSS ${run.peakRssMiB!.toFixed(0)} MiB\n`);
+    }
+
+    const lines = [
+      `| figure | ${levels.map((l) => `zstd ${l}`).join(' | ')} | goal |`,
+      `|---|${levels.map(() => '---').join('|')}|---|`,
+      `| cofre wall time (s) | ${levels.map((l) => cofre[l]!.seconds.toFixed(1)).join(' | ')} | |`,
+      `| ÷ raw pg_dump -Fc -Z0 (${raw.seconds.toFixed(1)} s) | ${levels.map((l) => (cofre[l]!.seconds / raw.seconds).toFixed(2)).join(' | ')} | ≤ 1.4 |`,
+      `| ÷ seeds' pipeline (${seeds.seconds.toFixed(1)} s) | ${levels.map((l) => (cofre[l]!.seconds / seeds.seconds).toFixed(2)).join(' | ')} | ≤ 0.2 |`,
+      `| stored bytes ÷ seeds' (${(seeds.storedBytes / 1e6).toFixed(1)} MB) | ${levels.map((l) => (cofre[l]!.storedBytes! / seeds.storedBytes!).toFixed(2)).join(' | ')} | ≤ 0.9 |`,
+      `| stored MB | ${levels.map((l) => (cofre[l]!.storedBytes! / 1e6).toFixed(1)).join(' | ')} | |`,
+      `| peak RSS (MiB) | ${levels.map((l) => cofre[l]!.peakRssMiB!.toFixed(0)).join(' | ')} | ≤ 256 |`,
+      '',
+      `database ${(size / 1e6).toFixed(0)} MB (${rows} rows); shell pg_dump | zstd -1 | openssl | sha256sum: ${shell.seconds.toFixed(1)} s (${(shell.seconds / raw.seconds).toFixed(2)} × raw)`,
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+    if (dropAfter) {
+      const c = new Client({ connectionString: ADMIN });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS "${dropAfter}" WITH (FORCE)`);
+      await c.end();
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

@@ -94,7 +94,9 @@ async function main(): Promise<void> {
     };
     const c = new Client({ connectionString: url });
     await c.connect();
-    const size = Number((await c.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0]!.s);
+    const size = Number(
+      (await c.query<{ s: string }>('SELECT pg_database_size(current_database()) AS s')).rows[0]!.s,
+    );
     await c.end();
     const keyFile = path.join(work, 'key');
     execFileSync(process.execPath, [BIN, 'keygen', '--out', keyFile], { stdio: 'ignore' });
@@ -108,7 +110,10 @@ async function main(): Promise<void> {
     const raw = await sh('pg_dump -Fc -Z0 > /dev/null', pgEnv);
     process.stderr.write(`raw pg_dump -Fc -Z0 > /dev/null: ${raw.seconds.toFixed(1)} s\n`);
 
-    const shell = await sh(`pg_dump -Fc -Z0 | zstd -1 -q | openssl enc -aes-256-ctr -pbkdf2 -pass file:${passFile} | sha256sum > /dev/null`, pgEnv);
+    const shell = await sh(
+      `pg_dump -Fc -Z0 | zstd -1 -q | openssl enc -aes-256-ctr -pbkdf2 -pass file:${passFile} | sha256sum > /dev/null`,
+      pgEnv,
+    );
     process.stderr.write(`shell pg_dump | zstd -1 | openssl | sha256sum: ${shell.seconds.toFixed(1)} s\n`);
 
     const seedsDir = path.join(work, 'seeds');
@@ -120,14 +125,29 @@ async function main(): Promise<void> {
     );
     seeds.storedBytes = statSync(path.join(seedsDir, 'vault', 'db.dump.enc')).size;
     rmSync(seedsDir, { recursive: true, force: true });
-    process.stderr.write(`seeds' pg_dump -Z9 + openssl + copy: ${seeds.seconds.toFixed(1)} s, ${seeds.storedBytes} bytes\n`);
+    process.stderr.write(
+      `seeds' pg_dump -Z9 + openssl + copy: ${seeds.seconds.toFixed(1)} s, ${seeds.storedBytes} bytes\n`,
+    );
 
     const cofre: Record<number, Run> = {};
     for (const level of levels) {
       const vaultDir = path.join(work, `vault-${level}`);
       const run = await timed(
         process.execPath,
-        [BIN, 'backup', '--engine', 'postgres', '--url', url, '--vault', `file://${vaultDir}`, '--key-file', keyFile, '--zstd-level', String(level)],
+        [
+          BIN,
+          'backup',
+          '--engine',
+          'postgres',
+          '--url',
+          url,
+          '--vault',
+          `file://${vaultDir}`,
+          '--key-file',
+          keyFile,
+          '--zstd-level',
+          String(level),
+        ],
         process.env,
         true,
       );
@@ -135,7 +155,9 @@ async function main(): Promise<void> {
       run.storedBytes = dirBytes(vaultDir);
       rmSync(vaultDir, { recursive: true, force: true });
       cofre[level] = run;
-      process.stderr.write(`cofre backup, zstd ${level}: ${run.seconds.toFixed(1)} s, ${run.storedBytes} bytes, peak RSS ${run.peakRssMiB!.toFixed(0)} MiB\n`);
+      process.stderr.write(
+        `cofre backup, zstd ${level}: ${run.seconds.toFixed(1)} s, ${run.storedBytes} bytes, peak RSS ${run.peakRssMiB!.toFixed(0)} MiB\n`,
+      );
     }
 
     const lines = [

@@ -2,12 +2,14 @@ import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError, Option } from 'commander';
 import { runBackup } from '../core/backup';
-import { readCatalog } from '../core/catalog';
+import { findBackup, readCatalog } from '../core/catalog';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
 import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
+import { restoreBackup } from '../core/restore';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { openVault } from '../core/vault';
+import { addExportCommands } from './export-commands';
 import { formatBytes, progressReporter } from './progress';
 
 /** Where the CLI writes: stdout for `--json` results, stderr for people. */
@@ -295,6 +297,82 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       if (failed.length) exitCode = 3;
     });
 
+  program
+    .command('restore')
+    .description('restore a backup into a database: the whole database, or one table (--table)')
+    .requiredOption(
+      '--vault <vault>',
+      's3://bucket/prefix or file:///absolute/dir (an exported folder is a file vault)',
+    )
+    .requiredOption('--backup <id>', 'the backup to restore')
+    .requiredOption('--target-url <url>', 'postgres://user@host:5432/newdb or mysql://user@host:3306/newdb')
+    .option('--table <name>', 'restore only this table (schema.name or name)')
+    .option(
+      '--into-table <name>',
+      'with --table: load the rows into this new table, to compare before swapping',
+    )
+    .option('--force', 'replace a non-empty target database (or the rows of a non-empty table)')
+    .option(
+      '--jobs <n>',
+      'PostgreSQL: parallel pg_restore jobs (spills the dump to a local file); "auto" decides by size',
+      'auto',
+    )
+    .option('--no-owner', 'PostgreSQL: do not restore object ownership')
+    .option('--no-acl', 'PostgreSQL: do not restore privileges')
+    .option('--spill-dir <dir>', 'where a spilled dump is written (default: the temp directory)')
+    .option('--secret <arn>', 'Secrets Manager secret with the target credentials (RDS JSON format)')
+    .option('--key-file <file>', 'raw AES-256 key (cofre keygen)')
+    .option('--kms-key <arn>', 'KMS key ARN of the vault')
+    .option('--escrow-private-key <pem>', 'offline escrow RSA private key')
+    .addOption(new Option('--tenant <id>', 'per-tenant restore is not available yet').hideHelp())
+    .addOption(new Option('--dry-run').hideHelp())
+    .option('--json', 'print the restore report as JSON on stdout')
+    .action(async (opts: Record<string, unknown>) => {
+      if (opts.tenant !== undefined || opts.dryRun)
+        throw new UsageError('--tenant / --dry-run: per-tenant restore is not available in this version');
+      const vault = openVault(String(opts.vault), { env: io.env });
+      const backupId = String(opts.backup);
+      const entry = await findBackup(vault, backupId);
+      const engine = entry.manifest?.engine ?? 'postgres';
+      const target = await resolveCredentials(
+        parseDatabaseUrl(engine, String(opts.targetUrl), '--target-url'),
+        {
+          env: io.env,
+          secretArn: opts.secret as string | undefined,
+          secrets: opts.secret
+            ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
+            : undefined,
+        },
+      );
+      const jobsOpt = String(opts.jobs);
+      const jobs = jobsOpt === 'auto' ? 'auto' : Number(jobsOpt);
+      if (jobs !== 'auto' && (!Number.isInteger(jobs) || jobs < 1 || jobs > 64))
+        throw new UsageError(`--jobs: expected "auto" or a whole number from 1 to 64, got "${jobsOpt}"`);
+      const keys = await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined));
+      const report = await restoreBackup({
+        vault,
+        backupId,
+        keys,
+        target,
+        table: opts.table as string | undefined,
+        intoTable: opts.intoTable as string | undefined,
+        force: opts.force as boolean | undefined,
+        jobs,
+        noOwner: opts.owner === false,
+        noAcl: opts.acl === false,
+        spillDir: opts.spillDir as string | undefined,
+        signal: io.signal,
+        log: (line) => {
+          io.stderr(`${line}\n`);
+        },
+      });
+      io.stderr(
+        `OK restored ${report.backupId} into ${report.target.database}${report.target.table ? ` (table ${report.target.table})` : ''}: ${report.tables.length} tables, ${report.rows} rows, ${(report.durationMs / 1000).toFixed(1)} s\n`,
+      );
+      if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
+    });
+
+  addExportCommands(program, io, (c) => (exitCode = c));
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;

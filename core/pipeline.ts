@@ -8,7 +8,7 @@ import type { RunningDump, TableCount } from './sources/types';
 import type { StoredObject, Vault, WriteOptions } from './vault';
 
 /** Default zstd level: chosen from `npm run bench` (see README, Benchmarks). */
-export const DEFAULT_ZSTD_LEVEL = 3;
+export const DEFAULT_ZSTD_LEVEL = 1;
 /** Bytes per chunk after the gate and out of zstd. */
 const CHUNK = 1024 * 1024;
 

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { configSchema } from '../../lib/config';
 import {
+  DEFAULT_RETENTION,
   daysCoveringMonths,
   daysCoveringYears,
   lifecycleExpiry,
@@ -153,14 +155,12 @@ describe('lockUntil and the lifecycle expiry', () => {
   });
 });
 
-it('uses the same defaults as cofre.config.ts’s schema (the CLI runs without a config file)', async () => {
-  const { configSchema } = await import('../../lib/config');
+it('uses the same defaults as cofre.config.ts’s schema (the CLI runs without a config file)', () => {
   const parsed = configSchema.parse({
     account: '111111111111',
     regions: { primary: 'sa-east-1', dr: 'us-east-1' },
     alerts: { emails: ['ops@example.com'] },
   });
-  const { DEFAULT_RETENTION } = await import('../../core/retention');
   expect({
     tiers: parsed.retention.tiers,
     classes: parsed.retention.classes,

@@ -1,0 +1,792 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { RowDataPacket } from 'mysql2/promise';
+import { findBackup } from './catalog';
+import type { Connection } from './connection';
+import { decryptStream, type Keys } from './crypto';
+import { checkKeyFits } from './decrypt';
+import {
+  CancelledError,
+  CofreError,
+  IntegrityError,
+  OperationalError,
+  UsageError,
+  messageOf,
+} from './errors';
+import type { Artifact, Manifest } from './manifest';
+import { connectMysql, mysqlOptionFile } from './sources/mysql';
+import { MysqldumpTableSelector } from './sources/mysqldump-select';
+import { connectPostgres, postgresEnv } from './sources/postgres';
+import { spawnTool, type ToolProcess } from './sources/process';
+import type { TableCount } from './sources/types';
+import type { Vault } from './vault';
+
+export interface RestoreOptions {
+  readonly vault: Vault;
+  readonly backupId: string;
+  /** Keys that can open the backup (local AES key, KMS key or escrow private key). */
+  readonly keys: Keys;
+  /** The target server and database (the URL's database name). */
+  readonly target: Connection;
+  /** Restore one table (`schema.name` or `name`) instead of the whole database. */
+  readonly table?: string | undefined;
+  /** With `table`: load its rows into this new table (created like the original) instead. */
+  readonly intoTable?: string | undefined;
+  /** Replace a non-empty target database (or a non-empty table). */
+  readonly force?: boolean | undefined;
+  /** PostgreSQL: parallel pg_restore jobs (spills the dump to a local file). `auto` decides by size. */
+  readonly jobs?: number | 'auto' | undefined;
+  /** PostgreSQL: pg_restore --no-owner / --no-acl (a server without the source's roles). */
+  readonly noOwner?: boolean | undefined;
+  readonly noAcl?: boolean | undefined;
+  /** Where a spilled dump goes. Default: the OS temp directory. */
+  readonly spillDir?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly log?: ((line: string) => void) | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+export interface RestoreReport {
+  readonly backupId: string;
+  readonly mode: 'database' | 'table';
+  readonly target: {
+    readonly host: string;
+    readonly port: number;
+    readonly database: string;
+    readonly table?: string;
+  };
+  readonly tables: readonly TableCount[];
+  readonly rows: number;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  /** PostgreSQL: how pg_restore read the dump. */
+  readonly method?: 'stream' | 'spill';
+  readonly jobs?: number;
+  /** The non-empty target that `--force` dropped. */
+  readonly replaced?: boolean;
+}
+
+/** Above this plaintext size, `jobs: 'auto'` spills to a local file and runs pg_restore in parallel (see README). */
+export const SPILL_THRESHOLD_BYTES = 2 * 1024 * 1024 * 1024;
+
+/**
+ * Restores a backup into `target`: the whole database, or one table.
+ *
+ * Whole database — PostgreSQL: into a new temporary database, streamed (or spilled for parallel
+ * `pg_restore -j`), hashes and row counts checked, then renamed to the target (a non-empty target
+ * is dropped only with `force`, and only after the new copy is complete). MySQL: into the created
+ * target with a `__cofre_restore_in_progress` marker table that is removed last; on failure the
+ * target is dropped. Either way a failed or interrupted restore leaves nothing that looks restored.
+ */
+export async function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
+  const startedAt = (options.now ?? (() => new Date()))();
+  const entry = await findBackup(options.vault, options.backupId);
+  if (!entry.manifest)
+    throw new IntegrityError(
+      `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
+    );
+  const manifest = entry.manifest;
+  const artifact = manifest.artifacts[0]!;
+  if (!options.target.database)
+    throw new UsageError('--target-url: expected a database name in the URL path');
+  if (manifest.kind === 'globals')
+    throw new UsageError(
+      `--backup: ${manifest.backupId} holds server globals (roles, tablespaces); apply them with "cofre decrypt" and psql`,
+    );
+  if (manifest.engine !== options.target.engine)
+    throw new UsageError(
+      `--target-url: backup ${manifest.backupId} is a ${manifest.engine} backup, the target is ${options.target.engine}`,
+    );
+  if (options.intoTable && !options.table) throw new UsageError('--into-table: needs --table');
+  // The cheap half of the check before anything is touched: the key is one the backup was
+  // encrypted for, and the artifact is there, whole, unchanged.
+  checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
+  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact);
+  const input = { ...options, manifest, artifact, key: `${entry.folder}/${artifact.name}` };
+  let result: Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>;
+  if (options.table) {
+    result =
+      manifest.engine === 'postgres' ? await restorePostgresTable(input) : await restoreMysqlTable(input);
+  } else {
+    result =
+      manifest.engine === 'postgres'
+        ? await restorePostgresDatabase(input)
+        : await restoreMysqlDatabase(input);
+  }
+  const finished = (options.now ?? (() => new Date()))();
+  return {
+    backupId: manifest.backupId,
+    startedAt: startedAt.toISOString(),
+    durationMs: finished.getTime() - startedAt.getTime(),
+    ...result,
+  };
+}
+
+interface Input extends RestoreOptions {
+  readonly manifest: Manifest;
+  readonly artifact: Artifact;
+  readonly key: string;
+}
+
+async function checkStored(vault: Vault, key: string, artifact: Artifact): Promise<void> {
+  const stat = await vault.stat(key);
+  if (!stat) throw new IntegrityError(`artifact ${key} is missing; nothing was restored`);
+  if (stat.bytes !== artifact.bytes.stored)
+    throw new IntegrityError(
+      `artifact ${key} has ${stat.bytes} bytes, the manifest records ${artifact.bytes.stored}; nothing was restored`,
+    );
+  const s3 = artifact.s3;
+  if (s3?.checksumSha256 && stat.checksumSha256 && s3.checksumSha256 !== stat.checksumSha256)
+    throw new IntegrityError(
+      `artifact ${key}: its S3 SHA-256 checksum differs from the manifest's; nothing was restored`,
+    );
+  if (s3?.etag && stat.etag && s3.etag !== stat.etag)
+    throw new IntegrityError(
+      `artifact ${key}: its S3 ETag differs from the manifest's; nothing was restored`,
+    );
+}
+
+/**
+ * The artifact's plaintext, checked as it streams: the SHA-256 and size of the stored bytes and of
+ * the plaintext must match the manifest, or the stream fails at its end (before the consumer's
+ * `end`), with an {@link IntegrityError}. Authentication failures (tampering, wrong key) fail it too.
+ */
+async function verifiedPlaintext(input: Input): Promise<Readable> {
+  const { artifact } = input;
+  const storedHash = createHash('sha256');
+  const plainHash = createHash('sha256');
+  let stored = 0;
+  let plain = 0;
+  const source = await input.vault.read(input.key, input.signal);
+  const tapStored = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      stored += chunk.length;
+      storedHash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const digest = storedHash.digest('hex');
+      if (stored !== artifact.bytes.stored || digest !== artifact.sha256.stored)
+        cb(
+          new IntegrityError(
+            `artifact ${input.key}: the stored bytes (${stored}, SHA-256 ${digest}) differ from the manifest's`,
+          ),
+        );
+      else cb();
+    },
+  });
+  const tapPlain = new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      plain += chunk.length;
+      plainHash.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      const digest = plainHash.digest('hex');
+      if (plain !== artifact.bytes.raw || digest !== artifact.sha256.plain)
+        cb(
+          new IntegrityError(
+            `artifact ${input.key}: the decrypted dump (${plain} bytes, SHA-256 ${digest}) differs from the manifest's`,
+          ),
+        );
+      else cb();
+    },
+  });
+  // `out` is fed with .pipe(), outside the pipeline: a failing stage must not destroy it with the
+  // raw error before it can be given the clear one below.
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  tapPlain.pipe(out, { end: false });
+  pipeline(
+    source,
+    tapStored,
+    decryptStream(input.keys, artifact.encryption.encryptionContext),
+    zlib.createZstdDecompress({ chunkSize: 1024 * 1024 }),
+    tapPlain,
+  ).then(
+    () => {
+      tapPlain.once('end', () => out.end());
+      if (tapPlain.readableEnded) out.end();
+    },
+    (error: unknown) => {
+      out.destroy(
+        error instanceof CofreError
+          ? error
+          : new IntegrityError(
+              `artifact ${input.key} cannot be authenticated and decrypted with the given key: ${messageOf(error)}`,
+            ),
+      );
+    },
+  );
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+async function postgresDatabaseState(
+  target: Connection,
+  database: string,
+): Promise<{ exists: boolean; objects: number }> {
+  const admin = await connectPostgres(target, 'postgres');
+  try {
+    const { rows } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (rows.length === 0) return { exists: false, objects: 0 };
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+  const client = await connectPostgres(target, database);
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+         AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')`,
+    );
+    return { exists: true, objects: Number(rows[0]!.n) };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function countPostgres(
+  target: Connection,
+  database: string,
+  tables: readonly TableCount[],
+): Promise<TableCount[]> {
+  const client = await connectPostgres(target, database);
+  try {
+    const out: TableCount[] = [];
+    for (const t of tables) {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+      );
+      out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
+    }
+    return out;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function compareCounts(expected: readonly TableCount[], actual: readonly TableCount[], where: string): void {
+  const wrong = expected.filter((t, i) => actual[i]?.rows !== t.rows);
+  if (wrong.length)
+    throw new IntegrityError(
+      `row counts in ${where} differ from the manifest: ${wrong
+        .map(
+          (t) => `${t.schema}.${t.name} has ${actual[expected.indexOf(t)]?.rows ?? '?'}, expected ${t.rows}`,
+        )
+        .join('; ')}`,
+    );
+}
+
+async function restorePostgresDatabase(
+  input: Input,
+): Promise<Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>> {
+  const { target, artifact, log = () => undefined } = input;
+  const database = target.database!;
+  const state = await postgresDatabaseState(target, database);
+  if (state.exists && state.objects > 0 && !input.force)
+    throw new UsageError(
+      `--target-url: database "${database}" on ${target.host}:${target.port} is not empty (${state.objects} tables, views or sequences); nothing was changed. Restore into a new database name, or add --force to replace it`,
+    );
+  const temp = `${database.slice(0, 40)}_cofre_restoring_${randomBytes(4).toString('hex')}`;
+  const jobs =
+    input.jobs === 'auto' || input.jobs === undefined
+      ? artifact.bytes.raw >= SPILL_THRESHOLD_BYTES
+        ? Math.min(4, Math.max(2, os.availableParallelism()))
+        : 1
+      : input.jobs;
+  const method = jobs > 1 ? 'spill' : 'stream';
+  const admin = await connectPostgres(target, 'postgres');
+  let created = false;
+  try {
+    await admin.query(`CREATE DATABASE ${quoteIdent(temp)} TEMPLATE template0`);
+    created = true;
+    log(
+      `restoring ${input.manifest.backupId} into temporary database "${temp}" (${method}${jobs > 1 ? `, ${jobs} jobs` : ''})`,
+    );
+    const restoreArgs = ['--exit-on-error', '--no-password', `--dbname=${temp}`];
+    if (input.noOwner) restoreArgs.push('--no-owner');
+    if (input.noAcl) restoreArgs.push('--no-acl');
+    if (method === 'stream') {
+      const tool = spawnTool('pg_restore', restoreArgs, {
+        env: postgresEnv(target, temp),
+        stdin: true,
+        secrets: [target.password],
+      });
+      await feedTool(input, tool);
+    } else {
+      await spillAndRun(input, (file) =>
+        spawnTool('pg_restore', [...restoreArgs, `--jobs=${jobs}`, file], {
+          env: postgresEnv(target, temp),
+          secrets: [target.password],
+        }),
+      );
+    }
+    const counted = await countPostgres(target, temp, artifact.tables);
+    compareCounts(artifact.tables, counted, `the restored copy of "${database}"`);
+    // The copy is complete and checked: only now is the target touched.
+    if (state.exists) {
+      if (state.objects > 0)
+        log(
+          `--force: dropping database "${database}" (${state.objects} objects) and replacing it with the restored copy`,
+        );
+      await admin.query(`DROP DATABASE ${quoteIdent(database)} WITH (FORCE)`);
+    }
+    await admin.query(`ALTER DATABASE ${quoteIdent(temp)} RENAME TO ${quoteIdent(database)}`);
+    created = false;
+    return {
+      mode: 'database',
+      target: { host: target.host, port: target.port, database },
+      tables: counted,
+      rows: counted.reduce((n, t) => n + t.rows, 0),
+      method,
+      jobs,
+      replaced: state.exists && state.objects > 0,
+    };
+  } finally {
+    if (created)
+      await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(temp)} WITH (FORCE)`).catch(() => undefined);
+    await admin.end().catch(() => undefined);
+  }
+}
+
+/** Streams the verified plaintext into a tool's stdin; the tool and the stream must both succeed. */
+async function feedTool(
+  input: Input,
+  tool: ToolProcess,
+  options: { transform?: Transform; prefix?: string; suffix?: string } = {},
+): Promise<void> {
+  const plaintext = await verifiedPlaintext(input);
+  const stages: (Readable | Transform)[] = [plaintext];
+  if (options.transform) stages.push(options.transform);
+  let first: unknown;
+  const stop = (error: unknown) => {
+    first ??= error;
+    tool.kill();
+    plaintext.destroy();
+  };
+  const onAbort = () => {
+    stop(new CancelledError(String(input.signal?.reason ?? 'signal')));
+  };
+  if (input.signal?.aborted) onAbort();
+  input.signal?.addEventListener('abort', onAbort, { once: true });
+  tool.finished.catch(stop);
+  try {
+    const stdin = tool.stdin!;
+    stdin.on('error', () => undefined);
+    if (options.prefix) stdin.write(options.prefix);
+    for await (const chunk of stages.length === 1 ? plaintext : Readable.from(chainTransforms(stages))) {
+      if (!stdin.write(chunk as Buffer))
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            stdin.off('drain', done);
+            stdin.off('close', done);
+            resolve();
+          };
+          stdin.on('drain', done);
+          stdin.on('close', done);
+        });
+      if (first !== undefined) break;
+    }
+    if (first === undefined) {
+      if (options.suffix) stdin.write(options.suffix);
+      stdin.end();
+    }
+  } catch (error) {
+    stop(error);
+  } finally {
+    input.signal?.removeEventListener('abort', onAbort);
+  }
+  try {
+    await tool.finished;
+  } catch (error) {
+    first ??= error;
+  }
+  if (first !== undefined) throw first instanceof Error ? first : new OperationalError(messageOf(first));
+}
+
+function chainTransforms(stages: (Readable | Transform)[]): Readable {
+  let current = stages[0] as Readable;
+  for (const next of stages.slice(1)) current = current.pipe(next as Transform);
+  return current;
+}
+
+/** Writes the verified plaintext to a private local file, runs the tool on it, removes the file. */
+async function spillAndRun(input: Input, run: (file: string) => ToolProcess): Promise<void> {
+  const dir = await mkdtemp(path.join(input.spillDir ?? os.tmpdir(), 'cofre-restore-'));
+  try {
+    const file = path.join(dir, 'dump');
+    await pipeline(await verifiedPlaintext(input), createWriteStream(file, { mode: 0o600 }), {
+      signal: input.signal,
+    });
+    const tool = run(file);
+    const onAbort = () => {
+      tool.kill();
+    };
+    input.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await tool.finished;
+    } finally {
+      input.signal?.removeEventListener('abort', onAbort);
+    }
+    if (input.signal?.aborted) throw new CancelledError(String(input.signal.reason));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function splitTable(table: string, defaultSchema: string): { schema: string; name: string } {
+  const dot = table.indexOf('.');
+  return dot === -1
+    ? { schema: defaultSchema, name: table }
+    : { schema: table.slice(0, dot), name: table.slice(dot + 1) };
+}
+
+function findManifestTable(input: Input, defaultSchema: string): TableCount {
+  const wanted = splitTable(input.table!, defaultSchema);
+  const match = input.artifact.tables.find((t) => t.schema === wanted.schema && t.name === wanted.name);
+  if (!match)
+    throw new UsageError(
+      `--table: backup ${input.manifest.backupId} has no table "${input.table!}" (it has ${input.artifact.tables
+        .slice(0, 12)
+        .map((t) => (input.manifest.engine === 'postgres' ? `${t.schema}.${t.name}` : t.name))
+        .join(', ')}${input.artifact.tables.length > 12 ? ', …' : ''})`,
+    );
+  return match;
+}
+
+async function restorePostgresTable(
+  input: Input,
+): Promise<Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>> {
+  const { target, log = () => undefined } = input;
+  const database = target.database!;
+  const table = findManifestTable(input, 'public');
+  const qualified = `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+  const destName = input.intoTable ?? table.name;
+  const dest = `${quoteIdent(table.schema)}.${quoteIdent(destName)}`;
+  const client = await connectPostgres(target, database);
+  try {
+    const exists = async (name: string) =>
+      (
+        await client.query(
+          'SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2',
+          [table.schema, name],
+        )
+      ).rows.length > 0;
+    const originalExists = await exists(table.name);
+    let truncate = false;
+    if (input.intoTable) {
+      if (!originalExists)
+        throw new UsageError(
+          `--into-table: "${table.schema}.${table.name}" is absent from the target, so there is nothing to copy its shape from; restore it under its own name`,
+        );
+      if (await exists(input.intoTable))
+        throw new UsageError(
+          `--into-table: "${table.schema}.${input.intoTable}" already exists; nothing was changed`,
+        );
+    } else if (originalExists) {
+      const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ONLY ${qualified}`);
+      const present = Number(rows[0]!.n);
+      if (present > 0 && !input.force)
+        throw new UsageError(
+          `--table: ${table.schema}.${table.name} in "${database}" still has ${present} rows; nothing was changed. Use --into-table NEW_NAME to compare first, or --force to replace its rows`,
+        );
+      truncate = present > 0;
+      if (truncate) log(`--force: replacing the ${present} rows of ${table.schema}.${table.name}`);
+    }
+    if (!originalExists) {
+      // Definition and data (with the table's constraints), in one transaction.
+      log(`${table.schema}.${table.name} is absent from "${database}": restoring its definition and rows`);
+      await spillAndRun(input, (file) =>
+        spawnTool(
+          'pg_restore',
+          [
+            '--exit-on-error',
+            '--single-transaction',
+            '--no-password',
+            `--schema=${table.schema}`,
+            `--table=${table.name}`,
+            `--dbname=${database}`,
+            ...(input.noOwner ? ['--no-owner'] : []),
+            ...(input.noAcl ? ['--no-acl'] : []),
+            file,
+          ],
+          { env: postgresEnv(target, database), secrets: [target.password] },
+        ),
+      );
+    } else {
+      if (input.intoTable) await client.query(`CREATE TABLE ${dest} (LIKE ${qualified} INCLUDING ALL)`);
+      // pg_restore writes the table's COPY as SQL; psql loads it in one transaction (with the
+      // TRUNCATE when forced), so the table ends fully restored or untouched.
+      const sql = spawnTool(
+        'pg_restore',
+        ['--data-only', `--schema=${table.schema}`, `--table=${table.name}`, '--file=-'],
+        { stdin: true },
+      );
+      const psql = spawnTool(
+        'psql',
+        ['--no-psqlrc', '--quiet', '--single-transaction', '-v', 'ON_ERROR_STOP=1', '--no-password'],
+        {
+          env: postgresEnv(target, database),
+          stdin: true,
+          secrets: [target.password],
+        },
+      );
+      psql.stdout.resume();
+      const prefix = truncate ? `TRUNCATE ONLY ${qualified};\n` : '';
+      const rename = input.intoTable ? renameCopyTarget(dest) : new PassThrough();
+      const into = (async () => {
+        psql.stdin!.on('error', () => undefined);
+        psql.stdin!.write(prefix);
+        await pipeline(sql.stdout, rename, psql.stdin!);
+      })();
+      try {
+        await Promise.all([feedTool(input, sql), into, psql.finished]);
+      } catch (error) {
+        sql.kill();
+        psql.kill();
+        if (input.intoTable) await client.query(`DROP TABLE IF EXISTS ${dest}`).catch(() => undefined);
+        throw error;
+      }
+    }
+    const counted = await countPostgres(target, database, [{ ...table, name: destName }]);
+    compareCounts([{ ...table, name: destName }], counted, `"${database}"`);
+    return {
+      mode: 'table',
+      target: { host: target.host, port: target.port, database, table: `${table.schema}.${destName}` },
+      tables: counted,
+      rows: counted[0]!.rows,
+    };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Rewrites the one `COPY <table> (…) FROM stdin;` line of a data-only pg_restore script. */
+function renameCopyTarget(dest: string): Transform {
+  let carry = '';
+  let done = false;
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      if (done) {
+        cb(null, chunk);
+        return;
+      }
+      const text = carry + chunk.toString('utf8');
+      const m = /^COPY (.+?) \(/m.exec(text);
+      if (!m) {
+        // Keep a partial last line for the next chunk.
+        const nl = text.lastIndexOf('\n');
+        carry = text.slice(nl + 1);
+        cb(null, Buffer.from(text.slice(0, nl + 1)));
+        return;
+      }
+      done = true;
+      carry = '';
+      cb(null, Buffer.from(`${text.slice(0, m.index)}COPY ${dest} (${text.slice(m.index + m[0].length)}`));
+    },
+    flush(cb) {
+      cb(null, carry ? Buffer.from(carry) : undefined);
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// MySQL / MariaDB
+
+function quoteMysql(name: string): string {
+  return `\`${name.replace(/`/g, '``')}\``;
+}
+
+const IN_PROGRESS = '__cofre_restore_in_progress';
+
+async function restoreMysqlDatabase(
+  input: Input,
+): Promise<Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>> {
+  const { target, artifact, log = () => undefined } = input;
+  const database = target.database!;
+  const conn = await connectMysql(target);
+  let createdByUs = false;
+  try {
+    const [schemata] = await conn.query<RowDataPacket[]>(
+      'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+      [database],
+    );
+    const exists = schemata.length > 0;
+    let objects = 0;
+    if (exists) {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        `SELECT (SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) +
+                (SELECT count(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?) AS n`,
+        [database, database],
+      );
+      objects = Number(rows[0]!.n);
+    }
+    if (objects > 0 && !input.force)
+      throw new UsageError(
+        `--target-url: database "${database}" on ${target.host}:${target.port} is not empty (${objects} tables, views or routines); nothing was changed. Restore into a new database name, or add --force to replace it`,
+      );
+    await checkPacket(conn, artifact);
+    if (objects > 0) {
+      // MySQL cannot rename a database: before dropping the target, prove the whole artifact.
+      log(`--force: checking the whole artifact before dropping "${database}"`);
+      await pipeline(await verifiedPlaintext(input), new PassThrough().resume());
+      log(`--force: dropping database "${database}" (${objects} objects) and restoring into it`);
+    }
+    if (exists) await conn.query(`DROP DATABASE ${quoteMysql(database)}`);
+    await conn.query(
+      `CREATE DATABASE ${quoteMysql(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
+    createdByUs = true;
+    await conn.query(
+      `CREATE TABLE ${quoteMysql(database)}.${quoteMysql(IN_PROGRESS)} (started_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, backup_id VARCHAR(64))`,
+    );
+    await conn.query(
+      `INSERT INTO ${quoteMysql(database)}.${quoteMysql(IN_PROGRESS)} (backup_id) VALUES (?)`,
+      [input.manifest.backupId],
+    );
+    log(
+      `restoring ${input.manifest.backupId} into "${database}" (marked by table ${IN_PROGRESS} until complete)`,
+    );
+    const tool = spawnTool(
+      'mysql',
+      ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', '--', database],
+      {
+        optionFile: mysqlOptionFile(target),
+        stdin: true,
+        secrets: [target.password],
+      },
+    );
+    tool.stdout.resume();
+    await feedTool(input, tool);
+    const counted = await countMysql(conn, database, artifact.tables);
+    compareCounts(artifact.tables, counted, `"${database}"`);
+    await conn.query(`DROP TABLE ${quoteMysql(database)}.${quoteMysql(IN_PROGRESS)}`);
+    createdByUs = false;
+    return {
+      mode: 'database',
+      target: { host: target.host, port: target.port, database },
+      tables: counted,
+      rows: counted.reduce((n, t) => n + t.rows, 0),
+      replaced: objects > 0,
+    };
+  } finally {
+    if (createdByUs) {
+      log(`restore failed: dropping the incomplete "${database}"`);
+      await conn.query(`DROP DATABASE IF EXISTS ${quoteMysql(database)}`).catch(() => undefined);
+    }
+    await conn.end().catch(() => undefined);
+  }
+}
+
+async function checkPacket(conn: import('mysql2/promise').Connection, artifact: Artifact): Promise<void> {
+  const needed = artifact.largestStatementBytes ?? 0;
+  const [rows] = await conn.query<RowDataPacket[]>('SELECT @@global.max_allowed_packet AS p');
+  const allowed = Number(rows[0]!.p);
+  if (needed + 1024 > allowed)
+    throw new UsageError(
+      `--target-url: the dump's largest statement is ${needed} bytes but the target's max_allowed_packet is ${allowed}; nothing was changed. Run "SET GLOBAL max_allowed_packet = ${Math.min(1073741824, Math.ceil((needed + 1024 * 1024) / 1048576) * 1048576)}" on the target (or set it in its parameter group) and retry`,
+    );
+}
+
+async function countMysql(
+  conn: import('mysql2/promise').Connection,
+  database: string,
+  tables: readonly TableCount[],
+): Promise<TableCount[]> {
+  const out: TableCount[] = [];
+  for (const t of tables) {
+    const [rows] = await conn.query<RowDataPacket[]>(
+      `SELECT count(*) AS n FROM ${quoteMysql(database)}.${quoteMysql(t.name)}`,
+    );
+    out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
+  }
+  return out;
+}
+
+async function restoreMysqlTable(
+  input: Input,
+): Promise<Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>> {
+  const { target, log = () => undefined } = input;
+  const database = target.database!;
+  const table = findManifestTable(input, input.artifact.tables[0]?.schema ?? '');
+  const conn = await connectMysql(target, database);
+  const destName = input.intoTable ?? table.name;
+  try {
+    const exists = async (name: string) =>
+      (
+        await conn.query<RowDataPacket[]>(
+          'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+          [database, name],
+        )
+      )[0].length > 0;
+    const originalExists = await exists(table.name);
+    let clear = false;
+    if (input.intoTable) {
+      if (!originalExists)
+        throw new UsageError(
+          `--into-table: "${table.name}" is absent from the target, so there is nothing to copy its shape from; restore it under its own name`,
+        );
+      if (await exists(input.intoTable))
+        throw new UsageError(`--into-table: "${input.intoTable}" already exists; nothing was changed`);
+    } else if (originalExists) {
+      const [rows] = await conn.query<RowDataPacket[]>(`SELECT count(*) AS n FROM ${quoteMysql(table.name)}`);
+      const present = Number(rows[0]!.n);
+      if (present > 0 && !input.force)
+        throw new UsageError(
+          `--table: ${table.name} in "${database}" still has ${present} rows; nothing was changed. Use --into-table NEW_NAME to compare first, or --force to replace its rows`,
+        );
+      clear = present > 0;
+      if (clear) log(`--force: replacing the ${present} rows of ${table.name}`);
+    }
+    await checkPacket(conn, input.artifact);
+    if (input.intoTable)
+      await conn.query(`CREATE TABLE ${quoteMysql(input.intoTable)} LIKE ${quoteMysql(table.name)}`);
+    const selector = new MysqldumpTableSelector({
+      table: table.name,
+      withDefinition: !originalExists,
+      intoTable: input.intoTable,
+    });
+    const tool = spawnTool(
+      'mysql',
+      ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', '--', database],
+      {
+        optionFile: mysqlOptionFile(target),
+        stdin: true,
+        secrets: [target.password],
+      },
+    );
+    tool.stdout.resume();
+    // Rows go in one transaction (InnoDB): the table ends fully restored or as it was.
+    const prefix = `SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n${clear ? `DELETE FROM ${quoteMysql(table.name)};\n` : ''}`;
+    try {
+      await feedTool(input, tool, { transform: selector, prefix, suffix: '\nCOMMIT;\n' });
+    } catch (error) {
+      if (input.intoTable || !originalExists)
+        await conn.query(`DROP TABLE IF EXISTS ${quoteMysql(destName)}`).catch(() => undefined);
+      throw error;
+    }
+    if (!selector.found) throw new OperationalError(`the dump has no data section for table ${table.name}`);
+    const counted = await countMysql(conn, database, [{ ...table, name: destName }]);
+    compareCounts([{ ...table, name: destName }], counted, `"${database}"`);
+    return {
+      mode: 'table',
+      target: { host: target.host, port: target.port, database, table: destName },
+      tables: counted,
+      rows: counted[0]!.rows,
+    };
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}

@@ -8,7 +8,8 @@ import zlib from 'node:zlib';
 import { findBackup } from './catalog';
 import { decryptStream, type Keys } from './crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from './errors';
-import { checkedCopy, failure } from './export';
+import { checkedCopy } from './artifact';
+import { failure } from './export';
 import { MANIFEST_NAME, type Artifact } from './manifest';
 import type { Vault } from './vault';
 

@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
 import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline, Readable, Transform } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
+import { checkedCopy } from './artifact';
 import { findBackup } from './catalog';
 import {
   CancelledError,
@@ -48,34 +48,6 @@ export interface ExportReport {
   readonly files: readonly { readonly path: string; readonly bytes: number; readonly sha256: string }[];
   readonly bytes: number;
   readonly durationMs: number;
-}
-
-/**
- * A stream that passes bytes through, counting and hashing them, and fails at its end when they
- * differ from what the manifest recorded (so a write consuming it never completes).
- */
-export function checkedCopy(
-  label: string,
-  expected: { readonly bytes: number; readonly sha256: string },
-  onChunk?: (chunk: Buffer) => void,
-): Transform {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  return new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      bytes += chunk.length;
-      hash.update(chunk);
-      onChunk?.(chunk);
-      cb(null, chunk);
-    },
-    flush(cb) {
-      const digest = hash.digest('hex');
-      if (bytes !== expected.bytes || digest !== expected.sha256) {
-        const problem = `${label}: read ${bytes} bytes with SHA-256 ${digest}; the manifest records ${expected.bytes} bytes with SHA-256 ${expected.sha256}`;
-        cb(new IntegrityError(problem, [problem]));
-      } else cb();
-    },
-  });
 }
 
 /** Checks an output directory: absent with an existing parent, or an empty directory. */

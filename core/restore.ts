@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -7,6 +7,7 @@ import { PassThrough, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { RowDataPacket } from 'mysql2/promise';
+import { checkedCopy } from './artifact';
 import { findBackup } from './catalog';
 import type { Connection } from './connection';
 import { decryptStream, type Keys } from './crypto';
@@ -22,7 +23,7 @@ import {
 import type { Artifact, Manifest } from './manifest';
 import { connectMysql, mysqlOptionFile } from './sources/mysql';
 import { MysqldumpTableSelector } from './sources/mysqldump-select';
-import { connectPostgres, postgresEnv } from './sources/postgres';
+import { connectPostgres, countRows, postgresEnv } from './sources/postgres';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { TableCount } from './sources/types';
 import type { Vault } from './vault';
@@ -159,44 +160,14 @@ async function checkStored(vault: Vault, key: string, artifact: Artifact): Promi
  */
 async function verifiedPlaintext(input: Input): Promise<Readable> {
   const { artifact } = input;
-  const storedHash = createHash('sha256');
-  const plainHash = createHash('sha256');
-  let stored = 0;
-  let plain = 0;
   const source = await input.vault.read(input.key, input.signal);
-  const tapStored = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      stored += chunk.length;
-      storedHash.update(chunk);
-      cb(null, chunk);
-    },
-    flush(cb) {
-      const digest = storedHash.digest('hex');
-      if (stored !== artifact.bytes.stored || digest !== artifact.sha256.stored)
-        cb(
-          new IntegrityError(
-            `artifact ${input.key}: the stored bytes (${stored}, SHA-256 ${digest}) differ from the manifest's`,
-          ),
-        );
-      else cb();
-    },
+  const tapStored = checkedCopy(`artifact ${input.key} (stored bytes)`, {
+    bytes: artifact.bytes.stored,
+    sha256: artifact.sha256.stored,
   });
-  const tapPlain = new Transform({
-    transform(chunk: Buffer, _e, cb) {
-      plain += chunk.length;
-      plainHash.update(chunk);
-      cb(null, chunk);
-    },
-    flush(cb) {
-      const digest = plainHash.digest('hex');
-      if (plain !== artifact.bytes.raw || digest !== artifact.sha256.plain)
-        cb(
-          new IntegrityError(
-            `artifact ${input.key}: the decrypted dump (${plain} bytes, SHA-256 ${digest}) differs from the manifest's`,
-          ),
-        );
-      else cb();
-    },
+  const tapPlain = checkedCopy(`artifact ${input.key} (decrypted dump)`, {
+    bytes: artifact.bytes.raw,
+    sha256: artifact.sha256.plain,
   });
   // `out` is fed with .pipe(), outside the pipeline: a failing stage must not destroy it with the
   // raw error before it can be given the clear one below.
@@ -264,14 +235,7 @@ async function countPostgres(
 ): Promise<TableCount[]> {
   const client = await connectPostgres(target, database);
   try {
-    const out: TableCount[] = [];
-    for (const t of tables) {
-      const { rows } = await client.query<{ n: string }>(
-        `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
-      );
-      out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
-    }
-    return out;
+    return await countRows(client, tables);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -160,6 +160,92 @@ async function main(): Promise<void> {
       );
     }
 
+    // Restore: cofre restore (streamed, and spilled with 2 jobs) against pg_restore of the same
+    // dump from a local uncompressed file (the limit), each into a fresh database.
+    const restoreLevel = levels[0]!;
+    const restoreVault = path.join(work, 'vault-restore');
+    execFileSync(
+      process.execPath,
+      [
+        BIN,
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        url,
+        '--vault',
+        `file://${restoreVault}`,
+        '--key-file',
+        keyFile,
+        '--zstd-level',
+        String(restoreLevel),
+        '--json',
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    const listed = JSON.parse(
+      execFileSync(process.execPath, [BIN, 'list', '--vault', `file://${restoreVault}`, '--json']).toString(),
+    ) as { backups: { backupId: string }[] };
+    const backupId = listed.backups[0]!.backupId;
+    const dumpFile = path.join(work, 'plain.dump');
+    await sh(`pg_dump -Fc -Z0 -f ${dumpFile}`, pgEnv);
+    const targets: string[] = [];
+    const freshDb = (label: string) => {
+      const name = `cofre_bench_rs_${label}_${randomBytes(3).toString('hex')}`;
+      targets.push(name);
+      return name;
+    };
+    const restores: Record<string, Run> = {};
+    try {
+      // Once untimed, to warm the caches alike for every contender.
+      await sh(
+        `createdb ${freshDb('warm')} && pg_restore --exit-on-error -d ${targets[0]!} ${dumpFile}`,
+        pgEnv,
+      );
+      for (const jobs of [1, 2]) {
+        const db = freshDb(`pg${jobs}`);
+        restores[`pg_restore ${jobs > 1 ? `-j ${jobs} ` : ''}from a local file`] = await sh(
+          `createdb ${db} && pg_restore --exit-on-error ${jobs > 1 ? `-j ${jobs}` : ''} -d ${db} ${dumpFile}`,
+          pgEnv,
+        );
+      }
+      for (const jobs of [1, 2]) {
+        const db = freshDb(`cofre${jobs}`);
+        const target = `${url.replace(/\/[^/]*$/, '')}/${db}`;
+        restores[`cofre restore ${jobs > 1 ? `--jobs ${jobs} (spill)` : '(stream)'}`] = await timed(
+          process.execPath,
+          [
+            BIN,
+            'restore',
+            '--vault',
+            `file://${restoreVault}`,
+            '--backup',
+            backupId,
+            '--key-file',
+            keyFile,
+            '--target-url',
+            target,
+            '--jobs',
+            String(jobs),
+            '--spill-dir',
+            work,
+          ],
+          process.env,
+          true,
+        );
+      }
+    } finally {
+      const admin = new Client({ connectionString: ADMIN });
+      await admin.connect();
+      for (const name of targets) await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await admin.end();
+    }
+    const limit = restores['pg_restore from a local file']!.seconds;
+    for (const [label, run] of Object.entries(restores))
+      process.stderr.write(
+        `${label}: ${run.seconds.toFixed(1)} s${run.peakRssMiB ? `, peak RSS ${run.peakRssMiB.toFixed(0)} MiB` : ''}\n`,
+      );
+
     const lines = [
       `| figure | ${levels.map((l) => `zstd ${l}`).join(' | ')} | goal |`,
       `|---|${levels.map(() => '---').join('|')}|---|`,
@@ -171,6 +257,12 @@ async function main(): Promise<void> {
       `| peak RSS (MiB) | ${levels.map((l) => cofre[l]!.peakRssMiB!.toFixed(0)).join(' | ')} | ≤ 256 |`,
       '',
       `database ${(size / 1e6).toFixed(0)} MB (${rows} rows); shell pg_dump | zstd -1 | openssl | sha256sum: ${shell.seconds.toFixed(1)} s (${(shell.seconds / raw.seconds).toFixed(2)} × raw)`,
+      '',
+      `| restore (zstd ${restoreLevel} backup) | wall time | ÷ pg_restore from a local file (goal ≤ 1.15) |`,
+      '|---|---|---|',
+      ...Object.entries(restores).map(
+        ([label, run]) => `| ${label} | ${run.seconds.toFixed(1)} s | ${(run.seconds / limit).toFixed(2)} |`,
+      ),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

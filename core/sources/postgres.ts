@@ -108,6 +108,21 @@ function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
+/** Exact row counts of `tables` (each `FROM ONLY`, so partitions are not counted twice). */
+export async function countRows(
+  client: Client,
+  tables: readonly { readonly schema: string; readonly name: string }[],
+): Promise<TableCount[]> {
+  const out: TableCount[] = [];
+  for (const t of tables) {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
+    );
+    out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
+  }
+  return out;
+}
+
 /**
  * Starts `pg_dump --format=custom --compress=0` of one database inside a snapshot exported by a
  * repeatable-read transaction of ours; the same transaction counts every table's rows, so the
@@ -132,14 +147,7 @@ export async function startPostgresDump(c: Connection, database: string): Promis
   );
   const counting = (async (): Promise<TableCount[]> => {
     const { rows: tables } = await client.query<{ schema: string; name: string }>(TABLES_SQL);
-    const out: TableCount[] = [];
-    for (const t of tables) {
-      const { rows } = await client.query<{ n: string }>(
-        `SELECT count(*) AS n FROM ONLY ${quoteIdent(t.schema)}.${quoteIdent(t.name)}`,
-      );
-      out.push({ schema: t.schema, name: t.name, rows: Number(rows[0]!.n) });
-    }
-    return out;
+    return countRows(client, tables);
   })();
   counting.catch(() => undefined);
   const completed = (async () => {

@@ -258,6 +258,84 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
     });
   });
 
+  it('restores with a --json report, refuses a non-empty target (exit 2) and a bad --jobs (exit 2)', async () => {
+    const vault = `file://${tempDir('cli-rs')}`;
+    const backup = await cofre([
+      'backup',
+      '--engine',
+      'postgres',
+      '--url',
+      db.url,
+      '--vault',
+      vault,
+      '--key-file',
+      keyFile,
+      '--json',
+    ]);
+    const id = (JSON.parse(backup.stdout) as { backups: { backupId: string }[] }).backups[0]!.backupId;
+    const restoredName = `${db.name}_r`;
+    const targetUrl = db.url.replace(/\/[^/]*$/, `/${restoredName}`);
+    try {
+      const restored = await cofre([
+        'restore',
+        '--vault',
+        vault,
+        '--backup',
+        id,
+        '--key-file',
+        keyFile,
+        '--target-url',
+        targetUrl,
+        '--json',
+      ]);
+      expect(restored.stderr).toMatch(/OK restored .* into cofre_t_cli_pg\S*_r: 1 tables, 5000 rows/);
+      expect(restored.code).toBe(0);
+      expect(JSON.parse(restored.stdout)).toMatchObject({
+        backupId: id,
+        mode: 'database',
+        target: { host: '127.0.0.1', port: 5432, database: restoredName },
+        tables: [{ schema: 'public', name: 't', rows: 5000 }],
+        rows: 5000,
+        method: 'stream',
+      });
+      const again = await cofre([
+        'restore',
+        '--vault',
+        vault,
+        '--backup',
+        id,
+        '--key-file',
+        keyFile,
+        '--target-url',
+        targetUrl,
+      ]);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(
+        /--target-url: database ".*_r" on 127.0.0.1:5432 is not empty .* nothing was changed/,
+      );
+      const badJobs = await cofre([
+        'restore',
+        '--vault',
+        vault,
+        '--backup',
+        id,
+        '--key-file',
+        keyFile,
+        '--target-url',
+        targetUrl,
+        '--jobs',
+        '0',
+      ]);
+      expect(badJobs.code).toBe(2);
+      expect(badJobs.stderr).toMatch(/--jobs: expected "auto" or a whole number from 1 to 64, got "0"/);
+    } finally {
+      const admin = new Client({ connectionString: db.url.replace(/\/[^/]*$/, '/postgres') });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS "${restoredName}" WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+
   it('stops on SIGTERM mid-backup, says so, exits non-zero and leaves nothing behind', async () => {
     const vaultDir = tempDir('sigterm');
     // Hold a lock that pg_dump must wait for, so the backup is reliably mid-way when SIGTERM lands.

@@ -10,6 +10,7 @@ import { restoreBackup } from '../core/restore';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { openVault } from '../core/vault';
 import { addExportCommands } from './export-commands';
+import { addTenantCommands } from './tenant-commands';
 import { formatBytes, progressReporter } from './progress';
 
 /** Where the CLI writes: stdout for `--json` results, stderr for people. */
@@ -373,6 +374,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     });
 
   addExportCommands(program, io, (c) => (exitCode = c));
+  addTenantCommands(program, io, (c) => (exitCode = c));
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;

@@ -127,6 +127,13 @@ export class S3Vault implements Vault {
       );
       return out.Body as Readable;
     } catch (error) {
+      if ((error as { name?: string }).name === 'InvalidObjectState') {
+        const tier = (error as { StorageClass?: string }).StorageClass ?? 'an archive storage class';
+        throw new OperationalError(
+          `${this.url}: ${key} is in ${tier} and must be brought back before it can be read: run "aws s3api restore-object --bucket ${this.options.bucket} --key ${this.keyOf(key)} --restore-request Days=7,GlacierJobParameters={Tier=Standard}" for each object of the backup (hours for GLACIER, up to 12 h for DEEP_ARCHIVE), then retry`,
+          { cause: error },
+        );
+      }
       throw new OperationalError(`${this.url}: cannot read ${key}: ${messageOf(error)}`, { cause: error });
     }
   }

@@ -7,6 +7,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  GetObjectCommand,
   GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -188,5 +189,23 @@ describe('S3 requests', () => {
       },
     ]);
     expect(s3mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+  });
+
+  it('says how to bring back a backup that the lifecycle moved to Glacier', async () => {
+    s3mock.reset();
+    s3mock.on(GetObjectCommand).rejects(
+      Object.assign(new Error("The operation is not valid for the object's storage class"), {
+        name: 'InvalidObjectState',
+        StorageClass: 'DEEP_ARCHIVE',
+      }),
+    );
+    const vault = new S3Vault({
+      client: new S3Client({ region: 'sa-east-1' }),
+      bucket: 'vault',
+      prefix: 'p',
+    });
+    await expect(vault.read('full/a/b/ID/x.enc')).rejects.toThrow(
+      /full\/a\/b\/ID\/x.enc is in DEEP_ARCHIVE and must be brought back .*aws s3api restore-object --bucket vault --key p\/full\/a\/b\/ID\/x.enc/,
+    );
   });
 });

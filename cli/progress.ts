@@ -35,7 +35,8 @@ export function progressReporter(stream: NodeJS.WriteStream = process.stderr): {
         started = now;
         last = 0;
       }
-      if (now - last < (tty ? 200 : 10_000)) return;
+      // The encryption header comes out before any data: nothing to report yet.
+      if (p.rawBytes === 0 || now - last < (tty ? 200 : 10_000)) return;
       last = now;
       const secs = Math.max((now - started) / 1000, 0.001);
       const rate = p.rawBytes / MiB / secs;

@@ -321,6 +321,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--no-owner', 'PostgreSQL: do not restore object ownership')
     .option('--no-acl', 'PostgreSQL: do not restore privileges')
     .option('--spill-dir <dir>', 'where a spilled dump is written (default: the temp directory)')
+    .option(
+      '--keep-definers',
+      "MySQL: keep the dump's DEFINER accounts (default: the restoring user becomes the definer)",
+    )
     .option('--secret <arn>', 'Secrets Manager secret with the target credentials (RDS JSON format)')
     .option('--key-file <file>', 'raw AES-256 key (cofre keygen)')
     .option('--kms-key <arn>', 'KMS key ARN of the vault')
@@ -361,6 +365,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         jobs,
         noOwner: opts.owner === false,
         noAcl: opts.acl === false,
+        keepDefiners: opts.keepDefiners as boolean | undefined,
         spillDir: opts.spillDir as string | undefined,
         signal: io.signal,
         log: (line) => {

@@ -3,7 +3,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, Transform } from 'node:stream';
+import { PassThrough, pipeline as pipeStages, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { RowDataPacket } from 'mysql2/promise';
@@ -22,6 +22,7 @@ import {
 } from './errors';
 import type { Artifact, Manifest } from './manifest';
 import { connectMysql, mysqlOptionFile } from './sources/mysql';
+import { DefinerRewriter } from './sources/mysql-definers';
 import { MysqldumpTableSelector } from './sources/mysqldump-select';
 import { connectPostgres, countRows, postgresEnv } from './sources/postgres';
 import { spawnTool, type ToolProcess } from './sources/process';
@@ -46,6 +47,8 @@ export interface RestoreOptions {
   /** PostgreSQL: pg_restore --no-owner / --no-acl (a server without the source's roles). */
   readonly noOwner?: boolean | undefined;
   readonly noAcl?: boolean | undefined;
+  /** MySQL: keep the dump's `DEFINER=` accounts instead of making the restoring user the definer. */
+  readonly keepDefiners?: boolean | undefined;
   /** Where a spilled dump goes. Default: the OS temp directory. */
   readonly spillDir?: string | undefined;
   readonly signal?: AbortSignal | undefined;
@@ -332,11 +335,11 @@ async function restorePostgresDatabase(
 async function feedTool(
   input: Input,
   tool: ToolProcess,
-  options: { transform?: Transform; prefix?: string; suffix?: string } = {},
+  options: { transforms?: Transform[]; prefix?: string; suffix?: string } = {},
 ): Promise<void> {
   const plaintext = await verifiedPlaintext(input);
   const stages: (Readable | Transform)[] = [plaintext];
-  if (options.transform) stages.push(options.transform);
+  stages.push(...(options.transforms ?? []));
   let first: unknown;
   const stop = (error: unknown) => {
     first ??= error;
@@ -353,7 +356,7 @@ async function feedTool(
     const stdin = tool.stdin!;
     stdin.on('error', () => undefined);
     if (options.prefix) stdin.write(options.prefix);
-    for await (const chunk of stages.length === 1 ? plaintext : Readable.from(chainTransforms(stages))) {
+    for await (const chunk of chainTransforms(stages)) {
       if (!stdin.write(chunk as Buffer))
         await new Promise<void>((resolve) => {
           const done = () => {
@@ -383,10 +386,10 @@ async function feedTool(
   if (first !== undefined) throw first instanceof Error ? first : new OperationalError(messageOf(first));
 }
 
+/** The stages joined so that a failure anywhere fails the last one (plain .pipe() would hang). */
 function chainTransforms(stages: (Readable | Transform)[]): Readable {
-  let current = stages[0] as Readable;
-  for (const next of stages.slice(1)) current = current.pipe(next as Transform);
-  return current;
+  if (stages.length === 1) return stages[0] as Readable;
+  return pipeStages(stages as unknown as [Readable, Transform], () => undefined) as unknown as Readable;
 }
 
 /** Writes the verified plaintext to a private local file, runs the tool on it, removes the file. */
@@ -578,6 +581,18 @@ function quoteMysql(name: string): string {
 
 const IN_PROGRESS = '__cofre_restore_in_progress';
 
+/** The DEFINER rewriter for this restore, unless `--keep-definers`. */
+function definerRewriter(input: Input): DefinerRewriter | undefined {
+  return input.keepDefiners ? undefined : new DefinerRewriter();
+}
+
+function reportDefiners(input: Input, rewriter: DefinerRewriter | undefined): void {
+  if (rewriter?.rewritten)
+    input.log?.(
+      `made the restoring user the DEFINER of ${rewriter.rewritten} views, triggers, routines or events (--keep-definers keeps the dump's accounts)`,
+    );
+}
+
 async function restoreMysqlDatabase(
   input: Input,
 ): Promise<Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>> {
@@ -636,7 +651,9 @@ async function restoreMysqlDatabase(
       },
     );
     tool.stdout.resume();
-    await feedTool(input, tool);
+    const definers = definerRewriter(input);
+    await feedTool(input, tool, { transforms: definers ? [definers] : [] });
+    reportDefiners(input, definers);
     const counted = await countMysql(conn, database, artifact.tables);
     compareCounts(artifact.tables, counted, `"${database}"`);
     await conn.query(`DROP TABLE ${quoteMysql(database)}.${quoteMysql(IN_PROGRESS)}`);
@@ -738,7 +755,13 @@ async function restoreMysqlTable(
     // Rows go in one transaction (InnoDB): the table ends fully restored or as it was.
     const prefix = `SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n${clear ? `DELETE FROM ${quoteMysql(table.name)};\n` : ''}`;
     try {
-      await feedTool(input, tool, { transform: selector, prefix, suffix: '\nCOMMIT;\n' });
+      const definers = definerRewriter(input);
+      await feedTool(input, tool, {
+        transforms: definers ? [selector, definers] : [selector],
+        prefix,
+        suffix: '\nCOMMIT;\n',
+      });
+      reportDefiners(input, definers);
     } catch (error) {
       if (input.intoTable || !originalExists)
         await conn.query(`DROP TABLE IF EXISTS ${quoteMysql(destName)}`).catch(() => undefined);

@@ -3,12 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup, type BackupOutcome } from '../../core/backup';
+import { plaintextOf } from '../../core/artifact';
 import { readCatalog } from '../../core/catalog';
+import { listMysqlDatabases } from '../../core/sources/mysql';
+import { listPostgresDatabases } from '../../core/sources/postgres';
 import { parseDatabaseUrl, type Engine } from '../../core/connection';
 import type { Keys } from '../../core/crypto';
 import { IntegrityError } from '../../core/errors';
 import { verifyBackup } from '../../core/verify';
-import { FileVault, S3Vault, type Vault } from '../../core/vault';
+import { FileVault, readAll, S3Vault, type Vault } from '../../core/vault';
 import {
   createDatabase,
   describeDatabase,
@@ -202,6 +205,46 @@ for (const engine of ['postgres', 'mysql'] as const) {
         ]);
       });
     }
+
+    if (engine === 'postgres')
+      it('backs up the server globals beside the databases, as their own verified backup', async () => {
+        const vault = fileVault();
+        const outcomes = await runBackup({
+          connection: connection(),
+          databases: [db.name],
+          globals: true,
+          vault,
+          keys,
+          sourceId: 'srv',
+        });
+        expect(outcomes.map((o) => [o.ok, o.database])).toEqual([
+          [true, db.name],
+          [true, null],
+        ]);
+        const globals = outcomes[1] as Extract<BackupOutcome, { ok: true }>;
+        expect(globals.folder).toMatch(/^full\/srv\/=globals\//);
+        expect(globals.manifest).toMatchObject({ kind: 'globals', source: { database: null } });
+        expect(globals.manifest.artifacts[0]!.format).toBe('pg_dumpall-globals-sql');
+        expect((await verifyBackup({ vault, backupId: globals.manifest.backupId, deep: keys })).status).toBe(
+          'ok',
+        );
+        const sql = (
+          await readAll(await plaintextOf(vault, globals.folder, globals.manifest.artifacts[0]!, keys))
+        ).toString();
+        expect(sql).toMatch(/CREATE ROLE postgres;/);
+      });
+
+    it('means by "all" every database but the system ones and the excluded', async () => {
+      const list = engine === 'postgres' ? listPostgresDatabases : listMysqlDatabases;
+      const all = await list(connection());
+      expect(all).toContain(db.name);
+      expect(
+        all.filter((d) =>
+          ['template0', 'template1', 'information_schema', 'mysql', 'performance_schema', 'sys'].includes(d),
+        ),
+      ).toEqual([]);
+      expect(await list(connection(), [db.name])).not.toContain(db.name);
+    });
 
     it('counts exactly what the dump contains while rows are being written', async () => {
       const vault = fileVault();

@@ -8,6 +8,7 @@ import { readCatalog } from '../../core/catalog';
 import { parseDatabaseUrl, type Engine } from '../../core/connection';
 import { buildKeys, keygen, type Keys } from '../../core/crypto';
 import { IntegrityError, UsageError } from '../../core/errors';
+import { exportBackup } from '../../core/export';
 import { restoreBackup } from '../../core/restore';
 import { FileVault, S3Vault, type Vault } from '../../core/vault';
 import {
@@ -148,6 +149,20 @@ for (const engine of ['postgres', 'mysql'] as const) {
         expect(await databaseNames(engine, `${t.name}_cofre`)).toEqual([]);
       },
     );
+
+    it('restores from an exported folder (an offline copy) with the escrow key only', async () => {
+      const to = path.join(mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-exp-')), 'usb');
+      await exportBackup({ vault: s3Vault, backupId: s3Backup, to });
+      const t = target('rs_export');
+      const report = await restoreBackup({
+        vault: new FileVault(to),
+        backupId: s3Backup,
+        keys: escrowOnly,
+        target: t.connection,
+      });
+      expect(report.backupId).toBe(s3Backup);
+      expect(await tableChecksums(engine, t.url)).toEqual(expected);
+    });
 
     it('refuses a non-empty target without --force (exit 2, unchanged), replaces it with --force', async () => {
       const t = target('rs_busy');

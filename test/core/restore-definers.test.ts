@@ -103,9 +103,8 @@ describeMysql('restoring MySQL objects whose definer does not exist on the targe
       log: (l) => lines.push(l),
     });
     expect(lines.join('\n')).toMatch(/made the restoring user the DEFINER of 1 views/);
-    const n = await withMysqlConnection(
-      t.url,
-      async (c) => String((await c.query<import('mysql2').RowDataPacket[]>('SELECT n FROM v'))[0][0]!.n),
+    const n = await withMysqlConnection(t.url, async (c) =>
+      String((await c.query<import('mysql2').RowDataPacket[]>('SELECT n FROM v'))[0][0]!.n),
     );
     expect(n).toBe('2');
   });

@@ -77,6 +77,11 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** A quoted SQL identifier: `"name"` for PostgreSQL, `` `name` `` for MySQL, quotes doubled. */
+export function quoteIdentifier(engine: Engine, name: string): string {
+  return engine === 'postgres' ? `"${name.replace(/"/g, '""')}"` : `\`${name.replace(/`/g, '``')}\``;
+}
+
 /** `user@host:port/db`, never the password. */
 export function describeConnection(c: Connection, database = c.database): string {
   return `${c.user}@${c.host}:${c.port}${database ? `/${database}` : ''}`;

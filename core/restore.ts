@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import type { RowDataPacket } from 'mysql2/promise';
 import { checkedCopy } from './artifact';
 import { findBackup } from './catalog';
-import type { Connection } from './connection';
+import { quoteIdentifier, type Connection } from './connection';
 import { decryptStream, type Keys } from './crypto';
 import { checkKeyFits } from './decrypt';
 import {
@@ -21,7 +21,7 @@ import {
   messageOf,
 } from './errors';
 import type { Artifact, Manifest } from './manifest';
-import { connectMysql, mysqlOptionFile } from './sources/mysql';
+import { connectMysql, spawnMysqlClient } from './sources/mysql';
 import { DefinerRewriter } from './sources/mysql-definers';
 import { MysqldumpTableSelector } from './sources/mysqldump-select';
 import { connectPostgres, countRows, postgresEnv } from './sources/postgres';
@@ -204,7 +204,7 @@ async function verifiedPlaintext(input: Input): Promise<Readable> {
 // PostgreSQL
 
 function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+  return quoteIdentifier('postgres', name);
 }
 
 async function postgresDatabaseState(
@@ -576,7 +576,7 @@ function renameCopyTarget(dest: string): Transform {
 // MySQL / MariaDB
 
 function quoteMysql(name: string): string {
-  return `\`${name.replace(/`/g, '``')}\``;
+  return quoteIdentifier('mysql', name);
 }
 
 const IN_PROGRESS = '__cofre_restore_in_progress';
@@ -641,16 +641,7 @@ async function restoreMysqlDatabase(
     log(
       `restoring ${input.manifest.backupId} into "${database}" (marked by table ${IN_PROGRESS} until complete)`,
     );
-    const tool = spawnTool(
-      'mysql',
-      ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', '--', database],
-      {
-        optionFile: mysqlOptionFile(target),
-        stdin: true,
-        secrets: [target.password],
-      },
-    );
-    tool.stdout.resume();
+    const tool = spawnMysqlClient(target, database);
     const definers = definerRewriter(input);
     await feedTool(input, tool, { transforms: definers ? [definers] : [] });
     reportDefiners(input, definers);
@@ -742,16 +733,7 @@ async function restoreMysqlTable(
       withDefinition: !originalExists,
       intoTable: input.intoTable,
     });
-    const tool = spawnTool(
-      'mysql',
-      ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', '--', database],
-      {
-        optionFile: mysqlOptionFile(target),
-        stdin: true,
-        secrets: [target.password],
-      },
-    );
-    tool.stdout.resume();
+    const tool = spawnMysqlClient(target, database);
     // Rows go in one transaction (InnoDB): the table ends fully restored or as it was.
     const prefix = `SET autocommit = 0;\nSET FOREIGN_KEY_CHECKS = 0;\n${clear ? `DELETE FROM ${quoteMysql(table.name)};\n` : ''}`;
     try {

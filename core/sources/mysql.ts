@@ -2,7 +2,7 @@ import { createConnection, type Connection as MysqlConnection, type RowDataPacke
 import type { Connection } from '../connection';
 import { OperationalError, messageOf } from '../errors';
 import { MysqldumpRowCounter } from './mysqldump-rows';
-import { runTool, spawnTool } from './process';
+import { runTool, spawnTool, type ToolProcess } from './process';
 import type { RunningDump, SourceInfo, TableCount } from './types';
 
 /** Databases that are never dumped by "all". */
@@ -28,6 +28,20 @@ export function mysqlOptionFile(c: Connection): string {
   if (c.password !== undefined) lines.push(`password=${quote(c.password)}`);
   if (c.sslMode) lines.push(`ssl-mode=${c.sslMode.toUpperCase()}`);
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * The `mysql` client loading SQL from its stdin into `database` (binary-safe, 1 GiB packets on the
+ * client side), credentials through the piped option file; its stdout is drained.
+ */
+export function spawnMysqlClient(c: Connection, database: string): ToolProcess {
+  const tool = spawnTool(
+    'mysql',
+    ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', '--', database],
+    { optionFile: mysqlOptionFile(c), stdin: true, secrets: [c.password] },
+  );
+  tool.stdout.resume();
+  return tool;
 }
 
 export async function connectMysql(c: Connection, database?: string): Promise<MysqlConnection> {

@@ -1,5 +1,5 @@
 import { Client, type ClientConfig } from 'pg';
-import type { Connection } from '../connection';
+import { quoteIdentifier, type Connection } from '../connection';
 import { OperationalError, messageOf } from '../errors';
 import { runTool, spawnTool, type SpawnToolOptions } from './process';
 import type { RunningDump, SourceInfo, TableCount } from './types';
@@ -105,7 +105,7 @@ const TABLES_SQL = `
   ORDER BY 1, 2`;
 
 function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
+  return quoteIdentifier('postgres', name);
 }
 
 /** Exact row counts of `tables` (each `FROM ONLY`, so partitions are not counted twice). */

@@ -9,7 +9,7 @@
  */
 import type { Client } from 'pg';
 import type { Connection as MysqlConnection, RowDataPacket } from 'mysql2/promise';
-import type { Connection, Engine } from '../connection';
+import { quoteIdentifier, type Connection, type Engine } from '../connection';
 import { UsageError } from '../errors';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
@@ -262,10 +262,6 @@ export async function readMysqlCatalog(conn: MysqlConnection, database: string):
 
 // ---------------------------------------------------------------------------------------------
 // Planning (pure)
-
-export function quoteIdentifier(engine: Engine, name: string): string {
-  return engine === 'postgres' ? `"${name.replace(/"/g, '""')}"` : `\`${name.replace(/`/g, '``')}\``;
-}
 
 function qualified(engine: Engine, t: TableRef): string {
   return engine === 'postgres'

@@ -7,7 +7,7 @@ import { plaintextOf } from '../../core/artifact';
 import { parseDatabaseUrl, type Engine } from '../../core/connection';
 import { buildKeys, keygen, type Keys } from '../../core/crypto';
 import type { Manifest } from '../../core/manifest';
-import { mysqlOptionFile } from '../../core/sources/mysql';
+import { spawnMysqlClient } from '../../core/sources/mysql';
 import { postgresEnv } from '../../core/sources/postgres';
 import { spawnTool } from '../../core/sources/process';
 import type { Vault } from '../../core/vault';
@@ -46,14 +46,7 @@ export async function loadDumpInto(
             stdin: true,
           },
         )
-      : spawnTool(
-          'mysql',
-          ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', target.database!],
-          {
-            optionFile: mysqlOptionFile(target),
-            stdin: true,
-          },
-        );
+      : spawnMysqlClient(target, target.database!);
   tool.stdout.resume();
   try {
     await pipeline(await plaintextOf(vault, folder, artifact, keys), tool.stdin!);

@@ -1,4 +1,4 @@
-import { Transform } from 'node:stream';
+import { LineHeadTransform } from './line-heads';
 
 /**
  * Selects one table's section of a mysqldump stream, for a one-table restore. mysqldump marks its
@@ -7,7 +7,7 @@ import { Transform } from 'node:stream';
  * — and, when `withDefinition`, its `DROP/CREATE TABLE` and triggers — and drops everything else.
  * `LOCK TABLES` / `ALTER TABLE … DISABLE KEYS` lines are dropped (they would commit the caller's
  * transaction) and `intoTable` renames the table in the INSERTs. Only the first bytes of each line
- * are examined, so 20 MiB rows stream through without being buffered.
+ * are examined ({@link LineHeadTransform}), so 20 MiB rows stream through without being buffered.
  */
 export interface SelectOptions {
   readonly table: string;
@@ -16,7 +16,6 @@ export interface SelectOptions {
 }
 
 const HEAD = 512;
-const NL = 0x0a;
 
 type Part = 'header' | 'structure' | 'data' | 'other';
 
@@ -25,71 +24,23 @@ function quoteName(name: string): string {
   return Buffer.from(`\`${name.replace(/`/g, '``')}\``, 'utf8').toString('latin1');
 }
 
-export class MysqldumpTableSelector extends Transform {
+export class MysqldumpTableSelector extends LineHeadTransform {
   /** Whether the table's data section was seen. */
   found = false;
   private part: Part = 'header';
   private inTarget = false;
   private inDelimiterBlock = false;
-  private head: Buffer[] = [];
-  private headBytes = 0;
-  /** Decision for the rest of the current line once its head is known: emit or not. */
-  private emitRest: boolean | undefined;
   private readonly quoted: string;
   private readonly insertPrefix: string;
 
   constructor(private readonly options: SelectOptions) {
-    super();
+    super(HEAD);
     this.quoted = quoteName(options.table);
     this.insertPrefix = `INSERT INTO ${this.quoted} VALUES`;
   }
 
-  override _transform(
-    chunk: Buffer,
-    _encoding: BufferEncoding,
-    callback: (error?: Error | null) => void,
-  ): void {
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.emitRest === undefined) {
-        // Gather the head of the line.
-        const nl = chunk.indexOf(NL, i);
-        const end = nl === -1 ? chunk.length : nl + 1;
-        const take = Math.min(end - i, HEAD - this.headBytes);
-        this.head.push(chunk.subarray(i, i + take));
-        this.headBytes += take;
-        i += take;
-        const lineEnded = this.head[this.head.length - 1]![take - 1] === NL;
-        if (lineEnded || this.headBytes >= HEAD) {
-          const head = Buffer.concat(this.head);
-          this.head = [];
-          this.headBytes = 0;
-          const out = this.decide(head.toString('latin1'));
-          if (out !== undefined)
-            this.push(out === head.toString('latin1') ? head : Buffer.from(out, 'latin1'));
-          this.emitRest = lineEnded ? undefined : out !== undefined;
-        }
-      } else {
-        const nl = chunk.indexOf(NL, i);
-        const end = nl === -1 ? chunk.length : nl + 1;
-        if (this.emitRest) this.push(chunk.subarray(i, end));
-        i = end;
-        if (nl !== -1) this.emitRest = undefined;
-      }
-    }
-    callback();
-  }
-
-  override _flush(callback: (error?: Error | null) => void): void {
-    if (this.headBytes) {
-      const out = this.decide(Buffer.concat(this.head).toString('latin1'));
-      if (out !== undefined) this.push(Buffer.from(out, 'latin1'));
-    }
-    callback();
-  }
-
   /** What to emit for a line whose head is `head` (latin1, so bytes map 1:1), or undefined to drop it. */
-  private decide(head: string): string | undefined {
+  protected rewriteHead(head: string): string | undefined {
     const marker =
       /^-- (Table structure for table|Temporary table structure for view|Dumping data for table|Dumping events for database|Dumping routines for database|Final view structure for view|Dump completed)(.*)/.exec(
         head,

@@ -1,11 +1,9 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../cli/cofre';
 import {
   createMysqlDatabase,
   createPostgresDatabase,
@@ -15,21 +13,10 @@ import {
   MYSQL_ADMIN_URL,
   type TestDatabase,
 } from '../helpers/databases';
+import { cofre, filesUnder, tempDir } from '../helpers/cli';
 import { testKeys } from '../helpers/engine';
 
 const BIN = path.join(__dirname, '..', '..', 'cli', 'bin.js');
-
-/** Runs `cofre` in-process. */
-async function cofre(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    env,
-  });
-  return { code, stdout, stderr };
-}
 
 /** Runs the real `cofre` executable (Node 24 + tsx), as an operator would. */
 function spawnCofre(args: string[], env: NodeJS.ProcessEnv = process.env) {
@@ -46,17 +33,6 @@ function spawnCofre(args: string[], env: NodeJS.ProcessEnv = process.env) {
   return { child, done };
 }
 
-function tempDir(label: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `cofre-${label}-`));
-}
-
-function files(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath, e.name));
-}
-
 /** Command lines of every process on this machine (Linux /proc). */
 function allCommandLines(): string[] {
   const out: string[] = [];
@@ -68,6 +44,18 @@ function allCommandLines(): string[] {
     }
   }
   return out;
+}
+
+/** Every process command line seen, every 10 ms, until `run` has ended; and its result. */
+async function commandLinesDuring(run: ReturnType<typeof spawnCofre>) {
+  const seen: string[] = [];
+  const state = { finished: false };
+  void run.done.then(() => (state.finished = true));
+  while (!state.finished) {
+    seen.push(...allCommandLines());
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { seen, result: await run.done };
 }
 
 describe('bad usage exits 2 with one clear message and changes nothing', () => {
@@ -181,7 +169,7 @@ describe('bad usage exits 2 with one clear message and changes nothing', () => {
     expect(result.stderr).toMatch(message);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(files(vaultDir)).toEqual([]);
+    expect(filesUnder(vaultDir)).toEqual([]);
   });
 
   it('keygen refuses to overwrite a key (exit 2)', async () => {
@@ -356,15 +344,15 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
         keyFile,
       ]);
       const deadline = Date.now() + 30_000;
-      while (!files(vaultDir).some((f) => f.includes('.partial-')) && Date.now() < deadline)
+      while (!filesUnder(vaultDir).some((f) => f.includes('.partial-')) && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 50));
-      expect(files(vaultDir).some((f) => f.includes('.partial-'))).toBe(true);
+      expect(filesUnder(vaultDir).some((f) => f.includes('.partial-'))).toBe(true);
       run.child.kill('SIGTERM');
       const result = await run.done;
       expect(result.code).not.toBe(0);
       expect(result.stderr).toMatch(/received SIGTERM, stopping and cleaning up/);
       expect(result.stderr).toMatch(/cancelled: SIGTERM; nothing was kept/);
-      expect(files(vaultDir)).toEqual([]);
+      expect(filesUnder(vaultDir)).toEqual([]);
       expect(allCommandLines().filter((c) => c.includes('pg_dump') && c.includes('--snapshot'))).toEqual([]);
     } finally {
       await locker.query('ROLLBACK');
@@ -387,14 +375,9 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
       keyFile,
       '--json',
     ]);
-    const seen: string[] = [];
-    const state = { finished: false };
-    void run.done.then(() => (state.finished = true));
-    while (!state.finished) {
-      seen.push(...allCommandLines().filter((c) => c.includes('pg_dump') || c.includes('cofre')));
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const result = await run.done;
+    const watched = await commandLinesDuring(run);
+    const seen = watched.seen.filter((c) => c.includes('pg_dump') || c.includes('cofre'));
+    const result = watched.result;
     expect(result.code).toBe(0);
     expect(seen.some((c) => c.includes('pg_dump'))).toBe(true);
     expect(seen.filter((c) => c.includes(password) && !c.includes(BIN))).toEqual([]);
@@ -440,14 +423,7 @@ describeMysql('cofre on MySQL/MariaDB: a password that must really authenticate'
       ],
       { ...process.env, COFRE_DB_PASSWORD: password },
     );
-    const seen: string[] = [];
-    const state = { finished: false };
-    void run.done.then(() => (state.finished = true));
-    while (!state.finished) {
-      seen.push(...allCommandLines());
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const result = await run.done;
+    const { seen, result } = await commandLinesDuring(run);
     expect(result.stderr).toMatch(/1 tables, 3000 rows/);
     expect(result.code).toBe(0);
     expect(seen.filter((c) => c.includes(password))).toEqual([]);

@@ -5,23 +5,19 @@ import {
   cpSync,
   createReadStream,
   existsSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { main } from '../../cli/cofre';
 import { parseDatabaseUrl } from '../../core/connection';
 import { parseManifest, sha256, type Manifest } from '../../core/manifest';
-import { mysqlOptionFile } from '../../core/sources/mysql';
+import { spawnMysqlClient } from '../../core/sources/mysql';
 import { postgresEnv } from '../../core/sources/postgres';
-import { spawnTool } from '../../core/sources/process';
 import { CancelledError } from '../../core/errors';
 import { exportBackup } from '../../core/export';
 import { FileVault, S3Vault } from '../../core/vault';
@@ -36,24 +32,9 @@ import {
   type TableChecksum,
   type TestDatabase,
 } from '../helpers/databases';
+import { cofre, tempDir } from '../helpers/cli';
 import { testKeys } from '../helpers/engine';
 import { startLocalS3, type LocalS3 } from '../helpers/s3';
-
-/** Runs `cofre` in-process. */
-async function cofre(args: string[], env: NodeJS.ProcessEnv = process.env) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    env,
-  });
-  return { code, stdout, stderr };
-}
-
-function tempDir(label: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `cofre-${label}-`));
-}
 
 /** Every file under `dir`, relative to it, sorted. */
 function files(dir: string): string[] {
@@ -173,12 +154,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         return;
       }
       // mysql --binary-mode --max-allowed-packet=1G NEWDB < FILE (credentials from a piped option file).
-      const tool = spawnTool(
-        'mysql',
-        ['--defaults-extra-file=/dev/fd/4', '--binary-mode', '--max-allowed-packet=1G', target.name],
-        { optionFile: mysqlOptionFile(c), stdin: true },
-      );
-      tool.stdout.resume();
+      const tool = spawnMysqlClient(c, target.name);
       await pipeline(createReadStream(file), tool.stdin!);
       await tool.finished;
     }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ import {
   withPostgresClient,
   type TestDatabase,
 } from '../helpers/databases';
+import { filesUnder } from '../helpers/cli';
 import { loadDumpInto, manifestRows, testKeys } from '../helpers/engine';
 import { startLocalS3, type LocalS3 } from '../helpers/s3';
 
@@ -33,13 +34,6 @@ function ok(outcomes: BackupOutcome[]): Extract<BackupOutcome, { ok: true }> {
 
 function fileVault(): FileVault {
   return new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-fv-')));
-}
-
-/** Every file under a directory (a failed backup must leave none). */
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** Kills the database session that is streaming the dump (as a failover or an admin would). */

@@ -6,9 +6,13 @@ import type { Vault } from './vault';
  * Where backups live in a vault:
  *   full/<source id>/<database>/<backup id>/manifest.json      (+ the artifacts beside it)
  *   full/<source id>/=globals/<backup id>/…                     (PostgreSQL roles and tablespaces)
- * Path segments are URI-encoded, so any database name is a safe single segment.
+ *   tenants/<source id>/<database>/<tenant>/<backup id>/…       (one tenant's rows)
+ * Path segments are URI-encoded, so any database name or tenant id is a safe single segment.
  */
 export const FULL_PREFIX = 'full';
+export const TENANT_PREFIX = 'tenants';
+/** Every prefix that holds backups. */
+export const BACKUP_PREFIXES = [`${FULL_PREFIX}/`, `${TENANT_PREFIX}/`] as const;
 export const GLOBALS_SEGMENT = '=globals';
 
 export function databaseSegment(database: string | null): string {
@@ -17,6 +21,26 @@ export function databaseSegment(database: string | null): string {
 
 export function backupFolder(sourceId: string, database: string | null, backupId: string): string {
   return [FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database), backupId].join('/');
+}
+
+export function tenantBackupFolder(
+  sourceId: string,
+  database: string,
+  tenant: string,
+  backupId: string,
+): string {
+  return [TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant), backupId].join('/');
+}
+
+function tenantSegments(sourceId: string, database: string, tenant: string): string[] {
+  return [encodeURIComponent(sourceId), encodeURIComponent(database), encodeURIComponent(tenant)];
+}
+
+/** The folder a manifest's backup lives in (by its kind). */
+export function folderOf(manifest: Manifest, backupId = manifest.backupId): string {
+  return manifest.kind === 'tenant' && manifest.tenant
+    ? tenantBackupFolder(manifest.sourceId, manifest.source.database ?? '', manifest.tenant.id, backupId)
+    : backupFolder(manifest.sourceId, manifest.source.database, backupId);
 }
 
 /** The time a backup id was made (its sortable timestamp). */
@@ -38,9 +62,12 @@ export interface CatalogEntry {
   readonly problems?: readonly string[] | undefined;
 }
 
-/** Manifest keys under a prefix, oldest first. */
-export async function manifestKeys(vault: Vault, prefix = `${FULL_PREFIX}/`): Promise<string[]> {
-  const keys = await vault.list(prefix);
+/** Manifest keys under a prefix (default: every backup prefix), oldest first. */
+export async function manifestKeys(vault: Vault, prefix?: string): Promise<string[]> {
+  const keys =
+    prefix === undefined
+      ? (await Promise.all(BACKUP_PREFIXES.map((p) => vault.list(p)))).flat()
+      : await vault.list(prefix);
   return keys
     .filter((k) => k.endsWith(`/${MANIFEST_NAME}`))
     .sort((a, b) => backupIdOf(a).localeCompare(backupIdOf(b)));
@@ -66,7 +93,7 @@ async function readEntry(vault: Vault, key: string): Promise<CatalogEntry | unde
 }
 
 /** Every manifest in the vault (valid or not), oldest first. */
-export async function readCatalog(vault: Vault, prefix = `${FULL_PREFIX}/`): Promise<CatalogEntry[]> {
+export async function readCatalog(vault: Vault, prefix?: string): Promise<CatalogEntry[]> {
   const out: CatalogEntry[] = [];
   const keys = await manifestKeys(vault, prefix);
   // A few reads at a time: vaults hold thousands of manifests.
@@ -95,7 +122,26 @@ export async function historyOf(
   sourceId: string,
   database: string | null,
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
-  const prefix = `${[FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database)].join('/')}/`;
+  return historyUnder(
+    vault,
+    `${[FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database)].join('/')}/`,
+  );
+}
+
+/** Earlier backups of one tenant: their ids (oldest first) and the newest manifest. */
+export function tenantHistoryOf(
+  vault: Vault,
+  sourceId: string,
+  database: string,
+  tenant: string,
+): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
+  return historyUnder(vault, `${[TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant)].join('/')}/`);
+}
+
+async function historyUnder(
+  vault: Vault,
+  prefix: string,
+): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
   const keys = await manifestKeys(vault, prefix);
   const latestKey = keys[keys.length - 1];
   return {

@@ -24,7 +24,13 @@ export const tableCountSchema = z.strictObject({
 export const artifactSchema = z.strictObject({
   /** Object key relative to the backup's folder. */
   name: z.string().regex(/^[^/]+$/),
-  format: z.enum(['pg_dump-custom', 'pg_dumpall-globals-sql', 'mysqldump-sql']),
+  format: z.enum([
+    'pg_dump-custom',
+    'pg_dumpall-globals-sql',
+    'mysqldump-sql',
+    'tenant-pg-copy',
+    'tenant-mysql-insert',
+  ]),
   bytes: z.strictObject({
     raw: z.number().int().nonnegative(),
     compressed: z.number().int().nonnegative(),
@@ -52,38 +58,71 @@ export const artifactSchema = z.strictObject({
   largestStatementBytes: z.number().int().nonnegative().optional(),
 });
 
-export const manifestSchema = z.strictObject({
-  formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
-  backupId: z.string().regex(BACKUP_ID),
-  kind: z.enum(['full', 'globals']),
-  engine: z.enum(ENGINES),
-  serverVersion: z.string(),
-  toolVersions: z.record(z.string(), z.string()),
-  /** The configured id of the protected server (`databases[].id`), used in keys and metrics. */
-  sourceId: z.string(),
-  source: z.strictObject({
-    host: z.string(),
-    port: z.number().int(),
-    user: z.string(),
-    /** `null` for the server-wide globals. */
-    database: z.string().nullable(),
-  }),
-  tier: z.enum(RETENTION_KINDS as unknown as ['daily', 'weekly', 'monthly', 'yearly', 'tenant']),
-  dataClass: z.string(),
-  timeZone: z.string(),
-  startedAt: isoDate,
-  finishedAt: isoDate,
-  durationMs: z.number().int().nonnegative(),
-  retention: z.strictObject({ expireAfterDays: z.number().int().positive(), lockUntil: isoDate }),
-  artifacts: z.array(artifactSchema).min(1),
-  /** The previous backup of the same source and database: a hash chain. */
-  previous: z
-    .strictObject({ backupId: z.string().regex(BACKUP_ID), sha256: sha256Hex, lockUntil: isoDate })
-    .nullable(),
+/** A tenant backup's tenant and the plan it was exported with (core/tenants/plan.ts). */
+export const tenantSchema = z.strictObject({
+  id: z.string().min(1),
+  model: z.strictObject({ table: z.string(), keyColumn: z.string(), tenantColumn: z.string() }),
+  /** The tenant's tables in load order (the export's section order). */
+  tables: z.array(
+    z.strictObject({
+      key: z.string(),
+      schema: z.string(),
+      name: z.string(),
+      kind: z.enum(['tenant-table', 'direct', 'child']),
+      filterColumn: z.string(),
+      /** Columns exported (generated columns left out). */
+      columns: z.array(z.string()),
+      /** Child tables: the FK constraints followed up to a table with the tenant column. */
+      path: z.array(z.string()),
+      dependsOn: z.array(z.string()),
+    }),
+  ),
+  /** Tables with no path to a tenant, left out. */
+  shared: z.array(z.string()),
+  /** Tables with FKs to themselves. */
+  selfReferences: z.array(z.string()),
 });
+
+export const manifestSchema = z
+  .strictObject({
+    formatVersion: z.literal(MANIFEST_FORMAT_VERSION),
+    backupId: z.string().regex(BACKUP_ID),
+    kind: z.enum(['full', 'globals', 'tenant']),
+    /** Tenant backups: whose rows, and the plan used. */
+    tenant: tenantSchema.optional(),
+    engine: z.enum(ENGINES),
+    serverVersion: z.string(),
+    toolVersions: z.record(z.string(), z.string()),
+    /** The configured id of the protected server (`databases[].id`), used in keys and metrics. */
+    sourceId: z.string(),
+    source: z.strictObject({
+      host: z.string(),
+      port: z.number().int(),
+      user: z.string(),
+      /** `null` for the server-wide globals. */
+      database: z.string().nullable(),
+    }),
+    tier: z.enum(RETENTION_KINDS as unknown as ['daily', 'weekly', 'monthly', 'yearly', 'tenant']),
+    dataClass: z.string(),
+    timeZone: z.string(),
+    startedAt: isoDate,
+    finishedAt: isoDate,
+    durationMs: z.number().int().nonnegative(),
+    retention: z.strictObject({ expireAfterDays: z.number().int().positive(), lockUntil: isoDate }),
+    artifacts: z.array(artifactSchema).min(1),
+    /** The previous backup of the same source and database: a hash chain. */
+    previous: z
+      .strictObject({ backupId: z.string().regex(BACKUP_ID), sha256: sha256Hex, lockUntil: isoDate })
+      .nullable(),
+  })
+  .refine((m) => (m.kind === 'tenant') === (m.tenant !== undefined), {
+    error: 'a tenant backup (kind "tenant") has a "tenant" section, and only a tenant backup has one',
+    path: ['tenant'],
+  });
 
 export type Manifest = z.infer<typeof manifestSchema>;
 export type Artifact = z.infer<typeof artifactSchema>;
+export type ManifestTenant = z.infer<typeof tenantSchema>;
 
 /** A sortable, unique backup id: UTC time to the millisecond, then 32 random bits. */
 export function newBackupId(now: Date): string {
@@ -112,5 +151,62 @@ export function parseManifest(bytes: Buffer): { manifest: Manifest } | { problem
   if (result.success) return { manifest: result.data };
   return {
     problems: result.error.issues.map((i) => `${i.path.map(String).join('.') || '(manifest)'}: ${i.message}`),
+  };
+}
+
+/** What a streamed artifact's manifest entry is made of (see core/pipeline.ts `streamToVault`). */
+export interface ArtifactInput {
+  readonly name: string;
+  readonly format: Artifact['format'];
+  readonly result: {
+    readonly rawBytes: number;
+    readonly compressedBytes: number;
+    readonly storedBytes: number;
+    readonly plainSha256: string;
+    readonly storedSha256: string;
+    readonly stored: {
+      readonly etag?: string;
+      readonly checksumSha256?: string;
+      readonly versionId?: string;
+    };
+    readonly tables: readonly { readonly schema: string; readonly name: string; readonly rows: number }[];
+  };
+  /** S3 vaults record what S3 reported at upload. */
+  readonly onS3: boolean;
+  readonly zstdLevel: number;
+  readonly algorithmSuite: string;
+  readonly frameLength: number;
+  readonly keyIds: readonly string[];
+  readonly encryptionContext: Record<string, string>;
+  readonly largestStatementBytes?: number | undefined;
+}
+
+/** The manifest entry of an artifact written by `streamToVault`. */
+export function artifactEntry(a: ArtifactInput): Artifact {
+  const { result } = a;
+  return {
+    name: a.name,
+    format: a.format,
+    bytes: { raw: result.rawBytes, compressed: result.compressedBytes, stored: result.storedBytes },
+    sha256: { stored: result.storedSha256, plain: result.plainSha256 },
+    ...(a.onS3
+      ? {
+          s3: {
+            ...(result.stored.etag ? { etag: result.stored.etag } : {}),
+            ...(result.stored.checksumSha256 ? { checksumSha256: result.stored.checksumSha256 } : {}),
+            ...(result.stored.versionId ? { versionId: result.stored.versionId } : {}),
+          },
+        }
+      : {}),
+    compression: { algorithm: 'zstd', level: a.zstdLevel },
+    encryption: {
+      scheme: 'aws-encryption-sdk',
+      algorithmSuite: a.algorithmSuite,
+      frameLength: a.frameLength,
+      keyIds: [...a.keyIds],
+      encryptionContext: a.encryptionContext,
+    },
+    tables: result.tables.map((t) => ({ schema: t.schema, name: t.name, rows: t.rows })),
+    ...(a.largestStatementBytes ? { largestStatementBytes: a.largestStatementBytes } : {}),
   };
 }

@@ -138,7 +138,8 @@ interface Input extends RestoreOptions {
   readonly key: string;
 }
 
-async function checkStored(vault: Vault, key: string, artifact: Artifact): Promise<void> {
+/** The artifact is in the vault with the size (and S3 checksum / ETag) its manifest records. */
+export async function checkStored(vault: Vault, key: string, artifact: Artifact): Promise<void> {
   const stat = await vault.stat(key);
   if (!stat) throw new IntegrityError(`artifact ${key} is missing; nothing was restored`);
   if (stat.bytes !== artifact.bytes.stored)
@@ -161,7 +162,9 @@ async function checkStored(vault: Vault, key: string, artifact: Artifact): Promi
  * the plaintext must match the manifest, or the stream fails at its end (before the consumer's
  * `end`), with an {@link IntegrityError}. Authentication failures (tampering, wrong key) fail it too.
  */
-async function verifiedPlaintext(input: Input): Promise<Readable> {
+export async function verifiedPlaintext(
+  input: Pick<Input, 'vault' | 'key' | 'artifact' | 'keys' | 'signal'>,
+): Promise<Readable> {
   const { artifact } = input;
   const source = await input.vault.read(input.key, input.signal);
   const tapStored = checkedCopy(`artifact ${input.key} (stored bytes)`, {

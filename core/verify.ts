@@ -2,12 +2,13 @@ import { createHash } from 'node:crypto';
 import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { backupFolder, findBackup, type CatalogEntry } from './catalog';
+import { findBackup, folderOf, type CatalogEntry } from './catalog';
 import { decryptStream, type Keys } from './crypto';
 import { IntegrityError, messageOf } from './errors';
 import { exportedBackupId } from './export';
 import { MANIFEST_NAME, sha256, type Artifact, type Manifest } from './manifest';
 import { MysqldumpRowCounter } from './sources/mysqldump-rows';
+import { SectionCounter } from './tenants/format';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { Vault } from './vault';
 
@@ -134,7 +135,7 @@ async function checkChain(
     checked.push('hash chain: first backup of this database');
     return;
   }
-  const key = `${backupFolder(manifest.sourceId, manifest.source.database, previous.backupId)}/${MANIFEST_NAME}`;
+  const key = `${folderOf(manifest, previous.backupId)}/${MANIFEST_NAME}`;
   const bytes = await vault.readBytes(key);
   if (!bytes && (await exportedBackupId(vault)) === manifest.backupId) {
     checked.push(
@@ -220,6 +221,10 @@ async function deepCheck(
   const children: ToolProcess[] = [];
   let list = '';
   let rows: MysqldumpRowCounter | undefined;
+  let sections: SectionCounter | undefined;
+  let sectionError: unknown;
+  if (artifact.format === 'tenant-pg-copy' || artifact.format === 'tenant-mysql-insert')
+    sections = new SectionCounter(manifest.engine);
   if (artifact.format === 'pg_dump-custom') {
     const lister = spawnTool('pg_restore', ['--list'], { stdin: true });
     lister.stdout.setEncoding('utf8');
@@ -244,6 +249,13 @@ async function deepCheck(
         plain += c.length;
         plainHash.update(c);
         rows?.push(c);
+        if (sections && sectionError === undefined) {
+          try {
+            sections.push(c);
+          } catch (error) {
+            sectionError = error;
+          }
+        }
       }),
       { signal: options.signal },
     );
@@ -281,6 +293,29 @@ async function deepCheck(
       checked.push(
         `${key}: pg_restore reads the whole archive; its list has the data of all ${artifact.tables.length} tables`,
       );
+  }
+  if (sections) {
+    let counted: readonly { schema: string; name: string; rows: number }[] = [];
+    if (sectionError !== undefined) problems.push(`artifact ${key}: ${messageOf(sectionError)}`);
+    else
+      try {
+        counted = sections.finish();
+      } catch (error) {
+        problems.push(`artifact ${key}: ${messageOf(error)}`);
+      }
+    const wrong = artifact.tables.filter(
+      (t) => (counted.find((x) => x.schema === t.schema && x.name === t.name)?.rows ?? -1) !== t.rows,
+    );
+    if (sectionError === undefined && counted.length) {
+      if (wrong.length || counted.length !== artifact.tables.length)
+        problems.push(
+          `artifact ${key}: row counts differ from the manifest for ${wrong.map((t) => `${t.schema}.${t.name}`).join(', ') || 'the table list'}`,
+        );
+      else
+        checked.push(
+          `${key}: tenant export complete; row counts of all ${artifact.tables.length} tables match the manifest`,
+        );
+    }
   }
   if (rows) {
     if (!rows.completed)

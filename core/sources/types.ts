@@ -8,7 +8,13 @@ export interface TableCount {
   readonly rows: number;
 }
 
-export type ArtifactFormat = 'pg_dump-custom' | 'pg_dumpall-globals-sql' | 'mysqldump-sql';
+export type ArtifactFormat =
+  | 'pg_dump-custom'
+  | 'pg_dumpall-globals-sql'
+  | 'mysqldump-sql'
+  /** A per-tenant export (core/tenants/format.ts): COPY sections / batched INSERTs. */
+  | 'tenant-pg-copy'
+  | 'tenant-mysql-insert';
 
 /** A dump in progress: its bytes, and what it will have contained once it has finished. */
 export interface RunningDump {

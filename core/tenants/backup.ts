@@ -1,0 +1,279 @@
+/**
+ * Per-tenant backups: one tenant's rows, exported in one consistent snapshot (export.ts), streamed
+ * through the same pipeline as full backups (zstd → AWS Encryption SDK → vault, the end held back
+ * until the export finished cleanly), with a manifest that lists per-table row counts and the
+ * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
+ */
+import { Readable } from 'node:stream';
+import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
+import { tenantBackupFolder, tenantHistoryOf } from '../catalog';
+import { describeConnection, quoteIdentifier, type Connection } from '../connection';
+import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
+import { UsageError, messageOf } from '../errors';
+import {
+  MANIFEST_FORMAT_VERSION,
+  MANIFEST_NAME,
+  artifactEntry,
+  newBackupId,
+  serializeManifest,
+  type Manifest,
+  type ManifestTenant,
+} from '../manifest';
+import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from '../pipeline';
+import {
+  CLASS_TAG,
+  DEFAULT_RETENTION,
+  GENERAL_CLASS,
+  retentionFor,
+  TIER_TAG,
+  type RetentionSettings,
+} from '../retention';
+import { connectMysql, mysqlInfo } from '../sources/mysql';
+import { connectPostgres, postgresInfo } from '../sources/postgres';
+import type { SourceInfo } from '../sources/types';
+import type { Vault } from '../vault';
+import { loadColumns, startTenantExport } from './export';
+import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
+
+export interface TenantBackupOptions {
+  /** The database (its name in the URL) holding the tenants. */
+  readonly connection: Connection;
+  readonly model: TenantModel;
+  /** Tenant ids, or every row of the tenant table. */
+  readonly tenants: readonly string[] | 'all';
+  /** Tenants exported at the same time (each on its own connection). Default 2. */
+  readonly concurrency?: number | undefined;
+  readonly sourceId?: string | undefined;
+  readonly vault: Vault;
+  readonly keys: Keys;
+  readonly dataClass?: string | undefined;
+  readonly retention?: RetentionSettings | undefined;
+  readonly timeZone?: string | undefined;
+  readonly zstdLevel?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly onProgress?: ((tenant: string, progress: Progress) => void) | undefined;
+  readonly log?: ((line: string) => void) | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+export type TenantBackupOutcome =
+  | { readonly ok: true; readonly tenant: string; readonly folder: string; readonly manifest: Manifest }
+  | { readonly ok: false; readonly tenant: string; readonly error: string; readonly exitCode: number };
+
+export const DEFAULT_TENANT_CONCURRENCY = 2;
+
+/** Every tenant id (the tenant table's key column, as text), sorted. */
+export async function listTenants(connection: Connection, model: TenantModel): Promise<string[]> {
+  const plan = await discoverTenantPlan(connection, model);
+  return listPlanTenants(connection, plan);
+}
+
+async function listPlanTenants(connection: Connection, plan: TenantPlan): Promise<string[]> {
+  const t = plan.tables.find((x) => x.kind === 'tenant-table')!;
+  const key = quoteIdentifier(plan.engine, t.filterColumn);
+  if (plan.engine === 'postgres') {
+    const client = await connectPostgres(connection, plan.database);
+    try {
+      const { rows } = await client.query<{ id: string }>(
+        `SELECT ${key}::text AS id FROM ${quoteIdentifier('postgres', t.schema)}.${quoteIdentifier('postgres', t.name)} ORDER BY 1`,
+      );
+      return rows.map((r) => r.id);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  const conn = await connectMysql(connection, plan.database);
+  try {
+    const [rows] = await conn.query(
+      `SELECT CAST(${key} AS CHAR) AS id FROM ${quoteIdentifier('mysql', t.name)} ORDER BY 1`,
+    );
+    return (rows as { id: string }[]).map((r) => r.id);
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+/** The manifest's record of the plan. */
+export function manifestTenant(plan: TenantPlan, tenant: string): ManifestTenant {
+  return {
+    id: tenant,
+    model: {
+      table: plan.model.table,
+      keyColumn: plan.model.keyColumn,
+      tenantColumn: plan.model.tenantColumn,
+    },
+    tables: plan.tables.map((t) => ({
+      key: t.key,
+      schema: t.schema,
+      name: t.name,
+      kind: t.kind,
+      filterColumn: t.filterColumn,
+      columns: loadColumns(t),
+      path: t.path.map((h) => h.constraint),
+      dependsOn: [...t.dependsOn],
+    })),
+    shared: plan.shared.map((s) => s.key),
+    selfReferences: plan.selfReferences.map((s) => s.table),
+  };
+}
+
+/**
+ * Backs up each requested tenant as its own backup, `concurrency` at a time. A tenant that fails
+ * is reported by id and does not stop the others; nothing of it is kept.
+ */
+export async function runTenantBackup(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
+  const c = options.connection;
+  if (!c.database)
+    throw new UsageError('--url: expected the database that holds the tenants in the URL path');
+  const concurrency = options.concurrency ?? DEFAULT_TENANT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32)
+    throw new UsageError(`--concurrency: expected a whole number from 1 to 32, got ${String(concurrency)}`);
+  const dataClass = options.dataClass ?? GENERAL_CLASS;
+  try {
+    retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
+  } catch (error) {
+    throw new UsageError(`--class: ${messageOf(error)}`);
+  }
+  if (options.sourceId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(options.sourceId))
+    throw new UsageError(
+      `--id: expected letters, digits, ".", "_" or "-" (at most 63), got "${options.sourceId}"`,
+    );
+  const plan = await discoverTenantPlan(c, options.model);
+  const known = await listPlanTenants(c, plan);
+  let tenants: string[];
+  if (options.tenants === 'all') {
+    tenants = known;
+    if (tenants.length === 0) throw new UsageError(`--all-tenants: ${plan.tenantTable.key} has no rows`);
+  } else {
+    tenants = [...new Set(options.tenants)];
+    if (tenants.length === 0) throw new UsageError('--tenant: expected at least one tenant id');
+    const knownSet = new Set(known);
+    const missing = tenants.filter((t) => !knownSet.has(t));
+    if (missing.length)
+      throw new UsageError(
+        `--tenant: no tenant ${missing.map((m) => JSON.stringify(m)).join(', ')} in ${plan.tenantTable.key}.${plan.model.keyColumn} of ${describeConnection(c)}`,
+      );
+  }
+  const info = c.engine === 'postgres' ? await postgresInfo(c) : await mysqlInfo(c);
+  const sourceId = options.sourceId ?? c.database.replace(/[^A-Za-z0-9._-]/g, '-');
+  const log = options.log ?? (() => undefined);
+  const outcomes = new Map<string, TenantBackupOutcome>();
+  let next = 0;
+  const worker = async () => {
+    while (next < tenants.length) {
+      const tenant = tenants[next++]!;
+      if (options.signal?.aborted) {
+        outcomes.set(tenant, { ok: false, tenant, error: 'not started: the run was cancelled', exitCode: 1 });
+        continue;
+      }
+      try {
+        outcomes.set(tenant, await backupTenant(options, plan, info, sourceId, tenant));
+      } catch (error) {
+        const message = messageOf(error);
+        log(`FAILED tenant ${tenant}: ${message}`);
+        outcomes.set(tenant, {
+          ok: false,
+          tenant,
+          error: message,
+          exitCode: error instanceof UsageError ? 2 : 1,
+        });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, tenants.length) }, worker));
+  return tenants.map((t) => outcomes.get(t)!);
+}
+
+async function backupTenant(
+  options: TenantBackupOptions,
+  plan: TenantPlan,
+  info: SourceInfo,
+  sourceId: string,
+  tenant: string,
+): Promise<TenantBackupOutcome> {
+  const now = options.now ?? (() => new Date());
+  const c = options.connection;
+  const database = plan.database;
+  const dataClass = options.dataClass ?? GENERAL_CLASS;
+  const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
+  const retention = retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
+  const startedAt = now();
+  const backupId = newBackupId(startedAt);
+  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant);
+  const folder = tenantBackupFolder(sourceId, database, tenant, backupId);
+  const tags = { [TIER_TAG]: 'tenant', [CLASS_TAG]: dataClass };
+  const encryptionContext = {
+    'cofre:backup-id': backupId,
+    'cofre:source': sourceId,
+    'cofre:database': database,
+    'cofre:tenant': tenant,
+    'cofre:tier': 'tenant',
+  };
+  const dump = await startTenantExport(c, plan, tenant);
+  const artifactName = 'tenant.sql.zst.enc';
+  const lockUntil = retention.lockUntil(now());
+  const result = await streamToVault({
+    dump,
+    vault: options.vault,
+    key: `${folder}/${artifactName}`,
+    writeOptions: { tags, lockUntil },
+    keys: options.keys,
+    encryptionContext,
+    zstdLevel,
+    signal: options.signal,
+    onProgress: (p) => options.onProgress?.(tenant, p),
+  });
+  const finishedAt = now();
+  const previous = history.latest;
+  const manifest: Manifest = {
+    formatVersion: MANIFEST_FORMAT_VERSION,
+    backupId,
+    kind: 'tenant',
+    tenant: manifestTenant(plan, tenant),
+    engine: c.engine,
+    serverVersion: info.serverVersion,
+    toolVersions: { cofre: COFRE_VERSION, node: process.versions.node },
+    sourceId,
+    source: { host: c.host, port: c.port, user: c.user, database },
+    tier: 'tenant',
+    dataClass,
+    timeZone: options.timeZone ?? DEFAULT_TIME_ZONE,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    retention: { expireAfterDays: retention.expireAfterDays, lockUntil: lockUntil.toISOString() },
+    artifacts: [
+      artifactEntry({
+        name: artifactName,
+        format: dump.format,
+        result,
+        onS3: options.vault.kind === 's3',
+        zstdLevel,
+        algorithmSuite: ALGORITHM_SUITE_NAME,
+        frameLength: FRAME_LENGTH,
+        keyIds: options.keys.keyIds,
+        encryptionContext,
+        largestStatementBytes: dump.largestStatementBytes?.(),
+      }),
+    ],
+    previous:
+      previous === undefined
+        ? null
+        : {
+            backupId: previous.backupId,
+            sha256: previous.sha256,
+            lockUntil: previous.manifest?.retention.lockUntil ?? lockUntil.toISOString(),
+          },
+  };
+  await options.vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([serializeManifest(manifest)]), {
+    tags,
+    lockUntil: retention.lockUntil(now()),
+    contentType: 'application/json',
+    signal: options.signal,
+  });
+  const rows = result.tables.reduce((n, t) => n + t.rows, 0);
+  options.log?.(
+    `tenant backup ${backupId} of tenant ${tenant} (${database}): ${result.tables.length} tables, ${rows} rows, ${result.rawBytes} bytes exported, ${result.storedBytes} stored`,
+  );
+  return { ok: true, tenant, folder, manifest };
+}

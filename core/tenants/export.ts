@@ -1,0 +1,262 @@
+/**
+ * Streams one tenant's rows out of a live database, in one consistent snapshot, as the tenant
+ * export format of `format.ts`: PostgreSQL `COPY (SELECT …) TO STDOUT` in a repeatable-read,
+ * read-only transaction; MySQL a streamed SELECT per table in a `WITH CONSISTENT SNAPSHOT`
+ * transaction, written as batched INSERTs. Row counts come from the very bytes written.
+ */
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { escape as mysqlEscape } from 'mysql2';
+import type { Connection as MysqlCallbackConnection, FieldPacket, TypeCast } from 'mysql2';
+import type { Client } from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { quoteIdentifier, type Connection, type Engine } from '../connection';
+import { OperationalError, messageOf } from '../errors';
+import { connectMysql } from '../sources/mysql';
+import { connectPostgres } from '../sources/postgres';
+import type { RunningDump, TableCount } from '../sources/types';
+import { COPY_END, END_MARK, HEADER_MARK, tableMark, type SectionTable } from './format';
+import type { TenantPlan, TenantPlanTable } from './plan';
+
+/** The artifact formats of tenant exports. */
+export const TENANT_FORMATS = { postgres: 'tenant-pg-copy', mysql: 'tenant-mysql-insert' } as const;
+
+/**
+ * Session settings under which rows are written and read back, so that text forms of times,
+ * dates, intervals and floats round-trip exactly (pg_dump and mysqldump set the same).
+ */
+export const SESSION_SETTINGS: Record<Engine, readonly string[]> = {
+  postgres: [
+    "SET client_encoding = 'UTF8';",
+    'SET standard_conforming_strings = on;',
+    "SET TimeZone = 'UTC';",
+    "SET DateStyle = 'ISO, MDY';",
+    "SET IntervalStyle = 'postgres';",
+    'SET extra_float_digits = 3;',
+  ],
+  mysql: [
+    'SET NAMES utf8mb4;',
+    "SET time_zone = '+00:00';",
+    "SET sql_mode = 'NO_AUTO_VALUE_ON_ZERO';",
+    'SET foreign_key_checks = 0;',
+    'SET unique_checks = 1;',
+  ],
+};
+
+/** A MySQL INSERT holds rows up to about this many bytes (one bigger row makes its own statement). */
+export const INSERT_BATCH_BYTES = 1024 * 1024;
+
+/** The columns a section carries: every column but generated ones (the target computes those). */
+export function loadColumns(table: TenantPlanTable): string[] {
+  return table.columns.filter((c) => !table.generatedColumns.includes(c));
+}
+
+export function sectionTable(table: TenantPlanTable): SectionTable {
+  return { key: table.key, schema: table.schema, name: table.name, columns: loadColumns(table) };
+}
+
+export function qualifiedName(engine: Engine, t: { schema: string; name: string }): string {
+  return engine === 'postgres'
+    ? `${quoteIdentifier(engine, t.schema)}.${quoteIdentifier(engine, t.name)}`
+    : quoteIdentifier(engine, t.name);
+}
+
+/**
+ * The plan's SELECT for one table with an explicit column list (generated columns left out), the
+ * tenant id in place of the bind parameter when `tenantLiteral` is given, and primary-key order.
+ */
+export function tenantSelect(engine: Engine, table: TenantPlanTable, tenantLiteral?: string): string {
+  const q = (n: string) => quoteIdentifier(engine, n);
+  const prefix = 'SELECT t0.* FROM ';
+  if (!table.selectSql.startsWith(prefix)) throw new Error(`unexpected plan SELECT for ${table.key}`);
+  let sql = `SELECT ${loadColumns(table)
+    .map((c) => `t0.${q(c)}`)
+    .join(', ')} FROM ${table.selectSql.slice(prefix.length)}`;
+  if (tenantLiteral !== undefined) {
+    const param = engine === 'postgres' ? '$1' : '?';
+    const at = sql.lastIndexOf(`= ${param}`);
+    if (at === -1 || !/^\)*$/.test(sql.slice(at + 2 + param.length)))
+      throw new Error(`unexpected plan SELECT for ${table.key}`);
+    sql = `${sql.slice(0, at)}= ${tenantLiteral}${sql.slice(at + 2 + param.length)}`;
+  }
+  if (table.primaryKey.length) sql += ` ORDER BY ${table.primaryKey.map((c) => `t0.${q(c)}`).join(', ')}`;
+  return sql;
+}
+
+/** The first line of an export: what it is, for a person opening the file. */
+function headerLine(plan: TenantPlan, tenant: string): string {
+  return `${HEADER_MARK}${JSON.stringify({ engine: plan.engine, database: plan.database, tenant, tables: plan.tables.length })}\n`;
+}
+
+async function write(out: PassThrough, data: string | Buffer): Promise<void> {
+  if (out.destroyed) throw new OperationalError('the tenant export stream was closed');
+  if (!out.write(data)) await once(out, 'drain');
+}
+
+/**
+ * Starts exporting one tenant. The returned dump's `completed` resolves with every table's row
+ * count once the last byte was written and the snapshot's transaction ended cleanly.
+ */
+export async function startTenantExport(
+  connection: Connection,
+  plan: TenantPlan,
+  tenant: string,
+): Promise<RunningDump> {
+  return plan.engine === 'postgres'
+    ? startPostgresExport(connection, plan, tenant)
+    : startMysqlExport(connection, plan, tenant);
+}
+
+async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
+  const client: Client = await connectPostgres(c, plan.database);
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const state = { aborted: false };
+  const completed = (async (): Promise<TableCount[]> => {
+    const counts: TableCount[] = [];
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
+      await write(out, headerLine(plan, tenant));
+      await write(out, `${SESSION_SETTINGS.postgres.join('\n')}\n`);
+      const literal = client.escapeLiteral(tenant);
+      for (const table of plan.tables) {
+        const section = sectionTable(table);
+        await write(out, tableMark(section));
+        await write(
+          out,
+          `COPY ${qualifiedName('postgres', table)} (${section.columns.map((x) => quoteIdentifier('postgres', x)).join(', ')}) FROM stdin;\n`,
+        );
+        let rows = 0;
+        const copy = client.query(copyTo(`COPY (${tenantSelect('postgres', table, literal)}) TO STDOUT`));
+        for await (const chunk of copy as AsyncIterable<Buffer>) {
+          // COPY text format: every row is exactly one line.
+          for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) rows++;
+          await write(out, chunk);
+        }
+        await write(out, `${COPY_END}\n`);
+        counts.push({ schema: table.schema, name: table.name, rows });
+      }
+      await write(out, `${END_MARK}${JSON.stringify({ tables: plan.tables.length })}\n`);
+      await client.query('COMMIT');
+      out.end();
+      return counts;
+    } catch (error) {
+      out.destroy();
+      throw state.aborted
+        ? new OperationalError('tenant export stopped')
+        : new OperationalError(
+            `exporting tenant "${tenant}" of "${plan.database}" failed: ${messageOf(error)}`,
+          );
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  })();
+  completed.catch(() => undefined);
+  return {
+    format: TENANT_FORMATS.postgres,
+    extension: 'tenant.sql',
+    stdout: out,
+    completed,
+    abort() {
+      if (state.aborted) return;
+      state.aborted = true;
+      out.destroy();
+      void client.end().catch(() => undefined);
+    },
+  };
+}
+
+/** MySQL column types whose values are bytes, not text: written as X'…'. */
+const BINARY_CHARSET = 63;
+
+async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
+  const conn = await connectMysql(c, plan.database);
+  // The promise wrapper's underlying connection (streaming queries live on it).
+  const raw = (conn as unknown as { connection: MysqlCallbackConnection }).connection;
+  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
+  const state = { aborted: false };
+  let largest = 0;
+  const completed = (async (): Promise<TableCount[]> => {
+    const counts: TableCount[] = [];
+    try {
+      await conn.query("SET SESSION time_zone = '+00:00'");
+      await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      await write(out, headerLine(plan, tenant));
+      await write(out, `${SESSION_SETTINGS.mysql.join('\n')}\n`);
+      for (const table of plan.tables) {
+        const section = sectionTable(table);
+        await write(out, tableMark(section));
+        const insert = `INSERT INTO ${qualifiedName('mysql', table)} (${section.columns.map((x) => quoteIdentifier('mysql', x)).join(',')}) VALUES\n`;
+        let binary: boolean[] = [];
+        const query = raw.query({
+          sql: tenantSelect('mysql', table),
+          values: [tenant],
+          rowsAsArray: true,
+          // Every value as its raw bytes; text columns arrive in the connection's utf8mb4.
+          typeCast: ((field) => field.buffer()) as TypeCast,
+        });
+        query.on('fields', (fields: FieldPacket[]) => {
+          binary = fields.map((f) => f.characterSet === BINARY_CHARSET);
+        });
+        let rows = 0;
+        let held: string | undefined;
+        let statementBytes = 0;
+        for await (const row of query.stream({ highWaterMark: 256 }) as AsyncIterable<(Buffer | null)[]>) {
+          const tuple = `(${row
+            .map((v, i) =>
+              v === null ? 'NULL' : binary[i] ? mysqlEscape(v) : mysqlEscape(v.toString('utf8')),
+            )
+            .join(',')})`;
+          const tupleBytes = Buffer.byteLength(tuple) + 2;
+          if (held === undefined) {
+            await write(out, insert);
+            statementBytes = insert.length;
+          } else if (statementBytes + tupleBytes > INSERT_BATCH_BYTES) {
+            await write(out, `${held};\n`);
+            largest = Math.max(largest, statementBytes + 1);
+            await write(out, insert);
+            statementBytes = insert.length;
+          } else {
+            await write(out, `${held},\n`);
+          }
+          held = tuple;
+          statementBytes += tupleBytes;
+          rows++;
+        }
+        if (held !== undefined) {
+          await write(out, `${held};\n`);
+          largest = Math.max(largest, statementBytes + 1);
+        }
+        counts.push({ schema: plan.database, name: table.name, rows });
+      }
+      await write(out, `${END_MARK}${JSON.stringify({ tables: plan.tables.length })}\n`);
+      await conn.query('COMMIT');
+      out.end();
+      return counts;
+    } catch (error) {
+      out.destroy();
+      throw state.aborted
+        ? new OperationalError('tenant export stopped')
+        : new OperationalError(
+            `exporting tenant "${tenant}" of "${plan.database}" failed: ${messageOf(error)}`,
+          );
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  })();
+  completed.catch(() => undefined);
+  return {
+    format: TENANT_FORMATS.mysql,
+    extension: 'tenant.sql',
+    stdout: out,
+    completed,
+    abort() {
+      if (state.aborted) return;
+      state.aborted = true;
+      out.destroy();
+      raw.destroy();
+    },
+    largestStatementBytes: () => largest,
+  };
+}

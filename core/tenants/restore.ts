@@ -1,0 +1,748 @@
+/**
+ * Restore one tenant into a live database without touching the others: in ONE transaction, delete
+ * the tenant's current rows (children first), load the backup's rows (parents first), check every
+ * table's count against the backup, move sequences above the restored ids, commit. Any error rolls
+ * the whole transaction back, so the tenant is either fully restored or exactly as it was.
+ *
+ * The rows come from a tenant backup, or from a full backup: that is first restored into a
+ * temporary scratch database on the target server, the tenant exported from it (export.ts) and
+ * loaded the same way; the scratch database is always dropped.
+ */
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { finished } from 'node:stream/promises';
+import type { Readable, Writable } from 'node:stream';
+import type { Connection as MysqlConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import type { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { findBackup } from '../catalog';
+import { describeConnection, quoteIdentifier, type Connection } from '../connection';
+import type { Keys } from '../crypto';
+import { checkKeyFits } from '../decrypt';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
+import type { Artifact, Manifest } from '../manifest';
+import { checkStored, restoreBackup, verifiedPlaintext } from '../restore';
+import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
+import { connectPostgres, postgresEnv } from '../sources/postgres';
+import { spawnTool } from '../sources/process';
+import type { TableCount } from '../sources/types';
+import { SESSION_SETTINGS, loadColumns, qualifiedName, startTenantExport, tenantSelect } from './export';
+import { SectionReader, lines, type SectionTable } from './format';
+import {
+  discoverTenantPlan,
+  readMysqlCatalog,
+  type TenantModel,
+  type TenantPlan,
+  type TenantPlanTable,
+} from './plan';
+
+export interface TenantRestoreOptions {
+  readonly vault: import('../vault').Vault;
+  readonly backupId: string;
+  readonly keys: Keys;
+  /** The live database that holds the tenants (the URL's database). */
+  readonly target: Connection;
+  readonly tenant: string;
+  /** Tenant model; a tenant backup carries its own (this must then agree), a full backup needs it. */
+  readonly model?: TenantModel | undefined;
+  /** Report what would be deleted and loaded per table; change nothing. */
+  readonly dryRun?: boolean | undefined;
+  /** Restore into this new database (schema and shared tables copied from the target) instead. */
+  readonly intoDatabase?: string | undefined;
+  readonly signal?: AbortSignal | undefined;
+  readonly log?: ((line: string) => void) | undefined;
+  readonly now?: (() => Date) | undefined;
+}
+
+export interface TenantTableReport {
+  readonly table: string;
+  /** Rows of the tenant in the target before the restore (deleted, or that would be). */
+  readonly deleted: number;
+  /** Rows loaded from the backup (or that would be). */
+  readonly loaded: number;
+}
+
+export interface TenantRestoreReport {
+  readonly backupId: string;
+  readonly tenant: string;
+  /** Where the rows came from. */
+  readonly from: 'tenant-backup' | 'full-backup';
+  readonly mode: 'restore' | 'dry-run' | 'into-database';
+  readonly target: { readonly host: string; readonly port: number; readonly database: string };
+  readonly tables: readonly TenantTableReport[];
+  readonly deleted: number;
+  readonly loaded: number;
+  /** Sequences moved above the restored ids (PostgreSQL). */
+  readonly sequences: readonly string[];
+  readonly startedAt: string;
+  readonly durationMs: number;
+}
+
+/** Where the rows to load come from: a stream in the tenant export format and its expected counts. */
+interface RowSource {
+  readonly stream: Readable;
+  /** Resolves with the expected per-table counts once the stream has been fully produced and checked. */
+  readonly expected: Promise<readonly TableCount[]>;
+  abort(): void;
+}
+
+export async function restoreTenant(options: TenantRestoreOptions): Promise<TenantRestoreReport> {
+  const startedAt = (options.now ?? (() => new Date()))();
+  const log = options.log ?? (() => undefined);
+  const entry = await findBackup(options.vault, options.backupId);
+  if (!entry.manifest)
+    throw new IntegrityError(
+      `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
+    );
+  const manifest = entry.manifest;
+  const artifact = manifest.artifacts[0]!;
+  const target = options.target;
+  if (!target.database) throw new UsageError('--target-url: expected the tenants’ database in the URL path');
+  if (manifest.engine !== target.engine)
+    throw new UsageError(
+      `--target-url: backup ${manifest.backupId} is a ${manifest.engine} backup, the target is ${target.engine}`,
+    );
+  if (manifest.kind === 'globals')
+    throw new UsageError(`--backup: ${manifest.backupId} holds server globals, not tenant rows`);
+  if (options.dryRun && options.intoDatabase)
+    throw new UsageError('--dry-run and --into-database: choose one');
+  const model = modelFor(manifest, options);
+  checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
+  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact);
+
+  let loadInto = target;
+  if (options.intoDatabase) {
+    loadInto = { ...target, database: options.intoDatabase };
+    await createInspectionCopy(target, options.intoDatabase, model, log);
+  }
+  try {
+    const plan = await discoverTenantPlan(loadInto, model);
+    if (manifest.kind === 'tenant') checkPlanFits(plan, manifest);
+    const result =
+      manifest.kind === 'tenant'
+        ? await fromTenantBackup(
+            options,
+            plan,
+            manifest,
+            artifact,
+            `${entry.folder}/${artifact.name}`,
+            loadInto,
+          )
+        : await fromFullBackup(options, plan, loadInto, log);
+    const finishedAt = (options.now ?? (() => new Date()))();
+    return {
+      backupId: manifest.backupId,
+      tenant: options.tenant,
+      from: manifest.kind === 'tenant' ? 'tenant-backup' : 'full-backup',
+      mode: options.dryRun ? 'dry-run' : options.intoDatabase ? 'into-database' : 'restore',
+      target: { host: loadInto.host, port: loadInto.port, database: loadInto.database! },
+      tables: result.tables,
+      deleted: result.tables.reduce((n, t) => n + t.deleted, 0),
+      loaded: result.tables.reduce((n, t) => n + t.loaded, 0),
+      sequences: result.sequences,
+      startedAt: startedAt.toISOString(),
+      durationMs: finishedAt.getTime() - startedAt.getTime(),
+    };
+  } catch (error) {
+    if (options.intoDatabase) await dropDatabase(target, options.intoDatabase).catch(() => undefined);
+    throw error;
+  }
+}
+
+function modelFor(manifest: Manifest, options: TenantRestoreOptions): TenantModel {
+  if (manifest.kind === 'tenant') {
+    const own = manifest.tenant!;
+    if (own.id !== options.tenant)
+      throw new UsageError(
+        `--tenant: backup ${manifest.backupId} holds tenant "${own.id}", not "${options.tenant}"`,
+      );
+    const m = options.model;
+    if (
+      m &&
+      (m.table !== own.model.table ||
+        m.keyColumn !== own.model.keyColumn ||
+        m.tenantColumn !== own.model.tenantColumn)
+    )
+      throw new UsageError(
+        `--tenant-table/--key-column/--tenant-column: backup ${manifest.backupId} was made with ${own.model.table}.${own.model.keyColumn} and column ${own.model.tenantColumn}`,
+      );
+    return own.model;
+  }
+  if (!options.model)
+    throw new UsageError(
+      '--tenant-table, --key-column and --tenant-column: needed to take one tenant out of a full backup',
+    );
+  return options.model;
+}
+
+/** The live schema must hold the same tenant tables, with every exported column. */
+function checkPlanFits(plan: TenantPlan, manifest: Manifest): void {
+  const recorded = manifest.tenant!.tables;
+  const live = new Map(plan.tables.map((t) => [t.key, t]));
+  const recordedKeys = new Set(recorded.map((t) => t.key));
+  const gone = recorded.filter((t) => !live.has(t.key)).map((t) => t.key);
+  const added = plan.tables.filter((t) => !recordedKeys.has(t.key)).map((t) => t.key);
+  const problems: string[] = [];
+  if (gone.length) problems.push(`tables in the backup but not in the target: ${gone.join(', ')}`);
+  if (added.length)
+    problems.push(
+      `tenant tables in the target that the backup does not have (their rows would be deleted and not restored): ${added.join(', ')}`,
+    );
+  for (const t of recorded) {
+    const l = live.get(t.key);
+    if (!l) continue;
+    const missing = t.columns.filter((c) => !loadColumns(l).includes(c));
+    if (missing.length) problems.push(`${t.key}: columns gone from the target: ${missing.join(', ')}`);
+  }
+  if (problems.length)
+    throw new UsageError(
+      `--target-url: the schema changed since backup ${manifest.backupId}; nothing was changed:\n  ${problems.join('\n  ')}\n  (restore it with --into-database NEW to inspect the rows)`,
+    );
+}
+
+async function fromTenantBackup(
+  options: TenantRestoreOptions,
+  plan: TenantPlan,
+  manifest: Manifest,
+  artifact: Artifact,
+  key: string,
+  loadInto: Connection,
+): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+  if (options.dryRun) return dryRun(loadInto, plan, options.tenant, artifact.tables);
+  const stream = await verifiedPlaintext({
+    vault: options.vault,
+    key,
+    artifact,
+    keys: options.keys,
+    signal: options.signal,
+  });
+  const source: RowSource = {
+    stream,
+    expected: Promise.resolve(artifact.tables),
+    abort: () => stream.destroy(),
+  };
+  if (manifest.engine === 'mysql' && artifact.largestStatementBytes)
+    await checkMysqlPacket(loadInto, artifact.largestStatementBytes);
+  return load(loadInto, plan, options.tenant, source, options.signal);
+}
+
+async function fromFullBackup(
+  options: TenantRestoreOptions,
+  plan: TenantPlan,
+  loadInto: Connection,
+  log: (line: string) => void,
+): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+  const scratchName = `${(options.target.database ?? 'cofre').slice(0, 30)}_cofre_tenant_${randomBytes(4).toString('hex')}`;
+  const scratch: Connection = { ...options.target, database: scratchName };
+  log(
+    `restoring backup ${options.backupId} into scratch database ${scratchName} to take tenant ${options.tenant} out of it`,
+  );
+  try {
+    await restoreBackup({
+      vault: options.vault,
+      backupId: options.backupId,
+      keys: options.keys,
+      target: scratch,
+      noOwner: true,
+      noAcl: true,
+      signal: options.signal,
+      log,
+    });
+    const scratchPlan = await discoverTenantPlan(scratch, plan.model);
+    const live = plan.tables.map((t) => t.key).join(',');
+    const old = scratchPlan.tables.map((t) => t.key).join(',');
+    if (live !== old)
+      throw new UsageError(
+        `--target-url: the tenant tables differ between backup ${options.backupId} (${old}) and the target (${live}); nothing was changed`,
+      );
+    const known = await countTenant(scratch, scratchPlan, options.tenant);
+    if (known.every((t) => t.rows === 0))
+      throw new UsageError(`--tenant: backup ${options.backupId} has no rows of tenant "${options.tenant}"`);
+    if (options.dryRun) return await dryRun(loadInto, plan, options.tenant, known);
+    const dump = await startTenantExport(scratch, scratchPlan, options.tenant);
+    const source: RowSource = {
+      stream: dump.stdout,
+      expected: dump.completed,
+      abort: () => {
+        dump.abort();
+      },
+    };
+    return await load(loadInto, plan, options.tenant, source, options.signal);
+  } finally {
+    await dropDatabase(options.target, scratchName).catch((error: unknown) => {
+      log(`could not drop scratch database ${scratchName}: ${messageOf(error)} (drop it by hand)`);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counting
+
+/** A count's table in plan-key form (MySQL: the name alone; the database may differ). */
+function countOf(
+  counts: readonly TableCount[],
+  t: TenantPlanTable,
+  engine: Connection['engine'],
+): number | undefined {
+  return counts.find((x) => x.name === t.name && (engine === 'mysql' || x.schema === t.schema))?.rows;
+}
+
+/** The tenant's rows per plan table, in `c`. */
+async function countTenant(c: Connection, plan: TenantPlan, tenant: string): Promise<TableCount[]> {
+  return withSession(c, plan.database, async (s) => {
+    const out: TableCount[] = [];
+    for (const t of plan.tables) out.push({ schema: t.schema, name: t.name, rows: await s.count(t, tenant) });
+    return out;
+  });
+}
+
+async function dryRun(
+  c: Connection,
+  plan: TenantPlan,
+  tenant: string,
+  incoming: readonly TableCount[],
+): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+  const current = await countTenant(c, plan, tenant);
+  return {
+    tables: plan.tables.map((t, i) => ({
+      table: t.key,
+      deleted: current[i]!.rows,
+      loaded: countOf(incoming, t, plan.engine) ?? 0,
+    })),
+    sequences: [],
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions: one connection, one transaction, per engine
+
+interface Session {
+  count(t: TenantPlanTable, tenant: string): Promise<number>;
+  begin(): Promise<void>;
+  remove(t: TenantPlanTable, tenant: string): Promise<number>;
+  /** Starts loading one section; returns a writer of row lines. */
+  startRows(t: TenantPlanTable, section: SectionTable, insertLine?: Buffer): Promise<RowWriter>;
+  /** After the load, before commit: sequences above the loaded ids; integrity of unchecked FKs. */
+  afterLoad(plan: TenantPlan, tenant: string): Promise<string[]>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
+interface RowWriter {
+  row(line: Buffer): Promise<void>;
+  end(): Promise<void>;
+}
+
+async function withSession<T>(c: Connection, database: string, fn: (s: Session) => Promise<T>): Promise<T> {
+  if (c.engine === 'postgres') {
+    const client = await connectPostgres(c, database);
+    try {
+      return await fn(postgresSession(client));
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+  const conn = await connectMysql(c, database);
+  try {
+    return await fn(mysqlSession(conn, database));
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+const BATCH = 1024 * 1024;
+
+function postgresSession(client: Client): Session {
+  return {
+    async count(t, tenant) {
+      const { rows } = await client.query<{ n: string }>(
+        `SELECT count(*) AS n FROM (${tenantSelect('postgres', t)}) AS x`,
+        [tenant],
+      );
+      return Number(rows[0]!.n);
+    },
+    async begin() {
+      await client.query('BEGIN');
+      for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
+    },
+    async remove(t, tenant) {
+      const sql = t.selectSql.replace(/^SELECT t0\.\* FROM /, 'DELETE FROM ');
+      return (await client.query(sql, [tenant])).rowCount ?? 0;
+    },
+    startRows(t, section) {
+      const cols = section.columns.map((c) => quoteIdentifier('postgres', c)).join(', ');
+      const copy = client.query(copyFrom(`COPY ${qualifiedName('postgres', t)} (${cols}) FROM STDIN`));
+      return Promise.resolve(batchedWriter(copy, finished(copy)));
+    },
+    async afterLoad(plan) {
+      const moved: string[] = [];
+      for (const t of plan.tables) {
+        const table = qualifiedName('postgres', t);
+        const { rows } = await client.query<{ col: string; seq: string }>(
+          `SELECT a.attname AS col, pg_get_serial_sequence($1, a.attname) AS seq
+             FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+              AND pg_get_serial_sequence($1, a.attname) IS NOT NULL`,
+          [table],
+        );
+        for (const { col, seq } of rows) {
+          const res = await client.query<{ v: string }>(
+            `SELECT setval($1::regclass, m) AS v FROM (SELECT max(${quoteIdentifier('postgres', col)}) AS m FROM ${table}) x
+              WHERE m IS NOT NULL AND m > COALESCE(pg_sequence_last_value($1::regclass), 0)`,
+            [seq],
+          );
+          if (res.rowCount) moved.push(`${seq} → ${res.rows[0]!.v}`);
+        }
+      }
+      return moved;
+    },
+    async commit() {
+      await client.query('COMMIT');
+    },
+    async rollback() {
+      await client.query('ROLLBACK');
+    },
+  };
+}
+
+/** Writes row lines in ~1 MiB batches to a COPY stream, failing fast if the stream fails. */
+function batchedWriter(copy: Writable, done: Promise<void>): RowWriter {
+  let parts: Buffer[] = [];
+  let bytes = 0;
+  const NL = Buffer.from('\n');
+  let failed: unknown;
+  done.catch((error: unknown) => {
+    failed = error;
+  });
+  const flush = async () => {
+    if (!bytes) return;
+    const chunk = Buffer.concat(parts, bytes);
+    parts = [];
+    bytes = 0;
+    if (failed) throw failed instanceof Error ? failed : new Error('the COPY failed');
+    if (!copy.write(chunk)) await Promise.race([once(copy, 'drain'), done]);
+  };
+  return {
+    async row(line) {
+      parts.push(line, NL);
+      bytes += line.length + 1;
+      if (bytes >= BATCH) await flush();
+    },
+    async end() {
+      await flush();
+      copy.end();
+      await done;
+    },
+  };
+}
+
+function mysqlSession(conn: MysqlConnection, database: string): Session {
+  /** Self-referencing tables load with foreign_key_checks off (InnoDB checks row by row); checked after. */
+  const unchecked = new Set<string>();
+  let selfRefs: Set<string> | undefined;
+  const isSelfRef = async (t: TenantPlanTable) => {
+    if (!selfRefs) {
+      const catalog = await readMysqlCatalog(conn, database);
+      selfRefs = new Set(catalog.foreignKeys.filter((f) => f.from.key === f.to.key).map((f) => f.from.key));
+    }
+    return selfRefs.has(t.key);
+  };
+  const checks = async (t: TenantPlanTable, on: boolean) => {
+    if (!(await isSelfRef(t))) return;
+    await conn.query(`SET SESSION foreign_key_checks = ${on ? 1 : 0}`);
+    unchecked.add(t.key);
+  };
+  return {
+    async count(t, tenant) {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t)}) AS x`,
+        [tenant],
+      );
+      return Number(rows[0]!.n);
+    },
+    async begin() {
+      const [rows] = await conn.query<RowDataPacket[]>('SELECT @@SESSION.sql_mode AS m');
+      const modes = String(rows[0]!.m)
+        .split(',')
+        .filter((m) => m && m !== 'NO_BACKSLASH_ESCAPES' && m !== 'NO_AUTO_VALUE_ON_ZERO');
+      await conn.query('SET SESSION sql_mode = ?', [[...modes, 'NO_AUTO_VALUE_ON_ZERO'].join(',')]);
+      await conn.query("SET SESSION time_zone = '+00:00'");
+      await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await conn.query('START TRANSACTION');
+    },
+    async remove(t, tenant) {
+      await checks(t, false);
+      const sql = t.selectSql.replace(/^SELECT t0\.\* FROM /, 'DELETE t0 FROM ');
+      const [res] = await conn.query<ResultSetHeader>(sql, [tenant]);
+      await checks(t, true);
+      return res.affectedRows;
+    },
+    async startRows(t, _section, insertLine) {
+      await checks(t, false);
+      if (!insertLine) throw new Error('an INSERT section without its INSERT line');
+      let parts: Buffer[] = [insertLine, Buffer.from('\n')];
+      return {
+        async row(line) {
+          // The statement's last row ends with ";": run it then.
+          if (line[line.length - 1] === 0x3b) {
+            parts.push(line.subarray(0, line.length - 1));
+            const sql = Buffer.concat(parts).toString('utf8');
+            parts = [];
+            await conn.query(sql);
+          } else {
+            parts.push(line, Buffer.from('\n'));
+          }
+        },
+        async end() {
+          await checks(t, true);
+        },
+      };
+    },
+    async afterLoad(plan, tenant) {
+      // The FKs of tables loaded without checks: every referencing value must have its row.
+      if (unchecked.size === 0) return [];
+      const catalog = await readMysqlCatalog(conn, database);
+      const q = (n: string) => quoteIdentifier('mysql', n);
+      for (const key of unchecked) {
+        const t = plan.tables.find((x) => x.key === key)!;
+        for (const fk of catalog.foreignKeys.filter((f) => f.from.key === key)) {
+          const [rows] = await conn.query<RowDataPacket[]>(
+            `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t)}) AS c WHERE ${fk.columns
+              .map((col) => `c.${q(col)} IS NOT NULL`)
+              .join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${q(fk.to.name)} AS p WHERE ${fk.columns
+              .map((col, i) => `p.${q(fk.refColumns[i]!)} = c.${q(col)}`)
+              .join(' AND ')})`,
+            [tenant],
+          );
+          const n = Number(rows[0]!.n);
+          if (n)
+            throw new IntegrityError(
+              `${key}: ${n} restored rows break foreign key ${fk.constraint} (${fk.columns.join(', ')} → ${fk.to.key})`,
+            );
+        }
+      }
+      // InnoDB moves AUTO_INCREMENT above explicitly inserted ids by itself.
+      return [];
+    },
+    async commit() {
+      await conn.query('COMMIT');
+    },
+    async rollback() {
+      await conn.query('ROLLBACK');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The load
+
+async function load(
+  c: Connection,
+  plan: TenantPlan,
+  tenant: string,
+  source: RowSource,
+  signal: AbortSignal | undefined,
+): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+  const onAbort = () => {
+    source.abort();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await withSession(c, plan.database, async (s) => {
+      await s.begin();
+      try {
+        const deleted = new Map<string, number>();
+        for (const t of [...plan.tables].reverse()) deleted.set(t.key, await s.remove(t, tenant));
+        const byKey = new Map(plan.tables.map((t) => [t.key, t]));
+        let writer: RowWriter | undefined;
+        const reader = new SectionReader(plan.engine, async (event) => {
+          switch (event.type) {
+            case 'table':
+              if (!byKey.has(event.table.key))
+                throw new UsageError(
+                  `the backup has rows of ${event.table.key}, which is not a tenant table of the target`,
+                );
+              break;
+            case 'copy-start':
+              writer = await s.startRows(byKey.get(event.table.key)!, event.table);
+              break;
+            case 'insert-start':
+              writer = await s.startRows(byKey.get(event.table.key)!, event.table, event.line);
+              break;
+            case 'row':
+              await writer!.row(event.line);
+              break;
+            case 'rows-end':
+              // PostgreSQL: the COPY is over; MySQL: the INSERT statement was run.
+              await writer!.end();
+              break;
+            default:
+              break;
+          }
+        });
+        for await (const line of lines(source.stream)) {
+          if (signal?.aborted) throw new OperationalError('tenant restore cancelled');
+          await reader.line(line);
+        }
+        const read = reader.finish();
+        const expected = await source.expected;
+        const problems: string[] = [];
+        const tables: TenantTableReport[] = [];
+        for (const t of plan.tables) {
+          const want = countOf(expected, t, plan.engine) ?? 0;
+          const got = countOf(read, t, plan.engine) ?? 0;
+          const now = await s.count(t, tenant);
+          if (got !== want) problems.push(`${t.key}: the backup records ${want} rows, ${got} were read`);
+          else if (now !== want)
+            problems.push(`${t.key}: ${want} rows loaded, but the tenant now has ${now}`);
+          tables.push({ table: t.key, deleted: deleted.get(t.key) ?? 0, loaded: got });
+        }
+        if (problems.length)
+          throw new IntegrityError(
+            `tenant ${tenant}: row counts do not match; the restore was rolled back:\n  ${problems.join('\n  ')}`,
+            problems,
+          );
+        const sequences = await s.afterLoad(plan, tenant);
+        await s.commit();
+        return { tables, sequences };
+      } catch (error) {
+        source.abort();
+        await s.rollback().catch(() => undefined);
+        if (error instanceof UsageError || error instanceof IntegrityError) throw error;
+        if (error instanceof OperationalError) throw error;
+        throw new OperationalError(
+          `restoring tenant ${tenant} into ${describeConnection(c, plan.database)} failed, nothing was changed (rolled back): ${messageOf(error)}`,
+        );
+      }
+    });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databases: scratch and inspection copies
+
+async function dropDatabase(c: Connection, name: string): Promise<void> {
+  if (c.engine === 'postgres') {
+    const client = await connectPostgres(c, 'postgres');
+    try {
+      await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier('postgres', name)} WITH (FORCE)`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    return;
+  }
+  const conn = await connectMysql(c);
+  try {
+    await conn.query(`DROP DATABASE IF EXISTS ${quoteIdentifier('mysql', name)}`);
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A new database with the target's schema and its shared tables' rows (the rows tenant rows
+ * reference), for `--into-database`. Refuses an existing database.
+ */
+async function createInspectionCopy(
+  c: Connection,
+  name: string,
+  model: TenantModel,
+  log: (line: string) => void,
+): Promise<void> {
+  const source = c.database!;
+  if (c.engine === 'postgres') {
+    const client = await connectPostgres(c, 'postgres');
+    try {
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+      if (rowCount)
+        throw new UsageError(`--into-database: database "${name}" already exists; name a new one`);
+      await client.query(`CREATE DATABASE ${quoteIdentifier('postgres', name)}`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } else {
+    const conn = await connectMysql(c);
+    try {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
+        [name],
+      );
+      if (rows.length)
+        throw new UsageError(`--into-database: database "${name}" already exists; name a new one`);
+      await conn.query(`CREATE DATABASE ${quoteIdentifier('mysql', name)}`);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
+  try {
+    const plan = await discoverTenantPlan(c, model);
+    log(`copying the schema of ${source} and its ${plan.shared.length} shared tables into ${name}`);
+    await copySchema(c, source, name, plan);
+  } catch (error) {
+    await dropDatabase(c, name).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function copySchema(c: Connection, source: string, dest: string, plan: TenantPlan): Promise<void> {
+  if (c.engine === 'postgres') {
+    const shared = plan.shared.flatMap((s) => [`--table=${pgPattern(s.schema)}.${pgPattern(s.name)}`]);
+    const dumps = [['--schema-only'], ...(shared.length ? [['--data-only', ...shared]] : [])];
+    for (const extra of dumps) {
+      const dump = spawnTool('pg_dump', ['--no-owner', '--no-acl', '--no-password', ...extra], {
+        env: postgresEnv(c, source),
+        secrets: [c.password],
+      });
+      const psql = spawnTool('psql', ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password'], {
+        env: postgresEnv(c, dest),
+        stdin: true,
+        secrets: [c.password],
+      });
+      psql.stdout.resume();
+      dump.stdout.pipe(psql.stdin!);
+      await Promise.all([dump.finished, psql.finished]);
+    }
+    return;
+  }
+  const base = [
+    '--defaults-extra-file=/dev/fd/4',
+    '--single-transaction',
+    '--skip-lock-tables',
+    '--no-tablespaces',
+    '--default-character-set=utf8mb4',
+    '--hex-blob',
+    '--skip-triggers',
+  ];
+  const dumps = [
+    [...base, '--no-data', '--', source],
+    ...(plan.shared.length
+      ? [[...base, '--no-create-info', '--', source, ...plan.shared.map((s) => s.name)]]
+      : []),
+  ];
+  for (const args of dumps) {
+    const dump = spawnTool('mysqldump', args, { optionFile: mysqlOptionFile(c), secrets: [c.password] });
+    const client = spawnMysqlClient(c, dest);
+    dump.stdout.pipe(client.stdin!);
+    await Promise.all([dump.finished, client.finished]);
+  }
+}
+
+/** A pg_dump --table pattern matching exactly this name. */
+function pgPattern(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+async function checkMysqlPacket(c: Connection, largest: number): Promise<void> {
+  const conn = await connectMysql(c);
+  try {
+    const [rows] = await conn.query<RowDataPacket[]>('SELECT @@GLOBAL.max_allowed_packet AS p');
+    const packet = Number(rows[0]!.p);
+    if (packet < largest + 1024)
+      throw new UsageError(
+        `--target-url: the backup's largest statement is ${largest} bytes, above the server's max_allowed_packet (${packet}); raise it (SET GLOBAL max_allowed_packet = ${Math.ceil((largest + 1024) / 1048576)} * 1048576, or the RDS parameter group) and retry; nothing was changed`,
+      );
+  } finally {
+    await conn.end().catch(() => undefined);
+  }
+}

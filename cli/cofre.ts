@@ -1,6 +1,6 @@
 import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { runBackup } from '../core/backup';
 import { findBackup, readCatalog } from '../core/catalog';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
@@ -10,7 +10,12 @@ import { restoreBackup } from '../core/restore';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { openVault } from '../core/vault';
 import { addExportCommands } from './export-commands';
-import { addTenantCommands } from './tenant-commands';
+import {
+  addTenantCommands,
+  backupTenants,
+  restoreOneTenant,
+  withTenantModelOptions,
+} from './tenant-commands';
 import { formatBytes, progressReporter } from './progress';
 
 /** Where the CLI writes: stdout for `--json` results, stderr for people. */
@@ -63,9 +68,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       if (opts.json) io.stdout(`${JSON.stringify({ keyFile: opts.out, keyId: id })}\n`);
     });
 
-  program
+  const backupCommand = program
     .command('backup')
-    .description('dump databases into encrypted, verified backups in a vault')
+    .description(
+      'dump databases (or tenants: --tenant, --all-tenants) into encrypted, verified backups in a vault',
+    )
     .requiredOption('--engine <engine>', 'postgres or mysql')
     .requiredOption(
       '--url <url>',
@@ -84,39 +91,33 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--kms-key <arn>', 'KMS key ARN of the vault')
     .option('--escrow-public-key <pem>', 'also wrap data keys for this offline RSA key')
     .option('--sse-kms-key <arn>', 'SSE-KMS key for S3 vaults (default: --kms-key)')
-    .addOption(new Option('--tenant <id>', 'per-tenant backups are not available yet').hideHelp())
-    .addOption(new Option('--all-tenants').hideHelp())
-    .option('--json', 'print one JSON summary on stdout')
-    .action(async (opts: Record<string, unknown>) => {
-      if (opts.tenant !== undefined || opts.allTenants)
-        throw new UsageError(
-          '--tenant / --all-tenants: per-tenant backups are not available in this version',
-        );
-      const engine = parseEngine(String(opts.engine));
-      const connection = parseDatabaseUrl(engine, String(opts.url));
-      const databasesOpt = opts.databases as string | undefined;
-      const databases =
-        databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
-      if (Array.isArray(databases) && databases.length === 0)
-        throw new UsageError('--databases: expected at least one name, or "all"');
-      const vault = openVault(String(opts.vault), {
-        env: io.env,
-        sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,
-      });
-      const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
-      const resolved = await resolveCredentials(connection, {
-        env: io.env,
-        secretArn: opts.secret as string | undefined,
-        secrets: opts.secret
-          ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
-          : undefined,
-      });
-      const progress = progressReporter();
-      const outcomes = await runBackup({
+    .option('--tenant <ids>', 'back up these tenants (comma-separated ids), one backup each')
+    .option('--all-tenants', 'back up every tenant, one backup each')
+    .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
+    .option('--json', 'print one JSON summary on stdout');
+  withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
+    const engine = parseEngine(String(opts.engine));
+    const connection = parseDatabaseUrl(engine, String(opts.url));
+    const databasesOpt = opts.databases as string | undefined;
+    const databases =
+      databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
+    if (Array.isArray(databases) && databases.length === 0)
+      throw new UsageError('--databases: expected at least one name, or "all"');
+    const vault = openVault(String(opts.vault), {
+      env: io.env,
+      sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,
+    });
+    const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
+    const resolved = await resolveCredentials(connection, {
+      env: io.env,
+      secretArn: opts.secret as string | undefined,
+      secrets: opts.secret
+        ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
+        : undefined,
+    });
+    if (opts.tenant !== undefined || opts.allTenants) {
+      exitCode = await backupTenants(opts, io, {
         connection: resolved,
-        databases,
-        excludeDatabases: opts.exclude as string[] | undefined,
-        globals: opts.globals as boolean | undefined,
         sourceId: opts.id as string | undefined,
         vault,
         keys,
@@ -124,45 +125,61 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         timeZone: opts.timeZone as string,
         zstdLevel: opts.zstdLevel as number | undefined,
         signal: io.signal,
-        onProgress: (db, p) => {
-          progress.update(db, p);
-        },
-        log: (line) => {
-          progress.done();
-          io.stderr(`${line}\n`);
-        },
       });
-      progress.done();
-      const failures = outcomes.filter((o) => !o.ok);
-      const summary = {
-        ok: failures.length === 0,
-        vault: vault.url,
-        backups: outcomes.flatMap((o) =>
-          o.ok
-            ? [
-                {
-                  backupId: o.manifest.backupId,
-                  database: o.database,
-                  tier: o.manifest.tier,
-                  location: `${vault.url}/${o.folder}`,
-                  rawBytes: o.manifest.artifacts[0]!.bytes.raw,
-                  storedBytes: o.manifest.artifacts[0]!.bytes.stored,
-                  durationMs: o.manifest.durationMs,
-                  tables: o.manifest.artifacts[0]!.tables.length,
-                  rows: o.manifest.artifacts[0]!.tables.reduce((n, t) => n + t.rows, 0),
-                },
-              ]
-            : [],
-        ),
-        failures: outcomes.flatMap((o) => (o.ok ? [] : [{ database: o.database, error: o.error }])),
-      };
-      for (const b of summary.backups)
-        io.stderr(
-          `OK ${b.backupId} ${b.database ?? 'globals'} (${b.tier}): ${formatBytes(b.rawBytes)} → ${formatBytes(b.storedBytes)}, ${b.tables} tables, ${b.rows} rows, ${(b.durationMs / 1000).toFixed(1)} s\n`,
-        );
-      if (opts.json) io.stdout(`${JSON.stringify(summary)}\n`);
-      exitCode = Math.max(0, ...outcomes.map((o) => (o.ok ? 0 : o.exitCode)));
+      return;
+    }
+    const progress = progressReporter();
+    const outcomes = await runBackup({
+      connection: resolved,
+      databases,
+      excludeDatabases: opts.exclude as string[] | undefined,
+      globals: opts.globals as boolean | undefined,
+      sourceId: opts.id as string | undefined,
+      vault,
+      keys,
+      dataClass: opts.class as string,
+      timeZone: opts.timeZone as string,
+      zstdLevel: opts.zstdLevel as number | undefined,
+      signal: io.signal,
+      onProgress: (db, p) => {
+        progress.update(db, p);
+      },
+      log: (line) => {
+        progress.done();
+        io.stderr(`${line}\n`);
+      },
     });
+    progress.done();
+    const failures = outcomes.filter((o) => !o.ok);
+    const summary = {
+      ok: failures.length === 0,
+      vault: vault.url,
+      backups: outcomes.flatMap((o) =>
+        o.ok
+          ? [
+              {
+                backupId: o.manifest.backupId,
+                database: o.database,
+                tier: o.manifest.tier,
+                location: `${vault.url}/${o.folder}`,
+                rawBytes: o.manifest.artifacts[0]!.bytes.raw,
+                storedBytes: o.manifest.artifacts[0]!.bytes.stored,
+                durationMs: o.manifest.durationMs,
+                tables: o.manifest.artifacts[0]!.tables.length,
+                rows: o.manifest.artifacts[0]!.tables.reduce((n, t) => n + t.rows, 0),
+              },
+            ]
+          : [],
+      ),
+      failures: outcomes.flatMap((o) => (o.ok ? [] : [{ database: o.database, error: o.error }])),
+    };
+    for (const b of summary.backups)
+      io.stderr(
+        `OK ${b.backupId} ${b.database ?? 'globals'} (${b.tier}): ${formatBytes(b.rawBytes)} → ${formatBytes(b.storedBytes)}, ${b.tables} tables, ${b.rows} rows, ${(b.durationMs / 1000).toFixed(1)} s\n`,
+      );
+    if (opts.json) io.stdout(`${JSON.stringify(summary)}\n`);
+    exitCode = Math.max(0, ...outcomes.map((o) => (o.ok ? 0 : o.exitCode)));
+  });
 
   program
     .command('list')
@@ -179,6 +196,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
             backupId: string;
             sourceId: string;
             database: string | null;
+            tenant?: string;
             engine: string;
             kind: string;
             tier: string;
@@ -202,6 +220,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           backupId: m.backupId,
           sourceId: m.sourceId,
           database: m.source.database,
+          ...(m.tenant ? { tenant: m.tenant.id } : {}),
           engine: m.engine,
           kind: m.kind,
           tier: m.tier,
@@ -242,7 +261,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           : [
               r.backupId,
               r.sourceId,
-              r.database ?? '(globals)',
+              r.tenant !== undefined
+                ? `${r.database ?? ''} (tenant ${r.tenant})`
+                : (r.database ?? '(globals)'),
               r.engine,
               r.tier,
               r.startedAt.slice(0, 19).replace('T', ' '),
@@ -298,9 +319,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       if (failed.length) exitCode = 3;
     });
 
-  program
+  const restoreCommand = program
     .command('restore')
-    .description('restore a backup into a database: the whole database, or one table (--table)')
+    .description(
+      'restore a backup into a database: the whole database, one table (--table) or one tenant (--tenant)',
+    )
     .requiredOption(
       '--vault <vault>',
       's3://bucket/prefix or file:///absolute/dir (an exported folder is a file vault)',
@@ -329,54 +352,68 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--key-file <file>', 'raw AES-256 key (cofre keygen)')
     .option('--kms-key <arn>', 'KMS key ARN of the vault')
     .option('--escrow-private-key <pem>', 'offline escrow RSA private key')
-    .addOption(new Option('--tenant <id>', 'per-tenant restore is not available yet').hideHelp())
-    .addOption(new Option('--dry-run').hideHelp())
-    .option('--json', 'print the restore report as JSON on stdout')
-    .action(async (opts: Record<string, unknown>) => {
-      if (opts.tenant !== undefined || opts.dryRun)
-        throw new UsageError('--tenant / --dry-run: per-tenant restore is not available in this version');
-      const vault = openVault(String(opts.vault), { env: io.env });
-      const backupId = String(opts.backup);
-      const entry = await findBackup(vault, backupId);
-      const engine = entry.manifest?.engine ?? 'postgres';
-      const target = await resolveCredentials(
-        parseDatabaseUrl(engine, String(opts.targetUrl), '--target-url'),
-        {
-          env: io.env,
-          secretArn: opts.secret as string | undefined,
-          secrets: opts.secret
-            ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
-            : undefined,
-        },
-      );
-      const jobsOpt = String(opts.jobs);
-      const jobs = jobsOpt === 'auto' ? 'auto' : Number(jobsOpt);
-      if (jobs !== 'auto' && (!Number.isInteger(jobs) || jobs < 1 || jobs > 64))
-        throw new UsageError(`--jobs: expected "auto" or a whole number from 1 to 64, got "${jobsOpt}"`);
-      const keys = await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined));
-      const report = await restoreBackup({
+    .option('--tenant <id>', "restore one tenant's rows in one transaction, the other tenants untouched")
+    .option('--dry-run', 'with --tenant: print what would be deleted and loaded per table; change nothing')
+    .option('--into-database <name>', 'with --tenant: restore into this new copy of the schema instead')
+    .option('--json', 'print the restore report as JSON on stdout');
+  withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
+    if (opts.tenant === undefined && (opts.dryRun || opts.intoDatabase !== undefined))
+      throw new UsageError('--dry-run / --into-database: only with --tenant ID');
+    const vault = openVault(String(opts.vault), { env: io.env });
+    const backupId = String(opts.backup);
+    const entry = await findBackup(vault, backupId);
+    const engine = entry.manifest?.engine ?? 'postgres';
+    const target = await resolveCredentials(
+      parseDatabaseUrl(engine, String(opts.targetUrl), '--target-url'),
+      {
+        env: io.env,
+        secretArn: opts.secret as string | undefined,
+        secrets: opts.secret
+          ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
+          : undefined,
+      },
+    );
+    const jobsOpt = String(opts.jobs);
+    const jobs = jobsOpt === 'auto' ? 'auto' : Number(jobsOpt);
+    if (jobs !== 'auto' && (!Number.isInteger(jobs) || jobs < 1 || jobs > 64))
+      throw new UsageError(`--jobs: expected "auto" or a whole number from 1 to 64, got "${jobsOpt}"`);
+    const keys = await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined));
+    if (opts.tenant !== undefined) {
+      exitCode = await restoreOneTenant(opts, io, {
         vault,
         backupId,
         keys,
         target,
-        table: opts.table as string | undefined,
-        intoTable: opts.intoTable as string | undefined,
-        force: opts.force as boolean | undefined,
-        jobs,
-        noOwner: opts.owner === false,
-        noAcl: opts.acl === false,
-        keepDefiners: opts.keepDefiners as boolean | undefined,
-        spillDir: opts.spillDir as string | undefined,
         signal: io.signal,
         log: (line) => {
           io.stderr(`${line}\n`);
         },
       });
-      io.stderr(
-        `OK restored ${report.backupId} into ${report.target.database}${report.target.table ? ` (table ${report.target.table})` : ''}: ${report.tables.length} tables, ${report.rows} rows, ${(report.durationMs / 1000).toFixed(1)} s\n`,
-      );
-      if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
+      return;
+    }
+    const report = await restoreBackup({
+      vault,
+      backupId,
+      keys,
+      target,
+      table: opts.table as string | undefined,
+      intoTable: opts.intoTable as string | undefined,
+      force: opts.force as boolean | undefined,
+      jobs,
+      noOwner: opts.owner === false,
+      noAcl: opts.acl === false,
+      keepDefiners: opts.keepDefiners as boolean | undefined,
+      spillDir: opts.spillDir as string | undefined,
+      signal: io.signal,
+      log: (line) => {
+        io.stderr(`${line}\n`);
+      },
     });
+    io.stderr(
+      `OK restored ${report.backupId} into ${report.target.database}${report.target.table ? ` (table ${report.target.table})` : ''}: ${report.tables.length} tables, ${report.rows} rows, ${(report.durationMs / 1000).toFixed(1)} s\n`,
+    );
+    if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
+  });
 
   addExportCommands(program, io, (c) => (exitCode = c));
   addTenantCommands(program, io, (c) => (exitCode = c));

@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
-import { discoverTenantPlan, type TenantPlan } from '../core/tenants/plan';
+import { UsageError } from '../core/errors';
+import { runTenantBackup, type TenantBackupOptions } from '../core/tenants/backup';
+import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/tenants/plan';
+import { restoreTenant, type TenantRestoreOptions } from '../core/tenants/restore';
 import type { CliIo } from './cofre';
+import { formatBytes, progressReporter } from './progress';
 
 interface PlanOpts {
   readonly engine: string;
@@ -79,4 +83,137 @@ export function addTenantCommands(program: Command, io: CliIo, setExitCode: (cod
       else io.stdout(formatTenantPlan(plan));
       setExitCode(0);
     });
+}
+
+/** The tenant model from `--tenant-table`, `--key-column`, `--tenant-column` (all three or none). */
+export function tenantModelOption(opts: Record<string, unknown>): TenantModel | undefined {
+  const given = [opts.tenantTable, opts.keyColumn, opts.tenantColumn].filter((v) => v !== undefined);
+  if (given.length === 0) return undefined;
+  if (given.length !== 3)
+    throw new UsageError('--tenant-table, --key-column and --tenant-column: give all three, or none');
+  return {
+    table: String(opts.tenantTable),
+    keyColumn: String(opts.keyColumn),
+    tenantColumn: String(opts.tenantColumn),
+  };
+}
+
+/** Adds the tenant model options to a command. */
+export function withTenantModelOptions(command: Command): Command {
+  return command
+    .option('--tenant-table <table>', 'per-tenant: the tenant table, name or schema.name')
+    .option('--key-column <column>', 'per-tenant: the key column of the tenant table (the tenant id)')
+    .option(
+      '--tenant-column <column>',
+      'per-tenant: the column holding the tenant id on tenant-owned tables',
+    );
+}
+
+/** `cofre backup --tenant ID,… | --all-tenants`: one backup per tenant. Returns the exit code. */
+export async function backupTenants(
+  opts: Record<string, unknown>,
+  io: CliIo,
+  options: Omit<TenantBackupOptions, 'model' | 'tenants' | 'concurrency'>,
+): Promise<number> {
+  if (opts.tenant !== undefined && opts.allTenants)
+    throw new UsageError('--tenant and --all-tenants: choose one');
+  for (const flag of ['databases', 'exclude', 'globals'] as const)
+    if (opts[flag] !== undefined)
+      throw new UsageError(
+        `--${flag}: not with --tenant / --all-tenants (a tenant backup covers the one database in --url)`,
+      );
+  const model = tenantModelOption(opts);
+  if (!model)
+    throw new UsageError(
+      '--tenant-table, --key-column and --tenant-column: needed for per-tenant backups (see "cofre tenant plan")',
+    );
+  const tenants = opts.allTenants
+    ? 'all'
+    : String(opts.tenant)
+        .split(',')
+        .map((t) => t.trim())
+        .filter(Boolean);
+  const concurrencyOpt = opts.concurrency as string | undefined;
+  const concurrency = concurrencyOpt === undefined ? undefined : Number(concurrencyOpt);
+  const progress = progressReporter();
+  const outcomes = await runTenantBackup({
+    ...options,
+    model,
+    tenants,
+    concurrency,
+    onProgress: (tenant, p) => {
+      progress.update(`tenant ${tenant}`, p);
+    },
+    log: (line) => {
+      progress.done();
+      io.stderr(`${line}\n`);
+    },
+  });
+  progress.done();
+  const ok = outcomes.filter((o) => o.ok);
+  const failed = outcomes.filter((o) => !o.ok);
+  for (const o of ok) {
+    const a = o.manifest.artifacts[0]!;
+    io.stderr(
+      `OK ${o.manifest.backupId} tenant ${o.tenant}: ${a.tables.length} tables, ${a.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(a.bytes.raw)} → ${formatBytes(a.bytes.stored)}\n`,
+    );
+  }
+  if (failed.length)
+    io.stderr(
+      `FAILED ${failed.length} of ${outcomes.length} tenants: ${failed.map((o) => o.tenant).join(', ')}\n`,
+    );
+  if (opts.json)
+    io.stdout(
+      `${JSON.stringify({
+        ok: failed.length === 0,
+        vault: options.vault.url,
+        backups: ok.map((o) => ({
+          backupId: o.manifest.backupId,
+          tenant: o.tenant,
+          location: `${options.vault.url}/${o.folder}`,
+          rawBytes: o.manifest.artifacts[0]!.bytes.raw,
+          storedBytes: o.manifest.artifacts[0]!.bytes.stored,
+          durationMs: o.manifest.durationMs,
+          tables: o.manifest.artifacts[0]!.tables,
+        })),
+        failures: failed.map((o) => ({ tenant: o.tenant, error: o.error })),
+      })}\n`,
+    );
+  return Math.max(0, ...outcomes.map((o) => (o.ok ? 0 : o.exitCode)));
+}
+
+/** `cofre restore --tenant ID [--dry-run | --into-database NEW]`. Returns the exit code. */
+export async function restoreOneTenant(
+  opts: Record<string, unknown>,
+  io: CliIo,
+  options: Omit<TenantRestoreOptions, 'tenant' | 'model' | 'dryRun' | 'intoDatabase'>,
+): Promise<number> {
+  for (const flag of ['table', 'intoTable', 'force'] as const)
+    if (opts[flag] !== undefined)
+      throw new UsageError(`--${flag.replace('intoTable', 'into-table')}: not with --tenant`);
+  const report = await restoreTenant({
+    ...options,
+    tenant: String(opts.tenant),
+    model: tenantModelOption(opts),
+    dryRun: opts.dryRun as boolean | undefined,
+    intoDatabase: opts.intoDatabase as string | undefined,
+  });
+  const rows = [
+    [
+      'table',
+      report.mode === 'dry-run' ? 'would delete' : 'deleted',
+      report.mode === 'dry-run' ? 'would load' : 'loaded',
+    ],
+    ...report.tables.map((t) => [t.table, String(t.deleted), String(t.loaded)]),
+  ];
+  io.stderr(`${pad(rows)}\n`);
+  if (report.sequences.length)
+    io.stderr(`sequences moved above the restored ids: ${report.sequences.join(', ')}\n`);
+  io.stderr(
+    report.mode === 'dry-run'
+      ? `DRY RUN tenant ${report.tenant} from ${report.backupId}: would delete ${report.deleted} rows and load ${report.loaded} into ${report.target.database}; nothing was changed\n`
+      : `OK restored tenant ${report.tenant} from ${report.backupId} (${report.from}) into ${report.target.database}: ${report.deleted} rows deleted, ${report.loaded} loaded, ${(report.durationMs / 1000).toFixed(1)} s\n`,
+  );
+  if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
+  return 0;
 }

@@ -355,6 +355,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--tenant <id>', "restore one tenant's rows in one transaction, the other tenants untouched")
     .option('--dry-run', 'with --tenant: print what would be deleted and loaded per table; change nothing')
     .option('--into-database <name>', 'with --tenant: restore into this new copy of the schema instead')
+    .option(
+      '--fire-triggers',
+      "with --tenant: let the target's triggers fire (default: PostgreSQL switches user triggers off for the restore; MySQL refuses tables with triggers)",
+    )
     .option('--json', 'print the restore report as JSON on stdout');
   withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
     if (opts.tenant === undefined && (opts.dryRun || opts.intoDatabase !== undefined))

@@ -197,6 +197,7 @@ export async function restoreOneTenant(
     model: tenantModelOption(opts),
     dryRun: opts.dryRun as boolean | undefined,
     intoDatabase: opts.intoDatabase as string | undefined,
+    fireTriggers: opts.fireTriggers as boolean | undefined,
   });
   const rows = [
     [
@@ -207,6 +208,19 @@ export async function restoreOneTenant(
     ...report.tables.map((t) => [t.table, String(t.deleted), String(t.loaded)]),
   ];
   io.stderr(`${pad(rows)}\n`);
+  const { names, handling } = report.triggers;
+  if (names.length)
+    io.stderr(
+      `triggers on the tenant's tables (${names.join(', ')}): ${
+        {
+          disabled: 'switched off for the restore transaction',
+          fired: 'fired for every row',
+          refused:
+            'MySQL cannot switch them off in a transaction: the restore would be refused (use --into-database or --fire-triggers)',
+          none: '',
+        }[handling]
+      }\n`,
+    );
   if (report.sequences.length)
     io.stderr(`sequences moved above the restored ids: ${report.sequences.join(', ')}\n`);
   io.stderr(

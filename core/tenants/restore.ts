@@ -49,6 +49,12 @@ export interface TenantRestoreOptions {
   readonly dryRun?: boolean | undefined;
   /** Restore into this new database (schema and shared tables copied from the target) instead. */
   readonly intoDatabase?: string | undefined;
+  /**
+   * Let the target's triggers fire for the deleted and loaded rows. Default: PostgreSQL switches
+   * user triggers off for the transaction (the rows are restored as they were, audit rows
+   * included); MySQL cannot, so it refuses a restore into tables that have triggers.
+   */
+  readonly fireTriggers?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
   readonly now?: (() => Date) | undefined;
@@ -74,8 +80,19 @@ export interface TenantRestoreReport {
   readonly loaded: number;
   /** Sequences moved above the restored ids (PostgreSQL). */
   readonly sequences: readonly string[];
+  /** User triggers on the tenant's tables (`table.trigger`) and what was done with them. */
+  readonly triggers: {
+    readonly names: readonly string[];
+    readonly handling: 'none' | 'disabled' | 'fired' | 'refused';
+  };
   readonly startedAt: string;
   readonly durationMs: number;
+}
+
+interface LoadResult {
+  tables: TenantTableReport[];
+  sequences: string[];
+  triggers: TenantRestoreReport['triggers'];
 }
 
 /** Where the rows to load come from: a stream in the tenant export format and its expected counts. */
@@ -140,6 +157,7 @@ export async function restoreTenant(options: TenantRestoreOptions): Promise<Tena
       deleted: result.tables.reduce((n, t) => n + t.deleted, 0),
       loaded: result.tables.reduce((n, t) => n + t.loaded, 0),
       sequences: result.sequences,
+      triggers: result.triggers,
       startedAt: startedAt.toISOString(),
       durationMs: finishedAt.getTime() - startedAt.getTime(),
     };
@@ -207,8 +225,8 @@ async function fromTenantBackup(
   artifact: Artifact,
   key: string,
   loadInto: Connection,
-): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
-  if (options.dryRun) return dryRun(loadInto, plan, options.tenant, artifact.tables);
+): Promise<LoadResult> {
+  if (options.dryRun) return dryRun(loadInto, plan, options.tenant, artifact.tables, options.fireTriggers);
   const stream = await verifiedPlaintext({
     vault: options.vault,
     key,
@@ -223,7 +241,7 @@ async function fromTenantBackup(
   };
   if (manifest.engine === 'mysql' && artifact.largestStatementBytes)
     await checkMysqlPacket(loadInto, artifact.largestStatementBytes);
-  return load(loadInto, plan, options.tenant, source, options.signal);
+  return load(loadInto, plan, options.tenant, source, options);
 }
 
 async function fromFullBackup(
@@ -231,7 +249,7 @@ async function fromFullBackup(
   plan: TenantPlan,
   loadInto: Connection,
   log: (line: string) => void,
-): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+): Promise<LoadResult> {
   const scratchName = `${(options.target.database ?? 'cofre').slice(0, 30)}_cofre_tenant_${randomBytes(4).toString('hex')}`;
   const scratch: Connection = { ...options.target, database: scratchName };
   log(
@@ -258,7 +276,7 @@ async function fromFullBackup(
     const known = await countTenant(scratch, scratchPlan, options.tenant);
     if (known.every((t) => t.rows === 0))
       throw new UsageError(`--tenant: backup ${options.backupId} has no rows of tenant "${options.tenant}"`);
-    if (options.dryRun) return await dryRun(loadInto, plan, options.tenant, known);
+    if (options.dryRun) return await dryRun(loadInto, plan, options.tenant, known, options.fireTriggers);
     const dump = await startTenantExport(scratch, scratchPlan, options.tenant);
     const source: RowSource = {
       stream: dump.stdout,
@@ -267,7 +285,7 @@ async function fromFullBackup(
         dump.abort();
       },
     };
-    return await load(loadInto, plan, options.tenant, source, options.signal);
+    return await load(loadInto, plan, options.tenant, source, options);
   } finally {
     await dropDatabase(options.target, scratchName).catch((error: unknown) => {
       log(`could not drop scratch database ${scratchName}: ${messageOf(error)} (drop it by hand)`);
@@ -301,8 +319,10 @@ async function dryRun(
   plan: TenantPlan,
   tenant: string,
   incoming: readonly TableCount[],
-): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+  fireTriggers: boolean | undefined,
+): Promise<LoadResult> {
   const current = await countTenant(c, plan, tenant);
+  const names = await withSession(c, plan.database, (s) => s.triggers(plan));
   return {
     tables: plan.tables.map((t, i) => ({
       table: t.key,
@@ -310,6 +330,16 @@ async function dryRun(
       loaded: countOf(incoming, t, plan.engine) ?? 0,
     })),
     sequences: [],
+    triggers: {
+      names,
+      handling: !names.length
+        ? 'none'
+        : fireTriggers
+          ? 'fired'
+          : plan.engine === 'postgres'
+            ? 'disabled'
+            : 'refused',
+    },
   };
 }
 
@@ -319,6 +349,10 @@ async function dryRun(
 interface Session {
   count(t: TenantPlanTable, tenant: string): Promise<number>;
   begin(): Promise<void>;
+  /** User triggers on the plan's tables, as `table.trigger`. */
+  triggers(plan: TenantPlan): Promise<string[]>;
+  /** Switches user triggers of these tables off until the transaction ends (PostgreSQL). */
+  disableTriggers(tables: readonly TenantPlanTable[]): Promise<void>;
   remove(t: TenantPlanTable, tenant: string): Promise<number>;
   /** Starts loading one section; returns a writer of row lines. */
   startRows(t: TenantPlanTable, section: SectionTable, insertLine?: Buffer): Promise<RowWriter>;
@@ -364,6 +398,22 @@ function postgresSession(client: Client): Session {
     async begin() {
       await client.query('BEGIN');
       for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
+    },
+    async triggers(plan) {
+      const out: string[] = [];
+      for (const t of plan.tables) {
+        const { rows } = await client.query<{ name: string }>(
+          'SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1',
+          [qualifiedName('postgres', t)],
+        );
+        out.push(...rows.map((r) => `${t.key}.${r.name}`));
+      }
+      return out;
+    },
+    async disableTriggers(tables) {
+      // Transactional: a rollback switches them back on. Takes the tables' ACCESS EXCLUSIVE lock.
+      for (const t of tables)
+        await client.query(`ALTER TABLE ${qualifiedName('postgres', t)} DISABLE TRIGGER USER`);
     },
     async remove(t, tenant) {
       const sql = t.selectSql.replace(/^SELECT t0\.\* FROM /, 'DELETE FROM ');
@@ -469,6 +519,17 @@ function mysqlSession(conn: MysqlConnection, database: string): Session {
       await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await conn.query('START TRANSACTION');
     },
+    async triggers(plan) {
+      const [rows] = await conn.query<RowDataPacket[]>(
+        'SELECT EVENT_OBJECT_TABLE AS t, TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1, 2',
+        [database],
+      );
+      const keys = new Set(plan.tables.map((t) => t.key));
+      return rows.filter((r) => keys.has(String(r.t))).map((r) => `${String(r.t)}.${String(r.name)}`);
+    },
+    disableTriggers() {
+      return Promise.reject(new Error('MySQL cannot switch triggers off inside a transaction'));
+    },
     async remove(t, tenant) {
       await checks(t, false);
       const sql = t.selectSql.replace(/^SELECT t0\.\* FROM /, 'DELETE t0 FROM ');
@@ -540,8 +601,9 @@ async function load(
   plan: TenantPlan,
   tenant: string,
   source: RowSource,
-  signal: AbortSignal | undefined,
-): Promise<{ tables: TenantTableReport[]; sequences: string[] }> {
+  options: Pick<TenantRestoreOptions, 'signal' | 'fireTriggers'>,
+): Promise<LoadResult> {
+  const signal = options.signal;
   const onAbort = () => {
     source.abort();
   };
@@ -550,6 +612,16 @@ async function load(
     return await withSession(c, plan.database, async (s) => {
       await s.begin();
       try {
+        const names = await s.triggers(plan);
+        let handling: LoadResult['triggers']['handling'] = names.length ? 'fired' : 'none';
+        if (names.length && !options.fireTriggers) {
+          if (plan.engine === 'mysql')
+            throw new UsageError(
+              `MySQL cannot switch triggers off inside a transaction, and these would fire for every deleted and restored row: ${names.join(', ')}. Nothing was changed. Restore with --into-database NEW (the copy has no triggers), or add --fire-triggers if they write nothing into the tenant's tables`,
+            );
+          await s.disableTriggers(plan.tables.filter((t) => names.some((n) => n.startsWith(`${t.key}.`))));
+          handling = 'disabled';
+        }
         const deleted = new Map<string, number>();
         for (const t of [...plan.tables].reverse()) deleted.set(t.key, await s.remove(t, tenant));
         const byKey = new Map(plan.tables.map((t) => [t.key, t]));
@@ -603,7 +675,7 @@ async function load(
           );
         const sequences = await s.afterLoad(plan, tenant);
         await s.commit();
-        return { tables, sequences };
+        return { tables, sequences, triggers: { names, handling } };
       } catch (error) {
         source.abort();
         await s.rollback().catch(() => undefined);
@@ -715,7 +787,8 @@ async function copySchema(c: Connection, source: string, dest: string, plan: Ten
     '--skip-triggers',
   ];
   const dumps = [
-    [...base, '--no-data', '--', source],
+    // Routines too: views may call them. Triggers stay out, so the copy loads without them firing.
+    [...base, '--no-data', '--routines', '--', source],
     ...(plan.shared.length
       ? [[...base, '--no-create-info', '--', source, ...plan.shared.map((s) => s.name)]]
       : []),

@@ -6,6 +6,8 @@
  *   npm run bench -- --rows 500000      # smaller
  *   npm run bench -- --url postgres://postgres@127.0.0.1:5432/existing   # reuse a database (kept)
  *   npm run bench -- --levels 1,3,6     # zstd levels to compare (default 1,3,6)
+ *   npm run bench -- --only backup      # only the full backup / restore part
+ *   npm run bench -- --only tenants [--tenants 1000 --scale 30]   # only per-tenant (bench-tenants.ts)
  *
  * Figures (goals from the backup-engine issue):
  *   cofre ÷ raw pg_dump -Fc -Z0 > /dev/null        goal ≤ 1.4 (wall time)
@@ -20,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { generateBenchData } from './bench-data-lib';
+import { benchTenants } from './bench-tenants';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => {
@@ -276,7 +279,27 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+async function all(): Promise<void> {
+  const only = arg('only');
+  if (only !== undefined && only !== 'backup' && only !== 'tenants')
+    throw new Error(`--only: expected "backup" or "tenants", got "${only}"`);
+  if (only !== 'tenants') await main();
+  if (only !== 'backup') {
+    const result = await benchTenants({
+      adminUrl: ADMIN,
+      tenants: Number(arg('tenants') ?? 1000),
+      scale: Number(arg('scale') ?? 30),
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(
+      `\n| per-tenant (PostgreSQL) | value |\n|---|---|\n${Object.entries(result)
+        .map(([k, v]) => `| ${k} | ${v} |`)
+        .join('\n')}\n`,
+    );
+  }
+}
+
+all().catch((error: unknown) => {
   process.stderr.write(`bench failed: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;
 });

@@ -51,6 +51,16 @@ export function formatTenantPlan(plan: TenantPlan): string {
     );
   }
   lines.push('delete in the reverse order.');
+  if (plan.unindexedForeignKeys.length) {
+    lines.push(
+      '',
+      'slow tenant restores: these foreign keys into tenant tables have no index on their columns, so deleting',
+      "a tenant's rows scans the referencing table once per deleted row; create the indexes:",
+      ...plan.unindexedForeignKeys.map(
+        (f) => `  ${f.createIndex}   -- ${f.table}.${f.constraint} → ${f.references}`,
+      ),
+    );
+  }
   return `${lines.join('\n')}\n`;
 }
 

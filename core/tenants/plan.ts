@@ -90,6 +90,20 @@ export interface TenantPlan {
   readonly shared: readonly TableRef[];
   /** Plan tables with FKs to themselves: load with deferred constraints or in self-FK order. */
   readonly selfReferences: readonly SelfReference[];
+  /**
+   * Foreign keys into tenant tables whose referencing columns no index starts with: deleting a
+   * tenant's rows (a tenant restore) then scans the referencing table once per deleted row.
+   */
+  readonly unindexedForeignKeys: readonly UnindexedForeignKey[];
+}
+
+export interface UnindexedForeignKey {
+  readonly table: string;
+  readonly constraint: string;
+  readonly columns: readonly string[];
+  readonly references: string;
+  /** The index that would make the check a lookup. */
+  readonly createIndex: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -106,6 +120,8 @@ export interface CatalogTable extends TableRef {
 
 export interface CatalogForeignKey extends FkHop {
   readonly deferrable: boolean;
+  /** An index on the referencing table starts with the FK's columns (InnoDB always makes one). */
+  readonly indexed?: boolean;
 }
 
 export interface TenantCatalog {
@@ -152,6 +168,7 @@ export async function readPostgresCatalog(client: Client): Promise<TenantCatalog
   const fks = await client.query<{
     constraint: string;
     deferrable: boolean;
+    indexed: boolean;
     schema: string;
     name: string;
     ref_schema: string;
@@ -160,6 +177,10 @@ export async function readPostgresCatalog(client: Client): Promise<TenantCatalog
     ref_columns: string[];
   }>(`
     SELECT c.conname AS constraint, c.condeferrable AS deferrable,
+      EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid
+              AND cardinality(c.conkey) <= i.indnkeyatts
+              AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
+              AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey) AS indexed,
       sn.nspname AS schema, sc.relname AS name, tn.nspname AS ref_schema, tc.relname AS ref_name,
       array(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY k(n, i)
             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i) AS columns,
@@ -185,6 +206,7 @@ export async function readPostgresCatalog(client: Client): Promise<TenantCatalog
     foreignKeys: fks.rows.map((f) => ({
       constraint: f.constraint,
       deferrable: f.deferrable,
+      indexed: f.indexed,
       from: ref('postgres', f.schema, f.name),
       columns: f.columns,
       to: ref('postgres', f.ref_schema, f.ref_name),
@@ -435,6 +457,15 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
     order,
     shared: catalog.tables.filter((t) => !owned.has(t.key)).map((t) => ref(engine, t.schema, t.name)),
     selfReferences,
+    unindexedForeignKeys: catalog.foreignKeys
+      .filter((f) => f.indexed === false && owned.has(f.to.key))
+      .map((f) => ({
+        table: f.from.key,
+        constraint: f.constraint,
+        columns: f.columns,
+        references: f.to.key,
+        createIndex: `CREATE INDEX ON ${qualified(engine, f.from)} (${f.columns.map((c) => quoteIdentifier(engine, c)).join(', ')});`,
+      })),
   };
 }
 

@@ -134,6 +134,10 @@ export async function restoreTenant(options: TenantRestoreOptions): Promise<Tena
   }
   try {
     const plan = await discoverTenantPlan(loadInto, model);
+    for (const f of plan.unindexedForeignKeys)
+      log(
+        `slow: no index on ${f.table} (${f.columns.join(', ')}) for ${f.constraint} → ${f.references}; each deleted row scans ${f.table} (${f.createIndex})`,
+      );
     if (manifest.kind === 'tenant') checkPlanFits(plan, manifest);
     const result =
       manifest.kind === 'tenant'

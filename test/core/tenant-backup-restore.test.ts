@@ -104,6 +104,28 @@ for (const engine of ['postgres', 'mysql'] as const) {
         engine === 'postgres' ? 'public.professionals' : 'professionals',
       ]);
       expect(plan.shared.map((s) => s.name).sort()).toEqual(['app_settings', 'specialties']);
+      expect(plan.unindexedForeignKeys).toEqual([]);
+    });
+
+    it('names foreign keys into tenant tables that no index supports (each tenant delete would scan)', async () => {
+      await exec(
+        engine,
+        db.url,
+        `CREATE TABLE notes_fk (id integer PRIMARY KEY, patient_id bigint REFERENCES patients (id))`,
+      );
+      try {
+        const withNotes = await discoverTenantPlan(connection(), TENANT_MODEL);
+        // InnoDB indexes every FK by itself; PostgreSQL does not.
+        expect(
+          withNotes.unindexedForeignKeys.map((f) => [f.table.split('.').pop(), f.columns, f.createIndex]),
+        ).toEqual(
+          engine === 'postgres'
+            ? [['notes_fk', ['patient_id'], 'CREATE INDEX ON "public"."notes_fk" ("patient_id");']]
+            : [],
+        );
+      } finally {
+        await exec(engine, db.url, `DROP TABLE notes_fk`);
+      }
     });
 
     it('backs up tenant 7 into one encrypted artifact whose manifest lists its rows per table and the plan', async () => {

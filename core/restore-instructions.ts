@@ -160,6 +160,48 @@ function packetFor(largest: number): number {
   return mib * MiB;
 }
 
+function tenantSteps(manifest: Manifest, dump: string, database: string): string[] {
+  const t = manifest.tenant!;
+  const newDb = `${database}_tenant_${t.id}`.replace(/[^A-Za-z0-9_]/g, '_');
+  const shared = t.shared.length ? t.shared.map((s) => `\`${s}\``).join(', ') : 'none';
+  const pg = manifest.engine === 'postgres';
+  return [
+    `This is a plain SQL script of **tenant ${t.id}'s rows only** (no schema): one section per table in`,
+    `foreign-key order, ${pg ? '`COPY … FROM stdin` blocks' : 'batched `INSERT` statements'}. Load it into a database that has`,
+    "the schema, and the rows of the shared tables the tenant's rows refer to (" + shared + '):',
+    '',
+    '```sh',
+    ...(pg
+      ? [
+          'export PGHOST=HOST PGPORT=5432 PGUSER=USER          # the server (password in PGPASSWORD or ~/.pgpass)',
+          `NEWDB=${sh(newDb)}                                  # a NEW database: never the live one`,
+          'createdb --template=template0 "$NEWDB"',
+          `pg_dump --schema-only --no-owner --no-acl ${sh(database)} | psql -v ON_ERROR_STOP=1 --dbname="$NEWDB"`,
+          ...t.shared.map(
+            (s) =>
+              `pg_dump --data-only --table=${sh(s)} ${sh(database)} | psql -v ON_ERROR_STOP=1 --dbname="$NEWDB"`,
+          ),
+          `psql -v ON_ERROR_STOP=1 --single-transaction --dbname="$NEWDB" --file=/secure/place/${sh(dump)}`,
+        ]
+      : [
+          `NEWDB=${sh(newDb)}                                  # a NEW database: never the live one`,
+          'mysql -h HOST -u USER -p -e "CREATE DATABASE \\`$NEWDB\\`"',
+          `mysqldump -h HOST -u USER -p --no-data --routines --skip-triggers ${sh(database)} | mysql -h HOST -u USER -p "$NEWDB"`,
+          ...(t.shared.length
+            ? [
+                `mysqldump -h HOST -u USER -p --no-create-info ${sh(database)} ${t.shared.map(sh).join(' ')} | mysql -h HOST -u USER -p "$NEWDB"`,
+              ]
+            : []),
+          `mysql -h HOST -u USER -p "$NEWDB" < /secure/place/${sh(dump)}`,
+        ]),
+    '```',
+    '',
+    `- The file starts with the session settings it was written under (UTF-8, UTC${pg ? ', ISO dates' : ''}); keep them.`,
+    "- It loads the tenant's rows as they were; it does not delete anything. To replace a tenant's rows in a",
+    '  live database, use `cofre restore --tenant`, which deletes and loads in one transaction.',
+  ];
+}
+
 function postgresSteps(manifest: Manifest, artifact: Artifact, dump: string, database: string): string[] {
   const pgDump = manifest.toolVersions.pg_dump;
   const newDb = `${database}_restored`;
@@ -247,7 +289,10 @@ export function restoreInstructions(input: RestoreInstructionsInput): string {
   const artifact = manifest.artifacts[0]!;
   const id = manifest.backupId;
   const database = manifest.source.database;
-  const dbLabel = database ?? '(server-wide roles and tablespaces)';
+  const dbLabel =
+    manifest.kind === 'tenant' && manifest.tenant
+      ? `${database ?? ''}, tenant ${manifest.tenant.id} only`
+      : (database ?? '(server-wide roles and tablespaces)');
   const engine = engineName(manifest);
   const keys = artifact.encryption.keyIds.map(keyInfo);
   const escrow = keys.filter((k) => k.kind === 'escrow');
@@ -256,8 +301,8 @@ export function restoreInstructions(input: RestoreInstructionsInput): string {
   const totalRows = artifact.tables.reduce((n, t) => n + t.rows, 0);
   const artifactPaths = manifest.artifacts.map((a) => `${folder}/${a.name}`);
   const tools =
-    manifest.kind === 'globals'
-      ? '`psql`'
+    manifest.kind === 'globals' || (manifest.kind === 'tenant' && manifest.engine === 'postgres')
+      ? '`psql`, `pg_dump` (package `postgresql-client`)'
       : manifest.engine === 'postgres'
         ? '`pg_restore`, `createdb` (package `postgresql-client`)'
         : '`mysql` (package `mariadb-client` or `mysql-client`)';
@@ -353,6 +398,18 @@ export function restoreInstructions(input: RestoreInstructionsInput): string {
       'then load it with `psql` as in step 3.',
       '',
     );
+  else if (manifest.kind === 'tenant' && manifest.tenant)
+    out.push(
+      `npx cofre restore --vault "file://$EXPORT" --backup ${id} --target-url ${manifest.engine === 'postgres' ? 'postgres://USER@HOST:5432' : 'mysql://USER@HOST:3306'}/${encodeURIComponent(database ?? 'db')} ${key.option} --tenant ${sh(manifest.tenant.id)} --dry-run`,
+      '```',
+      '',
+      `\`verify --deep\` decrypts and re-reads the whole export without writing anything. The \`restore\` above`,
+      `only reports, per table, how many of tenant ${manifest.tenant.id}'s rows the live database has (they would be`,
+      'deleted) and how many the backup holds (they would be loaded). Without `--dry-run` it does it, in one',
+      "transaction, leaving every other tenant untouched; with `--into-database NEW` it loads the tenant's rows into",
+      'a new copy of the schema instead. See the README runbook "one tenant".',
+      '',
+    );
   else
     out.push(
       `npx cofre restore --vault "file://$EXPORT" --backup ${id} --target-url ${manifest.engine === 'postgres' ? 'postgres://USER@HOST:5432' : 'mysql://USER@HOST:3306'}/${encodeURIComponent(`${database ?? 'db'}_restored`)} ${key.option}`,
@@ -388,6 +445,7 @@ export function restoreInstructions(input: RestoreInstructionsInput): string {
     '',
   );
   if (manifest.kind === 'globals') out.push(...globalsSteps(dump));
+  else if (manifest.kind === 'tenant') out.push(...tenantSteps(manifest, dump, database ?? 'db'));
   else if (manifest.engine === 'postgres')
     out.push(...postgresSteps(manifest, artifact, dump, database ?? 'db'));
   else out.push(...mysqlSteps(manifest, artifact, dump, database ?? 'db'));

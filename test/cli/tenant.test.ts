@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseDatabaseUrl } from '../../core/connection';
+import { discoverTenantPlan } from '../../core/tenants/plan';
 import { cofre, filesUnder, tempDir } from '../helpers/cli';
 import {
   createPostgresDatabase,
@@ -9,7 +14,7 @@ import {
   type TestDatabase,
 } from '../helpers/databases';
 import { testKeys } from '../helpers/engine';
-import { loadTenantFixture } from '../helpers/tenant-fixture';
+import { loadTenantFixture, TENANT_MODEL, tenantChecksums } from '../helpers/tenant-fixture';
 
 const MODEL_ARGS = ['--tenant-table', 'tenants', '--key-column', 'id', '--tenant-column', 'tenant_id'];
 
@@ -136,6 +141,53 @@ describePostgres('cofre backup --tenant / restore --tenant (CLI)', () => {
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stderr).toMatch(/OK restored tenant 3/);
     expect(await tableChecksums('postgres', db.url)).toEqual(original);
+  }, 60_000);
+
+  it("exports a tenant backup whose instructions load the tenant's rows with psql alone", async () => {
+    const backup = await cofre([...backupArgs(), '--tenant', '5', ...MODEL_ARGS, '--json']);
+    expect(backup.code, backup.stderr).toBe(0);
+    const backupId = (JSON.parse(backup.stdout) as { backups: { backupId: string }[] }).backups[0]!.backupId;
+    const out = path.join(tempDir('tenant-export'), 'copy');
+    expect((await cofre(['export', '--vault', vaultUrl, '--backup', backupId, '--to', out])).code).toBe(0);
+    const instructions = readFileSync(path.join(out, 'RESTORE_INSTRUCTIONS.md'), 'utf8');
+    expect(instructions).toMatch(/tenant 5's rows only/);
+    expect(instructions).toMatch(/--tenant 5 --dry-run/);
+    const plain = path.join(tempDir('tenant-plain'), 'tenant5.sql');
+    expect(
+      (
+        await cofre([
+          'decrypt',
+          '--vault',
+          `file://${out}`,
+          '--backup',
+          backupId,
+          '--key-file',
+          keyFile,
+          '--out',
+          plain,
+        ])
+      ).code,
+    ).toBe(0);
+    // The standard-tools steps of the instructions, with the test server's settings.
+    const copy = await createPostgresDatabase('tenant_plain');
+    try {
+      const env = { ...process.env, PGHOST: '127.0.0.1', PGUSER: 'postgres', PGPORT: '5432' };
+      const sh = (script: string) =>
+        execFileSync('/bin/bash', ['-o', 'pipefail', '-c', script], { env, stdio: 'pipe' });
+      sh(
+        `pg_dump --schema-only --no-owner --no-acl ${db.name} | psql -q -v ON_ERROR_STOP=1 --dbname=${copy.name}`,
+      );
+      sh(
+        `pg_dump --data-only --table=public.specialties ${db.name} | psql -q -v ON_ERROR_STOP=1 --dbname=${copy.name}`,
+      );
+      sh(`psql -q -v ON_ERROR_STOP=1 --single-transaction --dbname=${copy.name} --file=${plain}`);
+      const plan = await discoverTenantPlan(parseDatabaseUrl('postgres', db.url), TENANT_MODEL);
+      expect(await tenantChecksums('postgres', copy.url, plan.tables, '5')).toEqual(
+        await tenantChecksums('postgres', db.url, plan.tables, '5'),
+      );
+    } finally {
+      await copy.drop();
+    }
   }, 60_000);
 
   it('--all-tenants backs up every tenant, one backup each', async () => {

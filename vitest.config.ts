@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // MariaDB's max_allowed_packet raised for the whole run (see the file).
+    globalSetup: ['test/helpers/global-setup.ts'],
   },
 });

@@ -25,7 +25,6 @@ import {
   createDatabase,
   describeDatabase,
   loadTrickySchema,
-  MYSQL_ADMIN_URL,
   tableChecksums,
   withMysqlConnection,
   withPostgresClient,
@@ -66,7 +65,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
     let escrowPrivate: string;
     let sourceChecksums: Record<string, TableChecksum>;
     const drops: TestDatabase[] = [];
-    let originalPacket: number | undefined;
     const s3Vault = `s3://cofre-vault/export-${engine}`;
     let fileVaultDir: string;
     /** Backups in the S3 vault (the second chains to the first) and in the file vault. */
@@ -101,16 +99,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
     }
 
     beforeAll(async () => {
-      if (engine === 'mysql')
-        // The fixture's 10 MiB BLOB is a ~20 MiB INSERT: above MariaDB's default max_allowed_packet.
-        await withMysqlConnection(MYSQL_ADMIN_URL, async (c) => {
-          const [rows] = await c.query<RowDataPacket[]>('SELECT @@global.max_allowed_packet AS p');
-          const current = Number(rows[0]!.p);
-          if (current < 64 * 1024 * 1024) {
-            originalPacket = current;
-            await c.query('SET GLOBAL max_allowed_packet = 67108864');
-          }
-        });
       db = await createDatabase(engine, 'exp_src');
       drops.push(db);
       await loadTrickySchema(engine, db.url);
@@ -129,10 +117,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
     });
 
     afterAll(async () => {
-      if (originalPacket !== undefined)
-        await withMysqlConnection(MYSQL_ADMIN_URL, (c) =>
-          c.query(`SET GLOBAL max_allowed_packet = ${originalPacket}`),
-        );
       for (const d of drops) await d.drop().catch(() => undefined);
       await s3.dispose();
     });

@@ -86,25 +86,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     let keys: Keys;
     const drops: TestDatabase[] = [];
 
-    let originalPacket: number | undefined;
-
     beforeAll(async () => {
-      if (engine === 'mysql')
-        // --hex-blob writes the fixture's 10 MiB row as a ~20 MiB INSERT: loading it needs a server
-        // max_allowed_packet above MariaDB's 16 MiB default (MySQL 8 and RDS default to 64 MiB).
-        await withMysqlConnection(
-          process.env.COFRE_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/',
-          async (c) => {
-            const [rows] = await c.query<import('mysql2').RowDataPacket[]>(
-              'SELECT @@global.max_allowed_packet AS p',
-            );
-            const current = Number(rows[0]!.p);
-            if (current < 64 * 1024 * 1024) {
-              originalPacket = current;
-              await c.query('SET GLOBAL max_allowed_packet = 67108864');
-            }
-          },
-        );
       db = await createDatabase(engine, 'bk_tricky');
       drops.push(db);
       await loadTrickySchema(engine, db.url);
@@ -116,10 +98,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
     });
 
     afterAll(async () => {
-      if (originalPacket !== undefined)
-        await withMysqlConnection(process.env.COFRE_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/', (c) =>
-          c.query(`SET GLOBAL max_allowed_packet = ${originalPacket}`),
-        );
       for (const d of drops) await d.drop().catch(() => undefined);
       await s3.dispose();
     });

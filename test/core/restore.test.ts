@@ -68,7 +68,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
     let s3Backup: string;
     let expected: Awaited<ReturnType<typeof tableChecksums>>;
     const cleanup: string[] = [];
-    let originalPacket: number | undefined;
 
     const target = (label: string) => {
       const name = uniqueDatabaseName(label);
@@ -77,16 +76,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
     };
 
     beforeAll(async () => {
-      if (engine === 'mysql')
-        await withMysqlConnection(MYSQL_ADMIN_URL, async (c) => {
-          const [rows] = await c.query<import('mysql2').RowDataPacket[]>(
-            'SELECT @@global.max_allowed_packet AS p',
-          );
-          if (Number(rows[0]!.p) < 64 * 1024 * 1024) {
-            originalPacket = Number(rows[0]!.p);
-            await c.query('SET GLOBAL max_allowed_packet = 67108864');
-          }
-        });
       source = await createDatabase(engine, 'rs_src');
       await loadTrickySchema(engine, source.url);
       expected = await tableChecksums(engine, source.url);
@@ -127,8 +116,6 @@ for (const engine of ['postgres', 'mysql'] as const) {
             ? `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`
             : `DROP DATABASE IF EXISTS \`${name}\``,
         ).catch(() => undefined);
-      if (originalPacket !== undefined)
-        await exec(engine, MYSQL_ADMIN_URL, `SET GLOBAL max_allowed_packet = ${originalPacket}`);
       await source.drop();
       await s3.dispose();
     });
@@ -252,21 +239,33 @@ for (const engine of ['postgres', 'mysql'] as const) {
     it('stops on cancel mid-way and leaves no database that looks restored', async () => {
       const t = target('rs_cancel');
       const controller = new AbortController();
-      setTimeout(
-        () => {
-          controller.abort('SIGTERM');
-        },
-        engine === 'postgres' ? 400 : 800,
+      // Cancel once the restore is visibly under way (not after a fixed delay, which a fast machine
+      // outran): PostgreSQL's temporary database exists; MySQL's target holds its first tables.
+      const underway = async () =>
+        engine === 'postgres'
+          ? (await databaseNames(engine, `${t.name}_cofre_restoring`)).length > 0
+          : await withMysqlConnection(MYSQL_ADMIN_URL, async (c) => {
+              const [rows] = await c.query<import('mysql2').RowDataPacket[]>(
+                'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+                [t.name],
+              );
+              return Number(rows[0]!.n) >= 3;
+            });
+      const restoring = restoreBackup({
+        vault: fileVault,
+        backupId: fileBackup,
+        keys,
+        target: t.connection,
+        signal: controller.signal,
+      });
+      const settled = { done: false };
+      restoring.then(
+        () => (settled.done = true),
+        () => (settled.done = true),
       );
-      await expect(
-        restoreBackup({
-          vault: fileVault,
-          backupId: fileBackup,
-          keys,
-          target: t.connection,
-          signal: controller.signal,
-        }),
-      ).rejects.toThrow();
+      while (!settled.done && !(await underway())) await new Promise((r) => setTimeout(r, 10));
+      controller.abort('SIGTERM');
+      await expect(restoring).rejects.toThrow();
       expect(await databaseNames(engine, t.name)).toEqual([]);
     });
 

@@ -17,7 +17,6 @@ import {
   createDatabase,
   describeDatabase,
   loadTrickySchema,
-  MYSQL_ADMIN_URL,
   tableChecksums,
   TRICKY_TENANTS,
   withMysqlConnection,
@@ -339,28 +338,13 @@ for (const engine of ['postgres', 'mysql'] as const) {
   describeDatabase(engine, `per-tenant round trip of the tricky clinic schema (${engine})`, () => {
     let db: TestDatabase;
     let dir: string;
-    let originalPacket: number | undefined;
 
     beforeAll(async () => {
-      if (engine === 'mysql')
-        // The fixture's 10 MiB BLOB is a ~20 MiB INSERT: above MariaDB's default max_allowed_packet.
-        await withMysqlConnection(MYSQL_ADMIN_URL, async (c) => {
-          const [rows] = await c.query<RowDataPacket[]>('SELECT @@global.max_allowed_packet AS p');
-          const current = Number(rows[0]!.p);
-          if (current < 64 * 1024 * 1024) {
-            originalPacket = current;
-            await c.query('SET GLOBAL max_allowed_packet = 67108864');
-          }
-        });
       db = await createDatabase(engine, 'tenant_tricky');
       await loadTrickySchema(engine, db.url);
       dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-tricky-'));
     }, 120_000);
     afterAll(async () => {
-      if (originalPacket !== undefined)
-        await withMysqlConnection(MYSQL_ADMIN_URL, (c) =>
-          c.query(`SET GLOBAL max_allowed_packet = ${originalPacket}`),
-        );
       await db.drop();
       await rm(dir, { recursive: true, force: true });
     });

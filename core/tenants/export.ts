@@ -107,21 +107,89 @@ export async function startTenantExport(
     : startMysqlExport(connection, plan, tenant);
 }
 
-async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
-  const client: Client = await connectPostgres(c, plan.database);
+/** How one engine opens its snapshot, writes one table's section, and lets go. */
+interface ExportSession {
+  /** Opens the snapshot's transaction with the session settings. */
+  begin(): Promise<void>;
+  /** Writes the rows of one table (after its header) and returns how many there were. */
+  rows(table: TenantPlanTable, section: SectionTable, out: PassThrough): Promise<number>;
+  commit(): Promise<void>;
+  /** Closes the connection (after commit, or on failure). */
+  release(): Promise<void>;
+  /** Stops at once (abort): kills the connection. */
+  kill(): void;
+}
+
+/**
+ * The export around an engine's session: header and settings, each table's mark and rows in plan
+ * order, the end marker, then commit; `completed` resolves with the counts once it all went through.
+ */
+function runExport(
+  plan: TenantPlan,
+  tenant: string,
+  session: ExportSession,
+  format: RunningDump['format'],
+): Omit<RunningDump, 'largestStatementBytes'> {
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   const state = { aborted: false };
   const completed = (async (): Promise<TableCount[]> => {
     const counts: TableCount[] = [];
     try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
+      await session.begin();
       await write(out, headerLine(plan, tenant));
-      await write(out, `${SESSION_SETTINGS.postgres.join('\n')}\n`);
-      const literal = client.escapeLiteral(tenant);
+      await write(out, `${SESSION_SETTINGS[plan.engine].join('\n')}\n`);
       for (const table of plan.tables) {
         const section = sectionTable(table);
         await write(out, tableMark(section));
+        const rows = await session.rows(table, section, out);
+        counts.push({
+          schema: plan.engine === 'postgres' ? table.schema : plan.database,
+          name: table.name,
+          rows,
+        });
+      }
+      await write(out, `${END_MARK}${JSON.stringify({ tables: plan.tables.length })}\n`);
+      await session.commit();
+      out.end();
+      return counts;
+    } catch (error) {
+      out.destroy();
+      throw state.aborted
+        ? new OperationalError('tenant export stopped')
+        : new OperationalError(
+            `exporting tenant "${tenant}" of "${plan.database}" failed: ${messageOf(error)}`,
+          );
+    } finally {
+      await session.release().catch(() => undefined);
+    }
+  })();
+  completed.catch(() => undefined);
+  return {
+    format,
+    extension: 'tenant.sql',
+    stdout: out,
+    completed,
+    abort() {
+      if (state.aborted) return;
+      state.aborted = true;
+      out.destroy();
+      session.kill();
+    },
+  };
+}
+
+async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
+  const client: Client = await connectPostgres(c, plan.database);
+  const literal = client.escapeLiteral(tenant);
+  return runExport(
+    plan,
+    tenant,
+    {
+      async begin() {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+        for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
+      },
+      async rows(table, section, out) {
         await write(
           out,
           `COPY ${qualifiedName('postgres', table)} (${section.columns.map((x) => quoteIdentifier('postgres', x)).join(', ')}) FROM stdin;\n`,
@@ -134,36 +202,18 @@ async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: stri
           await write(out, chunk);
         }
         await write(out, `${COPY_END}\n`);
-        counts.push({ schema: table.schema, name: table.name, rows });
-      }
-      await write(out, `${END_MARK}${JSON.stringify({ tables: plan.tables.length })}\n`);
-      await client.query('COMMIT');
-      out.end();
-      return counts;
-    } catch (error) {
-      out.destroy();
-      throw state.aborted
-        ? new OperationalError('tenant export stopped')
-        : new OperationalError(
-            `exporting tenant "${tenant}" of "${plan.database}" failed: ${messageOf(error)}`,
-          );
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  })();
-  completed.catch(() => undefined);
-  return {
-    format: TENANT_FORMATS.postgres,
-    extension: 'tenant.sql',
-    stdout: out,
-    completed,
-    abort() {
-      if (state.aborted) return;
-      state.aborted = true;
-      out.destroy();
-      void client.end().catch(() => undefined);
+        return rows;
+      },
+      async commit() {
+        await client.query('COMMIT');
+      },
+      release: () => client.end(),
+      kill() {
+        void client.end().catch(() => undefined);
+      },
     },
-  };
+    TENANT_FORMATS.postgres,
+  );
 }
 
 /** MySQL column types whose values are bytes, not text: written as X'…'. */
@@ -173,20 +223,17 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
   const conn = await connectMysql(c, plan.database);
   // The promise wrapper's underlying connection (streaming queries live on it).
   const raw = (conn as unknown as { connection: MysqlCallbackConnection }).connection;
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const state = { aborted: false };
   let largest = 0;
-  const completed = (async (): Promise<TableCount[]> => {
-    const counts: TableCount[] = [];
-    try {
-      await conn.query("SET SESSION time_zone = '+00:00'");
-      await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-      await write(out, headerLine(plan, tenant));
-      await write(out, `${SESSION_SETTINGS.mysql.join('\n')}\n`);
-      for (const table of plan.tables) {
-        const section = sectionTable(table);
-        await write(out, tableMark(section));
+  const dump = runExport(
+    plan,
+    tenant,
+    {
+      async begin() {
+        await conn.query("SET SESSION time_zone = '+00:00'");
+        await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+        await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+      },
+      async rows(table, section, out) {
         const insert = `INSERT INTO ${qualifiedName('mysql', table)} (${section.columns.map((x) => quoteIdentifier('mysql', x)).join(',')}) VALUES\n`;
         let binary: boolean[] = [];
         const query = raw.query({
@@ -228,35 +275,17 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
           await write(out, `${held};\n`);
           largest = Math.max(largest, statementBytes + 1);
         }
-        counts.push({ schema: plan.database, name: table.name, rows });
-      }
-      await write(out, `${END_MARK}${JSON.stringify({ tables: plan.tables.length })}\n`);
-      await conn.query('COMMIT');
-      out.end();
-      return counts;
-    } catch (error) {
-      out.destroy();
-      throw state.aborted
-        ? new OperationalError('tenant export stopped')
-        : new OperationalError(
-            `exporting tenant "${tenant}" of "${plan.database}" failed: ${messageOf(error)}`,
-          );
-    } finally {
-      await conn.end().catch(() => undefined);
-    }
-  })();
-  completed.catch(() => undefined);
-  return {
-    format: TENANT_FORMATS.mysql,
-    extension: 'tenant.sql',
-    stdout: out,
-    completed,
-    abort() {
-      if (state.aborted) return;
-      state.aborted = true;
-      out.destroy();
-      raw.destroy();
+        return rows;
+      },
+      async commit() {
+        await conn.query('COMMIT');
+      },
+      release: () => conn.end(),
+      kill() {
+        raw.destroy();
+      },
     },
-    largestStatementBytes: () => largest,
-  };
+    TENANT_FORMATS.mysql,
+  );
+  return { ...dump, largestStatementBytes: () => largest };
 }

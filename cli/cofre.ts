@@ -10,6 +10,8 @@ import { restoreBackup } from '../core/restore';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { openVault } from '../core/vault';
 import { addExportCommands } from './export-commands';
+import { addLocalCommand } from './local-command';
+import { addReportCommand } from './report-command';
 import {
   addTenantCommands,
   backupTenants,
@@ -115,25 +117,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
         : undefined,
     });
-    if (opts.tenant !== undefined || opts.allTenants) {
-      exitCode = await backupTenants(opts, io, {
-        connection: resolved,
-        sourceId: opts.id as string | undefined,
-        vault,
-        keys,
-        dataClass: opts.class as string,
-        timeZone: opts.timeZone as string,
-        zstdLevel: opts.zstdLevel as number | undefined,
-        signal: io.signal,
-      });
-      return;
-    }
-    const progress = progressReporter();
-    const outcomes = await runBackup({
+    const common = {
       connection: resolved,
-      databases,
-      excludeDatabases: opts.exclude as string[] | undefined,
-      globals: opts.globals as boolean | undefined,
       sourceId: opts.id as string | undefined,
       vault,
       keys,
@@ -141,6 +126,17 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       timeZone: opts.timeZone as string,
       zstdLevel: opts.zstdLevel as number | undefined,
       signal: io.signal,
+    };
+    if (opts.tenant !== undefined || opts.allTenants) {
+      exitCode = await backupTenants(opts, io, common);
+      return;
+    }
+    const progress = progressReporter();
+    const outcomes = await runBackup({
+      ...common,
+      databases,
+      excludeDatabases: opts.exclude as string[] | undefined,
+      globals: opts.globals as boolean | undefined,
       onProgress: (db, p) => {
         progress.update(db, p);
       },
@@ -421,6 +417,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
   addExportCommands(program, io, (c) => (exitCode = c));
   addTenantCommands(program, io, (c) => (exitCode = c));
+  addLocalCommand(program, io, (c) => (exitCode = c));
+  addReportCommand(program, io);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;

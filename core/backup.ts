@@ -20,6 +20,7 @@ import {
   retentionFor,
   TIER_TAG,
   type RetentionSettings,
+  type Tier,
 } from './retention';
 import { listMysqlDatabases, mysqlInfo, startMysqlDump } from './sources/mysql';
 import {
@@ -48,6 +49,8 @@ export interface BackupOptions {
   readonly dataClass?: string | undefined;
   readonly retention?: RetentionSettings | undefined;
   readonly timeZone?: string | undefined;
+  /** Tier of every backup of this run, decided beforehand (the orchestrated prepare step). Default: from the vault's earlier backups. */
+  readonly tier?: Tier | undefined;
   readonly zstdLevel?: number | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((database: string, progress: Progress) => void) | undefined;
@@ -158,7 +161,7 @@ async function backupOne(
   const startedAt = now();
   const backupId = newBackupId(startedAt);
   const history = await historyOf(options.vault, sourceId, database);
-  const tier = decideTier(startedAt, history.backupIds.map(backupIdTime), timeZone);
+  const tier = options.tier ?? decideTier(startedAt, history.backupIds.map(backupIdTime), timeZone);
   const retention = retentionFor(tier, dataClass, settings);
   const folder = backupFolder(sourceId, database, backupId);
   const tags = { [TIER_TAG]: tier, [CLASS_TAG]: dataClass };

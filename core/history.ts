@@ -19,8 +19,11 @@ export const HISTORY_KINDS = [
 ] as const;
 export type HistoryKind = (typeof HISTORY_KINDS)[number];
 
-/** Where a run is. `verifying`: written, being checked against its manifest. */
-export const HISTORY_STATUSES = ['running', 'verifying', 'succeeded', 'failed'] as const;
+/**
+ * Where a run is. `verifying`: written, being checked against its manifest. `skipped`: not started,
+ * because the same job for the same database was still running (no overlap, like a CronJob `Forbid`).
+ */
+export const HISTORY_STATUSES = ['running', 'verifying', 'succeeded', 'failed', 'skipped'] as const;
 export type HistoryStatus = (typeof HISTORY_STATUSES)[number];
 
 /** One backup, restore or restore test, as the pipeline records it. */

@@ -4,7 +4,7 @@
  * makes the 30-minute tenant RTO reachable). Also times the tenant's backup and a backup of every
  * tenant (`--all-tenants`, the nightly job).
  *
- *   npm run bench -- --only tenants                      # 1,000 tenants at scale 30 (~1.2 GB)
+ *   npm run bench -- --only tenants                      # 1,000 tenants at scale 80 (~1.1 GB)
  *   npm run bench -- --only tenants --tenants 200 --scale 20   # smaller
  *
  * The data is the generated clinic of the per-tenant tests (test/fixtures/tenant-clinic.ts), made

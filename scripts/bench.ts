@@ -7,7 +7,7 @@
  *   npm run bench -- --url postgres://postgres@127.0.0.1:5432/existing   # reuse a database (kept)
  *   npm run bench -- --levels 1,3,6     # zstd levels to compare (default 1,3,6)
  *   npm run bench -- --only backup      # only the full backup / restore part
- *   npm run bench -- --only tenants [--tenants 1000 --scale 30]   # only per-tenant (bench-tenants.ts)
+ *   npm run bench -- --only tenants [--tenants 1000 --scale 80]   # only per-tenant (bench-tenants.ts)
  *
  * Figures (goals from the backup-engine issue):
  *   cofre ÷ raw pg_dump -Fc -Z0 > /dev/null        goal ≤ 1.4 (wall time)
@@ -288,7 +288,7 @@ async function all(): Promise<void> {
     const result = await benchTenants({
       adminUrl: ADMIN,
       tenants: Number(arg('tenants') ?? 1000),
-      scale: Number(arg('scale') ?? 30),
+      scale: Number(arg('scale') ?? 80),
       log: (line) => process.stderr.write(`${line}\n`),
     });
     process.stdout.write(

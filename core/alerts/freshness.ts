@@ -1,0 +1,198 @@
+/**
+ * Freshness, not just failure: how long ago each database last had a good full backup, a good restore
+ * test and a verified tenant export. The hourly freshness Lambda publishes these as metrics; the alarms
+ * on them treat missing data as breaching, so a database that never had a good run, and a checker that
+ * stopped running, alarm too.
+ *
+ * Ages count from when the good run finished (its `finishedAt`, else `startedAt`): the next scheduled
+ * run is then late only once it is also later than the previous one took.
+ */
+import type { HistoryKind, HistoryRecord } from '../history';
+import type { HistoryStore } from '../history-store';
+
+/** Metric names (namespace `Cofre`), fixed by the parallel-work contract. */
+export const FRESHNESS_METRICS = {
+  hoursSinceLastGoodBackup: 'HoursSinceLastGoodBackup',
+  daysSinceLastGoodRestoreTest: 'DaysSinceLastGoodRestoreTest',
+  hoursSinceLastVerifiedTenantExport: 'HoursSinceLastVerifiedTenantExport',
+  /** Duration of the latest good restore test: the measured RTO. */
+  lastRestoreTestSeconds: 'LastRestoreTestDurationSeconds',
+  /** 1 when the latest restore test succeeded, 0 when it failed. */
+  lastRestoreTestPassed: 'LastRestoreTestPassed',
+} as const;
+
+export const FRESHNESS_NAMESPACE = 'Cofre';
+
+/** One datapoint to publish. */
+export interface FreshnessMetric {
+  readonly name: string;
+  readonly dimensions: Readonly<Record<string, string>>;
+  readonly value: number;
+  readonly unit: 'None' | 'Seconds' | 'Count';
+}
+
+export type FreshnessState =
+  /** A good run within the limit. */
+  | 'fresh'
+  /** The last good run is older than the limit. */
+  | 'stale'
+  /** Runs exist, none good: no datapoint, the alarm's missing data (breaching) fires. */
+  | 'no-good-run'
+  /** Nothing recorded at all: no datapoint either. */
+  | 'no-history';
+
+/** What the checker found for one database and check (logged, one line each). */
+export interface FreshnessFinding {
+  readonly database: string;
+  readonly check: 'full' | 'tenant' | 'restore-test';
+  readonly state: FreshnessState;
+  /** Age in the metric's unit (hours, or days for restore tests), when there is a good run. */
+  readonly age?: number;
+  /** The limit the age was compared with (same unit). */
+  readonly limit: number;
+  readonly lastGood?: { readonly id: string; readonly at: string };
+  readonly lastRun?: { readonly id: string; readonly status: string; readonly startedAt: string };
+}
+
+/** A database the checker looks at. */
+export interface FreshnessTarget {
+  readonly database: string;
+  /** Per-tenant exports are configured (`databases[].tenants`). */
+  readonly tenants: boolean;
+}
+
+/** Limits (defaults: the alarms' thresholds). */
+export interface FreshnessLimits {
+  /** Hours after which the last good full backup is stale (default 24.5: daily, plus 30 min to finish). */
+  readonly fullBackupHours: number;
+  /** Hours after which the last verified tenant export is stale (default 24.5). */
+  readonly tenantExportHours: number;
+  /** Days after which the last good restore test is stale (default 36: monthly on the first Sunday, up to 35 days apart). */
+  readonly restoreTestDays: number;
+}
+
+export const DEFAULT_FRESHNESS_LIMITS: FreshnessLimits = {
+  fullBackupHours: 24.5,
+  tenantExportHours: 24.5,
+  restoreTestDays: 36,
+};
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** When a run ended (finishedAt, else startedAt), in ms. */
+export function endOf(record: HistoryRecord): number {
+  return Date.parse(record.finishedAt ?? record.startedAt);
+}
+
+const round = (n: number) => Math.round(n * 1000) / 1000;
+
+/**
+ * The age of the last good run against a limit (pure). `lastGood` is the newest succeeded record,
+ * `lastRun` the newest of any status (to tell "never ran" from "only failed").
+ */
+export function assessFreshness(o: {
+  readonly database: string;
+  readonly check: FreshnessFinding['check'];
+  readonly lastGood: HistoryRecord | undefined;
+  readonly lastRun: HistoryRecord | undefined;
+  readonly now: Date;
+  /** Milliseconds per unit of age: hours or days. */
+  readonly unitMs: number;
+  readonly limit: number;
+}): FreshnessFinding {
+  const lastRun = o.lastRun
+    ? { id: o.lastRun.id, status: o.lastRun.status, startedAt: o.lastRun.startedAt }
+    : undefined;
+  const base = { database: o.database, check: o.check, limit: o.limit, ...(lastRun ? { lastRun } : {}) };
+  if (!o.lastGood) return { ...base, state: lastRun ? 'no-good-run' : 'no-history' };
+  const end = endOf(o.lastGood);
+  // A clock a little behind the writer's must not make a negative age.
+  const age = round(Math.max(0, o.now.getTime() - end) / o.unitMs);
+  return {
+    ...base,
+    state: age > o.limit ? 'stale' : 'fresh',
+    age,
+    lastGood: { id: o.lastGood.id, at: new Date(end).toISOString() },
+  };
+}
+
+/** The datapoint of a finding, if it has an age. */
+function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
+  if (finding.age === undefined) return undefined;
+  if (finding.check === 'full')
+    return {
+      name: FRESHNESS_METRICS.hoursSinceLastGoodBackup,
+      dimensions: { Database: finding.database, Kind: 'full' },
+      value: finding.age,
+      unit: 'None',
+    };
+  if (finding.check === 'tenant')
+    return {
+      name: FRESHNESS_METRICS.hoursSinceLastVerifiedTenantExport,
+      dimensions: { Database: finding.database },
+      value: finding.age,
+      unit: 'None',
+    };
+  return {
+    name: FRESHNESS_METRICS.daysSinceLastGoodRestoreTest,
+    dimensions: { Database: finding.database },
+    value: finding.age,
+    unit: 'None',
+  };
+}
+
+/** Reads the history and computes every finding and datapoint for `targets` at `now`. */
+export async function checkFreshness(
+  store: Pick<HistoryStore, 'latest'>,
+  targets: readonly FreshnessTarget[],
+  now: Date,
+  limits: FreshnessLimits = DEFAULT_FRESHNESS_LIMITS,
+): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
+  const findings: FreshnessFinding[] = [];
+  const metrics: FreshnessMetric[] = [];
+  const look = async (database: string, kind: HistoryKind) => ({
+    lastGood: await store.latest(database, kind, 'succeeded'),
+    lastRun: await store.latest(database, kind),
+  });
+  for (const target of targets) {
+    const checks: { check: FreshnessFinding['check']; kind: HistoryKind; unitMs: number; limit: number }[] = [
+      { check: 'full', kind: 'full', unitMs: HOUR, limit: limits.fullBackupHours },
+      ...(target.tenants
+        ? [
+            {
+              check: 'tenant' as const,
+              kind: 'tenant' as const,
+              unitMs: HOUR,
+              limit: limits.tenantExportHours,
+            },
+          ]
+        : []),
+      { check: 'restore-test', kind: 'restore-test', unitMs: DAY, limit: limits.restoreTestDays },
+    ];
+    for (const c of checks) {
+      const { lastGood, lastRun } = await look(target.database, c.kind);
+      const finding = assessFreshness({ database: target.database, ...c, lastGood, lastRun, now });
+      findings.push(finding);
+      const metric = metricOf(finding);
+      if (metric) metrics.push(metric);
+      if (c.check === 'restore-test') {
+        if (lastGood?.finishedAt)
+          metrics.push({
+            name: FRESHNESS_METRICS.lastRestoreTestSeconds,
+            dimensions: { Database: target.database },
+            value: round((endOf(lastGood) - Date.parse(lastGood.startedAt)) / 1000),
+            unit: 'Seconds',
+          });
+        if (lastRun && (lastRun.status === 'succeeded' || lastRun.status === 'failed'))
+          metrics.push({
+            name: FRESHNESS_METRICS.lastRestoreTestPassed,
+            dimensions: { Database: target.database },
+            value: lastRun.status === 'succeeded' ? 1 : 0,
+            unit: 'Count',
+          });
+      }
+    }
+  }
+  return { findings, metrics };
+}

@@ -1,0 +1,88 @@
+/**
+ * Freshness: runs hourly (EventBridge Scheduler). Reads the history table and publishes, per
+ * database, HoursSinceLastGoodBackup (Kind=full), HoursSinceLastVerifiedTenantExport and
+ * DaysSinceLastGoodRestoreTest as EMF (core/alerts/freshness.ts). A database without a good run gets
+ * no datapoint, so its alarm (missing data = breaching) fires; so does a checker that stopped.
+ *
+ * Env: COFRE_HISTORY_TABLE, COFRE_DATABASES (JSON [{"database","tenants"}]), COFRE_MAX_DURATION_MINUTES,
+ * COFRE_RESTORE_TEST_MAX_AGE_DAYS.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { jsonEnv, numberEnv, requiredEnv } from '../../core/alerts/env';
+import { checkFreshness, FRESHNESS_NAMESPACE, type FreshnessTarget } from '../../core/alerts/freshness';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+
+const UNITS = { None: MetricUnit.NoUnit, Seconds: MetricUnit.Seconds, Count: MetricUnit.Count } as const;
+
+const targetsSchema = z.array(z.strictObject({ database: z.string().min(1), tenants: z.boolean() }));
+
+export interface FreshnessHandlerDeps {
+  readonly store: Pick<HistoryStore, 'latest'>;
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly now?: () => Date;
+}
+
+export function freshnessSettings(env: NodeJS.ProcessEnv) {
+  const parsed = targetsSchema.safeParse(jsonEnv(env, 'COFRE_DATABASES'));
+  if (!parsed.success)
+    throw new Error(
+      `environment variable COFRE_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  const graceHours = numberEnv(env, 'COFRE_MAX_DURATION_MINUTES') / 60;
+  return {
+    targets: parsed.data as FreshnessTarget[],
+    limits: {
+      fullBackupHours: 24 + graceHours,
+      tenantExportHours: 24 + graceHours,
+      restoreTestDays: numberEnv(env, 'COFRE_RESTORE_TEST_MAX_AGE_DAYS'),
+    },
+  };
+}
+
+export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
+  const { targets, limits } = freshnessSettings(deps.env);
+  // Only our own dimensions: the alarms select exactly {Database, Kind} or {Database}.
+  deps.metrics.clearDefaultDimensions();
+  return async () => {
+    const { findings, metrics } = await checkFreshness(
+      deps.store,
+      targets,
+      (deps.now ?? (() => new Date()))(),
+      limits,
+    );
+    for (const f of findings) {
+      const line = { ...f };
+      if (f.state === 'fresh') deps.logger.info(`${f.database} ${f.check}: fresh`, line);
+      else deps.logger.warn(`${f.database} ${f.check}: ${f.state}`, line);
+    }
+    for (const m of metrics) {
+      deps.metrics.addDimensions({ ...m.dimensions });
+      deps.metrics.addMetric(m.name, UNITS[m.unit], m.value);
+      deps.metrics.publishStoredMetrics();
+    }
+    return {
+      findings: findings.length,
+      datapoints: metrics.length,
+      stale: findings.filter((f) => f.state !== 'fresh').length,
+    };
+  };
+}
+
+let handle: ReturnType<typeof createFreshnessHandler> | undefined;
+
+export const handler = () =>
+  (handle ??= createFreshnessHandler({
+    store: new DynamoHistoryStore(
+      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+    ),
+    env: process.env,
+    logger: new Logger({ serviceName: 'cofre-freshness' }),
+    metrics: new Metrics({ namespace: FRESHNESS_NAMESPACE, serviceName: 'cofre-freshness' }),
+  }))();

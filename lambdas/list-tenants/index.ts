@@ -1,0 +1,34 @@
+/**
+ * Lambda `list-tenants`: the tenants of a database in batches (core/orchestration/steps.ts
+ * `listTenantsStep`). Runs in the database's VPC and reads its Secrets Manager secret.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
+import { METRICS_NAMESPACE } from '../../core/metrics';
+import { runStep } from '../../core/orchestration/lambda-support';
+import { listTenantsStep } from '../../core/orchestration/steps';
+import { connectionFromSecret } from '../../core/orchestration/task';
+import { listTenants } from '../../core/tenants/backup';
+import type { ContainerJob } from '../../core/orchestration/job';
+
+const logger = new Logger({ serviceName: 'cofre-list-tenants' });
+const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const secrets = new SecretsManagerClient({});
+
+export async function handler(event: { job: unknown }): Promise<{ count: number; batches: ContainerJob[] }> {
+  return runStep('list-tenants', logger, metrics, async () => {
+    const result = await listTenantsStep(event, {
+      connect: async (job) => {
+        const out = await secrets.send(
+          new GetSecretValueCommand({ SecretId: job.database.credentialsSecretArn }),
+        );
+        return connectionFromSecret(job, out.SecretString);
+      },
+      listTenants,
+    });
+    logger.info('tenants listed', { count: result.count, batches: result.batches.length });
+    return result;
+  });
+}

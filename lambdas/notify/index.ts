@@ -1,0 +1,41 @@
+/**
+ * Notify: the last state of every backup state machine. Formats the job's outcome for people and
+ * publishes it to the alerts topic (core/alerts/notify.ts); the topic's subscriptions route it by
+ * severity to e-mail and PagerDuty.
+ *
+ * Env: COFRE_TOPIC_ARN, COFRE_NOTIFY_ON_SUCCESS, AWS_REGION; optional COFRE_VAULT_URL (runbook lines).
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { booleanEnv, requiredEnv } from '../../core/alerts/env';
+import { notify, parseNotifyEvent, snsPublisher } from '../../core/alerts/notify';
+
+export interface NotifyHandlerDeps {
+  readonly sns: SNSClient;
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+}
+
+/** The handler, with its clients and environment passed in (tests use aws-sdk-client-mock). */
+export function createNotifyHandler(deps: NotifyHandlerDeps) {
+  const topicArn = requiredEnv(deps.env, 'COFRE_TOPIC_ARN');
+  const notifyOnSuccess = booleanEnv(deps.env, 'COFRE_NOTIFY_ON_SUCCESS');
+  const region = requiredEnv(deps.env, 'AWS_REGION');
+  const vaultUrl = deps.env.COFRE_VAULT_URL || undefined;
+  const publish = snsPublisher(deps.sns, topicArn);
+  return async (event: unknown) => {
+    const parsed = parseNotifyEvent(event);
+    const { message, audience } = await notify(parsed, { publish, notifyOnSuccess, region, vaultUrl });
+    deps.logger.info('published', { subject: message.subject, attributes: message.attributes, audience });
+    return { subject: message.subject, audience };
+  };
+}
+
+let handle: ReturnType<typeof createNotifyHandler> | undefined;
+
+export const handler = (event: unknown) =>
+  (handle ??= createNotifyHandler({
+    sns: new SNSClient({}),
+    env: process.env,
+    logger: new Logger({ serviceName: 'cofre-notify' }),
+  }))(event);

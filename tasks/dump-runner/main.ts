@@ -1,0 +1,88 @@
+/**
+ * The Fargate dump runner: reads its environment (set by the task definition and the state
+ * machine's container overrides), runs one command of core/orchestration/task.ts, and reports to
+ * Step Functions with the task token. See state-machines/README.md.
+ *
+ *   COFRE_COMMAND     backup | tenant-backup | verify-deep            (override, per run)
+ *   COFRE_JOB         the job JSON (prepare's `job`, or one batch)   (override, per run)
+ *   COFRE_TASK_TOKEN  the `.waitForTaskToken` token                  (override, per run)
+ *   COFRE_DB_SECRET   the database's Secrets Manager JSON            (ECS secret)
+ *   COFRE_VAULT_URL   s3://bucket                                    (task definition)
+ *   COFRE_KMS_KEY_ARN the vault's KMS key                            (task definition)
+ *   AWS_REGION
+ */
+import { KMS } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SendTaskFailureCommand, SFNClient } from '@aws-sdk/client-sfn';
+import { buildKeys } from '../../core/crypto';
+import { messageOf } from '../../core/errors';
+import { taskErrorName } from '../../core/orchestration/errors';
+import { parseContainerJob } from '../../core/orchestration/job';
+import { requireEnv } from '../../core/orchestration/lambda-support';
+import { connectionFromSecret, parseTaskCommand, runReportedTask } from '../../core/orchestration/task';
+import { openVault } from '../../core/vault';
+
+export interface RunnerIo {
+  readonly env: NodeJS.ProcessEnv;
+  readonly sfn: SFNClient;
+  /** Defaults: clients from the environment. */
+  readonly s3?: S3Client;
+  readonly kms?: () => KMS;
+  readonly signal?: AbortSignal;
+  readonly log: (line: string) => void;
+  readonly heartbeatIntervalMs?: number;
+}
+
+/** Runs the task; the process exit code. Any failure that can be reported is reported. */
+export async function runDumpRunner(io: RunnerIo): Promise<number> {
+  const token = io.env.COFRE_TASK_TOKEN;
+  if (!token) {
+    io.log('cofre dump-runner: COFRE_TASK_TOKEN is not set; this task must be started by the state machine');
+    return 2;
+  }
+  try {
+    const env = requireEnv(io.env, ['COFRE_COMMAND', 'COFRE_JOB', 'COFRE_VAULT_URL', 'COFRE_KMS_KEY_ARN']);
+    const command = parseTaskCommand(env.COFRE_COMMAND);
+    const job = parseContainerJob(env.COFRE_JOB);
+    const region = io.env.AWS_REGION;
+    const kms = io.kms ?? (() => new KMS(region ? { region } : {}));
+    const vault = openVault(env.COFRE_VAULT_URL, {
+      env: io.env,
+      sseKmsKeyId: env.COFRE_KMS_KEY_ARN,
+      ...(io.s3 ? { s3: io.s3 } : {}),
+    });
+    const keys = await buildKeys(
+      { kmsKeyArn: env.COFRE_KMS_KEY_ARN },
+      command === 'verify-deep' ? 'decrypt' : 'encrypt',
+      kms,
+    );
+    const connection =
+      command === 'verify-deep' ? undefined : connectionFromSecret(job, io.env.COFRE_DB_SECRET);
+    io.log(`cofre dump-runner: ${command} of ${job.database.id}, run ${job.runId}`);
+    return await runReportedTask({
+      sfn: io.sfn,
+      token,
+      command,
+      job,
+      deps: { connection, vault, keys, signal: io.signal, log: io.log },
+      heartbeatIntervalMs: io.heartbeatIntervalMs,
+      log: io.log,
+    });
+  } catch (error) {
+    // Bad environment or job: report it, so the state fails now instead of at its heartbeat timeout.
+    const name = taskErrorName(error);
+    io.log(`cofre dump-runner: ${name}: ${messageOf(error)}`);
+    try {
+      await io.sfn.send(
+        new SendTaskFailureCommand({
+          taskToken: token,
+          error: name,
+          cause: messageOf(error).slice(0, 32_000),
+        }),
+      );
+    } catch (reportError) {
+      io.log(`cofre dump-runner: could not report the failure: ${messageOf(reportError)}`);
+    }
+    return name === 'Cofre.BadInput' ? 2 : 1;
+  }
+}

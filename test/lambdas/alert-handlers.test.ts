@@ -1,0 +1,313 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  CloudWatchClient,
+  DescribeAlarmHistoryCommand,
+  GetMetricDataCommand,
+} from '@aws-sdk/client-cloudwatch';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import type { SNSEvent } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DEFAULT_PRICES } from '../../core/alerts/report';
+import { FileHistoryStore } from '../../core/history-store';
+import { createFreshnessHandler } from '../../lambdas/freshness';
+import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
+import { createNotifyHandler } from '../../lambdas/notify';
+import { createPagerDutyHandler, routingKeyOf } from '../../lambdas/pagerduty';
+import { tempDir } from '../helpers/cli';
+
+const logger = new Logger({ serviceName: 'test', logLevel: 'SILENT' });
+const TOPIC = 'arn:aws:sns:sa-east-1:111111111111:CofrePrimary-AlertsTopic';
+const sns = mockClient(SNSClient);
+const secrets = mockClient(SecretsManagerClient);
+const cloudwatch = mockClient(CloudWatchClient);
+beforeEach(() => {
+  sns.reset();
+  secrets.reset();
+  cloudwatch.reset();
+  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+});
+
+describe('notify handler', () => {
+  const env = {
+    COFRE_TOPIC_ARN: TOPIC,
+    COFRE_NOTIFY_ON_SUCCESS: 'false',
+    AWS_REGION: 'sa-east-1',
+    COFRE_VAULT_URL: 's3://acme-cofre-vault',
+  };
+
+  it('publishes the formatted message with string message attributes to the topic', async () => {
+    const handle = createNotifyHandler({ sns: new SNSClient({}), env, logger });
+    const result = await handle({
+      outcome: 'failed',
+      job: 'backup-database',
+      database: 'app-prod',
+      kind: 'full',
+    });
+    expect(result).toEqual({
+      subject: '[Cofre] FAILED full backup app-prod (sa-east-1)',
+      audience: 'people',
+    });
+    const input = sns.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(input).toMatchObject({
+      TopicArn: TOPIC,
+      Subject: '[Cofre] FAILED full backup app-prod (sa-east-1)',
+    });
+    expect(input.Message).toMatch(/npx cofre list --vault s3:\/\/acme-cofre-vault/);
+    expect(input.MessageAttributes).toEqual({
+      severity: { DataType: 'String', StringValue: 'critical' },
+      database: { DataType: 'String', StringValue: 'app-prod' },
+      kind: { DataType: 'String', StringValue: 'full' },
+      outcome: { DataType: 'String', StringValue: 'failed' },
+      job: { DataType: 'String', StringValue: 'backup-database' },
+      audience: { DataType: 'String', StringValue: 'people' },
+    });
+  });
+
+  it('rejects a malformed event naming the field, and a missing variable naming it', async () => {
+    const handle = createNotifyHandler({ sns: new SNSClient({}), env, logger });
+    await expect(handle({ outcome: 'failed', job: 'backup-database', kind: 'full' })).rejects.toThrow(
+      /database: /,
+    );
+    expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
+    expect(() =>
+      createNotifyHandler({ sns: new SNSClient({}), env: { ...env, COFRE_TOPIC_ARN: '' }, logger }),
+    ).toThrow(/COFRE_TOPIC_ARN is not set/);
+  });
+});
+
+describe('pagerduty handler', () => {
+  let server: Server;
+  let bodies: unknown[] = [];
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let data = '';
+      req.on('data', (c: Buffer) => (data += c.toString()));
+      req.on('end', () => {
+        bodies.push(JSON.parse(data));
+        res.writeHead(202).end('{"status":"success"}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    await new Promise((r) => server.close(r));
+  });
+  afterEach(() => {
+    bodies = [];
+  });
+
+  const snsEvent = (attributes: Record<string, string>, message = 'body'): SNSEvent =>
+    ({
+      Records: [
+        {
+          Sns: {
+            Subject: '[Cofre] FAILED full backup app-prod (sa-east-1)',
+            Message: message,
+            MessageAttributes: Object.fromEntries(
+              Object.entries(attributes).map(([k, v]) => [k, { Type: 'String', Value: v }]),
+            ),
+          },
+        },
+      ],
+    }) as unknown as SNSEvent;
+
+  it('reads the routing key from Secrets Manager once per container and relays trigger then resolve', async () => {
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: '{"routingKey":"KEY-FROM-SECRET"}' });
+    const handle = createPagerDutyHandler({
+      secrets: new SecretsManagerClient({}),
+      env: {
+        COFRE_PAGERDUTY_SECRET_ARN: 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:pd-AbCdEf',
+        COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/enqueue`,
+      },
+      logger,
+    });
+    const attrs = {
+      severity: 'critical',
+      database: 'app-prod',
+      kind: 'full',
+      outcome: 'failed',
+      job: 'backup-database',
+    };
+    await handle(snsEvent(attrs));
+    await handle(snsEvent({ ...attrs, severity: 'info', outcome: 'succeeded' }));
+    expect(bodies).toMatchObject([
+      {
+        routing_key: 'KEY-FROM-SECRET',
+        event_action: 'trigger',
+        dedup_key: 'cofre:backup-database:app-prod',
+      },
+      {
+        routing_key: 'KEY-FROM-SECRET',
+        event_action: 'resolve',
+        dedup_key: 'cofre:backup-database:app-prod',
+      },
+    ]);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+  });
+
+  it('accepts a plain-string routing key and refuses an empty one, naming the secret', () => {
+    expect(routingKeyOf('  abc123  \n', 'arn:s')).toBe('abc123');
+    expect(routingKeyOf('{"routing_key":"k2"}', 'arn:s')).toBe('k2');
+    expect(() => routingKeyOf('{"other":1}', 'arn:aws:secretsmanager:x')).toThrow(
+      /secret arn:aws:secretsmanager:x holds no PagerDuty routing key/,
+    );
+  });
+});
+
+describe('freshness handler', () => {
+  it('emits one EMF line per datapoint in namespace Cofre with exactly the alarm dimensions', async () => {
+    const store = new FileHistoryStore(tempDir('fresh-handler'));
+    await store.put({
+      id: 'a',
+      kind: 'full',
+      database: 'app-prod',
+      status: 'succeeded',
+      startedAt: '2026-11-24T04:00:00.000Z',
+      finishedAt: '2026-11-24T04:30:00.000Z',
+      requestedBy: 'schedule',
+    });
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const handle = createFreshnessHandler({
+        store,
+        env: {
+          COFRE_DATABASES: JSON.stringify([
+            { database: 'app-prod', tenants: true },
+            { database: 'ledger-prod', tenants: false },
+          ]),
+          COFRE_MAX_DURATION_MINUTES: '30',
+          COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
+        },
+        logger,
+        metrics: new Metrics({ namespace: 'Cofre', serviceName: 'cofre-freshness' }),
+        now: () => new Date('2026-11-24T06:30:00.000Z'),
+      });
+      const result = await handle();
+      expect(result).toEqual({ findings: 5, datapoints: 1, stale: 4 });
+    } finally {
+      spy.mockRestore();
+    }
+    const emf = lines
+      .flatMap((l) => l.split('\n'))
+      .filter((l) => l.includes('"_aws"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({
+      _aws: { CloudWatchMetrics: [{ Namespace: 'Cofre', Dimensions: [['Database', 'Kind']] }] },
+      Database: 'app-prod',
+      Kind: 'full',
+      HoursSinceLastGoodBackup: 2,
+    });
+    expect(emf[0]).not.toHaveProperty('service');
+  });
+
+  it('refuses a malformed database list, naming the variable', () => {
+    expect(() =>
+      createFreshnessHandler({
+        store: new FileHistoryStore(tempDir('fresh-bad')),
+        env: {
+          COFRE_DATABASES: '[{"database":""}]',
+          COFRE_MAX_DURATION_MINUTES: '30',
+          COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
+        },
+        logger,
+        metrics: new Metrics({ namespace: 'Cofre' }),
+      }),
+    ).toThrow(/COFRE_DATABASES: 0\.database: /);
+  });
+});
+
+describe('monthly report handler', () => {
+  it('reports the previous month from history, vault metrics and alarm history, and publishes it', async () => {
+    const store = new FileHistoryStore(tempDir('report-handler'));
+    await store.put({
+      id: 'oct-1',
+      kind: 'full',
+      database: 'app-prod',
+      status: 'succeeded',
+      startedAt: '2026-10-15T05:00:00.000Z',
+      finishedAt: '2026-10-15T05:10:00.000Z',
+      bytes: 1024 ** 3,
+      requestedBy: 'schedule',
+    });
+    await store.put({
+      id: 'nov-1',
+      kind: 'full',
+      database: 'app-prod',
+      status: 'failed',
+      startedAt: '2026-11-01T05:00:00.000Z',
+      requestedBy: 'schedule',
+    });
+    cloudwatch.on(GetMetricDataCommand).resolves({
+      MetricDataResults: [
+        { Id: 'm0', Values: [100 * 1024 ** 3, 99 * 1024 ** 3] }, // StandardStorage, newest first
+        { Id: 'm4', Values: [1000 * 1024 ** 3] }, // GlacierStorage
+      ],
+    });
+    cloudwatch.on(DescribeAlarmHistoryCommand).resolves({
+      AlarmHistoryItems: [
+        {
+          AlarmName: 'CofrePrimary-AlertsFresh-1',
+          HistorySummary: 'Alarm updated from OK to ALARM',
+          Timestamp: new Date('2026-10-20T03:00:00Z'),
+        },
+        {
+          AlarmName: 'CofrePrimary-AlertsFresh-1',
+          HistorySummary: 'Alarm updated from ALARM to OK',
+          Timestamp: new Date('2026-10-20T04:00:00Z'),
+        },
+        {
+          AlarmName: 'SomeoneElse-Alarm',
+          HistorySummary: 'Alarm updated from OK to ALARM',
+          Timestamp: new Date('2026-10-21T03:00:00Z'),
+        },
+      ],
+    });
+    const handle = createMonthlyReportHandler({
+      store,
+      cloudwatch: new CloudWatchClient({}),
+      sns: new SNSClient({}),
+      env: {
+        COFRE_TOPIC_ARN: TOPIC,
+        COFRE_VAULT_BUCKET: 'acme-cofre-vault',
+        COFRE_PRICES: JSON.stringify(DEFAULT_PRICES),
+        COFRE_ALARM_PREFIX: 'CofrePrimary-',
+        AWS_REGION: 'sa-east-1',
+      },
+      logger,
+      now: () => new Date('2026-11-01T11:00:00.000Z'),
+    });
+    expect(await handle(undefined)).toEqual({ month: '2026-10', runs: 1 });
+    const query = cloudwatch.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
+    expect(query.MetricDataQueries![0]!.MetricStat!.Metric).toEqual({
+      Namespace: 'AWS/S3',
+      MetricName: 'BucketSizeBytes',
+      Dimensions: [
+        { Name: 'BucketName', Value: 'acme-cofre-vault' },
+        { Name: 'StorageType', Value: 'StandardStorage' },
+      ],
+    });
+    const published = sns.commandCalls(PublishCommand)[0]!.args[0].input;
+    expect(published.Subject).toBe('[Cofre] Monthly report 2026-10 (sa-east-1)');
+    expect(published.MessageAttributes).toEqual({
+      severity: { DataType: 'String', StringValue: 'info' },
+      job: { DataType: 'String', StringValue: 'monthly-report' },
+      audience: { DataType: 'String', StringValue: 'people' },
+    });
+    expect(published.Message).toMatch(
+      /app-prod full backups\s+1\s+1\s+0\s+0\s+100 %\s+1\.00 GiB\s+10 min 00 s/,
+    );
+    expect(published.Message).toMatch(/Alarms raised: 1\n {2}2026-10-20 03:00 CofrePrimary-AlertsFresh-1\n/);
+    expect(published.Message).toMatch(/STANDARD\s+100\.00 GiB\s+0\.0405\s+4\.05/);
+    expect(published.Message).toMatch(/GLACIER\s+1000\.00 GiB\s+0\.0072\s+7\.20/);
+  });
+});

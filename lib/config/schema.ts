@@ -333,6 +333,102 @@ const thresholdsSchema = z
   })
   .describe('Alarm thresholds.');
 
+/** Storage classes the monthly report prices (the vault's lifecycle and replication use these). */
+export const PRICED_STORAGE_CLASSES = [
+  'STANDARD',
+  'STANDARD_IA',
+  'GLACIER_IR',
+  'GLACIER',
+  'DEEP_ARCHIVE',
+] as const;
+
+const pricePerGbMonth = (storageClass: string, defaultValue: number) =>
+  z
+    .number({ error: `expected the ${storageClass} price in currency units per GB-month as a number` })
+    .nonnegative({ error: (iss) => `expected a price of at least 0, got ${String(iss.input)}` })
+    .default(defaultValue)
+    .describe(`${storageClass} per GB-month.`);
+
+const pricesSchema = z
+  .strictObject({
+    currency: z
+      .string()
+      .regex(/^[A-Z]{3}$/, {
+        error: (iss) => `expected an ISO 4217 code such as "USD", got "${String(iss.input)}"`,
+      })
+      .default('USD')
+      .describe('Currency of the prices below.'),
+    storageGbMonth: z
+      .strictObject({
+        STANDARD: pricePerGbMonth('S3 Standard', 0.0405),
+        STANDARD_IA: pricePerGbMonth('S3 Standard-IA', 0.0221),
+        GLACIER_IR: pricePerGbMonth('S3 Glacier Instant Retrieval', 0.008),
+        GLACIER: pricePerGbMonth('S3 Glacier Flexible Retrieval', 0.0072),
+        DEEP_ARCHIVE: pricePerGbMonth('S3 Glacier Deep Archive', 0.0032),
+      })
+      .prefault({})
+      .describe(
+        'Storage price per GB-month by storage class. Defaults: public S3 list prices of sa-east-1 (first 50 TB tier); check https://aws.amazon.com/s3/pricing/ for your region and date.',
+      ),
+  })
+  .describe(
+    "Public per-GB prices the monthly report uses to estimate the vault's storage cost (an estimate, not your bill).",
+  );
+
+/** Fargate sizes: vCPU units and the memory (MiB) each allows (AWS Fargate task size table). */
+export const FARGATE_SIZES: Readonly<Record<number, { min: number; max: number; step: number }>> = {
+  256: { min: 512, max: 2048, step: 512 },
+  512: { min: 1024, max: 4096, step: 1024 },
+  1024: { min: 2048, max: 8192, step: 1024 },
+  2048: { min: 4096, max: 16384, step: 1024 },
+  4096: { min: 8192, max: 30720, step: 1024 },
+  8192: { min: 16384, max: 61440, step: 4096 },
+  16384: { min: 32768, max: 122880, step: 8192 },
+};
+
+const dumpTaskSchema = z
+  .strictObject({
+    cpu: z
+      .number({ error: 'expected the task CPU in vCPU units (1024 = 1 vCPU) as a number' })
+      .refine((cpu) => FARGATE_SIZES[cpu] !== undefined, {
+        error: (iss) =>
+          `expected one of ${Object.keys(FARGATE_SIZES).join(', ')} (vCPU units, 1024 = 1 vCPU), got ${String(iss.input)}`,
+      })
+      .default(2048)
+      .describe(
+        'CPU of the Fargate dump task in vCPU units (1024 = 1 vCPU). Two vCPUs let the dump server process and the compress/encrypt pipeline run side by side.',
+      ),
+    memoryMiB: z
+      .number({ error: 'expected the task memory in MiB as a whole number' })
+      .int({ error: 'expected the task memory in MiB as a whole number' })
+      .min(512, { error: (iss) => `expected between 512 and 122880 MiB, got ${String(iss.input)}` })
+      .max(122880, { error: (iss) => `expected between 512 and 122880 MiB, got ${String(iss.input)}` })
+      .default(4096)
+      .describe('Memory of the Fargate dump task in MiB; must be a size Fargate allows for `cpu`.'),
+    ephemeralStorageGiB: z
+      .number({ error: 'expected the ephemeral storage in GiB as a whole number' })
+      .int({ error: 'expected the ephemeral storage in GiB as a whole number' })
+      .min(21, { error: (iss) => `expected between 21 and 200 GiB, got ${String(iss.input)}` })
+      .max(200, { error: (iss) => `expected between 21 and 200 GiB, got ${String(iss.input)}` })
+      .default(50)
+      .describe(
+        'Ephemeral storage of the Fargate dump task in GiB (21–200), mounted as the writable /tmp: room for a restore that spills the dump to disk (parallel pg_restore), so keep it above the largest backup (`thresholds.maxSizeGiB`).',
+      ),
+  })
+  .superRefine((task, ctx) => {
+    const size = FARGATE_SIZES[task.cpu];
+    if (!size) return; // reported by the cpu check
+    const { min, max, step } = size;
+    if (task.memoryMiB < min || task.memoryMiB > max || task.memoryMiB % step !== 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['memoryMiB'],
+        message: `expected ${min}–${max} MiB in steps of ${step} for cpu ${task.cpu} (Fargate task sizes), got ${task.memoryMiB}`,
+      });
+    }
+  })
+  .describe('Size of the Fargate task that dumps, exports and deep-verifies each database.');
+
 export const configSchema = z
   .strictObject({
     account: z
@@ -386,6 +482,8 @@ export const configSchema = z
     replication: replicationSchema.prefault({}),
     alerts: alertsSchema,
     thresholds: thresholdsSchema.prefault({}),
+    prices: pricesSchema.prefault({}),
+    dumpTask: dumpTaskSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     if (config.regions.primary === config.regions.dr) {

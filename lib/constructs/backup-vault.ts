@@ -263,13 +263,14 @@ export class BackupVault extends Construct {
    * Lets `grantee` write backups: put objects with their tags and Object Lock retention, abort its
    * own failed multipart uploads, and use the key to encrypt (SSE-KMS through S3, and envelope data
    * keys). Never delete, never read back. `grantee` must be in this stack (or in a stack deployed
-   * after it), since the key policy names it.
+   * after it), since the key policy names it. `keyPrefixes` (e.g. `['full/app-prod/']`) limits the
+   * writes to those key prefixes; by default the whole vault.
    */
-  public grantWrite(grantee: IGrantable): Grant {
+  public grantWrite(grantee: IGrantable, keyPrefixes?: readonly string[]): Grant {
     const s3 = Grant.addToPrincipal({
       grantee,
       actions: ['s3:PutObject', 's3:PutObjectTagging', 's3:PutObjectRetention', 's3:AbortMultipartUpload'],
-      resourceArns: [this.bucket.arnForObjects('*')],
+      resourceArns: this.objectArns(keyPrefixes),
     });
     this.key.addToResourcePolicy(
       new PolicyStatement({
@@ -293,9 +294,10 @@ export class BackupVault extends Construct {
   /**
    * Lets `grantee` read backups: list versions, get objects with their tags and lock status, restore
    * archived objects, and decrypt (SSE-KMS and envelope data keys). `grantee` must be in this stack
-   * (or in a stack deployed after it), since the key policy names it.
+   * (or in a stack deployed after it), since the key policy names it. `keyPrefixes` limits the
+   * objects and listings to those key prefixes; by default the whole vault.
    */
-  public grantRead(grantee: IGrantable): Grant {
+  public grantRead(grantee: IGrantable, keyPrefixes?: readonly string[]): Grant {
     const objects = Grant.addToPrincipal({
       grantee,
       actions: [
@@ -308,12 +310,15 @@ export class BackupVault extends Construct {
         's3:GetObjectAttributes',
         's3:RestoreObject',
       ],
-      resourceArns: [this.bucket.arnForObjects('*')],
+      resourceArns: this.objectArns(keyPrefixes),
     });
     const bucket = Grant.addToPrincipal({
       grantee,
       actions: ['s3:ListBucket', 's3:ListBucketVersions'],
       resourceArns: [this.bucket.bucketArn],
+      ...(keyPrefixes
+        ? { conditions: { StringLike: { 's3:prefix': keyPrefixes.map((p) => `${p}*`) } } }
+        : {}),
     });
     this.key.addToResourcePolicy(
       new PolicyStatement({
@@ -323,6 +328,22 @@ export class BackupVault extends Construct {
       }),
     );
     return objects.combine(bucket);
+  }
+
+  /** `<bucket>/<prefix>*` for each prefix (each must end in `/`), or `<bucket>/*`. */
+  private objectArns(keyPrefixes: readonly string[] | undefined): string[] {
+    if (keyPrefixes === undefined) return [this.bucket.arnForObjects('*')];
+    for (const prefix of keyPrefixes) {
+      if (!/^[A-Za-z0-9!_.'()=%-]+(\/[A-Za-z0-9!_.'()=%-]+)*\/$/.test(prefix))
+        throw new Error(
+          `BackupVault ${this.node.path}: keyPrefixes must be key prefixes ending in "/" without wildcards, got "${prefix}"`,
+        );
+    }
+    if (keyPrefixes.length === 0)
+      throw new Error(
+        `BackupVault ${this.node.path}: keyPrefixes must not be empty (omit it for the whole vault)`,
+      );
+    return keyPrefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}*`));
   }
 
   private s3Service(): string {

@@ -2,6 +2,8 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { BackupHistory } from '../constructs/backup-history';
+import { BackupPipeline, PIPELINE_JOBS } from '../constructs/backup-pipeline';
+import { alertsPropsFromConfig, CofreAlerts } from '../constructs/alerts';
 import { BackupVault } from '../constructs/backup-vault';
 import type { CofreDrStack } from './dr-stack';
 
@@ -23,6 +25,10 @@ export class CofrePrimaryStack extends Stack {
   public readonly vault: BackupVault;
   /** The backup history (audit log) table. */
   public readonly history: BackupHistory;
+  /** Alerts: topics, notify / PagerDuty / freshness / monthly-report Lambdas, alarms, dashboard. */
+  public readonly alerts: CofreAlerts;
+  /** Orchestration: dump tasks, pipeline Lambdas, state machines, schedules. */
+  public readonly pipeline: BackupPipeline;
 
   constructor(scope: Construct, id: string, props: CofrePrimaryStackProps) {
     super(scope, id, props);
@@ -35,6 +41,34 @@ export class CofrePrimaryStack extends Stack {
       replicateTo: { destination: props.drStack.vault, storageClass: props.config.replication.storageClass },
     });
     this.history = new BackupHistory(this, 'History');
+    this.alerts = new CofreAlerts(
+      this,
+      'Alerts',
+      alertsPropsFromConfig(props.config, {
+        vault: this.vault,
+        history: this.history,
+        replicaBucketName: props.drStack.vault.bucket.bucketName,
+      }),
+    );
+    this.pipeline = new BackupPipeline(this, 'Pipeline', {
+      config: props.config,
+      vault: this.vault,
+      history: this.history,
+      notifyFunction: this.alerts.notifyFunction.function,
+    });
+    this.pipeline.addAlarms(this.alerts);
+    this.alerts.alarmOnTaskFailures(this.pipeline.cluster.attrArn);
+    for (const job of PIPELINE_JOBS) {
+      const name = job.replace(/(^|-)([a-z])/g, (_, _dash: string, c: string) => c.toUpperCase());
+      new CfnOutput(this, `${name}StateMachineArn`, {
+        description: `State machine ${job}`,
+        value: this.pipeline.stateMachines[job].stateMachine.stateMachineArn,
+      });
+    }
+    new CfnOutput(this, 'DumpClusterArn', {
+      description: 'ECS cluster of the dump tasks',
+      value: this.pipeline.cluster.attrArn,
+    });
     new CfnOutput(this, 'VaultBucketName', {
       description: 'Primary vault bucket',
       value: this.vault.bucket.bucketName,

@@ -14,11 +14,18 @@ export function cdkJsonContext(): Record<string, unknown> {
   return cdkJson.context;
 }
 
-/** App props for tests: cdk.json's context and a fresh output directory. */
-export function testAppProps(): AppProps {
+/**
+ * App props for tests: cdk.json's context and a fresh output directory. Lambda bundling (esbuild) is
+ * skipped unless `bundling` is set, as `cdk synth --exclusively` does for other stacks: the templates
+ * are the same, and bundling every Lambda on every test app would cost seconds each time.
+ */
+export function testAppProps(options: { bundling?: boolean } = {}): AppProps {
   // analyticsReporting as the CLI sets it: the AWS::CDK::Metadata resource is part of what we deploy.
   return {
-    context: cdkJsonContext(),
+    context: {
+      ...cdkJsonContext(),
+      ...(options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] }),
+    },
     analyticsReporting: true,
     outdir: mkdtempSync(path.join(os.tmpdir(), 'cofre-cdk-')),
   };
@@ -31,7 +38,10 @@ export function exampleConfig(
   return change(structuredClone(baseConfig));
 }
 
-/** Builds the Cofre app from the example config (or a changed one) as `bin/cofre.ts` would. */
-export function buildTestApp(change?: (c: CofreConfigInput) => CofreConfigInput) {
-  return buildCofreApp(parseConfig(exampleConfig(change)), testAppProps());
+/** Builds the Cofre app from the example config (or a changed one) as `bin/cofre.ts` would (Lambdas not bundled unless `bundling`). */
+export function buildTestApp(
+  change?: (c: CofreConfigInput) => CofreConfigInput,
+  options: { bundling?: boolean } = {},
+) {
+  return buildCofreApp(parseConfig(exampleConfig(change)), testAppProps(options));
 }

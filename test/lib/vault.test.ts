@@ -121,10 +121,28 @@ describe.each(regions)('the %s vault key (%s, %s)', (which, stackName, region) =
     }
   });
 
-  it('names no other principal than the account and the replication role', () => {
-    const principals = statementsOf(keyPolicyOf(byDefault, which, stackName)).map((s) => s.Principal);
-    expect(principals).toHaveLength(2);
-    expect(principals[0]).toEqual({ AWS: 'arn:aws:iam::111111111111:root' });
+  it('names no other principal than the account, the replication role and (primary) the pipeline roles that write or read backups', () => {
+    const principals = statementsOf(keyPolicyOf(byDefault, which, stackName)).flatMap((s) =>
+      [(s.Principal as { AWS: unknown }).AWS].flat().map((p) => JSON.stringify(p)),
+    );
+    expect(principals[0]).toEqual(JSON.stringify('arn:aws:iam::111111111111:root'));
+    const replication = principals.filter(
+      (p) =>
+        p.includes('Fn::GetStackOutput') ||
+        p === JSON.stringify(arnOf(byDefault.app.dr.vault.replicationRole!)),
+    );
+    expect(replication.length).toBeGreaterThan(0);
+    const pipeline = byDefault.app.primary.pipeline;
+    const expected =
+      which === 'primary'
+        ? [
+            ...[...pipeline.dumpTasks.values()].map((t) => t.taskRole),
+            pipeline.functions.verify.function.role!,
+            pipeline.functions['list-backups'].function.role!,
+          ].map((role) => JSON.stringify(arnOf(role)))
+        : [];
+    const others = principals.slice(1).filter((p) => !replication.includes(p));
+    expect([...new Set(others)].sort()).toEqual([...new Set(expected)].sort());
   });
 });
 

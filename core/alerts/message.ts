@@ -12,7 +12,7 @@ import { z } from 'zod';
 import { HISTORY_KINDS, HISTORY_STATUSES, type HistoryKind, type HistoryRecord } from '../history';
 
 /** The state machines that report through `notify`. */
-export const NOTIFY_JOBS = ['backup-database', 'backup-tenants', 'verify-integrity'] as const;
+export const NOTIFY_JOBS = ['backup-database', 'backup-tenants', 'verify-integrity', 'restore-test'] as const;
 export type NotifyJob = (typeof NOTIFY_JOBS)[number];
 
 export const NOTIFY_OUTCOMES = ['succeeded', 'failed', 'skipped'] as const;
@@ -134,7 +134,7 @@ export function severityOf(outcome: NotifyOutcome): Severity {
   return outcome === 'failed' ? 'critical' : outcome === 'skipped' ? 'warning' : 'info';
 }
 
-/** What ran, in words: `full backup`, `tenant export`, `integrity verification`. */
+/** What ran, in words: `full backup`, `tenant export`, `integrity verification`, `restore test`. */
 export function whatOf(job: NotifyJob, kind: HistoryKind): string {
   return job === 'verify-integrity' ? 'integrity verification' : KIND_LABELS[kind];
 }
@@ -206,6 +206,17 @@ function runbook(event: NotifyEvent, vault: string): string[] {
       '2. If it is stuck, stop it (aws stepfunctions stop-execution --execution-arn ...); the next scheduled run starts normally.',
       `3. Check that a recent good backup exists: npx cofre list --vault ${vault}`,
     ];
+  if (event.job === 'restore-test')
+    return [
+      '1. Open the execution (link above): the cause names each database, its backup and what failed.',
+      event.error === 'Cofre.NothingToRestore'
+        ? `2. No full backup of this database is in the vault: check the backup-database runs (npx cofre list --vault ${vault}).`
+        : `2. Check that backup in the vault: npx cofre verify --vault ${vault} --backup <backup id> --deep ${kmsKey}`,
+      `3. Reproduce by hand into a new scratch database on the same server: npx cofre restore --vault ${vault} --backup <backup id> --target-url <postgres|mysql>://<user>@<host>/<db>_restore_check ${kmsKey}, then drop it.`,
+      '4. A row-count or checksum mismatch (Cofre.IntegrityFailed) means that backup cannot be trusted: do not delete anything, make sure an older good backup exists, and treat it like a failed integrity verification (README: Operations).',
+      '5. A scratch database <db>_cofre_rt_<hex> left on the server is dropped by the next restore test (or drop it by hand).',
+      `6. Once the cause is fixed, run the test again: ${event.executionArn ? `aws stepfunctions redrive-execution --execution-arn ${event.executionArn}` : 'start the restore-test state machine with the schedule input'}; the DaysSinceLastGoodRestoreTest alarm clears with the next good test.`,
+    ];
   if (event.job === 'verify-integrity')
     return [
       '1. Do not delete anything: Object Lock keeps the backup; this may be corruption or tampering.',
@@ -250,7 +261,9 @@ export function formatAlert(event: NotifyEvent, options: FormatOptions): AlertMe
   }
   const stored = event.summary?.storedBytes ?? record?.bytes;
   const raw = event.summary?.rawBytes;
-  if (stored !== undefined) {
+  if (stored !== undefined && event.kind === 'restore-test')
+    rows.push(['Read', `${formatBytes(stored)} from the vault`]);
+  else if (stored !== undefined) {
     rows.push([
       'Size',
       raw !== undefined
@@ -266,6 +279,8 @@ export function formatAlert(event: NotifyEvent, options: FormatOptions): AlertMe
   if (event.summary?.tables !== undefined)
     rows.push(['Tables', `${event.summary.tables} (${event.summary.rows ?? '?'} rows)`]);
   if (record?.location) rows.push(['Location', record.location]);
+  if (event.outcome === 'succeeded' && event.kind === 'restore-test' && record?.message)
+    rows.push(['Result', record.message]);
   if (event.failedTenants?.length)
     rows.push(['Failed tenants', `${event.failedTenants.length}: ${event.failedTenants.join(', ')}`]);
   if (event.error) rows.push(['Error', event.error]);

@@ -13,6 +13,10 @@ export const TASK_ERRORS = {
   cancelled: 'Cofre.Cancelled',
   /** The dump / export failed (database, network, storage): worth a retry. */
   dump: 'Cofre.DumpFailed',
+  /** A restore test found no full backup of the database in the vault: retrying cannot help. */
+  nothingToRestore: 'Cofre.NothingToRestore',
+  /** A restore test could not restore (database, network, storage): worth a retry. */
+  restore: 'Cofre.RestoreFailed',
   /** Quick verification of a new backup failed. */
   verify: 'Cofre.VerifyFailed',
   /** Anything else (a bug): retried like a dump failure, and reported. */

@@ -10,8 +10,8 @@ import { UsageError } from '../errors';
 import { DEFAULT_RETENTION, type RetentionSettings, type Tier } from '../retention';
 import type { HistoryKind } from '../history';
 
-/** The three orchestrated jobs (state machines). */
-export const JOBS = ['backup-database', 'backup-tenants', 'verify-integrity'] as const;
+/** The orchestrated jobs (state machines). */
+export const JOBS = ['backup-database', 'backup-tenants', 'verify-integrity', 'restore-test'] as const;
 export type JobName = (typeof JOBS)[number];
 
 /** History kind of each job (verify-integrity: what it verifies, for the notify event). */
@@ -19,6 +19,7 @@ export const JOB_KIND: Record<JobName, HistoryKind> = {
   'backup-database': 'full',
   'backup-tenants': 'tenant',
   'verify-integrity': 'full',
+  'restore-test': 'restore-test',
 };
 
 /**

@@ -18,7 +18,7 @@ import { listTenants as engineListTenants } from '../tenants/backup';
 import type { TenantModel } from '../tenants/plan';
 import type { Vault } from '../vault';
 import { NamedError, asNamedError } from './errors';
-import { parseContainerJob, type ContainerJob, type JobName } from './job';
+import { JOBS, parseContainerJob, type ContainerJob, type JobName } from './job';
 import {
   listBackupsStep,
   listTenantsStep,
@@ -30,7 +30,7 @@ import {
   type StepHistory,
   type VerifyEvent,
 } from './steps';
-import { parseTaskCommand, runTaskCommand } from './task';
+import { parseTaskCommand, readsBackups, runTaskCommand } from './task';
 
 /**
  * Where the ASL files are: `state-machines/` of the checkout, found upwards from this file (it is
@@ -108,7 +108,7 @@ function taskStates(definition: { States?: Record<string, unknown> }): Map<strin
 export interface LocalPipelineOptions {
   readonly history: StepHistory;
   readonly vault: Vault;
-  /** Keys the task writes with, and reads with for verify-deep. */
+  /** Keys the task writes with, and reads with for verify-deep and restore-test. */
   readonly keys: Keys;
   readonly decryptKeys: Keys;
   /** The connection (credentials resolved) to the job's database: the local stand-in for COFRE_DB_SECRET. */
@@ -252,7 +252,7 @@ export async function runLocalJob(
     const output = await runTaskCommand(command, jobSpec, {
       connection: command === 'verify-deep' ? undefined : await o.connect(jobSpec),
       vault: o.vault,
-      keys: command === 'verify-deep' ? o.decryptKeys : o.keys,
+      keys: readsBackups(command) ? o.decryptKeys : o.keys,
       signal: o.signal,
       log: (line) => {
         log(`    ${line}`);
@@ -350,6 +350,6 @@ export async function runLocalJob(
 
 /** Checks that a value is a job name. */
 export function localJobName(value: string): JobName {
-  if (value === 'backup-database' || value === 'backup-tenants' || value === 'verify-integrity') return value;
-  throw new UsageError(`job: expected backup-database, backup-tenants or verify-integrity, got "${value}"`);
+  if ((JOBS as readonly string[]).includes(value)) return value as JobName;
+  throw new UsageError(`job: expected one of ${JOBS.join(', ')}, got "${value}"`);
 }

@@ -14,6 +14,7 @@ import { decideTier } from '../tiers';
 import type { TenantModel } from '../tenants/plan';
 import type { Vault } from '../vault';
 import { verifyBackup } from '../verify';
+import { formatDuration } from '../alerts/message';
 import type { NotifyEvent } from '../alerts/notify';
 import { NamedError, TASK_ERRORS, causeText } from './errors';
 import {
@@ -26,7 +27,7 @@ import {
   type ContainerJob,
   type JobName,
 } from './job';
-import type { BackupTaskOutput, DeepVerifyTaskOutput, TenantTaskOutput } from './task';
+import type { BackupTaskOutput, DeepVerifyTaskOutput, RestoreTestTaskOutput, TenantTaskOutput } from './task';
 
 export type StepHistory = HistoryStore & RecentHistory & JobLock;
 
@@ -277,6 +278,8 @@ export interface RecordEvent {
     };
     readonly verified?: { readonly result?: VerifyResult };
     readonly dump?: BackupTaskOutput;
+    /** restore-test: what the task restored. */
+    readonly restore?: RestoreTestTaskOutput;
     readonly batches?: readonly BatchResult[];
     readonly backups?: { readonly result?: { readonly count?: number } };
     readonly error?: CaughtError;
@@ -323,6 +326,7 @@ export async function recordStep(event: RecordEvent, deps: RecordDeps): Promise<
   let bytes: number | undefined;
   let failedTenants: string[] | undefined;
   let location: string | undefined;
+  let summary: NotifyEvent['summary'];
 
   if (event.outcome === 'failed') {
     error = state.error?.Error ?? 'Cofre.Failed';
@@ -333,6 +337,22 @@ export async function recordStep(event: RecordEvent, deps: RecordDeps): Promise<
     location = `${deps.vaultUrl}/${FULL_PREFIX}/${encodeURIComponent(database)}/`;
     const ids = (verified?.backups ?? []).map((b) => `${b.database ?? 'globals'} ${b.backupId}`);
     message = `${ids.length} backup(s) verified: ${ids.join(', ')}${verified?.anomalies?.length ? `; anomalies: ${verified.anomalies.join('; ')}` : ''}`;
+  } else if (job === 'restore-test') {
+    const restores = state.restore?.restores ?? [];
+    location = `${deps.vaultUrl}/${FULL_PREFIX}/${encodeURIComponent(database)}/`;
+    bytes = sum(restores.map((r) => r.storedBytes));
+    message = restoreTestMessage(restores);
+    summary = {
+      ...(restores.length === 1 ? { backupId: restores[0]!.backupId } : {}),
+      storedBytes: bytes,
+      tables: sum(restores.map((r) => r.tables)),
+      rows: sum(restores.map((r) => r.rows)),
+    };
+    if (restores.length === 0) {
+      status = 'failed';
+      error = TASK_ERRORS.nothingToRestore;
+      cause = `restore-test of ${database}: the task restored nothing`;
+    }
   } else if (job === 'backup-tenants') {
     const batches = state.batches ?? [];
     const all = batches.flatMap((b) => b.tenants ?? []);
@@ -388,7 +408,9 @@ export async function recordStep(event: RecordEvent, deps: RecordDeps): Promise<
     requestedBy: state.requestedBy ?? 'unknown',
   };
   if (recordsHistory(job)) await deps.history.put(record);
-  if (status === 'failed' && job !== 'verify-integrity') await deps.metrics.emit(database, failureMetrics());
+  // BackupFailed is about backups: a failed restore test shows in the freshness metrics (LastRestoreTestPassed).
+  if (status === 'failed' && job !== 'verify-integrity' && job !== 'restore-test')
+    await deps.metrics.emit(database, failureMetrics());
   if (prepared?.lock) await deps.history.release(prepared.lock, event.executionId);
   const verified = state.verified?.result;
   const notify: NotifyEvent = {
@@ -403,9 +425,25 @@ export async function recordStep(event: RecordEvent, deps: RecordDeps): Promise<
     ...(failedTenants?.length ? { failedTenants } : {}),
     ...(verified?.summary
       ? { summary: { ...verified.summary, backupId: verified.backups?.[0]?.backupId } }
-      : {}),
+      : summary
+        ? { summary }
+        : {}),
   };
   return { status, record, ...(error ? { error } : {}), ...(cause ? { cause } : {}), notify };
+}
+
+/**
+ * The history message of a passed restore test: the measured RTO (the longest restore), then per
+ * database the backup, its age, what was restored and compared, and where.
+ */
+export function restoreTestMessage(restores: RestoreTestTaskOutput['restores']): string {
+  if (restores.length === 0) return 'nothing was restored';
+  const rto = Math.max(...restores.map((r) => r.durationMs));
+  const parts = restores.map(
+    (r) =>
+      `${r.database}: backup ${r.backupId} (${formatDuration(r.backupAgeSeconds * 1000)} old) restored into ${r.scratchDatabase} in ${formatDuration(r.durationMs)}, ${r.tables} tables and ${r.rows} rows equal to the manifest, ${r.dropped ? 'scratch database dropped' : `scratch database NOT dropped (${r.dropError ?? 'unknown error'}; the next test drops it)`}`,
+  );
+  return `${restores.length} database(s) restored and row counts equal to the manifest; RTO (restore) ${formatDuration(rto)} (${rto} ms); ${parts.join('; ')}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 /**
- * The Fargate task's work (tasks/dump-runner): one of `backup`, `tenant-backup`, `verify-deep` for
+ * The Fargate task's work (tasks/dump-runner): one of `backup`, `tenant-backup`, `verify-deep`,
+ * `restore-test` for
  * the job in `COFRE_JOB`, reported to Step Functions with the task token (`.waitForTaskToken`):
  * SendTaskSuccess with a summary, or SendTaskFailure with an error name the ASL retries or catches
  * on. It heartbeats only while bytes move through the vault, so a hung dump stops heartbeating and
@@ -23,8 +24,11 @@ import type { StoredObject, Vault, WriteOptions } from '../vault';
 import { verifyBackup } from '../verify';
 import { NamedError, TASK_ERRORS, taskErrorName } from './errors';
 import type { ContainerJob } from './job';
+import { runRestoreTest, type RestoreTestTaskOutput } from './restore-test';
 
-export const TASK_COMMANDS = ['backup', 'tenant-backup', 'verify-deep'] as const;
+export type { RestoreTestResult, RestoreTestTaskOutput } from './restore-test';
+
+export const TASK_COMMANDS = ['backup', 'tenant-backup', 'verify-deep', 'restore-test'] as const;
 export type TaskCommand = (typeof TASK_COMMANDS)[number];
 
 export function parseTaskCommand(value: string | undefined, field = 'COFRE_COMMAND'): TaskCommand {
@@ -66,17 +70,24 @@ export interface DeepVerifyTaskOutput {
   readonly durationMs: number;
 }
 
-export type TaskOutput = BackupTaskOutput | TenantTaskOutput | DeepVerifyTaskOutput;
+export type TaskOutput = BackupTaskOutput | TenantTaskOutput | DeepVerifyTaskOutput | RestoreTestTaskOutput;
+
+/** Whether a command reads backups (decrypt keys) rather than writing them (encrypt keys). */
+export function readsBackups(command: TaskCommand): boolean {
+  return command === 'verify-deep' || command === 'restore-test';
+}
 
 export interface TaskDeps {
   /** The database (credentials resolved); not needed for verify-deep. */
   readonly connection?: Connection | undefined;
   readonly vault: Vault;
-  /** Keys to write with (backup, tenant-backup) or read with (verify-deep). */
+  /** Keys to write with (backup, tenant-backup) or read with (verify-deep, restore-test: {@link readsBackups}). */
   readonly keys: Keys;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
   readonly now?: (() => Date) | undefined;
+  /** Progress that moves no bytes through the vault (restore-test: the server still restoring). */
+  readonly onProgress?: (() => void) | undefined;
 }
 
 /** Runs one command of the task; throws an error whose name is the Step Functions error. */
@@ -106,6 +117,16 @@ export async function runTaskCommand(
     return { reports, durationMs: Date.now() - started };
   }
   if (!deps.connection) throw new UsageError(`COFRE_DB_SECRET: ${command} needs the database credentials`);
+  if (command === 'restore-test')
+    return runRestoreTest(job, {
+      connection: deps.connection,
+      vault: deps.vault,
+      keys: deps.keys,
+      signal: deps.signal,
+      log,
+      now: deps.now,
+      onProgress: deps.onProgress,
+    });
   if (command === 'backup') {
     const outcomes = await runBackup({
       connection: deps.connection,
@@ -275,10 +296,11 @@ export interface ReportedTaskOptions {
 export async function runReportedTask(o: ReportedTaskOptions): Promise<number> {
   const log = o.log ?? (() => undefined);
   const vault = new CountingVault(o.deps.vault);
+  let otherProgress = 0;
   const controller = new AbortController();
   const signal = o.deps.signal ? AbortSignal.any([o.deps.signal, controller.signal]) : controller.signal;
   const stop = startHeartbeats({
-    progress: () => vault.bytes,
+    progress: () => vault.bytes + otherProgress,
     intervalMs: o.heartbeatIntervalMs ?? 60_000,
     beat: async () => {
       await o.sfn.send(new SendTaskHeartbeatCommand({ taskToken: o.token }));
@@ -293,7 +315,15 @@ export async function runReportedTask(o: ReportedTaskOptions): Promise<number> {
   });
   let outcome: { ok: true; output: TaskOutput } | { ok: false; error: string; cause: string };
   try {
-    const output = await runTaskCommand(o.command, o.job, { ...o.deps, vault, signal });
+    const output = await runTaskCommand(o.command, o.job, {
+      ...o.deps,
+      vault,
+      signal,
+      onProgress: () => {
+        otherProgress++;
+        o.deps.onProgress?.();
+      },
+    });
     outcome = { ok: true, output };
   } catch (error) {
     outcome = {

@@ -47,7 +47,12 @@ export function dumpRunnerImage(): ContainerImage {
 export const LAMBDAS_DIR = path.join(__dirname, '..', '..', 'lambdas');
 
 /** The jobs, each a state machine loaded from `state-machines/<job>.asl.json`. */
-export const PIPELINE_JOBS = ['backup-database', 'backup-tenants', 'verify-integrity'] as const;
+export const PIPELINE_JOBS = [
+  'backup-database',
+  'backup-tenants',
+  'verify-integrity',
+  'restore-test',
+] as const;
 export type PipelineJob = (typeof PIPELINE_JOBS)[number];
 
 /** The pipeline's own Lambdas (handlers in `lambdas/<name>/`) and the ASL placeholder of each one's ARN. */
@@ -79,7 +84,7 @@ export interface BackupPipelineProps {
 
 /**
  * The orchestration: an ECS cluster (Container Insights) with one Fargate dump task definition per
- * database, the pipeline Lambdas, the three state machines loaded from `state-machines/*.asl.json`
+ * database, the pipeline Lambdas, the four state machines loaded from `state-machines/*.asl.json`
  * with an explicit grant for each integration, and the EventBridge Scheduler schedules that start
  * them. Operational data (logs, Lambda environments, dead-letter queues) is encrypted with the
  * pipeline key.
@@ -216,6 +221,7 @@ export class BackupPipeline extends Construct {
           fullBackup: machines['backup-database'].stateMachine,
           tenantExport: db.tenants ? machines['backup-tenants'].stateMachine : undefined,
           integrityVerification: machines['verify-integrity'].stateMachine,
+          restoreTest: machines['restore-test'].stateMachine,
         };
       },
     });

@@ -10,7 +10,7 @@ import type { CofreConfig, DatabaseConfig } from '../config';
 import { acknowledge } from '../nag';
 
 /** The scheduled jobs of a database: the `schedules` field that times each one. */
-export const SCHEDULED_JOBS = ['fullBackup', 'tenantExport', 'integrityVerification'] as const;
+export const SCHEDULED_JOBS = ['fullBackup', 'tenantExport', 'integrityVerification', 'restoreTest'] as const;
 export type ScheduledJob = (typeof SCHEDULED_JOBS)[number];
 
 /** What a schedule starts for one database. */
@@ -21,6 +21,8 @@ export interface DatabaseScheduleTargets {
   readonly fullBackup: IStateMachine;
   readonly tenantExport?: IStateMachine;
   readonly integrityVerification: IStateMachine;
+  /** The monthly restore test (restores the newest full backups into scratch databases on the same server). */
+  readonly restoreTest: IStateMachine;
 }
 
 /**
@@ -65,7 +67,7 @@ export interface BackupSchedulesProps {
 
 /**
  * EventBridge Scheduler schedules, one per database and job (full backup; tenant export when the
- * database has `tenants`; integrity verification), in the configured time zone, flexible time window
+ * database has `tenants`; integrity verification; restore test), in the configured time zone, flexible time window
  * off (a backup runs at its time, not within a window), with retries and an encrypted dead-letter
  * queue for starts that still fail. One role, assumable only by EventBridge Scheduler for this
  * account's default schedule group, may start only these state machines and write to that queue.

@@ -3,7 +3,7 @@
  * machine's container overrides), runs one command of core/orchestration/task.ts, and reports to
  * Step Functions with the task token. See state-machines/README.md.
  *
- *   COFRE_COMMAND     backup | tenant-backup | verify-deep            (override, per run)
+ *   COFRE_COMMAND     backup | tenant-backup | verify-deep | restore-test (override, per run)
  *   COFRE_JOB         the job JSON (prepare's `job`, or one batch)   (override, per run)
  *   COFRE_TASK_TOKEN  the `.waitForTaskToken` token                  (override, per run)
  *   COFRE_DB_SECRET   the database's Secrets Manager JSON            (ECS secret)
@@ -19,7 +19,12 @@ import { messageOf } from '../../core/errors';
 import { taskErrorName } from '../../core/orchestration/errors';
 import { parseContainerJob } from '../../core/orchestration/job';
 import { requireEnv } from '../../core/orchestration/lambda-support';
-import { connectionFromSecret, parseTaskCommand, runReportedTask } from '../../core/orchestration/task';
+import {
+  connectionFromSecret,
+  parseTaskCommand,
+  readsBackups,
+  runReportedTask,
+} from '../../core/orchestration/task';
 import { openVault } from '../../core/vault';
 
 export interface RunnerIo {
@@ -53,7 +58,7 @@ export async function runDumpRunner(io: RunnerIo): Promise<number> {
     });
     const keys = await buildKeys(
       { kmsKeyArn: env.COFRE_KMS_KEY_ARN },
-      command === 'verify-deep' ? 'decrypt' : 'encrypt',
+      readsBackups(command) ? 'decrypt' : 'encrypt',
       kms,
     );
     const connection =

@@ -399,6 +399,32 @@ describe('the state machines', () => {
     });
   });
 
+  it('restore-test: prepare, the restore task (COFRE_COMMAND=restore-test), record and notify, substituted', () => {
+    const p = byDefault.pipeline;
+    const machine = resourceOf(byDefault.template, p.stateMachines['restore-test'].stateMachine);
+    expect(machine.Properties.DefinitionSubstitutions).toEqual({
+      PrepareFunctionArn: arnOf(p.functions.prepare.function),
+      RecordFunctionArn: arnOf(p.functions.record.function),
+      NotifyFunctionArn: arnOf(byDefault.stack.alerts.notifyFunction.function),
+      ClusterArn: arnOf(p.cluster),
+      ContainerName: DUMP_CONTAINER_NAME,
+    });
+    const definition = JSON.parse(machine.Properties.DefinitionString as string) as {
+      States: Record<
+        string,
+        { Parameters?: Record<string, unknown>; Retry?: { ErrorEquals: string[]; MaxAttempts: number }[] }
+      >;
+    };
+    expect(JSON.stringify(definition.States.Prepare!.Parameters)).toContain('"job":"restore-test"');
+    const task = definition.States.RestoreTest!;
+    expect(JSON.stringify(task.Parameters)).toContain('{"Name":"COFRE_COMMAND","Value":"restore-test"}');
+    expect(task.Retry![0]).toMatchObject({
+      ErrorEquals: expect.arrayContaining(['Cofre.IntegrityFailed', 'Cofre.NothingToRestore']) as string[],
+      MaxAttempts: 0,
+    });
+    expect(definition.States.Verify).toBeUndefined();
+  });
+
   it.each(PIPELINE_JOBS)(
     '%s: logs ALL with execution data to its own encrypted, retained log group, with X-Ray on',
     (job) => {
@@ -487,7 +513,7 @@ describe('the state machines', () => {
       Ref: logicalIdOf(m.stateMachine),
     });
     expect(policy.Properties.Roles).toEqual([{ Ref: logicalIdOf(m.stateMachine.role) }]);
-    for (const other of ['backup-database', 'verify-integrity'] as const)
+    for (const other of ['backup-database', 'verify-integrity', 'restore-test'] as const)
       expect(
         byDefault.pipeline.stateMachines[other].node.tryFindChild('DistributedMapPolicy'),
       ).toBeUndefined();
@@ -520,16 +546,16 @@ describe('the schedules', () => {
   const scheduleOf = (
     built: Built,
     id: string,
-    job: 'fullBackup' | 'tenantExport' | 'integrityVerification',
+    job: 'fullBackup' | 'tenantExport' | 'integrityVerification' | 'restoreTest',
   ) => resourceOf(built.template, built.pipeline.schedules.schedules.get(id)![job]!).Properties;
 
-  it('exist per database and job: full backup, tenant export (databases with tenants), integrity verification', () => {
-    expect(schedulesOf(byDefault)).toHaveLength(6);
+  it('exist per database and job: full backup, tenant export (databases with tenants), integrity verification, restore test', () => {
+    expect(schedulesOf(byDefault)).toHaveLength(8);
     const noTenants = build((c) => {
       delete c.databases![1]!.tenants;
       return c;
     });
-    expect(schedulesOf(noTenants)).toHaveLength(5);
+    expect(schedulesOf(noTenants)).toHaveLength(7);
     expect(noTenants.pipeline.schedules.schedules.get('ledger-prod')!.tenantExport).toBeUndefined();
   });
 
@@ -539,6 +565,7 @@ describe('the schedules', () => {
       fullBackup: ['cron(0 2 * * ? *)', 'backup-database'],
       tenantExport: ['cron(0 1 * * ? *)', 'backup-tenants'],
       integrityVerification: ['cron(0 3 ? * WED *)', 'verify-integrity'],
+      restoreTest: ['cron(0 4 ? * SUN#1 *)', 'restore-test'],
     } as const;
     for (const id of DATABASE_IDS) {
       for (const [job, [expression, machine]] of Object.entries(jobs) as [
@@ -575,22 +602,46 @@ describe('the schedules', () => {
     });
   });
 
-  it('send the execution input of the contract, which the runtime job schema accepts', () => {
-    for (const db of config.databases) {
-      const input = JSON.parse(
-        render((scheduleOf(byDefault, db.id, 'fullBackup').Target as { Input: unknown }).Input),
-      ) as Record<string, unknown>;
-      expect(input).toEqual({
-        database: JSON.parse(JSON.stringify(db)) as unknown,
-        taskDefinitionArn: `arn:aws:ecs:sa-east-1:111111111111:task-definition/${logicalIdOf(byDefault.pipeline.dumpTasks.get(db.id)!.taskDefinition)}:1`,
-        requestedBy: 'schedule',
-        timeZone: 'America/Sao_Paulo',
-        retention: JSON.parse(JSON.stringify(config.retention)) as unknown,
+  it.each(['fullBackup', 'restoreTest'] as const)(
+    '%s: sends the execution input of the contract, which the runtime job schema accepts',
+    (job) => {
+      for (const db of config.databases) {
+        const input = JSON.parse(
+          render((scheduleOf(byDefault, db.id, job).Target as { Input: unknown }).Input),
+        ) as Record<string, unknown>;
+        expect(input).toEqual({
+          database: JSON.parse(JSON.stringify(db)) as unknown,
+          taskDefinitionArn: `arn:aws:ecs:sa-east-1:111111111111:task-definition/${logicalIdOf(byDefault.pipeline.dumpTasks.get(db.id)!.taskDefinition)}:1`,
+          requestedBy: 'schedule',
+          timeZone: 'America/Sao_Paulo',
+          retention: JSON.parse(JSON.stringify(config.retention)) as unknown,
+        });
+        const parsed = jobInputSchema.safeParse(input);
+        expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+        expect(parsed.data!.database.id).toBe(db.id);
+      }
+    },
+  );
+
+  it('start the monthly restore test of each database: first Sunday 04:00 in the configured time zone', () => {
+    const p = byDefault.pipeline;
+    for (const id of DATABASE_IDS)
+      expect(scheduleOf(byDefault, id, 'restoreTest')).toMatchObject({
+        Description: `Cofre restoreTest of ${id}`,
+        ScheduleExpression: 'cron(0 4 ? * SUN#1 *)',
+        ScheduleExpressionTimezone: 'America/Sao_Paulo',
+        FlexibleTimeWindow: { Mode: 'OFF' },
+        Target: { Arn: { Ref: logicalIdOf(p.stateMachines['restore-test'].stateMachine) } },
       });
-      const parsed = jobInputSchema.safeParse(input);
-      expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
-      expect(parsed.data!.database.id).toBe(db.id);
-    }
+    const custom = build((c) => ({
+      ...c,
+      timeZone: 'America/Manaus',
+      schedules: { restoreTest: 'cron(30 5 ? * SAT#2 *)' },
+    }));
+    expect(scheduleOf(custom, 'ledger-prod', 'restoreTest')).toMatchObject({
+      ScheduleExpression: 'cron(30 5 ? * SAT#2 *)',
+      ScheduleExpressionTimezone: 'America/Manaus',
+    });
   });
 
   it('keep failed starts in a KMS-encrypted queue that the scheduler role can write to', () => {
@@ -720,7 +771,7 @@ describe('a deployment without databases', () => {
     expect(primary.pipeline.schedules.schedules.size).toBe(0);
     const template = Template.fromStack(primary);
     template.resourceCountIs('AWS::ECS::TaskDefinition', 0);
-    template.resourceCountIs('AWS::StepFunctions::StateMachine', 3);
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', PIPELINE_JOBS.length);
     expect(
       resourceOf(template, primary.pipeline.functions['list-tenants'].function).Properties.VpcConfig,
     ).toBeUndefined();
@@ -754,6 +805,7 @@ describe('README.md, Pipeline section', () => {
       ['backup-database', 'fullBackup'],
       ['backup-tenants', 'tenantExport'],
       ['verify-integrity', 'integrityVerification'],
+      ['restore-test', 'restoreTest'],
     ] as const;
     for (const [job, field] of rows)
       expect(table).toContain(`| \`${job}\` | \`${field}\` | \`${defaults.schedules[field]}\``);

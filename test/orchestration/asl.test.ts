@@ -8,6 +8,7 @@ import {
   STATE_MACHINES_DIR,
   substitute,
 } from '../../core/orchestration/local-runner';
+import { JOBS } from '../../core/orchestration/job';
 
 const files = readdirSync(STATE_MACHINES_DIR).filter((f) => f.endsWith('.asl.json'));
 const readme = readFileSync(path.join(STATE_MACHINES_DIR, 'README.md'), 'utf8');
@@ -15,12 +16,14 @@ const readme = readFileSync(path.join(STATE_MACHINES_DIR, 'README.md'), 'utf8');
 const documented = [...readme.matchAll(/^\| `\$\{([A-Za-z0-9_]+)\}` \|/gm)].map((m) => m[1]!).sort();
 
 describe('state-machines/*.asl.json', () => {
-  it('are the three jobs of the contract', () => {
+  it('are the four jobs of the contract, one file per job of core/orchestration/job.ts', () => {
     expect(files.sort()).toEqual([
       'backup-database.asl.json',
       'backup-tenants.asl.json',
+      'restore-test.asl.json',
       'verify-integrity.asl.json',
     ]);
+    expect(files.map((f) => f.replace('.asl.json', '')).sort()).toEqual([...JOBS].sort());
   });
 
   it.each(files)('%s is valid ASL (asl-validator), before and after substitution', (file) => {

@@ -17,14 +17,7 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule } from 'aws-cdk-lib/aws-events';
 import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
-import {
-  AccountRootPrincipal,
-  AnyPrincipal,
-  Effect,
-  PolicyStatement,
-  Role,
-  ServicePrincipal,
-} from 'aws-cdk-lib/aws-iam';
+import { AnyPrincipal, Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Schedule, ScheduleExpression, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
@@ -39,7 +32,7 @@ import { acknowledge } from '../nag';
 import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
-import { administeredKeyPolicy, serviceEndpoint } from './key-policy';
+import { administeredKeyPolicy, logsEncryptionStatement, usableOnlyThroughServices } from './key-policy';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -712,45 +705,12 @@ export class CofreAlerts extends Construct {
     const policy = administeredKeyPolicy();
     const sourceAccount = { StringEquals: { 'aws:SourceAccount': stack.account } };
     policy.addStatements(
-      new PolicyStatement({
-        sid: 'CloudWatchLogsEncryptsThisAccountsLogGroups',
-        principals: [new ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': stack.formatArn({
-              service: 'logs',
-              resource: 'log-group',
-              resourceName: '*',
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-      new PolicyStatement({
-        sid: 'AccountUsesTheKeyOnlyThroughSnsLambdaAndSqs',
-        principals: [new AccountRootPrincipal()],
-        actions: [
-          'kms:Encrypt',
-          'kms:Decrypt',
-          'kms:ReEncrypt*',
-          'kms:GenerateDataKey*',
-          'kms:CreateGrant',
-          'kms:DescribeKey',
-        ],
-        resources: ['*'],
-        conditions: {
-          StringEquals: {
-            'kms:ViaService': [
-              serviceEndpoint(this, 'sns'),
-              serviceEndpoint(this, 'lambda'),
-              serviceEndpoint(this, 'sqs'),
-            ],
-            'kms:CallerAccount': stack.account,
-          },
-        },
-      }),
+      logsEncryptionStatement(this),
+      usableOnlyThroughServices(this, 'AccountUsesTheKeyOnlyThroughSnsLambdaAndSqs', [
+        'sns',
+        'lambda',
+        'sqs',
+      ]),
       // CloudWatch alarms publish to the encrypted topics; SNS and EventBridge write to the encrypted queues.
       new PolicyStatement({
         sid: 'AlarmsAndDeliveriesOfThisAccount',

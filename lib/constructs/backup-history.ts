@@ -1,16 +1,10 @@
 import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import {
-  AccountRootPrincipal,
-  Grant,
-  PolicyStatement,
-  ServicePrincipal,
-  type IGrantable,
-} from 'aws-cdk-lib/aws-iam';
+import { Grant, PolicyStatement, ServicePrincipal, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Key, type Alias } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
-import { administeredKeyPolicy, serviceEndpoint } from './key-policy';
+import { administeredKeyPolicy, usableOnlyThroughServices } from './key-policy';
 
 /**
  * Key schema of the history table. The runtime's record type and key helpers live in
@@ -71,25 +65,7 @@ export class BackupHistory extends Construct {
     // As the DynamoDB documentation prescribes for a customer managed table key: principals of this
     // account may use it only through DynamoDB in this region (and still need IAM permissions).
     policy.addStatements(
-      new PolicyStatement({
-        sid: 'AccountUsesTheKeyOnlyThroughDynamoDb',
-        principals: [new AccountRootPrincipal()],
-        actions: [
-          'kms:Encrypt',
-          'kms:Decrypt',
-          'kms:ReEncrypt*',
-          'kms:GenerateDataKey*',
-          'kms:CreateGrant',
-          'kms:DescribeKey',
-        ],
-        resources: ['*'],
-        conditions: {
-          StringEquals: {
-            'kms:ViaService': serviceEndpoint(this, 'dynamodb'),
-            'kms:CallerAccount': stack.account,
-          },
-        },
-      }),
+      usableOnlyThroughServices(this, 'AccountUsesTheKeyOnlyThroughDynamoDb', ['dynamodb']),
       new PolicyStatement({
         sid: 'DynamoDbReadsKeyState',
         principals: [new ServicePrincipal('dynamodb.amazonaws.com')],

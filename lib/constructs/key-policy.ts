@@ -1,5 +1,11 @@
-import { Stack, Token } from 'aws-cdk-lib';
-import { AccountRootPrincipal, Effect, PolicyDocument, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { ArnFormat, Stack, Token } from 'aws-cdk-lib';
+import {
+  AccountRootPrincipal,
+  Effect,
+  PolicyDocument,
+  PolicyStatement,
+  ServicePrincipal,
+} from 'aws-cdk-lib/aws-iam';
 import { RegionInfo } from 'aws-cdk-lib/region-info';
 import type { IConstruct } from 'constructs';
 
@@ -50,4 +56,58 @@ export function serviceEndpoint(scope: IConstruct, service: string): string {
   const stack = Stack.of(scope);
   const suffix = Token.isUnresolved(stack.region) ? undefined : RegionInfo.get(stack.region).domainSuffix;
   return `${service}.${stack.region}.${suffix ?? stack.urlSuffix}`;
+}
+
+/**
+ * Principals of this account may use the key only through these AWS services in this region (the
+ * services' documented pattern for customer managed keys; callers still need IAM permissions).
+ */
+export function usableOnlyThroughServices(
+  scope: IConstruct,
+  sid: string,
+  services: readonly string[],
+): PolicyStatement {
+  return new PolicyStatement({
+    sid,
+    principals: [new AccountRootPrincipal()],
+    actions: [
+      'kms:Encrypt',
+      'kms:Decrypt',
+      'kms:ReEncrypt*',
+      'kms:GenerateDataKey*',
+      'kms:CreateGrant',
+      'kms:DescribeKey',
+    ],
+    resources: ['*'],
+    conditions: {
+      StringEquals: {
+        'kms:ViaService':
+          services.length === 1
+            ? serviceEndpoint(scope, services[0]!)
+            : services.map((x) => serviceEndpoint(scope, x)),
+        'kms:CallerAccount': Stack.of(scope).account,
+      },
+    },
+  });
+}
+
+/** CloudWatch Logs may encrypt this account's log groups in this region, as its documentation prescribes. */
+export function logsEncryptionStatement(scope: IConstruct): PolicyStatement {
+  const stack = Stack.of(scope);
+  return new PolicyStatement({
+    sid: 'CloudWatchLogsEncryptsThisAccountsLogGroups',
+    principals: [new ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
+    actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+    resources: ['*'],
+    conditions: {
+      ArnLike: {
+        'kms:EncryptionContext:aws:logs:arn': stack.formatArn({
+          service: 'logs',
+          resource: 'log-group',
+          resourceName: '*',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      },
+    },
+  });
 }

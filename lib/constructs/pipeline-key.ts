@@ -1,8 +1,7 @@
-import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { AccountRootPrincipal, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Key, type Alias } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { administeredKeyPolicy, serviceEndpoint } from './key-policy';
+import { administeredKeyPolicy, logsEncryptionStatement, usableOnlyThroughServices } from './key-policy';
 
 /** Properties of {@link PipelineKey}. */
 export interface PipelineKeyProps {
@@ -37,42 +36,8 @@ export class PipelineKey extends Construct {
       );
     const policy = administeredKeyPolicy();
     policy.addStatements(
-      // As the CloudWatch Logs documentation prescribes for encrypted log groups.
-      new PolicyStatement({
-        sid: 'CloudWatchLogsEncryptsThisAccountsLogGroups',
-        principals: [new ServicePrincipal(`logs.${stack.region}.amazonaws.com`)],
-        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
-        resources: ['*'],
-        conditions: {
-          ArnLike: {
-            'kms:EncryptionContext:aws:logs:arn': stack.formatArn({
-              service: 'logs',
-              resource: 'log-group',
-              resourceName: '*',
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-      new PolicyStatement({
-        sid: 'AccountUsesTheKeyOnlyThroughLambdaAndSqs',
-        principals: [new AccountRootPrincipal()],
-        actions: [
-          'kms:Encrypt',
-          'kms:Decrypt',
-          'kms:ReEncrypt*',
-          'kms:GenerateDataKey*',
-          'kms:CreateGrant',
-          'kms:DescribeKey',
-        ],
-        resources: ['*'],
-        conditions: {
-          StringEquals: {
-            'kms:ViaService': [serviceEndpoint(this, 'lambda'), serviceEndpoint(this, 'sqs')],
-            'kms:CallerAccount': stack.account,
-          },
-        },
-      }),
+      logsEncryptionStatement(this),
+      usableOnlyThroughServices(this, 'AccountUsesTheKeyOnlyThroughLambdaAndSqs', ['lambda', 'sqs']),
     );
     this.key = new Key(this, 'Key', {
       description: `Cofre pipeline key (${stack.region}): logs, Lambda environments and dead-letter queues`,

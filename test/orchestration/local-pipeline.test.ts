@@ -5,18 +5,16 @@
 import { appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseDatabaseUrl, type Connection } from '../../core/connection';
+import { parseDatabaseUrl } from '../../core/connection';
 import { buildKeys, type Keys } from '../../core/crypto';
-import { FileHistoryStore } from '../../core/history-store';
-import type { MetricDatum } from '../../core/metrics';
 import { DEMO_TENANT_MODEL, DEMO_TENANTS, loadDemoData } from '../../core/orchestration/demo-data';
 import { NamedError } from '../../core/orchestration/errors';
 import { lockName } from '../../core/orchestration/job';
 import { runLocalJob, type LocalPipelineOptions } from '../../core/orchestration/local-runner';
-import { openVault } from '../../core/vault';
-import { filesUnder, tempDir } from '../helpers/cli';
+import { filesUnder } from '../helpers/cli';
 import { createPostgresDatabase, describePostgres, type TestDatabase } from '../helpers/databases';
 import { testKeys } from '../helpers/engine';
+import { localJobInput, localPipeline } from '../helpers/orchestration';
 
 describePostgres('local state machine executions', () => {
   let db: TestDatabase;
@@ -36,52 +34,10 @@ describePostgres('local state machine executions', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  function input(overrides: { databases?: string[]; tenantBatchSize?: number } = {}) {
-    const u = new URL(db.url);
-    return {
-      database: {
-        id: 'demo',
-        engine: 'postgres',
-        host: u.hostname,
-        port: Number(u.port || 5432),
-        databases: overrides.databases ?? [db.name],
-        excludeDatabases: [],
-        credentialsSecretArn: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:cofre-local',
-        network: { vpcId: 'vpc-00000000', subnetIds: ['subnet-00000000'], securityGroupId: 'sg-00000000' },
-        dataClass: 'general',
-        tenants: DEMO_TENANT_MODEL,
-      },
-      taskDefinitionArn: 'arn:aws:ecs:us-east-1:000000000000:task-definition/cofre-local:1',
-      requestedBy: 'test',
-      ...(overrides.tenantBatchSize ? { tenantBatchSize: overrides.tenantBatchSize } : {}),
-    };
-  }
-
-  function setup(extra: Partial<LocalPipelineOptions> = {}) {
-    const dir = tempDir('orch');
-    dirs.push(dir);
-    const vault = openVault(`file://${path.join(dir, 'vault')}`);
-    const history = new FileHistoryStore(path.join(dir, 'history'));
-    const metrics: { database: string; data: readonly MetricDatum[] }[] = [];
-    const options: LocalPipelineOptions = {
-      history,
-      vault,
-      keys,
-      decryptKeys,
-      connect: (job): Promise<Connection> => {
-        const c = parseDatabaseUrl('postgres', db.url);
-        return Promise.resolve({
-          ...c,
-          host: job.database.host ?? c.host,
-          database: Array.isArray(job.database.databases) ? job.database.databases[0] : c.database,
-        });
-      },
-      metrics: { emit: (database, data) => void metrics.push({ database, data }) },
-      retryIntervalMs: 0,
-      ...extra,
-    };
-    return { dir, vault, history, metrics, options };
-  }
+  const input = (overrides: { databases?: string[]; tenantBatchSize?: number } = {}) =>
+    localJobInput(db.url, { ...overrides, tenants: DEMO_TENANT_MODEL });
+  const setup = (extra: Partial<LocalPipelineOptions> = {}) =>
+    localPipeline(db.url, { keys, decryptKeys }, dirs, extra);
 
   it('backs up, verifies, records and notifies: a succeeded run', async () => {
     const { history, metrics, options, vault } = setup();

@@ -9,10 +9,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkFreshness, FRESHNESS_METRICS } from '../../core/alerts/freshness';
 import { formatAlert } from '../../core/alerts/message';
-import { parseDatabaseUrl, type Connection } from '../../core/connection';
+import { parseDatabaseUrl } from '../../core/connection';
 import { buildKeys, type Keys } from '../../core/crypto';
 import { FileHistoryStore } from '../../core/history-store';
-import type { MetricDatum } from '../../core/metrics';
 import { loadDemoData } from '../../core/orchestration/demo-data';
 import { lockName } from '../../core/orchestration/job';
 import { runLocalJob, type LocalPipelineOptions } from '../../core/orchestration/local-runner';
@@ -27,8 +26,7 @@ import { parseContainerJob } from '../../core/orchestration/job';
 import { prepare } from '../../core/orchestration/steps';
 import type { Vault } from '../../core/vault';
 import { NamedError } from '../../core/orchestration/errors';
-import { openVault } from '../../core/vault';
-import { filesUnder, tempDir } from '../helpers/cli';
+import { filesUnder } from '../helpers/cli';
 import {
   createPostgresDatabase,
   describePostgres,
@@ -37,6 +35,7 @@ import {
   type TestDatabase,
 } from '../helpers/databases';
 import { testKeys } from '../helpers/engine';
+import { localJobInput, localPipeline } from '../helpers/orchestration';
 
 describe('scratch database names', () => {
   it('are <db>_cofre_rt_<8 hex>, cut to 63 bytes, and recognised only in that form', () => {
@@ -92,50 +91,9 @@ describePostgres('restore-test state machine (local execution)', () => {
     });
   }
 
-  function input() {
-    const u = new URL(db.url);
-    return {
-      database: {
-        id: 'demo',
-        engine: 'postgres',
-        host: u.hostname,
-        port: Number(u.port || 5432),
-        databases: [db.name],
-        excludeDatabases: [],
-        credentialsSecretArn: 'arn:aws:secretsmanager:us-east-1:000000000000:secret:cofre-local',
-        network: { vpcId: 'vpc-00000000', subnetIds: ['subnet-00000000'], securityGroupId: 'sg-00000000' },
-        dataClass: 'general',
-      },
-      taskDefinitionArn: 'arn:aws:ecs:us-east-1:000000000000:task-definition/cofre-local:1',
-      requestedBy: 'test',
-    };
-  }
-
-  function setup(extra: Partial<LocalPipelineOptions> = {}) {
-    const dir = tempDir('rt');
-    dirs.push(dir);
-    const vault = openVault(`file://${path.join(dir, 'vault')}`);
-    const history = new FileHistoryStore(path.join(dir, 'history'));
-    const metrics: { database: string; data: readonly MetricDatum[] }[] = [];
-    const options: LocalPipelineOptions = {
-      history,
-      vault,
-      keys,
-      decryptKeys,
-      connect: (job): Promise<Connection> => {
-        const c = parseDatabaseUrl('postgres', db.url);
-        return Promise.resolve({
-          ...c,
-          host: job.database.host ?? c.host,
-          database: Array.isArray(job.database.databases) ? job.database.databases[0] : c.database,
-        });
-      },
-      metrics: { emit: (database, data) => void metrics.push({ database, data }) },
-      retryIntervalMs: 0,
-      ...extra,
-    };
-    return { dir, vault, history, metrics, options };
-  }
+  const input = () => localJobInput(db.url);
+  const setup = (extra: Partial<LocalPipelineOptions> = {}) =>
+    localPipeline(db.url, { keys, decryptKeys }, dirs, extra);
 
   it('restores the newest full backup into a scratch database, checks it, drops it, records the RTO and feeds the freshness check', async () => {
     const { history, options } = setup();

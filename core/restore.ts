@@ -668,7 +668,11 @@ async function restoreMysqlDatabase(
   }
 }
 
-async function checkPacket(conn: import('mysql2/promise').Connection, artifact: Artifact): Promise<void> {
+/** The MySQL target accepts the artifact's largest statement (max_allowed_packet); else exit 2, nothing changed. */
+export async function checkPacket(
+  conn: import('mysql2/promise').Connection,
+  artifact: Artifact,
+): Promise<void> {
   const needed = artifact.largestStatementBytes ?? 0;
   const [rows] = await conn.query<RowDataPacket[]>('SELECT @@global.max_allowed_packet AS p');
   const allowed = Number(rows[0]!.p);

@@ -13,18 +13,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { AlertMessage } from '../alerts/notify';
-import {
-  parseDatabaseUrl,
-  quoteIdentifier,
-  redactUrl,
-  resolveCredentials,
-  type Connection,
-} from '../connection';
+import { parseDatabaseUrl, redactUrl, resolveCredentials, type Connection } from '../connection';
 import { buildKeys, keygen } from '../crypto';
 import { UsageError, messageOf } from '../errors';
 import { FileHistoryStore } from '../history-store';
 import type { MetricDatum } from '../metrics';
 import { restoreBackup, type RestoreReport } from '../restore';
+import { dropDatabaseIfExists } from '../sources/admin';
 import { connectPostgres, countRows } from '../sources/postgres';
 import type { TenantModel } from '../tenants/plan';
 import { openVault, type Vault } from '../vault';
@@ -384,9 +379,7 @@ export async function runCofreLocal(o: LocalRunOptions): Promise<LocalRunReport>
           problem: messageOf(error),
         };
       } finally {
-        await withClient(c, 'postgres', (client) =>
-          client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier('postgres', scratch)} WITH (FORCE)`),
-        ).catch((error: unknown) => {
+        await dropDatabaseIfExists(c, scratch).catch((error: unknown) => {
           log(`could not drop ${scratch}: ${messageOf(error)}`);
         });
       }

@@ -8,12 +8,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FULL_PREFIX, GLOBALS_SEGMENT, readCatalog, type CatalogEntry } from '../catalog';
-import { quoteIdentifier, type Connection } from '../connection';
+import type { Connection } from '../connection';
 import type { Keys } from '../crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
 import { restoreBackup } from '../restore';
-import { connectMysql } from '../sources/mysql';
-import { connectPostgres } from '../sources/postgres';
+import { dropDatabaseIfExists, withAdmin } from '../sources/admin';
 import type { Vault } from '../vault';
 import { NamedError, TASK_ERRORS } from './errors';
 import type { ContainerJob } from './job';
@@ -284,11 +283,7 @@ function probe(c: Connection, scratch: string, onProgress: () => void, intervalM
 /** Drops a database if it exists (never throws): the error text when it could not. */
 async function dropDatabase(c: Connection, name: string): Promise<string | undefined> {
   try {
-    await withAdmin(c, (query) =>
-      query(
-        `DROP DATABASE IF EXISTS ${quoteIdentifier(c.engine, name)}${c.engine === 'postgres' ? ' WITH (FORCE)' : ''}`,
-      ),
-    );
+    await dropDatabaseIfExists(c, name);
     return undefined;
   } catch (error) {
     return messageOf(error);
@@ -320,28 +315,5 @@ async function dropLeftovers(c: Connection, databases: readonly string[], log: (
         ? `could not drop the leftover scratch database ${name}: ${dropError}`
         : `dropped the leftover scratch database ${name}`,
     );
-  }
-}
-
-type Query = (sql: string) => Promise<Record<string, unknown>[]>;
-
-/** Runs `fn` on an administrative connection to the server (PostgreSQL: database `postgres`). */
-async function withAdmin<T>(c: Connection, fn: (query: Query) => Promise<T>): Promise<T> {
-  if (c.engine === 'postgres') {
-    const client = await connectPostgres(c, 'postgres');
-    try {
-      return await fn(async (sql) => (await client.query<Record<string, unknown>>(sql)).rows);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  const conn = await connectMysql(c);
-  try {
-    return await fn(async (sql) => {
-      const [rows] = await conn.query(sql);
-      return Array.isArray(rows) ? (rows as Record<string, unknown>[]) : [];
-    });
-  } finally {
-    await conn.end().catch(() => undefined);
   }
 }

@@ -21,7 +21,8 @@ import type { Keys } from '../crypto';
 import { checkKeyFits } from '../decrypt';
 import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
 import type { Artifact, Manifest } from '../manifest';
-import { checkStored, restoreBackup, verifiedPlaintext } from '../restore';
+import { checkPacket, checkStored, restoreBackup, verifiedPlaintext } from '../restore';
+import { dropDatabaseIfExists } from '../sources/admin';
 import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
 import { connectPostgres, postgresEnv } from '../sources/postgres';
 import { spawnTool } from '../sources/process';
@@ -166,7 +167,7 @@ export async function restoreTenant(options: TenantRestoreOptions): Promise<Tena
       durationMs: finishedAt.getTime() - startedAt.getTime(),
     };
   } catch (error) {
-    if (options.intoDatabase) await dropDatabase(target, options.intoDatabase).catch(() => undefined);
+    if (options.intoDatabase) await dropDatabaseIfExists(target, options.intoDatabase).catch(() => undefined);
     throw error;
   }
 }
@@ -243,8 +244,14 @@ async function fromTenantBackup(
     expected: Promise.resolve(artifact.tables),
     abort: () => stream.destroy(),
   };
-  if (manifest.engine === 'mysql' && artifact.largestStatementBytes)
-    await checkMysqlPacket(loadInto, artifact.largestStatementBytes);
+  if (manifest.engine === 'mysql' && artifact.largestStatementBytes) {
+    const conn = await connectMysql(loadInto);
+    try {
+      await checkPacket(conn, artifact);
+    } finally {
+      await conn.end().catch(() => undefined);
+    }
+  }
   return load(loadInto, plan, options.tenant, source, options);
 }
 
@@ -291,7 +298,7 @@ async function fromFullBackup(
     };
     return await load(loadInto, plan, options.tenant, source, options);
   } finally {
-    await dropDatabase(options.target, scratchName).catch((error: unknown) => {
+    await dropDatabaseIfExists(options.target, scratchName).catch((error: unknown) => {
       log(`could not drop scratch database ${scratchName}: ${messageOf(error)} (drop it by hand)`);
     });
   }
@@ -698,24 +705,6 @@ async function load(
 // ---------------------------------------------------------------------------------------------
 // Databases: scratch and inspection copies
 
-async function dropDatabase(c: Connection, name: string): Promise<void> {
-  if (c.engine === 'postgres') {
-    const client = await connectPostgres(c, 'postgres');
-    try {
-      await client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier('postgres', name)} WITH (FORCE)`);
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-    return;
-  }
-  const conn = await connectMysql(c);
-  try {
-    await conn.query(`DROP DATABASE IF EXISTS ${quoteIdentifier('mysql', name)}`);
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
-}
-
 /**
  * A new database with the target's schema and its shared tables' rows (the rows tenant rows
  * reference), for `--into-database`. Refuses an existing database.
@@ -756,7 +745,7 @@ async function createInspectionCopy(
     log(`copying the schema of ${source} and its ${plan.shared.length} shared tables into ${name}`);
     await copySchema(c, source, name, plan);
   } catch (error) {
-    await dropDatabase(c, name).catch(() => undefined);
+    await dropDatabaseIfExists(c, name).catch(() => undefined);
     throw error;
   }
 }
@@ -808,18 +797,4 @@ async function copySchema(c: Connection, source: string, dest: string, plan: Ten
 /** A pg_dump --table pattern matching exactly this name. */
 function pgPattern(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
-}
-
-async function checkMysqlPacket(c: Connection, largest: number): Promise<void> {
-  const conn = await connectMysql(c);
-  try {
-    const [rows] = await conn.query<RowDataPacket[]>('SELECT @@GLOBAL.max_allowed_packet AS p');
-    const packet = Number(rows[0]!.p);
-    if (packet < largest + 1024)
-      throw new UsageError(
-        `--target-url: the backup's largest statement is ${largest} bytes, above the server's max_allowed_packet (${packet}); raise it (SET GLOBAL max_allowed_packet = ${Math.ceil((largest + 1024) / 1048576)} * 1048576, or the RDS parameter group) and retry; nothing was changed`,
-      );
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
 }

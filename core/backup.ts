@@ -1,17 +1,9 @@
-import { Readable } from 'node:stream';
-import { backupFolder, backupIdTime, historyOf } from './catalog';
+import { backupFolder, backupIdTime, chainLink, historyOf, writeManifest } from './catalog';
 import type { Connection, Engine } from './connection';
 import { describeConnection } from './connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from './crypto';
 import { UsageError, messageOf } from './errors';
-import {
-  MANIFEST_FORMAT_VERSION,
-  MANIFEST_NAME,
-  newBackupId,
-  serializeManifest,
-  sha256,
-  type Manifest,
-} from './manifest';
+import { MANIFEST_FORMAT_VERSION, artifactEntry, newBackupId, sha256, type Manifest } from './manifest';
 import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from './pipeline';
 import {
   CLASS_TAG,
@@ -191,7 +183,6 @@ async function backupOne(
     onProgress: (p) => options.onProgress?.(database ?? 'globals', p),
   });
   const finishedAt = now();
-  const previous = history.latest;
   const manifest: Manifest = {
     formatVersion: MANIFEST_FORMAT_VERSION,
     backupId,
@@ -209,46 +200,24 @@ async function backupOne(
     durationMs: finishedAt.getTime() - startedAt.getTime(),
     retention: { expireAfterDays: retention.expireAfterDays, lockUntil: lockUntil.toISOString() },
     artifacts: [
-      {
+      artifactEntry({
         name: artifactName,
         format: dump.format,
-        bytes: { raw: result.rawBytes, compressed: result.compressedBytes, stored: result.storedBytes },
-        sha256: { stored: result.storedSha256, plain: result.plainSha256 },
-        ...(options.vault.kind === 's3'
-          ? {
-              s3: {
-                ...(result.stored.etag ? { etag: result.stored.etag } : {}),
-                ...(result.stored.checksumSha256 ? { checksumSha256: result.stored.checksumSha256 } : {}),
-                ...(result.stored.versionId ? { versionId: result.stored.versionId } : {}),
-              },
-            }
-          : {}),
-        compression: { algorithm: 'zstd', level: zstdLevel },
-        encryption: {
-          scheme: 'aws-encryption-sdk',
-          algorithmSuite: ALGORITHM_SUITE_NAME,
-          frameLength: FRAME_LENGTH,
-          keyIds: [...options.keys.keyIds],
-          encryptionContext,
-        },
-        tables: [...result.tables],
-        ...(dump.largestStatementBytes ? { largestStatementBytes: dump.largestStatementBytes() } : {}),
-      },
+        result,
+        onS3: options.vault.kind === 's3',
+        zstdLevel,
+        algorithmSuite: ALGORITHM_SUITE_NAME,
+        frameLength: FRAME_LENGTH,
+        keyIds: options.keys.keyIds,
+        encryptionContext,
+        largestStatementBytes: dump.largestStatementBytes?.(),
+      }),
     ],
-    previous:
-      previous === undefined
-        ? null
-        : {
-            backupId: previous.backupId,
-            sha256: previous.sha256,
-            lockUntil: previous.manifest?.retention.lockUntil ?? lockUntil.toISOString(),
-          },
+    previous: chainLink(history.latest, lockUntil),
   };
-  const bytes = serializeManifest(manifest);
-  await options.vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
+  const bytes = await writeManifest(options.vault, folder, manifest, {
     tags,
     lockUntil: retention.lockUntil(now()),
-    contentType: 'application/json',
     signal: options.signal,
   });
   options.log?.(

@@ -1,4 +1,5 @@
-import { MANIFEST_NAME, parseManifest, sha256, type Manifest } from './manifest';
+import { Readable } from 'node:stream';
+import { MANIFEST_NAME, parseManifest, serializeManifest, sha256, type Manifest } from './manifest';
 import { UsageError } from './errors';
 import type { Vault } from './vault';
 
@@ -148,4 +149,33 @@ async function historyUnder(
     backupIds: keys.map(backupIdOf),
     latest: latestKey ? await readEntry(vault, latestKey) : undefined,
   };
+}
+
+/**
+ * The hash-chain link to the newest earlier backup of the same source (and database or tenant):
+ * its id, its manifest's SHA-256, and how long it is kept (so a verify can tell "expired" from
+ * "deleted"); `null` for the first backup.
+ */
+export function chainLink(latest: CatalogEntry | undefined, lockUntil: Date): Manifest['previous'] {
+  if (latest === undefined) return null;
+  return {
+    backupId: latest.backupId,
+    sha256: latest.sha256,
+    lockUntil: latest.manifest?.retention.lockUntil ?? lockUntil.toISOString(),
+  };
+}
+
+/** Writes a backup's manifest, last: from then on the backup exists. Returns the bytes written. */
+export async function writeManifest(
+  vault: Vault,
+  folder: string,
+  manifest: Manifest,
+  options: { tags: Record<string, string>; lockUntil: Date; signal?: AbortSignal | undefined },
+): Promise<Buffer> {
+  const bytes = serializeManifest(manifest);
+  await vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
+    ...options,
+    contentType: 'application/json',
+  });
+  return bytes;
 }

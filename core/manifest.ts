@@ -207,6 +207,6 @@ export function artifactEntry(a: ArtifactInput): Artifact {
       encryptionContext: a.encryptionContext,
     },
     tables: result.tables.map((t) => ({ schema: t.schema, name: t.name, rows: t.rows })),
-    ...(a.largestStatementBytes ? { largestStatementBytes: a.largestStatementBytes } : {}),
+    ...(a.largestStatementBytes !== undefined ? { largestStatementBytes: a.largestStatementBytes } : {}),
   };
 }

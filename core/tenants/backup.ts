@@ -4,18 +4,15 @@
  * until the export finished cleanly), with a manifest that lists per-table row counts and the
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
-import { Readable } from 'node:stream';
 import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
-import { tenantBackupFolder, tenantHistoryOf } from '../catalog';
+import { chainLink, tenantBackupFolder, tenantHistoryOf, writeManifest } from '../catalog';
 import { describeConnection, quoteIdentifier, type Connection } from '../connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
 import { UsageError, messageOf } from '../errors';
 import {
   MANIFEST_FORMAT_VERSION,
-  MANIFEST_NAME,
   artifactEntry,
   newBackupId,
-  serializeManifest,
   type Manifest,
   type ManifestTenant,
 } from '../manifest';
@@ -224,7 +221,6 @@ async function backupTenant(
     onProgress: (p) => options.onProgress?.(tenant, p),
   });
   const finishedAt = now();
-  const previous = history.latest;
   const manifest: Manifest = {
     formatVersion: MANIFEST_FORMAT_VERSION,
     backupId,
@@ -256,19 +252,11 @@ async function backupTenant(
         largestStatementBytes: dump.largestStatementBytes?.(),
       }),
     ],
-    previous:
-      previous === undefined
-        ? null
-        : {
-            backupId: previous.backupId,
-            sha256: previous.sha256,
-            lockUntil: previous.manifest?.retention.lockUntil ?? lockUntil.toISOString(),
-          },
+    previous: chainLink(history.latest, lockUntil),
   };
-  await options.vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([serializeManifest(manifest)]), {
+  await writeManifest(options.vault, folder, manifest, {
     tags,
     lockUntil: retention.lockUntil(now()),
-    contentType: 'application/json',
     signal: options.signal,
   });
   const rows = result.tables.reduce((n, t) => n + t.rows, 0);

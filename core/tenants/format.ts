@@ -40,32 +40,44 @@ export interface SectionTable {
 const NL = 0x0a;
 
 /**
- * Splits a byte stream into lines (without the `\n`), exactly: only `\n` ends a line, and the bytes
- * are not decoded. Yields each line as a Buffer.
+ * Splits bytes into lines (without the `\n`), exactly: only `\n` ends a line, and the bytes are not
+ * decoded. A line cut across chunks is carried to the next one.
  */
-export async function* lines(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-  let carry: Buffer | undefined;
-  for await (const chunk of source) {
+class LineSplitter {
+  private carry: Buffer | undefined;
+
+  push(chunk: Buffer, line: (bytes: Buffer) => void): void {
     let start = 0;
-    let nl = chunk.indexOf(NL, start);
-    if (carry !== undefined && nl === -1) {
-      carry = Buffer.concat([carry, chunk]);
-      continue;
-    }
-    while (nl !== -1) {
+    for (let nl = chunk.indexOf(NL); nl !== -1; nl = chunk.indexOf(NL, start)) {
       const piece = chunk.subarray(start, nl);
-      if (carry !== undefined) {
-        yield Buffer.concat([carry, piece]);
-        carry = undefined;
-      } else {
-        yield piece;
-      }
+      line(this.carry ? Buffer.concat([this.carry, piece]) : piece);
+      this.carry = undefined;
       start = nl + 1;
-      nl = chunk.indexOf(NL, start);
     }
-    if (start < chunk.length) carry = Buffer.from(chunk.subarray(start));
+    if (start < chunk.length)
+      this.carry = this.carry
+        ? Buffer.concat([this.carry, chunk.subarray(start)])
+        : Buffer.from(chunk.subarray(start));
   }
-  if (carry !== undefined && carry.length > 0) yield carry;
+
+  /** The last line, when the bytes did not end with `\n`. */
+  end(line: (bytes: Buffer) => void): void {
+    if (this.carry?.length) line(this.carry);
+    this.carry = undefined;
+  }
+}
+
+/** The lines of a byte stream (see {@link LineSplitter}), each as a Buffer. */
+export async function* lines(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const splitter = new LineSplitter();
+  const ready: Buffer[] = [];
+  const take = (line: Buffer) => ready.push(line);
+  for await (const chunk of source) {
+    splitter.push(chunk, take);
+    yield* ready.splice(0);
+  }
+  splitter.end(take);
+  yield* ready.splice(0);
 }
 
 function startsWith(line: Buffer, text: string): boolean {
@@ -226,29 +238,21 @@ function preview(line: Buffer): string {
  */
 export class SectionCounter {
   private readonly reader: SectionReader;
-  private carry: Buffer | undefined;
+  private readonly splitter = new LineSplitter();
+  private readonly feed = (line: Buffer) => {
+    this.reader.feed(line);
+  };
 
   constructor(engine: Engine) {
     this.reader = new SectionReader(engine);
   }
 
   push(chunk: Buffer): void {
-    let start = 0;
-    for (let nl = chunk.indexOf(NL); nl !== -1; nl = chunk.indexOf(NL, start)) {
-      const piece = chunk.subarray(start, nl);
-      this.reader.feed(this.carry ? Buffer.concat([this.carry, piece]) : piece);
-      this.carry = undefined;
-      start = nl + 1;
-    }
-    if (start < chunk.length)
-      this.carry = this.carry
-        ? Buffer.concat([this.carry, chunk.subarray(start)])
-        : Buffer.from(chunk.subarray(start));
+    this.splitter.push(chunk, this.feed);
   }
 
   finish(): readonly TableCount[] {
-    if (this.carry?.length) this.reader.feed(this.carry);
-    this.carry = undefined;
+    this.splitter.end(this.feed);
     return this.reader.finish();
   }
 }

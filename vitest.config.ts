@@ -7,7 +7,7 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    // MariaDB's max_allowed_packet raised for the whole run (see the file).
-    globalSetup: ['test/helpers/global-setup.ts'],
+    // MariaDB's max_allowed_packet raised for the whole run; one local AWS (moto) for every file.
+    globalSetup: ['test/helpers/global-setup.ts', 'test/helpers/moto-global-setup.ts'],
   },
 });

@@ -8,7 +8,7 @@ import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
 import { restoreBackup } from '../core/restore';
 import { verifyBackup, type VerifyReport } from '../core/verify';
-import { openVault } from '../core/vault';
+import { openVault, parseLockMode } from '../core/vault';
 import { addExportCommands } from './export-commands';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
@@ -93,6 +93,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--kms-key <arn>', 'KMS key ARN of the vault')
     .option('--escrow-public-key <pem>', 'also wrap data keys for this offline RSA key')
     .option('--sse-kms-key <arn>', 'SSE-KMS key for S3 vaults (default: --kms-key)')
+    .option(
+      '--object-lock <mode>',
+      'Object Lock of S3 vault writes: COMPLIANCE, GOVERNANCE or none (default: $COFRE_OBJECT_LOCK_MODE, else COMPLIANCE); never detected',
+    )
     .option('--tenant <ids>', 'back up these tenants (comma-separated ids), one backup each')
     .option('--all-tenants', 'back up every tenant, one backup each')
     .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
@@ -108,6 +112,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const vault = openVault(String(opts.vault), {
       env: io.env,
       sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,
+      objectLockMode:
+        opts.objectLock === undefined ? undefined : parseLockMode(opts.objectLock as string, '--object-lock'),
     });
     const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
     const resolved = await resolveCredentials(connection, {
@@ -287,10 +293,20 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--key-file <file>', 'raw AES-256 key (cofre keygen)')
     .option('--kms-key <arn>', 'KMS key ARN of the vault')
     .option('--escrow-private-key <pem>', 'offline escrow RSA private key')
+    .option(
+      '--object-lock <mode>',
+      'the Object Lock expected of backups whose manifest does not record one: COMPLIANCE, GOVERNANCE or none (default: $COFRE_OBJECT_LOCK_MODE, else COMPLIANCE)',
+    )
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
       if (!opts.backup === !opts.all) throw new UsageError('--backup ID or --all: expected exactly one');
-      const vault = openVault(String(opts.vault), { env: io.env });
+      const vault = openVault(String(opts.vault), {
+        env: io.env,
+        objectLockMode:
+          opts.objectLock === undefined
+            ? undefined
+            : parseLockMode(opts.objectLock as string, '--object-lock'),
+      });
       const keys = opts.deep
         ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
         : undefined;

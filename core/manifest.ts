@@ -108,7 +108,16 @@ export const manifestSchema = z
     startedAt: isoDate,
     finishedAt: isoDate,
     durationMs: z.number().int().nonnegative(),
-    retention: z.strictObject({ expireAfterDays: z.number().int().positive(), lockUntil: isoDate }),
+    retention: z.strictObject({
+      expireAfterDays: z.number().int().positive(),
+      lockUntil: isoDate,
+      /**
+       * The Object Lock every object of the backup was written with and read back as (`none`: a
+       * file vault or a bucket without Object Lock). Absent in manifests written before it was
+       * recorded: `verify` then expects the vault's configured mode.
+       */
+      lockMode: z.enum(['COMPLIANCE', 'GOVERNANCE', 'none']).optional(),
+    }),
     artifacts: z.array(artifactSchema).min(1),
     /** The previous backup of the same source and database: a hash chain. */
     previous: z

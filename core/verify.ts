@@ -10,7 +10,7 @@ import { MANIFEST_NAME, sha256, type Artifact, type Manifest } from './manifest'
 import { MysqldumpRowCounter } from './sources/mysqldump-rows';
 import { SectionCounter } from './tenants/format';
 import { spawnTool, type ToolProcess } from './sources/process';
-import type { Vault } from './vault';
+import { lockProblem, type StoredObject, type Vault } from './vault';
 
 export interface VerifyOptions {
   readonly vault: Vault;
@@ -57,8 +57,13 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   for (const artifact of manifest.artifacts) {
     const key = `${entry.folder}/${artifact.name}`;
     const found = await checkStored(options.vault, key, artifact, problems, checked);
+    if (found) checkLock(options.vault, key, found, manifest, expired, problems, checked);
     if (found && options.deep) await deepCheck(options, manifest, key, artifact, problems, checked);
   }
+  const manifestKey = `${entry.folder}/${MANIFEST_NAME}`;
+  const manifestObject = await options.vault.stat(manifestKey);
+  if (manifestObject)
+    checkLock(options.vault, manifestKey, manifestObject, manifest, expired, problems, checked);
   await checkChain(options.vault, entry, manifest, now, problems, checked);
   if (problems.length && expired && problems.every((p) => /is missing/.test(p)))
     return { backupId: manifest.backupId, deep: !!options.deep, status: 'expired', problems, checked };
@@ -70,21 +75,48 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   return { backupId: manifest.backupId, deep: !!options.deep, status: 'ok', problems, checked };
 }
 
+/**
+ * The object's Object Lock, as S3 reports it, against the manifest's promise: the mode it records
+ * (or, for a manifest from before modes were recorded, the vault's configured mode) until its
+ * `lockUntil`. A lock that is missing, weaker or shorter is a problem (exit 3).
+ */
+function checkLock(
+  vault: Vault,
+  key: string,
+  stored: StoredObject,
+  manifest: Manifest,
+  expired: boolean,
+  problems: string[],
+  checked: string[],
+): void {
+  if (vault.kind !== 's3' || expired) return;
+  const mode = manifest.retention.lockMode ?? vault.objectLockMode;
+  if (mode === 'none') {
+    checked.push(`${key}: written without Object Lock (lock mode "none")`);
+    return;
+  }
+  const until = new Date(manifest.retention.lockUntil);
+  const problem = lockProblem(stored.lock, mode, until);
+  if (problem)
+    problems.push(`${key}: ${problem} (the manifest records a lock until ${manifest.retention.lockUntil})`);
+  else checked.push(`${key}: Object Lock ${stored.lock!.mode} until ${stored.lock!.until.toISOString()}`);
+}
+
 async function checkStored(
   vault: Vault,
   key: string,
   artifact: Artifact,
   problems: string[],
   checked: string[],
-): Promise<boolean> {
+): Promise<StoredObject | undefined> {
   const stat = await vault.stat(key);
   if (!stat) {
     problems.push(`artifact ${key} is missing`);
-    return false;
+    return undefined;
   }
   if (stat.bytes !== artifact.bytes.stored) {
     problems.push(`artifact ${key} has ${stat.bytes} bytes, the manifest records ${artifact.bytes.stored}`);
-    return true;
+    return stat;
   }
   if (vault.kind === 's3') {
     const s3 = artifact.s3 ?? {};
@@ -119,7 +151,7 @@ async function checkStored(
       );
     else checked.push(`${key}: size and SHA-256 match`);
   }
-  return true;
+  return stat;
 }
 
 async function checkChain(

@@ -187,7 +187,8 @@ async function startLocalS3(dir: string): Promise<{ vault: Vault; endpoint: stri
   });
   await client.send(new CreateBucketCommand({ Bucket: 'cofre-local' }));
   return {
-    vault: openVault('s3://cofre-local', { s3: client }),
+    // s3rver has no Object Lock: the local demo vault says so instead of pretending to lock.
+    vault: openVault('s3://cofre-local', { s3: client, objectLockMode: 'none' }),
     endpoint,
     stop: async () => {
       client.destroy();

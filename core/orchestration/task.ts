@@ -223,6 +223,9 @@ export class CountingVault implements Vault {
   get kind(): Vault['kind'] {
     return this.inner.kind;
   }
+  get objectLockMode(): Vault['objectLockMode'] {
+    return this.inner.objectLockMode;
+  }
   private counter(): Transform {
     return new Transform({
       transform: (chunk: Buffer, _e, cb) => {

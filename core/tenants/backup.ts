@@ -237,7 +237,11 @@ async function backupTenant(
     startedAt: startedAt.toISOString(),
     finishedAt: finishedAt.toISOString(),
     durationMs: finishedAt.getTime() - startedAt.getTime(),
-    retention: { expireAfterDays: retention.expireAfterDays, lockUntil: lockUntil.toISOString() },
+    retention: {
+      expireAfterDays: retention.expireAfterDays,
+      lockUntil: lockUntil.toISOString(),
+      lockMode: options.vault.objectLockMode,
+    },
     artifacts: [
       artifactEntry({
         name: artifactName,

@@ -16,6 +16,8 @@ const PARTIAL = '.partial-';
  */
 export class FileVault implements Vault {
   readonly kind = 'file' as const;
+  /** A directory has no Object Lock; `lockUntil` is the retention the manifest records. */
+  readonly objectLockMode = 'none' as const;
   readonly url: string;
 
   constructor(public readonly root: string) {

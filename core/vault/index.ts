@@ -3,12 +3,24 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { UsageError } from '../errors';
 import { FileVault } from './file-vault';
 import { S3Vault } from './s3-vault';
-import type { Vault } from './types';
+import { LOCK_MODES, type LockMode, type Vault } from './types';
 
 export { FileVault } from './file-vault';
-export { S3Vault, readAll } from './s3-vault';
-export type { StoredObject, Vault, WriteOptions } from './types';
-export { vaultKey } from './types';
+export { LockNotSetError, S3Vault, lockProblem, readAll } from './s3-vault';
+export type { LockMode, StoredLock, StoredObject, Vault, WriteOptions } from './types';
+export { LOCK_MODES, vaultKey } from './types';
+
+/** The environment variable that carries the vault's configured Object Lock mode (set by CDK). */
+export const LOCK_MODE_ENV = 'COFRE_OBJECT_LOCK_MODE';
+/** The mode an S3 vault is written with when neither the caller nor the environment names one. */
+export const DEFAULT_LOCK_MODE: LockMode = 'COMPLIANCE';
+
+/** `value` as a lock mode; `field` names where it came from in the error. */
+export function parseLockMode(value: string, field: string): LockMode {
+  const mode = LOCK_MODES.find((m) => m.toLowerCase() === value.toLowerCase());
+  if (!mode) throw new UsageError(`${field}: expected ${LOCK_MODES.join(', ')}, got "${value}"`);
+  return mode;
+}
 
 /** Dependencies and settings for opening a vault. */
 export interface OpenVaultOptions {
@@ -16,6 +28,12 @@ export interface OpenVaultOptions {
   readonly s3?: S3Client | undefined;
   /** KMS key for SSE-KMS on S3 vaults. */
   readonly sseKmsKeyId?: string | undefined;
+  /**
+   * Object Lock mode of S3 writes (never detected). Default: `COFRE_OBJECT_LOCK_MODE` from `env`,
+   * else COMPLIANCE, the vault's default: a bucket without Object Lock then fails the first
+   * backup, saying so, until `none` is chosen explicitly.
+   */
+  readonly objectLockMode?: LockMode | undefined;
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -63,7 +81,16 @@ export function openVault(url: string, options: OpenVaultOptions = {}): Vault {
         // One retry policy for every call; lib-storage retries parts through it.
         maxAttempts: 3,
       });
-    return new S3Vault({ client, bucket: match[1]!, prefix, sseKmsKeyId: options.sseKmsKeyId });
+    const fromEnv = env[LOCK_MODE_ENV];
+    const objectLockMode =
+      options.objectLockMode ?? (fromEnv ? parseLockMode(fromEnv, LOCK_MODE_ENV) : DEFAULT_LOCK_MODE);
+    return new S3Vault({
+      client,
+      bucket: match[1]!,
+      prefix,
+      sseKmsKeyId: options.sseKmsKeyId,
+      objectLockMode,
+    });
   }
   throw new UsageError(`--vault: expected s3://bucket/prefix or file:///absolute/dir, got "${url}"`);
 }

@@ -1,17 +1,15 @@
 import {
   GetObjectCommand,
-  GetObjectLockConfigurationCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   NoSuchKey,
   NotFound,
-  type ObjectLockMode,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
 import { OperationalError, messageOf } from '../errors';
-import type { StoredObject, Vault, WriteOptions } from './types';
+import type { LockMode, StoredObject, Vault, WriteOptions } from './types';
 
 /** Settings of an S3 vault. */
 export interface S3VaultOptions {
@@ -22,10 +20,13 @@ export interface S3VaultOptions {
   /** KMS key for SSE-KMS (the vault's bucket policy requires it); `undefined` sends no SSE headers. */
   readonly sseKmsKeyId?: string | undefined;
   /**
-   * Object Lock mode for per-object retain-until dates. `'detect'` reads the bucket's Object Lock
-   * configuration once (none when the bucket has none or the server does not implement it).
+   * Object Lock mode of every write with a `lockUntil`, from configuration (the vault's
+   * `objectLock.mode`), never detected: a bucket whose configuration the caller cannot read would
+   * otherwise get no retain-until date at all. Each such object is read back after the write and the
+   * write fails unless S3 reports this mode and a date no earlier than `lockUntil`. `none` writes no
+   * lock (a bucket without Object Lock).
    */
-  readonly objectLockMode?: ObjectLockMode | 'detect' | 'off';
+  readonly objectLockMode: LockMode;
   /** Multipart part size in bytes. @default 16 MiB (10,000 parts: up to 160 GiB per artifact) */
   readonly partSize?: number;
   /** Parts uploaded at once (memory: partSize × (queueSize + 1)). @default 2 */
@@ -40,33 +41,19 @@ export interface S3VaultOptions {
 export class S3Vault implements Vault {
   readonly kind = 's3' as const;
   readonly url: string;
-  private lockMode: Promise<ObjectLockMode | undefined> | undefined;
+  readonly objectLockMode: LockMode;
 
   constructor(private readonly options: S3VaultOptions) {
     this.url = `s3://${options.bucket}${options.prefix ? `/${options.prefix}` : ''}`;
+    this.objectLockMode = options.objectLockMode;
   }
 
   private keyOf(key: string): string {
     return this.options.prefix ? `${this.options.prefix}/${key}` : key;
   }
 
-  private objectLockMode(): Promise<ObjectLockMode | undefined> {
-    const mode = this.options.objectLockMode ?? 'detect';
-    if (mode === 'off') return Promise.resolve(undefined);
-    if (mode !== 'detect') return Promise.resolve(mode);
-    this.lockMode ??= this.options.client
-      .send(new GetObjectLockConfigurationCommand({ Bucket: this.options.bucket }))
-      .then((out) =>
-        out.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled'
-          ? (out.ObjectLockConfiguration.Rule?.DefaultRetention?.Mode ?? 'COMPLIANCE')
-          : undefined,
-      )
-      .catch(() => undefined);
-    return this.lockMode;
-  }
-
   async write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject> {
-    const lockMode = options.lockUntil ? await this.objectLockMode() : undefined;
+    const lockMode = options.lockUntil && this.objectLockMode !== 'none' ? this.objectLockMode : undefined;
     const upload = new Upload({
       client: this.options.client,
       partSize: this.options.partSize ?? 16 * 1024 * 1024,
@@ -96,14 +83,17 @@ export class S3Vault implements Vault {
     try {
       const out = await upload.done();
       const stored = await this.stat(key);
+      if (lockMode && options.lockUntil) this.requireLock(key, stored, lockMode, options.lockUntil);
       return {
         key,
         bytes: stored?.bytes ?? 0,
         etag: out.ETag?.replace(/"/g, '') ?? stored?.etag,
         checksumSha256: out.ChecksumSHA256 ?? stored?.checksumSha256,
         versionId: out.VersionId ?? stored?.versionId,
+        lock: stored?.lock,
       };
     } catch (error) {
+      if (error instanceof LockNotSetError) throw error;
       if (!body.destroyed) body.destroy();
       // lib-storage reports the failure of its AbortMultipartUpload instead of the body's error.
       const cause = bodyError ?? error;
@@ -117,6 +107,17 @@ export class S3Vault implements Vault {
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** Fails unless S3 reports the lock that was asked for (the object stays: S3 may keep it locked). */
+  private requireLock(key: string, stored: StoredObject | undefined, mode: string, until: Date): void {
+    const problem = lockProblem(stored?.lock, mode, until);
+    if (problem)
+      throw new LockNotSetError(
+        `${this.url}: ${key} was written, but its Object Lock is not what the backup needs: ${problem}. ` +
+          `Is Object Lock enabled on bucket ${this.options.bucket}, and may this role s3:PutObjectRetention and s3:GetObjectRetention? ` +
+          `The backup fails: its manifest is not written, so the object is not a backup.`,
+      );
   }
 
   async read(key: string, signal?: AbortSignal): Promise<Readable> {
@@ -161,6 +162,10 @@ export class S3Vault implements Vault {
         etag: out.ETag?.replace(/"/g, ''),
         checksumSha256: out.ChecksumSHA256,
         versionId: out.VersionId,
+        lock:
+          out.ObjectLockMode && out.ObjectLockRetainUntilDate
+            ? { mode: out.ObjectLockMode, until: out.ObjectLockRetainUntilDate }
+            : undefined,
       };
     } catch (error) {
       if (error instanceof NotFound || (error as { name?: string }).name === 'NotFound') return undefined;
@@ -189,6 +194,23 @@ export class S3Vault implements Vault {
     }
     return keys.sort();
   }
+}
+
+/** A write asked for an Object Lock that S3 does not report afterwards. */
+export class LockNotSetError extends OperationalError {}
+
+/**
+ * Why `lock` (as S3 reports it) does not protect an object in `mode` until `until`, or `undefined`
+ * when it does. COMPLIANCE satisfies a GOVERNANCE request (it is stronger); S3 keeps retain-until
+ * dates to the second, so a date up to a second early is the same date.
+ */
+export function lockProblem(lock: StoredObject['lock'], mode: string, until: Date): string | undefined {
+  if (!lock) return `no Object Lock, where ${mode} until ${until.toISOString()} was expected`;
+  if (lock.mode !== mode && !(mode === 'GOVERNANCE' && lock.mode === 'COMPLIANCE'))
+    return `Object Lock ${lock.mode}, where ${mode} was expected${mode === 'COMPLIANCE' ? ' (GOVERNANCE can be lifted by a privileged user)' : ''}`;
+  if (lock.until.getTime() < until.getTime() - 1000)
+    return `locked only until ${lock.until.toISOString()}, where ${until.toISOString()} was expected`;
+  return undefined;
 }
 
 /** Reads a whole small stream into memory (for tests and manifests). */

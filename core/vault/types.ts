@@ -1,5 +1,15 @@
 import type { Readable } from 'node:stream';
 
+/** How a vault locks what it writes: an S3 Object Lock mode, or `none` (file vaults, buckets without Object Lock). */
+export const LOCK_MODES = ['COMPLIANCE', 'GOVERNANCE', 'none'] as const;
+export type LockMode = (typeof LOCK_MODES)[number];
+
+/** An object's Object Lock as the storage service reports it. */
+export interface StoredLock {
+  readonly mode: string;
+  readonly until: Date;
+}
+
 /** How an object is stored. */
 export interface WriteOptions {
   /** Object tags (`cofre:tier`, `cofre:class`) that the vault's lifecycle rules filter on. */
@@ -20,6 +30,8 @@ export interface StoredObject {
   /** S3's stored SHA-256 checksum (base64; `…-N` composite for multipart objects). */
   readonly checksumSha256?: string | undefined;
   readonly versionId?: string | undefined;
+  /** The Object Lock S3 reports for the object (S3 vaults; `undefined` when it has none). */
+  readonly lock?: StoredLock | undefined;
 }
 
 /**
@@ -31,6 +43,11 @@ export interface Vault {
   /** The vault's URL, for messages. */
   readonly url: string;
   readonly kind: 's3' | 'file';
+  /**
+   * The lock every write with a `lockUntil` gets, from configuration (never detected): a write that
+   * asks for a lock and cannot set it fails.
+   */
+  readonly objectLockMode: LockMode;
   write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject>;
   read(key: string, signal?: AbortSignal): Promise<Readable>;
   /** The object's bytes, or `undefined` if there is no such object. */

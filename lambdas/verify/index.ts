@@ -8,11 +8,12 @@ import { DynamoHistoryStore } from '../../core/history-store';
 import { METRICS_NAMESPACE } from '../../core/metrics';
 import { intEnv, powertoolsSink, requireEnv, runStep } from '../../core/orchestration/lambda-support';
 import { verifyStep, type VerifyEvent, type VerifyResult } from '../../core/orchestration/steps';
-import { openVault } from '../../core/vault';
+import { openVault, parseLockMode } from '../../core/vault';
 
 const env = requireEnv(process.env, [
   'COFRE_HISTORY_TABLE',
   'COFRE_VAULT_URL',
+  'COFRE_OBJECT_LOCK_MODE',
   'COFRE_MAX_DURATION_MINUTES',
   'COFRE_SIZE_ANOMALY_PERCENT',
 ]);
@@ -23,7 +24,11 @@ const history = new DynamoHistoryStore(
   DynamoDBDocumentClient.from(new DynamoDBClient({})),
   env.COFRE_HISTORY_TABLE,
 );
-const vault = openVault(env.COFRE_VAULT_URL, { s3: new S3Client({ maxAttempts: 3 }) });
+// The lock the vault's objects must carry (verify compares it with what S3 reports): configuration.
+const vault = openVault(env.COFRE_VAULT_URL, {
+  s3: new S3Client({ maxAttempts: 3 }),
+  objectLockMode: parseLockMode(env.COFRE_OBJECT_LOCK_MODE, 'COFRE_OBJECT_LOCK_MODE'),
+});
 const maxDurationMinutes = intEnv(env, 'COFRE_MAX_DURATION_MINUTES');
 const sizeAnomalyPercent = intEnv(env, 'COFRE_SIZE_ANOMALY_PERCENT');
 

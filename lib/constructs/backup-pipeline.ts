@@ -135,6 +135,7 @@ export class BackupPipeline extends Construct {
     const environment = {
       COFRE_VAULT_URL: `s3://${vault.bucket.bucketName}`,
       COFRE_KMS_KEY_ARN: vault.key.keyArn,
+      COFRE_OBJECT_LOCK_MODE: vault.objectLock.mode,
       COFRE_HISTORY_TABLE: history.table.tableName,
       COFRE_MAX_DURATION_MINUTES: String(config.thresholds.maxDurationMinutes),
       COFRE_SIZE_ANOMALY_PERCENT: String(config.thresholds.sizeAnomalyPercent),

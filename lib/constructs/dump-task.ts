@@ -150,6 +150,8 @@ export class DumpTask extends Construct {
       environment: {
         COFRE_VAULT_URL: `s3://${props.vault.bucket.bucketName}`,
         COFRE_KMS_KEY_ARN: props.vault.key.keyArn,
+        // The writer's Object Lock mode is configuration, never detected (the role may not read it).
+        COFRE_OBJECT_LOCK_MODE: props.vault.objectLock.mode,
         COFRE_HISTORY_TABLE: props.history.table.tableName,
         AWS_REGION: stack.region,
       },

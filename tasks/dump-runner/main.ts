@@ -9,6 +9,7 @@
  *   COFRE_DB_SECRET   the database's Secrets Manager JSON            (ECS secret)
  *   COFRE_VAULT_URL   s3://bucket                                    (task definition)
  *   COFRE_KMS_KEY_ARN the vault's KMS key                            (task definition)
+ *   COFRE_OBJECT_LOCK_MODE the vault's Object Lock mode (COMPLIANCE | GOVERNANCE) (task definition)
  *   AWS_REGION
  */
 import { KMS } from '@aws-sdk/client-kms';
@@ -25,7 +26,7 @@ import {
   readsBackups,
   runReportedTask,
 } from '../../core/orchestration/task';
-import { openVault } from '../../core/vault';
+import { openVault, parseLockMode } from '../../core/vault';
 
 export interface RunnerIo {
   readonly env: NodeJS.ProcessEnv;
@@ -46,13 +47,20 @@ export async function runDumpRunner(io: RunnerIo): Promise<number> {
     return 2;
   }
   try {
-    const env = requireEnv(io.env, ['COFRE_COMMAND', 'COFRE_JOB', 'COFRE_VAULT_URL', 'COFRE_KMS_KEY_ARN']);
+    const env = requireEnv(io.env, [
+      'COFRE_COMMAND',
+      'COFRE_JOB',
+      'COFRE_VAULT_URL',
+      'COFRE_KMS_KEY_ARN',
+      'COFRE_OBJECT_LOCK_MODE',
+    ]);
     const command = parseTaskCommand(env.COFRE_COMMAND);
     const job = parseContainerJob(env.COFRE_JOB);
     const region = io.env.AWS_REGION;
     const kms = io.kms ?? (() => new KMS(region ? { region } : {}));
     const vault = openVault(env.COFRE_VAULT_URL, {
       env: io.env,
+      objectLockMode: parseLockMode(env.COFRE_OBJECT_LOCK_MODE, 'COFRE_OBJECT_LOCK_MODE'),
       sseKmsKeyId: env.COFRE_KMS_KEY_ARN,
       ...(io.s3 ? { s3: io.s3 } : {}),
     });

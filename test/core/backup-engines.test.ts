@@ -110,6 +110,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
           kind === 'file'
             ? fileVault()
             : new S3Vault({
+                objectLockMode: 'none',
                 client: s3.client,
                 bucket: s3.bucket,
                 prefix: `rt-${engine}`,
@@ -277,6 +278,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       const local = await startLocalS3();
       try {
         const vault = new S3Vault({
+          objectLockMode: 'none',
           client: local.client,
           bucket: local.bucket,
           prefix: '',

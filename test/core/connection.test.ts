@@ -1,8 +1,8 @@
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { mockClient } from 'aws-sdk-client-mock';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
 import { parseDatabaseUrl, parseEngine, redactUrl, resolveCredentials } from '../../core/connection';
 import { UsageError } from '../../core/errors';
+import { clientConfig, createSecret, describeLocalAws, localAws } from '../helpers/local-aws';
 
 describe('parseDatabaseUrl', () => {
   it('reads host, port, user, password, database and sslmode', () => {
@@ -59,21 +59,21 @@ describe('resolveCredentials', () => {
     ).toBe('a');
     expect((await resolveCredentials(base, { env: { PGPASSWORD: 'b' } })).password).toBe('b');
   });
+});
 
+describeLocalAws('credentials from Secrets Manager (local AWS)', () => {
+  const base = parseDatabaseUrl('postgres', 'postgres://app@db:5432/clinic');
   it('reads an RDS-format secret from Secrets Manager', async () => {
-    const sm = mockClient(SecretsManagerClient);
-    sm.on(GetSecretValueCommand).resolves({
-      SecretString: JSON.stringify({
-        username: 'backup',
-        password: 's3cr3t',
-        host: 'rds.internal',
-        port: 5433,
-        engine: 'postgres',
-      }),
+    const secretArn = await createSecret(localAws().secrets, {
+      username: 'backup',
+      password: 's3cr3t',
+      host: 'rds.internal',
+      port: 5433,
+      engine: 'postgres',
     });
     const resolved = await resolveCredentials(base, {
-      secretArn: 'arn:aws:secretsmanager:sa-east-1:1:secret:x',
-      secrets: new SecretsManagerClient({}),
+      secretArn,
+      secrets: new SecretsManagerClient(clientConfig()),
     });
     expect(resolved).toMatchObject({
       user: 'backup',
@@ -82,15 +82,24 @@ describe('resolveCredentials', () => {
       port: 5433,
       database: 'clinic',
     });
-    sm.restore();
   });
 
   it('rejects a secret that is not in the RDS format, naming --secret and not echoing it', async () => {
-    const sm = mockClient(SecretsManagerClient);
-    sm.on(GetSecretValueCommand).resolves({ SecretString: 'hunter2' });
-    const p = resolveCredentials(base, { secretArn: 'arn:x', secrets: new SecretsManagerClient({}) });
-    await expect(p).rejects.toThrow(/--secret: expected arn:x to hold JSON in the RDS format/);
+    const secretArn = await createSecret(localAws().secrets, 'hunter2');
+    const p = resolveCredentials(base, { secretArn, secrets: new SecretsManagerClient(clientConfig()) });
+    await expect(p).rejects.toThrow(
+      new RegExp(
+        `--secret: expected ${secretArn.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} to hold JSON in the RDS format`,
+      ),
+    );
     await expect(p).rejects.not.toThrow(/hunter2/);
-    sm.restore();
+  });
+
+  it('names the secret when Secrets Manager has no such secret', async () => {
+    const p = resolveCredentials(base, {
+      secretArn: 'arn:aws:secretsmanager:sa-east-1:123456789012:secret:cofre-no-such-AbCdEf',
+      secrets: new SecretsManagerClient(clientConfig()),
+    });
+    await expect(p).rejects.toThrow(/cofre-no-such-AbCdEf/);
   });
 });

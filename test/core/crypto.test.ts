@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DecryptCommand, GenerateDataKeyCommand, KMS, KMSClient } from '@aws-sdk/client-kms';
-import { mockClient } from 'aws-sdk-client-mock';
+import { KMS } from '@aws-sdk/client-kms';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildKeys, decryptStream, encryptStream, keygen, readKeyFile, type Keys } from '../../core/crypto';
 import { UsageError } from '../../core/errors';
 import { readAll } from '../../core/vault';
+import { clientConfig, createKmsKey, describeLocalAws, localAws } from '../helpers/local-aws';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-crypto-'));
 const context = { 'cofre:backup-id': '20261123T000000000Z-00000000', 'cofre:tier': 'daily' };
@@ -137,28 +137,32 @@ describe('envelope encryption', () => {
     expect(errors.map(String)).toEqual(['Error: dump failed']);
   });
 
-  it('wraps data keys with the vault’s KMS key, bound to the encryption context', async () => {
-    const kms = mockClient(KMSClient);
-    const arn = 'arn:aws:kms:sa-east-1:111111111111:key/0b1c2d3e-0000-4000-8000-000000000001';
-    const dataKey = randomBytes(32);
-    // Fresh copies: the SDK zeroes a data key's plaintext once it has used it.
-    kms
-      .on(GenerateDataKeyCommand)
-      .callsFake(() => ({ Plaintext: Buffer.from(dataKey), CiphertextBlob: randomBytes(64), KeyId: arn }));
-    kms.on(DecryptCommand).callsFake(() => ({ Plaintext: Buffer.from(dataKey), KeyId: arn }));
-    const keys = await buildKeys({ kmsKeyArn: arn }, 'encrypt', () => new KMS({ region: 'sa-east-1' }));
-    expect(keys.keyIds).toEqual([`kms:${arn}`]);
-    const sealed = await seal(keys, plaintext);
-    expect((await open(keys, sealed)).equals(plaintext)).toBe(true);
-    const call = kms.commandCalls(GenerateDataKeyCommand)[0]!.args[0].input;
-    expect(call.KeyId).toBe(arn);
-    expect(call.EncryptionContext).toMatchObject(context);
-    kms.restore();
-  });
-
   it('rejects a malformed KMS key ARN, naming --kms-key', async () => {
     await expect(buildKeys({ kmsKeyArn: 'alias/cofre' }, 'encrypt', () => new KMS({}))).rejects.toThrow(
       /--kms-key: expected a KMS key ARN like/,
     );
+  });
+});
+
+describeLocalAws('KMS keyring against the local AWS (moto KMS)', () => {
+  it('wraps data keys with the vault’s KMS key, bound to the encryption context: a wrong context cannot decrypt', async () => {
+    const aws = localAws();
+    const arn = await createKmsKey(aws.kms, 'vault key');
+    const plaintext = randomBytes(2 * 1024 * 1024 + 5);
+    const kms = () => new KMS(clientConfig());
+    const keys = await buildKeys({ kmsKeyArn: arn }, 'encrypt', kms);
+    expect(keys.keyIds).toEqual([`kms:${arn}`]);
+    const sealed = await seal(keys, plaintext);
+    const reader = await buildKeys({ kmsKeyArn: arn }, 'decrypt', kms);
+    expect((await open(reader, sealed)).equals(plaintext)).toBe(true);
+    // The data key is wrapped by KMS with the context: KMS itself refuses it under another one.
+    const other = { ...context, 'cofre:backup-id': '20991231T000000000Z-ffffffff' };
+    await expect(open(reader, sealed, other)).rejects.toThrow(
+      /encryption context mismatch|InvalidCiphertext/,
+    );
+    // And another key cannot unwrap it.
+    const stranger = await createKmsKey(aws.kms, 'another key');
+    const wrongKey = await buildKeys({ kmsKeyArn: stranger }, 'decrypt', kms);
+    await expect(open(wrongKey, sealed)).rejects.toThrow();
   });
 });

@@ -94,6 +94,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       s3 = await startLocalS3();
       fileVault = new FileVault(path.join(dir, 'vault'));
       s3Vault = new S3Vault({
+        objectLockMode: 'none',
         client: s3.client,
         bucket: s3.bucket,
         prefix: 'rs',

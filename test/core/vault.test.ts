@@ -1,22 +1,26 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand,
-  CompleteMultipartUploadCommand,
-  CreateMultipartUploadCommand,
-  GetObjectCommand,
-  GetObjectLockConfigurationCommand,
+  DeleteObjectCommand,
+  GetObjectTaggingCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
   PutObjectCommand,
-  S3Client,
-  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { mockClient, type AwsClientStub } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { FileVault, openVault, readAll, S3Vault, type Vault } from '../../core/vault';
+import {
+  createKmsKey,
+  createVaultBucket,
+  describeLocalAws,
+  localAws,
+  s3Client,
+  type LocalAws,
+} from '../helpers/local-aws';
 import { startLocalS3, type LocalS3 } from '../helpers/s3';
 
 /** A body that sends `bytes` and then fails, as a dump that dies half-way does. */
@@ -83,7 +87,14 @@ afterAll(async () => {
 });
 behavesAsAVault(
   'S3 (s3rver)',
-  () => new S3Vault({ client: s3.client, bucket: s3.bucket, prefix: 'team/prod', partSize: 5 * 1024 * 1024 }),
+  () =>
+    new S3Vault({
+      objectLockMode: 'none',
+      client: s3.client,
+      bucket: s3.bucket,
+      prefix: 'team/prod',
+      partSize: 5 * 1024 * 1024,
+    }),
 );
 
 describe('file vault atomicity', () => {
@@ -113,99 +124,140 @@ describe('openVault', () => {
   });
 });
 
-describe('S3 requests', () => {
-  // Mocked only inside this block: the tests above talk to a real local S3.
-  let s3mock: AwsClientStub<S3Client>;
-  beforeAll(() => {
-    s3mock = mockClient(S3Client);
+describeLocalAws('S3 vault against the local AWS (moto)', () => {
+  let aws: LocalAws;
+  let keyArn: string;
+  beforeAll(async () => {
+    aws = localAws();
+    keyArn = await createKmsKey(aws.kms);
   });
-  afterAll(() => {
-    s3mock.restore();
+  const lockUntil = new Date(Date.now() + 7 * 365 * 86_400_000);
+
+  const pending: string[] = [];
+  beforeEach(async () => {
+    pending.push(await createVaultBucket(aws.s3));
+  });
+  behavesAsAVault('S3 (moto, Object Lock)', () => {
+    // A new Object-Lock bucket for each test (beforeEach).
+    const vault = new S3Vault({
+      objectLockMode: 'COMPLIANCE',
+      client: aws.s3,
+      bucket: pending.shift()!,
+      prefix: 'team/prod',
+      partSize: 5 * 1024 * 1024,
+    });
+    return vault;
   });
 
-  it('sends SSE-KMS, bucket keys, SHA-256 checksums, tags and the Object Lock date with the object', async () => {
-    s3mock.reset();
-    s3mock.on(GetObjectLockConfigurationCommand).resolves({
-      ObjectLockConfiguration: {
-        ObjectLockEnabled: 'Enabled',
-        Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 30 } },
-      },
-    });
-    s3mock.on(PutObjectCommand).resolves({ ETag: '"e"', ChecksumSHA256: 'c2hh', VersionId: 'v1' });
-    s3mock.on(HeadObjectCommand).resolves({ ContentLength: 2, ETag: '"e"', ChecksumSHA256: 'c2hh' });
+  it('stores the object with SSE-KMS under our key, a SHA-256 checksum, its tags and its Object Lock', async () => {
+    const bucket = await createVaultBucket(aws.s3, { mode: 'COMPLIANCE', days: 30 });
     const vault = new S3Vault({
-      client: new S3Client({ region: 'sa-east-1' }),
-      bucket: 'vault',
+      client: aws.s3,
+      bucket,
       prefix: '',
-      sseKmsKeyId: 'arn:aws:kms:sa-east-1:1:key/k',
+      sseKmsKeyId: keyArn,
+      objectLockMode: 'COMPLIANCE',
     });
-    const lockUntil = new Date('2027-01-01T00:00:00Z');
-    const stored = await vault.write('full/a/b/ID/m.json', Readable.from([Buffer.from('{}')]), {
-      tags: { 'cofre:tier': 'monthly', 'cofre:class': 'health' },
+    const body = Buffer.from('{"a":1}');
+    const stored = await vault.write('full/a/b/ID/m.json', Readable.from([body]), {
+      tags: { 'cofre:tier': 'yearly', 'cofre:class': 'health' },
       lockUntil,
     });
-    expect(stored).toMatchObject({ etag: 'e', checksumSha256: 'c2hh', versionId: 'v1' });
-    const input = s3mock.commandCalls(PutObjectCommand)[0]!.args[0].input;
-    expect(input).toMatchObject({
-      Bucket: 'vault',
-      Key: 'full/a/b/ID/m.json',
-      ChecksumAlgorithm: 'SHA256',
+    const head = await aws.s3.send(
+      new HeadObjectCommand({ Bucket: bucket, Key: 'full/a/b/ID/m.json', ChecksumMode: 'ENABLED' }),
+    );
+    expect(head).toMatchObject({
       ServerSideEncryption: 'aws:kms',
-      SSEKMSKeyId: 'arn:aws:kms:sa-east-1:1:key/k',
-      BucketKeyEnabled: true,
-      Tagging: 'cofre%3Atier=monthly&cofre%3Aclass=health',
+      SSEKMSKeyId: keyArn,
       ObjectLockMode: 'COMPLIANCE',
-      ObjectLockRetainUntilDate: lockUntil,
+      ChecksumSHA256: createHash('sha256').update(body).digest('base64'),
+      VersionId: stored.versionId,
     });
+    expect(head.ObjectLockRetainUntilDate!.getTime()).toBeGreaterThanOrEqual(lockUntil.getTime() - 1000);
+    expect(stored.lock?.mode).toBe('COMPLIANCE');
+    const tags = await aws.s3.send(
+      new GetObjectTaggingCommand({ Bucket: bucket, Key: 'full/a/b/ID/m.json' }),
+    );
+    expect(tags.TagSet).toEqual(
+      expect.arrayContaining([
+        { Key: 'cofre:tier', Value: 'yearly' },
+        { Key: 'cofre:class', Value: 'health' },
+      ]),
+    );
+    // Object Lock at work: the version cannot be deleted.
+    await expect(
+      aws.s3.send(
+        new DeleteObjectCommand({ Bucket: bucket, Key: 'full/a/b/ID/m.json', VersionId: stored.versionId }),
+      ),
+    ).rejects.toThrow(/Access Denied/);
   });
 
-  it('aborts the multipart upload when the body fails', async () => {
-    s3mock.reset();
-    s3mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'up-1' });
-    s3mock.on(UploadPartCommand).resolves({ ETag: '"p"' });
-    s3mock.on(CompleteMultipartUploadCommand).resolves({});
-    s3mock.on(AbortMultipartUploadCommand).resolves({});
+  it('fails the write, naming the bucket, when the bucket has no Object Lock', async () => {
+    const bucket = await createVaultBucket(aws.s3, { objectLock: false });
+    const vault = new S3Vault({ client: aws.s3, bucket, prefix: '', objectLockMode: 'COMPLIANCE' });
+    await expect(
+      vault.write('full/a/b/ID/x', Readable.from([Buffer.from('x')]), { tags: {}, lockUntil }),
+    ).rejects.toThrow(/upload of full\/a\/b\/ID\/x failed, nothing was stored: .*ObjectLockConfiguration/);
+    expect(await vault.list('')).toEqual([]);
+  });
+
+  it('fails the write when S3 does not report the lock it asked for (a role without s3:GetObjectRetention)', async () => {
+    const bucket = await createVaultBucket(aws.s3, { mode: 'COMPLIANCE', days: 1 });
+    // AWS leaves the Object Lock headers out of HeadObject for a caller without s3:GetObjectRetention.
+    const client = s3Client();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (context.commandName === 'HeadObjectCommand') {
+          const output = out.output as { ObjectLockMode?: string; ObjectLockRetainUntilDate?: Date };
+          delete output.ObjectLockMode;
+          delete output.ObjectLockRetainUntilDate;
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'noGetObjectRetention' },
+    );
+    const vault = new S3Vault({ client, bucket, prefix: '', objectLockMode: 'COMPLIANCE' });
+    await expect(
+      vault.write('k', Readable.from([Buffer.from('x')]), { tags: {}, lockUntil }),
+    ).rejects.toThrow(
+      /k was written, but its Object Lock is not what the backup needs: no Object Lock, where COMPLIANCE until .* was expected\. Is Object Lock enabled on bucket .*s3:GetObjectRetention/,
+    );
+  });
+
+  it('aborts the multipart upload when the body fails: no object, no upload left', async () => {
+    const bucket = await createVaultBucket(aws.s3);
     const vault = new S3Vault({
-      client: new S3Client({ region: 'sa-east-1' }),
-      bucket: 'vault',
+      client: aws.s3,
+      bucket,
       prefix: 'p',
-      objectLockMode: 'off',
+      objectLockMode: 'none',
       partSize: 5 * 1024 * 1024,
     });
     await expect(vault.write('big', failingBody(12 * 1024 * 1024), { tags: {} })).rejects.toThrow(
       /upload of big failed, nothing was stored: dump died/,
     );
-    expect(s3mock.commandCalls(CreateMultipartUploadCommand)[0]!.args[0].input).toMatchObject({
-      Key: 'p/big',
-      ChecksumAlgorithm: 'SHA256',
-    });
-    expect(s3mock.commandCalls(AbortMultipartUploadCommand).map((call) => call.args[0].input)).toEqual([
-      {
-        Bucket: 'vault',
-        Key: 'p/big',
-        UploadId: 'up-1',
-        ExpectedBucketOwner: undefined,
-        RequestPayer: undefined,
-      },
-    ]);
-    expect(s3mock.commandCalls(CompleteMultipartUploadCommand)).toHaveLength(0);
+    const uploads = await aws.s3.send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+    const versions = await aws.s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+    expect(versions.Versions ?? []).toEqual([]);
   });
 
-  it('says how to bring back a backup that the lifecycle moved to Glacier', async () => {
-    s3mock.reset();
-    s3mock.on(GetObjectCommand).rejects(
-      Object.assign(new Error("The operation is not valid for the object's storage class"), {
-        name: 'InvalidObjectState',
+  it('says how to bring back a backup that the lifecycle moved to Deep Archive', async () => {
+    const bucket = await createVaultBucket(aws.s3, { objectLock: false });
+    await aws.s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: 'p/full/a/b/ID/x.enc',
+        Body: 'x',
         StorageClass: 'DEEP_ARCHIVE',
       }),
     );
-    const vault = new S3Vault({
-      client: new S3Client({ region: 'sa-east-1' }),
-      bucket: 'vault',
-      prefix: 'p',
-    });
+    const vault = new S3Vault({ client: aws.s3, bucket, prefix: 'p', objectLockMode: 'none' });
     await expect(vault.read('full/a/b/ID/x.enc')).rejects.toThrow(
-      /full\/a\/b\/ID\/x.enc is in DEEP_ARCHIVE and must be brought back .*aws s3api restore-object --bucket vault --key p\/full\/a\/b\/ID\/x.enc/,
+      new RegExp(
+        `full/a/b/ID/x.enc is in DEEP_ARCHIVE and must be brought back .*aws s3api restore-object --bucket ${bucket} --key p/full/a/b/ID/x.enc`,
+      ),
     );
   });
 });

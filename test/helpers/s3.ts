@@ -4,7 +4,11 @@ import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 
-/** A real S3 API on localhost (s3rver), for tests that move bytes. */
+/**
+ * A real S3 API on localhost (s3rver), for tests that move bytes and stop the server mid-upload.
+ * s3rver has no Object Lock, so its vaults are written with `objectLockMode: 'none'`; the AWS
+ * behaviour (Object Lock, SSE-KMS, checksums, tags) is tested against moto (`local-aws.ts`).
+ */
 export interface LocalS3 {
   readonly endpoint: string;
   readonly client: S3Client;
@@ -53,6 +57,7 @@ export async function startLocalS3(bucket = 'cofre-vault'): Promise<LocalS3> {
       AWS_ACCESS_KEY_ID: 'S3RVER',
       AWS_SECRET_ACCESS_KEY: 'S3RVER',
       AWS_REGION: 'us-east-1',
+      COFRE_OBJECT_LOCK_MODE: 'none',
     },
     stop,
     start,

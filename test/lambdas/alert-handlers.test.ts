@@ -7,8 +7,8 @@ import {
   DescribeAlarmHistoryCommand,
   GetMetricDataCommand,
 } from '@aws-sdk/client-cloudwatch';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SNSClient } from '@aws-sdk/client-sns';
 import type { SNSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -19,29 +19,39 @@ import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
 import { createPagerDutyHandler, routingKeyOf } from '../../lambdas/pagerduty';
 import { tempDir } from '../helpers/cli';
+import {
+  clientConfig,
+  createSecret,
+  createTopicWithQueue,
+  describeLocalAws,
+  localAws,
+  type TopicWithQueue,
+} from '../helpers/local-aws';
 
 const logger = new Logger({ serviceName: 'test', logLevel: 'SILENT' });
-const TOPIC = 'arn:aws:sns:sa-east-1:111111111111:CofrePrimary-AlertsTopic';
-const sns = mockClient(SNSClient);
-const secrets = mockClient(SecretsManagerClient);
+// CloudWatch's alarm history is not in the local AWS (moto): the monthly report's CloudWatch reads
+// are the one AWS API mocked here. SNS, SQS and Secrets Manager are moto's.
 const cloudwatch = mockClient(CloudWatchClient);
 beforeEach(() => {
-  sns.reset();
-  secrets.reset();
   cloudwatch.reset();
-  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
 });
 
-describe('notify handler', () => {
-  const env = {
-    COFRE_TOPIC_ARN: TOPIC,
-    COFRE_NOTIFY_ON_SUCCESS: 'false',
-    AWS_REGION: 'sa-east-1',
-    COFRE_VAULT_URL: 's3://acme-cofre-vault',
-  };
+describeLocalAws('notify handler (local AWS: SNS read back through SQS)', () => {
+  let topic: TopicWithQueue;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    const aws = localAws();
+    topic = await createTopicWithQueue(aws.sns, aws.sqs);
+    env = {
+      COFRE_TOPIC_ARN: topic.topicArn,
+      COFRE_NOTIFY_ON_SUCCESS: 'false',
+      AWS_REGION: 'sa-east-1',
+      COFRE_VAULT_URL: 's3://acme-cofre-vault',
+    };
+  });
 
   it('publishes the formatted message with string message attributes to the topic', async () => {
-    const handle = createNotifyHandler({ sns: new SNSClient({}), env, logger });
+    const handle = createNotifyHandler({ sns: new SNSClient(clientConfig()), env, logger });
     const result = await handle({
       outcome: 'failed',
       job: 'backup-database',
@@ -52,35 +62,37 @@ describe('notify handler', () => {
       subject: '[Cofre] FAILED full backup app-prod (sa-east-1)',
       audience: 'people',
     });
-    const input = sns.commandCalls(PublishCommand)[0]!.args[0].input;
-    expect(input).toMatchObject({
-      TopicArn: TOPIC,
-      Subject: '[Cofre] FAILED full backup app-prod (sa-east-1)',
-    });
-    expect(input.Message).toMatch(/npx cofre list --vault s3:\/\/acme-cofre-vault/);
-    expect(input.MessageAttributes).toEqual({
-      severity: { DataType: 'String', StringValue: 'critical' },
-      database: { DataType: 'String', StringValue: 'app-prod' },
-      kind: { DataType: 'String', StringValue: 'full' },
-      outcome: { DataType: 'String', StringValue: 'failed' },
-      job: { DataType: 'String', StringValue: 'backup-database' },
-      audience: { DataType: 'String', StringValue: 'people' },
+    const [received, ...more] = await topic.receive(2);
+    expect(more).toEqual([]);
+    expect(received!.subject).toBe('[Cofre] FAILED full backup app-prod (sa-east-1)');
+    expect(received!.message).toMatch(/npx cofre list --vault s3:\/\/acme-cofre-vault/);
+    expect(received!.attributes).toEqual({
+      severity: { Type: 'String', Value: 'critical' },
+      database: { Type: 'String', Value: 'app-prod' },
+      kind: { Type: 'String', Value: 'full' },
+      outcome: { Type: 'String', Value: 'failed' },
+      job: { Type: 'String', Value: 'backup-database' },
+      audience: { Type: 'String', Value: 'people' },
     });
   });
 
   it('rejects a malformed event naming the field, and a missing variable naming it', async () => {
-    const handle = createNotifyHandler({ sns: new SNSClient({}), env, logger });
+    const handle = createNotifyHandler({ sns: new SNSClient(clientConfig()), env, logger });
     await expect(handle({ outcome: 'failed', job: 'backup-database', kind: 'full' })).rejects.toThrow(
       /database: /,
     );
-    expect(sns.commandCalls(PublishCommand)).toHaveLength(0);
+    expect(await topic.receive(1)).toEqual([]);
     expect(() =>
-      createNotifyHandler({ sns: new SNSClient({}), env: { ...env, COFRE_TOPIC_ARN: '' }, logger }),
+      createNotifyHandler({
+        sns: new SNSClient(clientConfig()),
+        env: { ...env, COFRE_TOPIC_ARN: '' },
+        logger,
+      }),
     ).toThrow(/COFRE_TOPIC_ARN is not set/);
   });
 });
 
-describe('pagerduty handler', () => {
+describeLocalAws('pagerduty handler (local AWS: Secrets Manager)', () => {
   let server: Server;
   let bodies: unknown[] = [];
   beforeAll(async () => {
@@ -117,11 +129,20 @@ describe('pagerduty handler', () => {
     }) as unknown as SNSEvent;
 
   it('reads the routing key from Secrets Manager once per container and relays trigger then resolve', async () => {
-    secrets.on(GetSecretValueCommand).resolves({ SecretString: '{"routingKey":"KEY-FROM-SECRET"}' });
+    const secretArn = await createSecret(localAws().secrets, { routingKey: 'KEY-FROM-SECRET' }, 'pagerduty');
+    const client = new SecretsManagerClient(clientConfig());
+    let reads = 0;
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'GetSecretValueCommand') reads++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countSecretReads' },
+    );
     const handle = createPagerDutyHandler({
-      secrets: new SecretsManagerClient({}),
+      secrets: client,
       env: {
-        COFRE_PAGERDUTY_SECRET_ARN: 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:pd-AbCdEf',
+        COFRE_PAGERDUTY_SECRET_ARN: secretArn,
         COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/enqueue`,
       },
       logger,
@@ -147,7 +168,7 @@ describe('pagerduty handler', () => {
         dedup_key: 'cofre:backup-database:app-prod',
       },
     ]);
-    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+    expect(reads).toBe(1);
   });
 
   it('accepts a plain-string routing key and refuses an empty one, naming the secret', () => {
@@ -226,8 +247,10 @@ describe('freshness handler', () => {
   });
 });
 
-describe('monthly report handler', () => {
+describeLocalAws('monthly report handler (SNS on the local AWS, CloudWatch mocked)', () => {
   it('reports the previous month from history, vault metrics and alarm history, and publishes it', async () => {
+    const aws = localAws();
+    const topic = await createTopicWithQueue(aws.sns, aws.sqs, 'report');
     const store = new FileHistoryStore(tempDir('report-handler'));
     await store.put({
       id: 'oct-1',
@@ -275,9 +298,9 @@ describe('monthly report handler', () => {
     const handle = createMonthlyReportHandler({
       store,
       cloudwatch: new CloudWatchClient({}),
-      sns: new SNSClient({}),
+      sns: new SNSClient(clientConfig()),
       env: {
-        COFRE_TOPIC_ARN: TOPIC,
+        COFRE_TOPIC_ARN: topic.topicArn,
         COFRE_VAULT_BUCKET: 'acme-cofre-vault',
         COFRE_PRICES: JSON.stringify(DEFAULT_PRICES),
         COFRE_ALARM_PREFIX: 'CofrePrimary-',
@@ -296,18 +319,18 @@ describe('monthly report handler', () => {
         { Name: 'StorageType', Value: 'StandardStorage' },
       ],
     });
-    const published = sns.commandCalls(PublishCommand)[0]!.args[0].input;
-    expect(published.Subject).toBe('[Cofre] Monthly report 2026-10 (sa-east-1)');
-    expect(published.MessageAttributes).toEqual({
-      severity: { DataType: 'String', StringValue: 'info' },
-      job: { DataType: 'String', StringValue: 'monthly-report' },
-      audience: { DataType: 'String', StringValue: 'people' },
+    const [published] = await topic.receive(2);
+    expect(published!.subject).toBe('[Cofre] Monthly report 2026-10 (sa-east-1)');
+    expect(published!.attributes).toEqual({
+      severity: { Type: 'String', Value: 'info' },
+      job: { Type: 'String', Value: 'monthly-report' },
+      audience: { Type: 'String', Value: 'people' },
     });
-    expect(published.Message).toMatch(
+    expect(published!.message).toMatch(
       /app-prod full backups\s+1\s+1\s+0\s+0\s+100 %\s+1\.00 GiB\s+10 min 00 s/,
     );
-    expect(published.Message).toMatch(/Alarms raised: 1\n {2}2026-10-20 03:00 CofrePrimary-AlertsFresh-1\n/);
-    expect(published.Message).toMatch(/STANDARD\s+100\.00 GiB\s+0\.0405\s+4\.05/);
-    expect(published.Message).toMatch(/GLACIER\s+1000\.00 GiB\s+0\.0072\s+7\.20/);
+    expect(published!.message).toMatch(/Alarms raised: 1\n {2}2026-10-20 03:00 CofrePrimary-AlertsFresh-1\n/);
+    expect(published!.message).toMatch(/STANDARD\s+100\.00 GiB\s+0\.0405\s+4\.05/);
+    expect(published!.message).toMatch(/GLACIER\s+1000\.00 GiB\s+0\.0072\s+7\.20/);
   });
 });

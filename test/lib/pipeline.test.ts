@@ -123,10 +123,26 @@ describe('the dump task definitions', () => {
       expect(env).toEqual({
         COFRE_VAULT_URL: { 'Fn::Join': ['', ['s3://', { Ref: logicalIdOf(byDefault.stack.vault.bucket) }]] },
         COFRE_KMS_KEY_ARN: arnOf(byDefault.stack.vault.key),
+        COFRE_OBJECT_LOCK_MODE: 'COMPLIANCE',
         COFRE_HISTORY_TABLE: { Ref: logicalIdOf(byDefault.stack.history.table) },
         AWS_REGION: 'sa-east-1',
       });
     }
+  });
+
+  it("get the vault's configured Object Lock mode, so the writer never has to detect it", () => {
+    const governance = build((c) => ({ ...c, objectLock: { mode: 'GOVERNANCE', days: 14 } }));
+    for (const dump of governance.pipeline.dumpTasks.values()) {
+      const [container] = resourceOf(governance.template, dump.taskDefinition).Properties
+        .ContainerDefinitions as { Environment: { Name: string; Value: unknown }[] }[];
+      expect(container!.Environment).toContainEqual({ Name: 'COFRE_OBJECT_LOCK_MODE', Value: 'GOVERNANCE' });
+    }
+    const verify = resourceOf(governance.template, governance.pipeline.functions.verify.function);
+    expect((verify.Properties.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject(
+      {
+        COFRE_OBJECT_LOCK_MODE: 'GOVERNANCE',
+      },
+    );
   });
 
   it('log with awslogs to their own KMS-encrypted log group, kept a year and retained', () => {
@@ -300,6 +316,7 @@ describe('the pipeline Lambdas', () => {
       expect((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
         COFRE_VAULT_URL: { 'Fn::Join': ['', ['s3://', { Ref: logicalIdOf(byDefault.stack.vault.bucket) }]] },
         COFRE_KMS_KEY_ARN: arnOf(byDefault.stack.vault.key),
+        COFRE_OBJECT_LOCK_MODE: 'COMPLIANCE',
         COFRE_HISTORY_TABLE: { Ref: logicalIdOf(byDefault.stack.history.table) },
         COFRE_MAX_DURATION_MINUTES: '30',
         COFRE_SIZE_ANOMALY_PERCENT: '30',

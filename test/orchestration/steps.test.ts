@@ -1,5 +1,5 @@
-import { DynamoDBDocumentClient, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
-import { mockClient } from 'aws-sdk-client-mock';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { rmSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { backupMetrics } from '../../core/metrics';
@@ -14,6 +14,7 @@ import {
 } from '../../core/orchestration/steps';
 import { FileHistoryStore } from '../../core/history-store';
 import { tempDir } from '../helpers/cli';
+import { createHistoryTable, describeLocalAws, localAws, localAwsEnv } from '../helpers/local-aws';
 
 const input = {
   database: {
@@ -213,27 +214,31 @@ const HANDLERS = {
 };
 
 describe('Lambda handlers', () => {
-  const ddb = mockClient(DynamoDBDocumentClient);
   afterEach(() => {
     vi.unstubAllEnvs();
     vi.resetModules();
-    ddb.reset();
   });
 
   it('fail loudly at load when their environment is incomplete', async () => {
     vi.stubEnv('COFRE_HISTORY_TABLE', '');
     await expect(import(HANDLERS.verify)).rejects.toThrow(
-      /missing environment variable\(s\) COFRE_HISTORY_TABLE, COFRE_VAULT_URL, COFRE_MAX_DURATION_MINUTES, COFRE_SIZE_ANOMALY_PERCENT/,
+      /missing environment variable\(s\) COFRE_HISTORY_TABLE, COFRE_VAULT_URL, COFRE_OBJECT_LOCK_MODE, COFRE_MAX_DURATION_MINUTES, COFRE_SIZE_ANOMALY_PERCENT/,
     );
+  });
+});
+
+describeLocalAws('Lambda handlers against the local AWS', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
   });
 
   it('prepare writes the running record to the table and names a bad input Cofre.BadInput', async () => {
-    vi.stubEnv('COFRE_HISTORY_TABLE', 'History');
-    vi.stubEnv('AWS_REGION', 'sa-east-1');
+    const table = await createHistoryTable(localAws().dynamodb);
+    for (const [name, value] of Object.entries(localAwsEnv()))
+      if (name.startsWith('AWS_')) vi.stubEnv(name, value);
+    vi.stubEnv('COFRE_HISTORY_TABLE', table);
     vi.stubEnv('POWERTOOLS_DEV', 'true');
-    ddb.on(QueryCommand).resolves({ Items: [] });
-    ddb.onAnyCommand().resolves({});
-    ddb.on(QueryCommand).resolves({ Items: [] });
     const { handler } = (await import(HANDLERS.prepare)) as {
       handler: (event: PrepareEvent) => Promise<PrepareResult>;
     };
@@ -243,16 +248,16 @@ describe('Lambda handlers', () => {
       executionId: 'arn:aws:states:sa-east-1:1:execution:a:b',
     });
     expect(out.skip).toBe(false);
-    const puts = ddb.commandCalls(PutCommand).map((c) => c.args[0].input);
-    expect(puts.at(-1)).toMatchObject({
-      TableName: 'History',
-      Item: {
+    const scan = await localAws().dynamodb.send(new ScanCommand({ TableName: table }));
+    const items = (scan.Items ?? []).map((item) => unmarshall(item));
+    expect(items.filter((item) => !String(item.id).startsWith('lock#'))).toEqual([
+      expect.objectContaining({
         status: 'running',
         database: 'app-prod',
         databaseKindStatus: 'app-prod#full#running',
         tier: 'yearly',
-      },
-    });
+      }),
+    ]);
     await expect(
       handler({ job: 'backup-database', input: { ...input, requestedBy: '' }, executionId: 'e' }),
     ).rejects.toMatchObject({

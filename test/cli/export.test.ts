@@ -167,7 +167,12 @@ for (const engine of ['postgres', 'mysql'] as const) {
       );
 
       // Byte for byte what the vault holds.
-      const vault = new S3Vault({ objectLockMode: 'none', client: s3.client, bucket: s3.bucket, prefix: `export-${engine}` });
+      const vault = new S3Vault({
+        objectLockMode: 'none',
+        client: s3.client,
+        bucket: s3.bucket,
+        prefix: `export-${engine}`,
+      });
       for (const name of [artifactName, 'manifest.json'])
         expect(
           readFileSync(path.join(to, folder, name)).equals((await vault.readBytes(`${folder}/${name}`))!),
@@ -368,7 +373,12 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(result.code).toBe(0);
       const listed = await cofre(['list', '--vault', s3Vault, '--json'], s3.env);
       expect(listed.code).toBe(0);
-      const vault = new S3Vault({ objectLockMode: 'none', client: s3.client, bucket: s3.bucket, prefix: `export-${engine}` });
+      const vault = new S3Vault({
+        objectLockMode: 'none',
+        client: s3.client,
+        bucket: s3.bucket,
+        prefix: `export-${engine}`,
+      });
       const key = (await vault.list('full/')).find(
         (k) => k.includes(s3Ids[0]!) && k.endsWith('manifest.json'),
       )!;

@@ -16,7 +16,7 @@ export interface NotifyHandlerDeps {
   readonly logger: Logger;
 }
 
-/** The handler, with its clients and environment passed in (tests use aws-sdk-client-mock). */
+/** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
 export function createNotifyHandler(deps: NotifyHandlerDeps) {
   const topicArn = requiredEnv(deps.env, 'COFRE_TOPIC_ARN');
   const notifyOnSuccess = booleanEnv(deps.env, 'COFRE_NOTIFY_ON_SUCCESS');

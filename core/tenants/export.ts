@@ -16,7 +16,7 @@ import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 import type { RunningDump, TableCount } from '../sources/types';
 import { COPY_END, END_MARK, HEADER_MARK, tableMark, type SectionTable } from './format';
-import type { TenantPlan, TenantPlanTable } from './plan';
+import { ownershipWhere, tenantLiteral, type TenantPlan, type TenantPlanTable } from './plan';
 
 /** The artifact formats of tenant exports. */
 export const TENANT_FORMATS = { postgres: 'tenant-pg-copy', mysql: 'tenant-mysql-insert' } as const;
@@ -63,22 +63,16 @@ export function qualifiedName(engine: Engine, t: { schema: string; name: string 
 
 /**
  * The plan's SELECT for one table with an explicit column list (generated columns left out), the
- * tenant id in place of the bind parameter when `tenantLiteral` is given, and primary-key order.
+ * tenant id as `tenant` (SQL: a literal from `tenantLiteral`, or a bind parameter) and primary-key order.
  */
-export function tenantSelect(engine: Engine, table: TenantPlanTable, tenantLiteral?: string): string {
+export function tenantSelect(engine: Engine, table: TenantPlanTable, tenant?: string): string {
   const q = (n: string) => quoteIdentifier(engine, n);
-  const prefix = 'SELECT t0.* FROM ';
-  if (!table.selectSql.startsWith(prefix)) throw new Error(`unexpected plan SELECT for ${table.key}`);
+  const value = tenant ?? (engine === 'postgres' ? '$1' : '?');
   let sql = `SELECT ${loadColumns(table)
     .map((c) => `t0.${q(c)}`)
-    .join(', ')} FROM ${table.selectSql.slice(prefix.length)}`;
-  if (tenantLiteral !== undefined) {
-    const param = engine === 'postgres' ? '$1' : '?';
-    const at = sql.lastIndexOf(`= ${param}`);
-    if (at === -1 || !/^\)*$/.test(sql.slice(at + 2 + param.length)))
-      throw new Error(`unexpected plan SELECT for ${table.key}`);
-    sql = `${sql.slice(0, at)}= ${tenantLiteral}${sql.slice(at + 2 + param.length)}`;
-  }
+    .join(
+      ', ',
+    )} FROM ${engine === 'postgres' ? 'ONLY ' : ''}${qualifiedName(engine, table)} AS t0 WHERE ${ownershipWhere(engine, table, value)}`;
   if (table.primaryKey.length) sql += ` ORDER BY ${table.primaryKey.map((c) => `t0.${q(c)}`).join(', ')}`;
   return sql;
 }
@@ -180,7 +174,7 @@ function runExport(
 
 async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
   const client: Client = await connectPostgres(c, plan.database);
-  const literal = client.escapeLiteral(tenant);
+  const literal = tenantLiteral('postgres', tenant);
   return runExport(
     plan,
     tenant,
@@ -237,8 +231,7 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
         const insert = `INSERT INTO ${qualifiedName('mysql', table)} (${section.columns.map((x) => quoteIdentifier('mysql', x)).join(',')}) VALUES\n`;
         let binary: boolean[] = [];
         const query = raw.query({
-          sql: tenantSelect('mysql', table),
-          values: [tenant],
+          sql: tenantSelect('mysql', table, tenantLiteral('mysql', tenant)),
           rowsAsArray: true,
           // Every value as its raw bytes; text columns arrive in the connection's utf8mb4.
           typeCast: ((field) => field.buffer()) as TypeCast,

@@ -4,10 +4,14 @@
  *
  * A table belongs to the tenant plan when it is the tenant table (filtered by its key column),
  * has the tenant column ("direct", filtered by its own column even if it also references other
- * tenant tables), or reaches one of those through foreign keys ("child", filtered with nested
- * EXISTS along the shortest FK path, so a row is never repeated). Every other table is shared.
+ * tenant tables), or reaches one of those through foreign keys ("child"). A child row belongs to
+ * the tenants its FK paths reach: when the table has paths whose every hop is NOT NULL, those
+ * paths decide (a nullable shortcut, NULL in most rows, never hides the rows); otherwise every
+ * path counts. Several paths are a union (nested EXISTS per path, OR-ed, so a row is never
+ * repeated). Every other table is shared.
  */
 import type { Client } from 'pg';
+import { escape as mysqlEscape } from 'mysql2';
 import type { Connection as MysqlConnection, RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier, type Connection, type Engine } from '../connection';
 import { UsageError } from '../errors';
@@ -42,6 +46,18 @@ export interface FkHop {
 
 export type TenantTableKind = 'tenant-table' | 'direct' | 'child';
 
+/** What a foreign key does to referencing rows when a referenced row is deleted. */
+export type OnDelete = 'NO ACTION' | 'RESTRICT' | 'CASCADE' | 'SET NULL' | 'SET DEFAULT';
+
+/** One way from a child table to a tenant: FK hops ending at a table compared on `filterColumn`. */
+export interface OwnershipPath {
+  /** The first hop starts at the child table; the last ends at the anchor (direct or tenant table). */
+  readonly hops: readonly FkHop[];
+  readonly filterColumn: string;
+  /** Every hop's FK columns are NOT NULL: every row of the child has exactly this way to its tenant. */
+  readonly notNull: boolean;
+}
+
 export interface TenantPlanTable extends TableRef {
   readonly kind: TenantTableKind;
   /** Columns in ordinal order. */
@@ -55,8 +71,16 @@ export interface TenantPlanTable extends TableRef {
   /**
    * Child tables: the FK hops from this table up to a table with the tenant column (or the tenant
    * table); the first hop starts at this table. [] for the tenant table and direct tables.
+   * The preferred of `paths` (kept for display).
    */
   readonly path: readonly FkHop[];
+  /**
+   * Child tables: every path that decides ownership (a row is the tenant's when any of them reaches
+   * it): the NOT NULL paths when there are any, otherwise all paths. [] for the others.
+   */
+  readonly paths: readonly OwnershipPath[];
+  /** Child tables: nullable paths set aside because NOT NULL ones exist (the coverage check still follows them). */
+  readonly otherPaths: readonly OwnershipPath[];
   /** Keys of the other plan tables this one references (load them first). */
   readonly dependsOn: readonly string[];
   /**
@@ -95,6 +119,15 @@ export interface TenantPlan {
    * tenant's rows (a tenant restore) then scans the referencing table once per deleted row.
    */
   readonly unindexedForeignKeys: readonly UnindexedForeignKey[];
+  /**
+   * Every foreign key into a plan table (self-references included), with its ON DELETE action:
+   * what deleting one tenant's rows does to the rows that reference them.
+   */
+  readonly inboundForeignKeys: readonly InboundForeignKey[];
+}
+
+export interface InboundForeignKey extends FkHop {
+  readonly onDelete: OnDelete;
 }
 
 export interface UnindexedForeignKey {
@@ -120,6 +153,8 @@ export interface CatalogTable extends TableRef {
 
 export interface CatalogForeignKey extends FkHop {
   readonly deferrable: boolean;
+  /** ON DELETE action (NO ACTION when unknown). */
+  readonly onDelete?: OnDelete;
   /** An index on the referencing table starts with the FK's columns (InnoDB always makes one). */
   readonly indexed?: boolean;
 }
@@ -138,6 +173,14 @@ function tableKey(engine: Engine, schema: string, name: string): string {
 function ref(engine: Engine, schema: string, name: string): TableRef {
   return { schema, name, key: tableKey(engine, schema, name) };
 }
+
+const PG_ON_DELETE: Record<string, OnDelete> = {
+  a: 'NO ACTION',
+  r: 'RESTRICT',
+  c: 'CASCADE',
+  n: 'SET NULL',
+  d: 'SET DEFAULT',
+};
 
 /** Reads tables, columns, primary keys and foreign keys of every non-system schema. */
 export async function readPostgresCatalog(client: Client): Promise<TenantCatalog> {
@@ -168,6 +211,7 @@ export async function readPostgresCatalog(client: Client): Promise<TenantCatalog
   const fks = await client.query<{
     constraint: string;
     deferrable: boolean;
+    on_delete: string;
     indexed: boolean;
     schema: string;
     name: string;
@@ -176,7 +220,7 @@ export async function readPostgresCatalog(client: Client): Promise<TenantCatalog
     columns: string[];
     ref_columns: string[];
   }>(`
-    SELECT c.conname AS constraint, c.condeferrable AS deferrable,
+    SELECT c.conname AS constraint, c.condeferrable AS deferrable, c.confdeltype AS on_delete,
       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.conrelid
               AND cardinality(c.conkey) <= i.indnkeyatts
               AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
@@ -206,6 +250,7 @@ export async function readPostgresCatalog(client: Client): Promise<TenantCatalog
     foreignKeys: fks.rows.map((f) => ({
       constraint: f.constraint,
       deferrable: f.deferrable,
+      onDelete: PG_ON_DELETE[f.on_delete] ?? 'NO ACTION',
       indexed: f.indexed,
       from: ref('postgres', f.schema, f.name),
       columns: f.columns,
@@ -238,6 +283,14 @@ export async function readMysqlCatalog(conn: MysqlConnection, database: string):
      ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION`,
     [database, database],
   );
+  const [rules] = await conn.query<RowDataPacket[]>(
+    `SELECT TABLE_NAME AS name, CONSTRAINT_NAME AS cname, DELETE_RULE AS rule
+     FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ?`,
+    [database],
+  );
+  const deleteRule = new Map(
+    rules.map((r) => [`${String(r.name)}\u0000${String(r.cname)}`, String(r.rule).toUpperCase()]),
+  );
   const tables = new Map<
     string,
     {
@@ -264,6 +317,10 @@ export async function readMysqlCatalog(conn: MysqlConnection, database: string):
       fk = {
         constraint: String(f.cname),
         deferrable: false,
+        onDelete:
+          (['NO ACTION', 'RESTRICT', 'CASCADE', 'SET NULL', 'SET DEFAULT'] as const).find(
+            (a) => a === deleteRule.get(id),
+          ) ?? 'NO ACTION',
         from: ref('mysql', database, String(f.name)),
         columns: [],
         to: ref('mysql', database, String(f.ref_name)),
@@ -338,8 +395,12 @@ function columnOf(engine: Engine, t: CatalogTable, name: string): string | undef
 interface Anchor {
   readonly kind: TenantTableKind;
   readonly filterColumn: string;
-  readonly path: FkHop[];
+  readonly paths: OwnershipPath[];
+  readonly otherPaths: OwnershipPath[];
 }
+
+/** Paths per child table above this many: the plan refuses (the SELECT would grow too large). */
+export const MAX_OWNERSHIP_PATHS = 64;
 
 /** Builds the plan from a catalog snapshot. Throws UsageError for a bad model or an FK cycle. */
 export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): TenantPlan {
@@ -353,11 +414,11 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
   }
   const byKey = new Map(catalog.tables.map((t) => [t.key, t]));
   const owned = new Map<string, Anchor>();
-  owned.set(tenant.key, { kind: 'tenant-table', filterColumn: keyColumn, path: [] });
+  owned.set(tenant.key, { kind: 'tenant-table', filterColumn: keyColumn, paths: [], otherPaths: [] });
   for (const t of catalog.tables) {
     if (t.key === tenant.key) continue;
     const col = columnOf(engine, t, model.tenantColumn);
-    if (col) owned.set(t.key, { kind: 'direct', filterColumn: col, path: [] });
+    if (col) owned.set(t.key, { kind: 'direct', filterColumn: col, paths: [], otherPaths: [] });
   }
   if (owned.size === 1) {
     const similar = catalog.tables.flatMap((t) =>
@@ -368,42 +429,74 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
     );
   }
 
-  // Breadth-first from the anchors along FKs (child → parent), so each child gets its shortest
-  // path; ties prefer NOT NULL FK columns, then the constraint name.
+  // Every simple FK path (child → parent, self-references left out) from each other table to an
+  // anchor (a direct table or the tenant table; a path ends at the first anchor it meets).
   const fks = catalog.foreignKeys.filter((f) => f.from.key !== f.to.key);
   const fkNotNull = (f: FkHop) => {
     const t = byKey.get(f.from.key);
     return f.columns.every((c) => t?.columns.find((x) => x.name === c)?.notNull === true);
   };
-  let frontier = [...owned.keys()];
-  while (frontier.length > 0) {
-    const next: string[] = [];
-    const candidates = fks
-      .filter((f) => !owned.has(f.from.key) && frontier.includes(f.to.key))
-      .sort(
-        (a, b) =>
-          Number(fkNotNull(b)) - Number(fkNotNull(a)) ||
-          a.from.key.localeCompare(b.from.key) ||
-          a.constraint.localeCompare(b.constraint),
-      );
-    for (const f of candidates) {
-      if (owned.has(f.from.key)) continue;
-      const parent = owned.get(f.to.key)!;
-      const hop: FkHop = {
-        constraint: f.constraint,
-        from: f.from,
-        columns: f.columns,
-        to: f.to,
-        refColumns: f.refColumns,
-      };
-      owned.set(f.from.key, {
-        kind: 'child',
-        filterColumn: parent.filterColumn,
-        path: [hop, ...parent.path],
-      });
-      next.push(f.from.key);
-    }
-    frontier = next;
+  const outgoing = new Map<string, CatalogForeignKey[]>();
+  for (const f of fks) outgoing.set(f.from.key, [...(outgoing.get(f.from.key) ?? []), f]);
+  for (const list of outgoing.values())
+    list.sort((a, b) => a.to.key.localeCompare(b.to.key) || a.constraint.localeCompare(b.constraint));
+  // Tables that reach an anchor at all (walked backwards from the anchors).
+  const reaches = new Set(owned.keys());
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const f of fks)
+      if (!reaches.has(f.from.key) && reaches.has(f.to.key) && !owned.has(f.from.key)) {
+        reaches.add(f.from.key);
+        grew = true;
+      }
+  }
+  const hopOf = (f: CatalogForeignKey): FkHop => ({
+    constraint: f.constraint,
+    from: f.from,
+    columns: f.columns,
+    to: f.to,
+    refColumns: f.refColumns,
+  });
+  for (const t of catalog.tables) {
+    if (owned.has(t.key) || !reaches.has(t.key)) continue;
+    const found: OwnershipPath[] = [];
+    const walk = (at: string, hops: CatalogForeignKey[], seen: Set<string>) => {
+      for (const f of outgoing.get(at) ?? []) {
+        if (seen.has(f.to.key) || !reaches.has(f.to.key)) continue;
+        const next = [...hops, f];
+        const anchor = owned.get(f.to.key);
+        if (anchor && anchor.kind !== 'child') {
+          if (found.length >= MAX_OWNERSHIP_PATHS)
+            throw new UsageError(
+              `--tenant-column: table ${t.key} reaches the tenants by more than ${MAX_OWNERSHIP_PATHS} foreign-key paths; the tenant plan cannot select its rows (simplify its foreign keys, or give it the tenant column)`,
+            );
+          found.push({
+            hops: next.map(hopOf),
+            filterColumn: anchor.filterColumn,
+            notNull: next.every(fkNotNull),
+          });
+        } else {
+          walk(f.to.key, next, new Set([...seen, f.to.key]));
+        }
+      }
+    };
+    walk(t.key, [], new Set([t.key]));
+    // Preferred first: NOT NULL, then shorter, then by constraint names.
+    const name = (p: OwnershipPath) => p.hops.map((h) => h.constraint).join('\u0000');
+    found.sort(
+      (a, b) =>
+        Number(b.notNull) - Number(a.notNull) ||
+        a.hops.length - b.hops.length ||
+        name(a).localeCompare(name(b)),
+    );
+    const strict = found.filter((p) => p.notNull);
+    const paths = strict.length ? strict : found;
+    owned.set(t.key, {
+      kind: 'child',
+      filterColumn: paths[0]!.filterColumn,
+      paths,
+      otherPaths: found.filter((p) => !paths.includes(p)),
+    });
   }
 
   const order = loadOrder(
@@ -424,11 +517,13 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
       primaryKey: t.primaryKey,
       generatedColumns: t.columns.filter((c) => c.generated).map((c) => c.name),
       filterColumn: a.filterColumn,
-      path: a.path,
+      path: a.paths[0]?.hops ?? [],
+      paths: a.paths,
+      otherPaths: a.otherPaths,
       dependsOn: [
         ...new Set(fks.filter((f) => f.from.key === key && owned.has(f.to.key)).map((f) => f.to.key)),
       ].sort(),
-      selectSql: selectSql(engine, t, a, param),
+      selectSql: `SELECT t0.* FROM ${engine === 'postgres' ? 'ONLY ' : ''}${qualified(engine, t)} AS t0 WHERE ${ownershipWhere(engine, { kind: a.kind, filterColumn: a.filterColumn, paths: a.paths }, param)}`,
     };
   });
   const selfReferences: SelfReference[] = catalog.foreignKeys
@@ -466,23 +561,52 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
         references: f.to.key,
         createIndex: `CREATE INDEX ON ${qualified(engine, f.from)} (${f.columns.map((c) => quoteIdentifier(engine, c)).join(', ')});`,
       })),
+    inboundForeignKeys: catalog.foreignKeys
+      .filter((f) => owned.has(f.to.key))
+      .map((f) => ({ ...hopOf(f), onDelete: f.onDelete ?? 'NO ACTION' })),
   };
 }
 
-function selectSql(engine: Engine, t: TableRef, a: Anchor, param: string): string {
+/** One path's condition on `t<base>` (the child row): nested EXISTS up to the anchor's column. */
+function pathCondition(engine: Engine, path: OwnershipPath, value: string, alias = 't'): string {
   const q = (n: string) => quoteIdentifier(engine, n);
-  const only = engine === 'postgres' ? 'ONLY ' : '';
+  const depth = path.hops.length;
   // Innermost first: the last hop's parent carries the filter column.
-  const depth = a.path.length;
-  let where = `t${depth}.${q(a.filterColumn)} = ${param}`;
+  let where = `${alias}${depth}.${q(path.filterColumn)} = ${value}`;
   for (let i = depth - 1; i >= 0; i--) {
-    const hop = a.path[i]!;
+    const hop = path.hops[i]!;
     const join = hop.columns
-      .map((c, k) => `t${i + 1}.${q(hop.refColumns[k]!)} = t${i}.${q(c)}`)
+      .map((c, k) => `${alias}${i + 1}.${q(hop.refColumns[k]!)} = ${alias}${i}.${q(c)}`)
       .join(' AND ');
-    where = `EXISTS (SELECT 1 FROM ${qualified(engine, hop.to)} AS t${i + 1} WHERE ${join} AND ${where})`;
+    where = `EXISTS (SELECT 1 FROM ${qualified(engine, hop.to)} AS ${alias}${i + 1} WHERE ${join} AND ${where})`;
   }
-  return `SELECT t0.* FROM ${only}${qualified(engine, t)} AS t0 WHERE ${where}`;
+  return where;
+}
+
+/**
+ * The condition on `t0` (a row of `table`) that makes it the tenant's: `value` is the SQL of the
+ * tenant id (a bind parameter or a literal). Child tables: one nested EXISTS per path, OR-ed.
+ */
+export function ownershipWhere(
+  engine: Engine,
+  table: {
+    readonly kind: TenantTableKind;
+    readonly filterColumn: string;
+    readonly paths: readonly OwnershipPath[];
+  },
+  value: string,
+): string {
+  if (table.kind !== 'child') return `t0.${quoteIdentifier(engine, table.filterColumn)} = ${value}`;
+  if (table.paths.length === 1) return pathCondition(engine, table.paths[0]!, value);
+  return table.paths.map((p) => `(${pathCondition(engine, p, value)})`).join(' OR ');
+}
+
+/** A tenant id as an SQL string literal (compared with the key column, the server converts it). */
+export function tenantLiteral(engine: Engine, tenant: string): string {
+  if (engine === 'mysql') return mysqlEscape(tenant);
+  // As node-postgres' escapeLiteral: E'' when there is a backslash, whatever standard_conforming_strings is.
+  const quoted = `'${tenant.replace(/'/g, "''")}'`;
+  return tenant.includes('\\') ? ` E${quoted.replace(/\\/g, '\\\\')}` : quoted;
 }
 
 /** Kahn's algorithm, parents first, ties by name; an unorderable rest is a cycle → UsageError. */

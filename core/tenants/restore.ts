@@ -31,7 +31,9 @@ import { SESSION_SETTINGS, loadColumns, qualifiedName, startTenantExport, tenant
 import { SectionReader, lines, type SectionTable } from './format';
 import {
   discoverTenantPlan,
+  ownershipWhere,
   readMysqlCatalog,
+  tenantLiteral,
   type TenantModel,
   type TenantPlan,
   type TenantPlanTable,
@@ -401,8 +403,7 @@ function postgresSession(client: Client): Session {
   return {
     async count(t, tenant) {
       const { rows } = await client.query<{ n: string }>(
-        `SELECT count(*) AS n FROM (${tenantSelect('postgres', t)}) AS x`,
-        [tenant],
+        `SELECT count(*) AS n FROM (${tenantSelect('postgres', t, tenantLiteral('postgres', tenant))}) AS x`,
       );
       return Number(rows[0]!.n);
     },
@@ -427,8 +428,8 @@ function postgresSession(client: Client): Session {
         await client.query(`ALTER TABLE ${qualifiedName('postgres', t)} DISABLE TRIGGER USER`);
     },
     async remove(t, tenant) {
-      const sql = t.selectSql.replace(/^SELECT t0\.\* FROM /, 'DELETE FROM ');
-      return (await client.query(sql, [tenant])).rowCount ?? 0;
+      const sql = `DELETE FROM ONLY ${qualifiedName('postgres', t)} AS t0 WHERE ${ownershipWhere('postgres', t, tenantLiteral('postgres', tenant))}`;
+      return (await client.query(sql)).rowCount ?? 0;
     },
     startRows(t, section) {
       const cols = section.columns.map((c) => quoteIdentifier('postgres', c)).join(', ');
@@ -515,8 +516,7 @@ function mysqlSession(conn: MysqlConnection, database: string): Session {
   return {
     async count(t, tenant) {
       const [rows] = await conn.query<RowDataPacket[]>(
-        `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t)}) AS x`,
-        [tenant],
+        `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t, tenantLiteral('mysql', tenant))}) AS x`,
       );
       return Number(rows[0]!.n);
     },
@@ -543,8 +543,8 @@ function mysqlSession(conn: MysqlConnection, database: string): Session {
     },
     async remove(t, tenant) {
       await checks(t, false);
-      const sql = t.selectSql.replace(/^SELECT t0\.\* FROM /, 'DELETE t0 FROM ');
-      const [res] = await conn.query<ResultSetHeader>(sql, [tenant]);
+      const sql = `DELETE t0 FROM ${qualifiedName('mysql', t)} AS t0 WHERE ${ownershipWhere('mysql', t, tenantLiteral('mysql', tenant))}`;
+      const [res] = await conn.query<ResultSetHeader>(sql);
       await checks(t, true);
       return res.affectedRows;
     },
@@ -578,12 +578,11 @@ function mysqlSession(conn: MysqlConnection, database: string): Session {
         const t = plan.tables.find((x) => x.key === key)!;
         for (const fk of catalog.foreignKeys.filter((f) => f.from.key === key)) {
           const [rows] = await conn.query<RowDataPacket[]>(
-            `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t)}) AS c WHERE ${fk.columns
+            `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t, tenantLiteral('mysql', tenant))}) AS c WHERE ${fk.columns
               .map((col) => `c.${q(col)} IS NOT NULL`)
               .join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${q(fk.to.name)} AS p WHERE ${fk.columns
               .map((col, i) => `p.${q(fk.refColumns[i]!)} = c.${q(col)}`)
               .join(' AND ')})`,
-            [tenant],
           );
           const n = Number(rows[0]!.n);
           if (n)

@@ -95,7 +95,11 @@ export async function tenantChecksums(
     for (const t of tables) {
       const [rows] = await c.query<RowDataPacket[]>({
         sql: `SELECT * FROM (${t.selectSql}) AS x ORDER BY ${t.primaryKey.map((k) => `x.\`${k}\``).join(', ')}`,
-        values: [tenant],
+        // One bind parameter per ownership path.
+        values: t.selectSql
+          .split('= ?')
+          .slice(1)
+          .map(() => tenant),
         rowsAsArray: true,
         typeCast: (field) => field.buffer(),
       });

@@ -99,6 +99,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     )
     .option('--tenant <ids>', 'back up these tenants (comma-separated ids), one backup each')
     .option('--all-tenants', 'back up every tenant, one backup each')
+    .option(
+      '--accept-unowned-rows',
+      'with --all-tenants: go ahead although the coverage check finds rows owned by no tenant or by more than one',
+    )
     .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
     .option('--json', 'print one JSON summary on stdout');
   withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
@@ -370,6 +374,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option(
       '--fire-triggers',
       "with --tenant: let the target's triggers fire (default: PostgreSQL switches user triggers off for the restore; MySQL refuses tables with triggers)",
+    )
+    .option(
+      '--accept-unowned-rows',
+      'with --tenant: go ahead although the deletes reach rows not owned by this tenant alone (every removed row is still accounted for)',
     )
     .option('--json', 'print the restore report as JSON on stdout');
   withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {

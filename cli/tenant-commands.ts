@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
 import { UsageError } from '../core/errors';
 import { runTenantBackup, type TenantBackupOptions } from '../core/tenants/backup';
+import { checkCoverage, coverageProblems, formatCoverage, impactLines } from '../core/tenants/coverage';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/tenants/plan';
 import { restoreTenant, type TenantRestoreOptions } from '../core/tenants/restore';
 import type { CliIo } from './cofre';
@@ -13,6 +14,7 @@ interface PlanOpts {
   readonly tenantTable: string;
   readonly keyColumn: string;
   readonly tenantColumn: string;
+  readonly check?: boolean;
   readonly json?: boolean;
 }
 
@@ -34,9 +36,14 @@ export function formatTenantPlan(plan: TenantPlan): string {
     String(i + 1),
     t.key,
     t.kind,
-    t.path.length === 0
+    t.paths.length === 0
       ? `${t.filterColumn} = :tenant`
-      : `${t.path.map((h) => `(${h.columns.join(', ')}) → ${h.to.key}`).join(' → ')}.${t.filterColumn} = :tenant`,
+      : t.paths
+          .map(
+            (p) =>
+              `${p.hops.map((h) => `(${h.columns.join(', ')}) → ${h.to.key}`).join(' → ')}.${p.filterColumn} = :tenant`,
+          )
+          .join('  OR  '),
   ]);
   const lines = [
     `tenant plan for ${plan.database}: tenant table ${plan.tenantTable.key} (key ${plan.model.keyColumn}), tenant column ${plan.model.tenantColumn}`,
@@ -45,6 +52,11 @@ export function formatTenantPlan(plan: TenantPlan): string {
     '',
     `shared (no path to a tenant, left out): ${plan.shared.length === 0 ? '(none)' : plan.shared.map((t) => t.key).join(', ')}`,
   ];
+  for (const t of plan.tables)
+    if (t.otherPaths.length)
+      lines.push(
+        `nullable paths of ${t.key} set aside (its NOT NULL path decides; --check still follows them): ${t.otherPaths.map((p) => p.hops.map((h) => h.constraint).join(' → ')).join(', ')}`,
+      );
   for (const s of plan.selfReferences) {
     lines.push(
       `self-reference: ${s.table} (${s.columns.join(', ')}) → (${s.refColumns.join(', ')}): ${s.note}`,
@@ -80,6 +92,10 @@ export function addTenantCommands(program: Command, io: CliIo, setExitCode: (cod
     .requiredOption('--tenant-table <table>', 'the tenant table, name or schema.name')
     .requiredOption('--key-column <column>', 'the key column of the tenant table (the tenant id)')
     .requiredOption('--tenant-column <column>', 'the column holding the tenant id on tenant-owned tables')
+    .option(
+      '--check',
+      'also prove coverage: per tenant table, in one snapshot, the rows owned by no tenant and by more than one (exit 3 if any)',
+    )
     .option('--json', 'print the plan as JSON on stdout')
     .action(async (opts: PlanOpts) => {
       const engine = parseEngine(opts.engine);
@@ -89,9 +105,10 @@ export function addTenantCommands(program: Command, io: CliIo, setExitCode: (cod
         keyColumn: opts.keyColumn,
         tenantColumn: opts.tenantColumn,
       });
-      if (opts.json) io.stdout(`${JSON.stringify(plan, null, 2)}\n`);
-      else io.stdout(formatTenantPlan(plan));
-      setExitCode(0);
+      const coverage = opts.check ? await checkCoverage(connection, plan) : undefined;
+      if (opts.json) io.stdout(`${JSON.stringify(coverage ? { ...plan, coverage } : plan, null, 2)}\n`);
+      else io.stdout(formatTenantPlan(plan) + (coverage ? `\n${formatCoverage(coverage)}` : ''));
+      setExitCode(coverage && coverageProblems(coverage).length ? 3 : 0);
     });
 }
 
@@ -151,6 +168,7 @@ export async function backupTenants(
     model,
     tenants,
     concurrency,
+    acceptUnownedRows: opts.acceptUnownedRows as boolean | undefined,
     onProgress: (tenant, p) => {
       progress.update(`tenant ${tenant}`, p);
     },
@@ -208,6 +226,7 @@ export async function restoreOneTenant(
     dryRun: opts.dryRun as boolean | undefined,
     intoDatabase: opts.intoDatabase as string | undefined,
     fireTriggers: opts.fireTriggers as boolean | undefined,
+    acceptUnownedRows: opts.acceptUnownedRows as boolean | undefined,
   });
   const rows = [
     [
@@ -218,6 +237,15 @@ export async function restoreOneTenant(
     ...report.tables.map((t) => [t.table, String(t.deleted), String(t.loaded)]),
   ];
   io.stderr(`${pad(rows)}\n`);
+  const reach = impactLines(report.impact, report.tenant);
+  if (reach.length)
+    io.stderr(
+      `${report.mode === 'dry-run' ? 'the deletes would reach rows beyond the tenant (the restore refuses without --accept-unowned-rows)' : 'accepted (--accept-unowned-rows): the deletes reach rows beyond the tenant'}:\n  ${reach.join('\n  ')}\n`,
+    );
+  else if (report.mode === 'dry-run')
+    io.stderr(
+      `the deletes reach no row beyond tenant ${report.tenant}'s (no cascade, SET NULL or blocking foreign key)\n`,
+    );
   const { names, handling } = report.triggers;
   if (names.length)
     io.stderr(

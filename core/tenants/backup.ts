@@ -29,6 +29,7 @@ import { connectMysql, mysqlInfo } from '../sources/mysql';
 import { connectPostgres, postgresInfo } from '../sources/postgres';
 import type { SourceInfo } from '../sources/types';
 import type { Vault } from '../vault';
+import { checkCoverage, coverageProblems } from './coverage';
 import { loadColumns, startTenantExport } from './export';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
 
@@ -40,6 +41,8 @@ export interface TenantBackupOptions {
   readonly tenants: readonly string[] | 'all';
   /** Tenants exported at the same time (each on its own connection). Default 2. */
   readonly concurrency?: number | undefined;
+  /** `tenants: 'all'`: go ahead although the coverage check finds rows owned by no tenant or by several. */
+  readonly acceptUnownedRows?: boolean | undefined;
   readonly sourceId?: string | undefined;
   readonly vault: Vault;
   readonly keys: Keys;
@@ -141,6 +144,15 @@ export async function runTenantBackup(options: TenantBackupOptions): Promise<Ten
   if (options.tenants === 'all') {
     tenants = known;
     if (tenants.length === 0) throw new UsageError(`--all-tenants: ${plan.tenantTable.key} has no rows`);
+    const coverage = await checkCoverage(c, plan);
+    const problems = coverageProblems(coverage);
+    options.log?.(
+      `coverage check of ${plan.database}: ${coverage.unowned} rows owned by no tenant, ${coverage.multiOwned} by more than one (${(coverage.durationMs / 1000).toFixed(1)} s)`,
+    );
+    if (problems.length && !options.acceptUnownedRows)
+      throw new UsageError(
+        `--all-tenants: the tenant backups would not hold every row of the tenant tables exactly once; nothing was backed up:\n  ${problems.join('\n  ')}\n  (rows owned by no tenant are only in full backups; see "cofre tenant plan --check"; --accept-unowned-rows goes ahead)`,
+      );
   } else {
     tenants = [...new Set(options.tenants)];
     if (tenants.length === 0) throw new UsageError('--tenant: expected at least one tenant id');

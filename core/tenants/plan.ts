@@ -567,20 +567,44 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
   };
 }
 
-/** One path's condition on `t<base>` (the child row): nested EXISTS up to the anchor's column. */
-function pathCondition(engine: Engine, path: OwnershipPath, value: string, alias = 't'): string {
+/**
+ * One path's condition on `t0` (the child row): nested EXISTS up to the anchor, whose filter column
+ * (SQL, e.g. `t3."tenant_id"`) must pass `test`.
+ */
+export function pathCondition(engine: Engine, path: OwnershipPath, test: (column: string) => string): string {
   const q = (n: string) => quoteIdentifier(engine, n);
   const depth = path.hops.length;
   // Innermost first: the last hop's parent carries the filter column.
-  let where = `${alias}${depth}.${q(path.filterColumn)} = ${value}`;
+  let where = test(`t${depth}.${q(path.filterColumn)}`);
   for (let i = depth - 1; i >= 0; i--) {
     const hop = path.hops[i]!;
     const join = hop.columns
-      .map((c, k) => `${alias}${i + 1}.${q(hop.refColumns[k]!)} = ${alias}${i}.${q(c)}`)
+      .map((c, k) => `t${i + 1}.${q(hop.refColumns[k]!)} = t${i}.${q(c)}`)
       .join(' AND ');
-    where = `EXISTS (SELECT 1 FROM ${qualified(engine, hop.to)} AS ${alias}${i + 1} WHERE ${join} AND ${where})`;
+    where = `EXISTS (SELECT 1 FROM ${qualified(engine, hop.to)} AS t${i + 1} WHERE ${join} AND ${where})`;
   }
   return where;
+}
+
+/** The tenant id one path reaches from `t0` as text (NULL when it reaches none): a scalar subquery. */
+export function pathValue(engine: Engine, path: OwnershipPath): string {
+  const q = (n: string) => quoteIdentifier(engine, n);
+  const depth = path.hops.length;
+  const col = `t${depth}.${q(path.filterColumn)}`;
+  const from = path.hops
+    .map((hop, i) => {
+      const on = hop.columns
+        .map((c, k) => `t${i + 1}.${q(hop.refColumns[k]!)} = t${i}.${q(c)}`)
+        .join(' AND ');
+      return i === 0
+        ? `${qualified(engine, hop.to)} AS t1`
+        : `JOIN ${qualified(engine, hop.to)} AS t${i + 1} ON ${on}`;
+    })
+    .join(' ');
+  const first = path.hops[0]!;
+  const where = first.columns.map((c, k) => `t1.${q(first.refColumns[k]!)} = t0.${q(c)}`).join(' AND ');
+  const text = engine === 'postgres' ? `${col}::text` : `CAST(${col} AS CHAR)`;
+  return `(SELECT MIN(${text}) FROM ${from} WHERE ${where})`;
 }
 
 /**
@@ -597,8 +621,9 @@ export function ownershipWhere(
   value: string,
 ): string {
   if (table.kind !== 'child') return `t0.${quoteIdentifier(engine, table.filterColumn)} = ${value}`;
-  if (table.paths.length === 1) return pathCondition(engine, table.paths[0]!, value);
-  return table.paths.map((p) => `(${pathCondition(engine, p, value)})`).join(' OR ');
+  const test = (column: string) => `${column} = ${value}`;
+  if (table.paths.length === 1) return pathCondition(engine, table.paths[0]!, test);
+  return table.paths.map((p) => `(${pathCondition(engine, p, test)})`).join(' OR ');
 }
 
 /** A tenant id as an SQL string literal (compared with the key column, the server converts it). */

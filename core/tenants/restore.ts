@@ -27,6 +27,7 @@ import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysq
 import { connectPostgres, postgresEnv } from '../sources/postgres';
 import { spawnTool } from '../sources/process';
 import type { TableCount } from '../sources/types';
+import { impactLines, inSnapshot, tenantImpact, type Query, type TenantImpact } from './coverage';
 import { SESSION_SETTINGS, loadColumns, qualifiedName, startTenantExport, tenantSelect } from './export';
 import { SectionReader, lines, type SectionTable } from './format';
 import {
@@ -58,6 +59,12 @@ export interface TenantRestoreOptions {
    * included); MySQL cannot, so it refuses a restore into tables that have triggers.
    */
   readonly fireTriggers?: boolean | undefined;
+  /**
+   * Go ahead although the restore's deletes reach rows the plan does not own for this tenant alone
+   * (rows another tenant reaches too; rows of others that reference the tenant's). The row
+   * accounting still rolls the restore back if a delete removes or changes a row it did not delete.
+   */
+  readonly acceptUnownedRows?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
   readonly now?: (() => Date) | undefined;
@@ -88,6 +95,11 @@ export interface TenantRestoreReport {
     readonly names: readonly string[];
     readonly handling: 'none' | 'disabled' | 'fired' | 'refused';
   };
+  /**
+   * What the deletes reach beyond the tenant's rows (from the catalog's FK actions): with
+   * `--dry-run`, what they would do; otherwise what was found (and accepted) before deleting.
+   */
+  readonly impact: TenantImpact;
   readonly startedAt: string;
   readonly durationMs: number;
 }
@@ -96,6 +108,7 @@ interface LoadResult {
   tables: TenantTableReport[];
   sequences: string[];
   triggers: TenantRestoreReport['triggers'];
+  impact: TenantImpact;
 }
 
 /** Where the rows to load come from: a stream in the tenant export format and its expected counts. */
@@ -165,6 +178,7 @@ export async function restoreTenant(options: TenantRestoreOptions): Promise<Tena
       loaded: result.tables.reduce((n, t) => n + t.loaded, 0),
       sequences: result.sequences,
       triggers: result.triggers,
+      impact: result.impact,
       startedAt: startedAt.toISOString(),
       durationMs: finishedAt.getTime() - startedAt.getTime(),
     };
@@ -336,7 +350,9 @@ async function dryRun(
 ): Promise<LoadResult> {
   const current = await countTenant(c, plan, tenant);
   const names = await withSession(c, plan.database, (s) => s.triggers(plan));
+  const impact = await inSnapshot(c, plan, (query) => tenantImpact(query, plan, tenant));
   return {
+    impact,
     tables: plan.tables.map((t, i) => ({
       table: t.key,
       deleted: current[i]!.rows,
@@ -361,6 +377,8 @@ async function dryRun(
 
 interface Session {
   count(t: TenantPlanTable, tenant: string): Promise<number>;
+  /** Any statement in the session (its transaction, once begun); the rows it returns. */
+  query: Query;
   begin(): Promise<void>;
   /** User triggers on the plan's tables, as `table.trigger`. */
   triggers(plan: TenantPlan): Promise<string[]>;
@@ -401,6 +419,7 @@ const BATCH = 1024 * 1024;
 
 function postgresSession(client: Client): Session {
   return {
+    query: async (sql) => (await client.query<Record<string, unknown>>(sql)).rows,
     async count(t, tenant) {
       const { rows } = await client.query<{ n: string }>(
         `SELECT count(*) AS n FROM (${tenantSelect('postgres', t, tenantLiteral('postgres', tenant))}) AS x`,
@@ -514,6 +533,10 @@ function mysqlSession(conn: MysqlConnection, database: string): Session {
     unchecked.add(t.key);
   };
   return {
+    query: async (sql) => {
+      const [rows] = await conn.query(sql);
+      return rows as Record<string, unknown>[];
+    },
     async count(t, tenant) {
       const [rows] = await conn.query<RowDataPacket[]>(
         `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t, tenantLiteral('mysql', tenant))}) AS x`,
@@ -604,6 +627,97 @@ function mysqlSession(conn: MysqlConnection, database: string): Session {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Row accounting: every row the deletes remove or change must be one the plan deleted directly
+
+interface Ledger {
+  /** After the deletes: one line per table where rows went or changed beyond `deleted` ([] when none). */
+  check(deleted: ReadonlyMap<string, number>): Promise<string[]>;
+}
+
+/**
+ * PostgreSQL counts every row deleted or updated in this transaction per table
+ * (pg_stat_xact_user_tables: cascades, SET NULL, triggers and rules included), so nothing needs
+ * counting before. Without track_counts, and on MySQL: each tenant table's rows are counted before
+ * and after the deletes, and for each ON DELETE SET NULL / SET DEFAULT foreign key into a tenant
+ * table, the referencing rows whose columns are set.
+ */
+async function openLedger(s: Session, plan: TenantPlan, tenant: string): Promise<Ledger> {
+  const { engine } = plan;
+  if (engine === 'postgres') {
+    const [setting] = await s.query(`SELECT current_setting('track_counts') AS v`);
+    if (setting?.v === 'on')
+      return {
+        async check(deleted) {
+          const rows = await s.query(
+            `SELECT schemaname AS schema, relname AS name, n_tup_del AS del, n_tup_upd AS upd
+               FROM pg_stat_xact_user_tables WHERE n_tup_del > 0 OR n_tup_upd > 0 ORDER BY 1, 2`,
+          );
+          const seen = new Map(rows.map((r) => [`${String(r.schema)}.${String(r.name)}`, r]));
+          const problems: string[] = [];
+          for (const key of new Set([...seen.keys(), ...deleted.keys()])) {
+            const del = Number(seen.get(key)?.del ?? 0);
+            const upd = Number(seen.get(key)?.upd ?? 0);
+            const own = deleted.get(key) ?? 0;
+            if (del !== own)
+              problems.push(
+                `${key}: ${del - own} rows removed beyond the ${own} the restore deleted (an ON DELETE CASCADE, a trigger or a rule)`,
+              );
+            if (upd)
+              problems.push(
+                `${key}: ${upd} rows changed by the deletes (ON DELETE SET NULL / SET DEFAULT, a trigger or a rule)`,
+              );
+          }
+          return problems;
+        },
+      };
+  }
+  const q = (n: string) => quoteIdentifier(engine, n);
+  const lit = tenantLiteral(engine, tenant);
+  const from = (t: { schema: string; name: string }) =>
+    `${engine === 'postgres' ? 'ONLY ' : ''}${qualifiedName(engine, t)}`;
+  const countAll = async (t: TenantPlanTable) =>
+    Number((await s.query(`SELECT count(*) AS n FROM ${from(t)} AS t0`))[0]?.n ?? 0);
+  const setNull = plan.inboundForeignKeys.filter(
+    (f) => f.onDelete === 'SET NULL' || f.onDelete === 'SET DEFAULT',
+  );
+  const setCount = async (f: (typeof setNull)[number], own: boolean) => {
+    const child = plan.tables.find((t) => t.key === f.from.key);
+    const set = f.columns.map((c) => `t0.${q(c)} IS NOT NULL`).join(' AND ');
+    const mine = own && child ? ` AND (${ownershipWhere(engine, child, lit)})` : own ? ' AND 1 = 0' : '';
+    return Number(
+      (await s.query(`SELECT count(*) AS n FROM ${from(f.from)} AS t0 WHERE ${set}${mine}`))[0]?.n ?? 0,
+    );
+  };
+  const before = new Map<string, number>();
+  for (const t of plan.tables) before.set(t.key, await countAll(t));
+  const setBefore = new Map<string, { all: number; own: number }>();
+  for (const f of setNull)
+    setBefore.set(f.constraint + f.from.key, { all: await setCount(f, false), own: await setCount(f, true) });
+  return {
+    async check(deleted) {
+      const problems: string[] = [];
+      for (const t of plan.tables) {
+        const gone = before.get(t.key)! - (await countAll(t));
+        const own = deleted.get(t.key) ?? 0;
+        if (gone !== own)
+          problems.push(
+            `${t.key}: ${gone - own} rows removed beyond the ${own} the restore deleted (an ON DELETE CASCADE, a trigger or a rule)`,
+          );
+      }
+      for (const f of setNull) {
+        const b = setBefore.get(f.constraint + f.from.key)!;
+        const changed = b.all - b.own - (await setCount(f, false));
+        if (changed)
+          problems.push(
+            `${f.from.key}: ${changed} rows changed by the deletes (${f.constraint}, ON DELETE ${f.onDelete})`,
+          );
+      }
+      return problems;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The load
 
 async function load(
@@ -611,7 +725,7 @@ async function load(
   plan: TenantPlan,
   tenant: string,
   source: RowSource,
-  options: Pick<TenantRestoreOptions, 'signal' | 'fireTriggers'>,
+  options: Pick<TenantRestoreOptions, 'signal' | 'fireTriggers' | 'acceptUnownedRows'>,
 ): Promise<LoadResult> {
   const signal = options.signal;
   const onAbort = () => {
@@ -632,8 +746,22 @@ async function load(
           await s.disableTriggers(plan.tables.filter((t) => names.some((n) => n.startsWith(`${t.key}.`))));
           handling = 'disabled';
         }
+        // Before any change, in this transaction: rows the deletes would reach beyond the tenant's.
+        const impact = await tenantImpact(s.query, plan, tenant);
+        const reach = impactLines(impact, tenant);
+        if (reach.length && !options.acceptUnownedRows)
+          throw new UsageError(
+            `tenant ${tenant}: the restore's deletes would reach rows the tenant plan does not own for this tenant alone; nothing was changed:\n  ${reach.join('\n  ')}\n  (see "cofre tenant plan --check"; --accept-unowned-rows goes ahead, and the restore still rolls back if a delete removes or changes a row it did not delete itself)`,
+          );
+        const ledger = await openLedger(s, plan, tenant);
         const deleted = new Map<string, number>();
         for (const t of [...plan.tables].reverse()) deleted.set(t.key, await s.remove(t, tenant));
+        const lost = await ledger.check(deleted);
+        if (lost.length)
+          throw new IntegrityError(
+            `tenant ${tenant}: the deletes removed or changed rows the restore did not delete itself; the restore was rolled back, nothing was changed:\n  ${lost.join('\n  ')}`,
+            lost,
+          );
         const byKey = new Map(plan.tables.map((t) => [t.key, t]));
         let writer: RowWriter | undefined;
         const reader = new SectionReader(plan.engine, async (event) => {
@@ -685,7 +813,7 @@ async function load(
           );
         const sequences = await s.afterLoad(plan, tenant);
         await s.commit();
-        return { tables, sequences, triggers: { names, handling } };
+        return { tables, sequences, triggers: { names, handling }, impact };
       } catch (error) {
         source.abort();
         await s.rollback().catch(() => undefined);

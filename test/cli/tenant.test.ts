@@ -198,4 +198,39 @@ describePostgres('cofre backup --tenant / restore --tenant (CLI)', () => {
       Array.from({ length: 10 }, (_, i) => String(i + 1)),
     );
   }, 60_000);
+
+  it('tenant plan --check proves coverage (exit 0); a row no tenant owns is named, exit 3, and --all-tenants refuses with exit 2 unless acknowledged', async () => {
+    const plan = ['tenant', 'plan', '--engine', 'postgres', '--url', db.url, ...MODEL_ARGS, '--check'];
+    const ok = await cofre(plan);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/OK: every row of the tenant tables belongs to exactly one tenant/);
+    await withPostgresClient(db.url, (c) =>
+      c.query('ALTER TABLE patients ALTER COLUMN tenant_id DROP NOT NULL'),
+    );
+    await withPostgresClient(db.url, (c) => c.query('UPDATE patients SET tenant_id = NULL WHERE id = 11'));
+    try {
+      const bad = await cofre(plan);
+      expect(bad.code, bad.stderr).toBe(3);
+      expect(bad.stdout).toMatch(/public\.patients: \d+ rows, 1 owned by no tenant, 0 by more than one/);
+      expect(bad.stdout).toMatch(/NOT COVERED: 1 rows owned by no tenant/);
+      const refused = await cofre([...backupArgs(), '--all-tenants', ...MODEL_ARGS]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(
+        /public\.patients: 1 of \d+ rows are owned by no tenant[\s\S]*--accept-unowned-rows/,
+      );
+      const accepted = await cofre([
+        ...backupArgs(),
+        '--all-tenants',
+        ...MODEL_ARGS,
+        '--accept-unowned-rows',
+      ]);
+      expect(accepted.code, accepted.stderr).toBe(0);
+    } finally {
+      await withPostgresClient(db.url, (c) => c.query('UPDATE patients SET tenant_id = 1 WHERE id = 11'));
+      await withPostgresClient(db.url, (c) =>
+        c.query('ALTER TABLE patients ALTER COLUMN tenant_id SET NOT NULL'),
+      );
+    }
+    expect(await tableChecksums('postgres', db.url)).toEqual(original);
+  }, 60_000);
 });

@@ -11,7 +11,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup } from '../../core/backup';
 import { parseDatabaseUrl } from '../../core/connection';
 import type { Keys } from '../../core/crypto';
+import { IntegrityError, UsageError } from '../../core/errors';
 import { runTenantBackup } from '../../core/tenants/backup';
+import { checkCoverage, coverageProblems } from '../../core/tenants/coverage';
 import { discoverTenantPlan } from '../../core/tenants/plan';
 import { restoreTenant } from '../../core/tenants/restore';
 import { openVault, type Vault } from '../../core/vault';
@@ -189,4 +191,105 @@ for (const engine of ['postgres', 'mysql'] as const) {
       },
     );
   }
+}
+
+/**
+ * A row the plan cannot own: a system note with a NULL tenant column that references tenant 7's
+ * user with ON DELETE CASCADE. Restoring tenant 7 deletes that user, and the cascade would take the
+ * note with it: the restore refuses (exit 2) before changing anything, and, when told to go ahead,
+ * its row accounting sees the cascade and rolls back (exit 3).
+ */
+for (const engine of ['postgres', 'mysql'] as const) {
+  describeDatabase(engine, `rows the plan does not own (${engine})`, () => {
+    let db: TestDatabase;
+    let dir: string;
+    let vault: Vault;
+    let keys: Keys;
+    let backupId: string;
+    const connection = () => parseDatabaseUrl(engine, db.url);
+
+    beforeAll(async () => {
+      db = await createDatabase(engine, 'tenant_unowned');
+      for (const s of [...schema(engine, 'CASCADE'), ...data(20)]) await exec(engine, db.url, s);
+      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-unowned-'));
+      vault = openVault(`file://${dir}/vault`);
+      keys = (await testKeys()).keys;
+      await exec(
+        engine,
+        db.url,
+        `CREATE TABLE system_notes (id integer PRIMARY KEY, tenant_id integer NULL, user_id integer NOT NULL,
+           CONSTRAINT system_notes_user FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)`,
+      );
+      await exec(engine, db.url, `INSERT INTO system_notes VALUES (1, NULL, 71)`);
+      await exec(engine, db.url, `INSERT INTO system_notes VALUES (2, 5, 51)`);
+      const [outcome] = await runTenantBackup({
+        connection: connection(),
+        model: MODEL,
+        tenants: ['7'],
+        vault,
+        keys,
+      });
+      if (!outcome?.ok) throw new Error(`tenant backup failed: ${JSON.stringify(outcome)}`);
+      backupId = outcome.manifest.backupId;
+    }, 60_000);
+    afterAll(async () => {
+      await db.drop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('the coverage check names the row owned by no tenant, in one snapshot', async () => {
+      const plan = await discoverTenantPlan(connection(), MODEL);
+      const report = await checkCoverage(connection(), plan);
+      const notes = report.tables.find((t) => t.table.endsWith('system_notes'))!;
+      expect(notes).toMatchObject({ rows: 2, unowned: 1, multiOwned: 0 });
+      expect(report.unowned).toBe(1);
+      expect(coverageProblems(report)).toEqual([`${notes.table}: 1 of 2 rows are owned by no tenant`]);
+    });
+
+    it('--all-tenants refuses (nothing backed up) unless the unowned rows are acknowledged', async () => {
+      await expect(
+        runTenantBackup({ connection: connection(), model: MODEL, tenants: 'all', vault, keys }),
+      ).rejects.toThrow(
+        /--all-tenants: .*nothing was backed up:\n {2}\S*system_notes: 1 of 2 rows are owned by no tenant/,
+      );
+    });
+
+    it('--dry-run reports the cascade per table, from the catalog’s FK actions', async () => {
+      const report = await restoreTenant({
+        vault,
+        backupId,
+        keys,
+        target: connection(),
+        tenant: '7',
+        dryRun: true,
+      });
+      expect(report.impact.foreignKeys).toEqual([
+        expect.objectContaining({ constraint: 'system_notes_user', onDelete: 'CASCADE', rows: 1 }),
+      ]);
+    });
+
+    it('a restore refuses with exit 2 and changes nothing; acknowledged, its accounting rolls back with exit 3', async () => {
+      const before = await tableChecksums(engine, db.url);
+      const refused = await restoreTenant({ vault, backupId, keys, target: connection(), tenant: '7' }).catch(
+        (e: unknown) => e,
+      );
+      expect(refused).toBeInstanceOf(UsageError);
+      expect(String(refused)).toMatch(
+        /system_notes: 1 rows that are not tenant 7's reference its rows in \S*users; deleting those rows \(system_notes_user, ON DELETE CASCADE\) would delete them/,
+      );
+      expect(await tableChecksums(engine, db.url)).toEqual(before);
+
+      const rolledBack = await restoreTenant({
+        vault,
+        backupId,
+        keys,
+        target: connection(),
+        tenant: '7',
+        acceptUnownedRows: true,
+      }).catch((e: unknown) => e);
+      expect(rolledBack).toBeInstanceOf(IntegrityError);
+      expect(String(rolledBack)).toMatch(/system_notes: 1 rows removed beyond the 0 the restore deleted/);
+      expect(await tableChecksums(engine, db.url)).toEqual(before);
+    }, 60_000);
+  });
 }

@@ -74,6 +74,13 @@ export const tenantSchema = z.strictObject({
       columns: z.array(z.string()),
       /** Child tables: the FK constraints followed up to a table with the tenant column. */
       path: z.array(z.string()),
+      /** Child tables: every path that decides ownership (a row is the tenant's through any of them). */
+      paths: z.array(z.array(z.string())).optional(),
+      /**
+       * Digest of the tenant's rows as exported (`rowsum-sha256:<hex>`, independent of row order),
+       * whose count was confirmed by a separate query in the export's snapshot.
+       */
+      contentHash: z.string().optional(),
       dependsOn: z.array(z.string()),
     }),
   ),

@@ -8,7 +8,7 @@ import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
 import { chainLink, tenantBackupFolder, tenantHistoryOf, writeManifest } from '../catalog';
 import { describeConnection, quoteIdentifier, type Connection } from '../connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
-import { UsageError, messageOf } from '../errors';
+import { IntegrityError, UsageError, messageOf } from '../errors';
 import {
   MANIFEST_FORMAT_VERSION,
   artifactEntry,
@@ -94,7 +94,11 @@ async function listPlanTenants(connection: Connection, plan: TenantPlan): Promis
 }
 
 /** The manifest's record of the plan. */
-export function manifestTenant(plan: TenantPlan, tenant: string): ManifestTenant {
+export function manifestTenant(
+  plan: TenantPlan,
+  tenant: string,
+  contentHashes: Readonly<Record<string, string>> = {},
+): ManifestTenant {
   return {
     id: tenant,
     model: {
@@ -110,6 +114,8 @@ export function manifestTenant(plan: TenantPlan, tenant: string): ManifestTenant
       filterColumn: t.filterColumn,
       columns: loadColumns(t),
       path: t.path.map((h) => h.constraint),
+      ...(t.paths.length > 1 ? { paths: t.paths.map((p) => p.hops.map((h) => h.constraint)) } : {}),
+      ...(contentHashes[t.key] ? { contentHash: contentHashes[t.key] } : {}),
       dependsOn: [...t.dependsOn],
     })),
     shared: plan.shared.map((s) => s.key),
@@ -184,7 +190,7 @@ export async function runTenantBackup(options: TenantBackupOptions): Promise<Ten
           ok: false,
           tenant,
           error: message,
-          exitCode: error instanceof UsageError ? 2 : 1,
+          exitCode: error instanceof UsageError ? 2 : error instanceof IntegrityError ? 3 : 1,
         });
       }
     }
@@ -237,7 +243,7 @@ async function backupTenant(
     formatVersion: MANIFEST_FORMAT_VERSION,
     backupId,
     kind: 'tenant',
-    tenant: manifestTenant(plan, tenant),
+    tenant: manifestTenant(plan, tenant, dump.contentHashes()),
     engine: c.engine,
     serverVersion: info.serverVersion,
     toolVersions: { cofre: COFRE_VERSION, node: process.versions.node },

@@ -4,6 +4,7 @@
  * read-only transaction; MySQL a streamed SELECT per table in a `WITH CONSISTENT SNAPSHOT`
  * transaction, written as batched INSERTs. Row counts come from the very bytes written.
  */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { escape as mysqlEscape } from 'mysql2';
@@ -11,7 +12,7 @@ import type { Connection as MysqlCallbackConnection, FieldPacket, TypeCast } fro
 import type { Client } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { quoteIdentifier, type Connection, type Engine } from '../connection';
-import { OperationalError, messageOf } from '../errors';
+import { IntegrityError, OperationalError, messageOf } from '../errors';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 import type { RunningDump, TableCount } from '../sources/types';
@@ -77,6 +78,32 @@ export function tenantSelect(engine: Engine, table: TenantPlanTable, tenant?: st
   return sql;
 }
 
+/**
+ * An order-independent digest of a table's rows: each row's SHA-256 (of its text in the export:
+ * the COPY line, or the INSERT tuple), added up lane by lane (8 × 32 bits, modulo 2^32). Equal
+ * multisets of rows give equal digests whatever the order, so a copy can be compared without sorting.
+ */
+export class RowSetHash {
+  private readonly lanes = new Uint32Array(8);
+  rows = 0;
+  add(row: Buffer | string): void {
+    const h = createHash('sha256').update(row).digest();
+    for (let i = 0; i < 8; i++) this.lanes[i] = (this.lanes[i]! + h.readUInt32BE(i * 4)) >>> 0;
+    this.rows++;
+  }
+  digest(): string {
+    return `${ROWSET_HASH}:${Buffer.from(this.lanes.buffer).toString('hex')}`;
+  }
+}
+
+/** Names the digest scheme of RowSetHash in manifests. */
+export const ROWSET_HASH = 'rowsum-sha256';
+
+/** A tenant export: also each table's content digest (RowSetHash), known once `completed` resolved. */
+export interface TenantDump extends RunningDump {
+  contentHashes(): Record<string, string>;
+}
+
 /** The first line of an export: what it is, for a person opening the file. */
 function headerLine(plan: TenantPlan, tenant: string): string {
   return `${HEADER_MARK}${JSON.stringify({ engine: plan.engine, database: plan.database, tenant, tables: plan.tables.length })}\n`;
@@ -95,7 +122,7 @@ export async function startTenantExport(
   connection: Connection,
   plan: TenantPlan,
   tenant: string,
-): Promise<RunningDump> {
+): Promise<TenantDump> {
   return plan.engine === 'postgres'
     ? startPostgresExport(connection, plan, tenant)
     : startMysqlExport(connection, plan, tenant);
@@ -105,8 +132,10 @@ export async function startTenantExport(
 interface ExportSession {
   /** Opens the snapshot's transaction with the session settings. */
   begin(): Promise<void>;
-  /** Writes the rows of one table (after its header) and returns how many there were. */
-  rows(table: TenantPlanTable, section: SectionTable, out: PassThrough): Promise<number>;
+  /** Writes the rows of one table (after its header), each also into `hash`; returns how many there were. */
+  rows(table: TenantPlanTable, section: SectionTable, out: PassThrough, hash: RowSetHash): Promise<number>;
+  /** The tenant's rows of the table by a query of their own (not from the bytes written), in the same snapshot. */
+  count(table: TenantPlanTable): Promise<number>;
   commit(): Promise<void>;
   /** Closes the connection (after commit, or on failure). */
   release(): Promise<void>;
@@ -123,9 +152,10 @@ function runExport(
   tenant: string,
   session: ExportSession,
   format: RunningDump['format'],
-): Omit<RunningDump, 'largestStatementBytes'> {
+): Omit<TenantDump, 'largestStatementBytes'> {
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   const state = { aborted: false };
+  const hashes: Record<string, string> = {};
   const completed = (async (): Promise<TableCount[]> => {
     const counts: TableCount[] = [];
     try {
@@ -135,7 +165,14 @@ function runExport(
       for (const table of plan.tables) {
         const section = sectionTable(table);
         await write(out, tableMark(section));
-        const rows = await session.rows(table, section, out);
+        const hash = new RowSetHash();
+        const rows = await session.rows(table, section, out, hash);
+        const independent = await session.count(table);
+        if (independent !== rows || hash.rows !== rows)
+          throw new IntegrityError(
+            `${table.key}: ${rows} rows of tenant "${tenant}" were exported, but counting them in the same snapshot gives ${independent}`,
+          );
+        hashes[table.key] = hash.digest();
         counts.push({
           schema: plan.engine === 'postgres' ? table.schema : plan.database,
           name: table.name,
@@ -148,6 +185,7 @@ function runExport(
       return counts;
     } catch (error) {
       out.destroy();
+      if (error instanceof IntegrityError && !state.aborted) throw error;
       throw state.aborted
         ? new OperationalError('tenant export stopped')
         : new OperationalError(
@@ -163,6 +201,7 @@ function runExport(
     extension: 'tenant.sql',
     stdout: out,
     completed,
+    contentHashes: () => ({ ...hashes }),
     abort() {
       if (state.aborted) return;
       state.aborted = true;
@@ -172,7 +211,7 @@ function runExport(
   };
 }
 
-async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
+async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: string): Promise<TenantDump> {
   const client: Client = await connectPostgres(c, plan.database);
   const literal = tenantLiteral('postgres', tenant);
   return runExport(
@@ -183,16 +222,31 @@ async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: stri
         await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
         for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
       },
-      async rows(table, section, out) {
+      async count(table) {
+        const { rows } = await client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ONLY ${qualifiedName('postgres', table)} AS t0 WHERE ${ownershipWhere('postgres', table, literal)}`,
+        );
+        return Number(rows[0]!.n);
+      },
+      async rows(table, section, out, hash) {
         await write(
           out,
           `COPY ${qualifiedName('postgres', table)} (${section.columns.map((x) => quoteIdentifier('postgres', x)).join(', ')}) FROM stdin;\n`,
         );
         let rows = 0;
+        let partial: Buffer[] = [];
         const copy = client.query(copyTo(`COPY (${tenantSelect('postgres', table, literal)}) TO STDOUT`));
         for await (const chunk of copy as AsyncIterable<Buffer>) {
           // COPY text format: every row is exactly one line.
-          for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) rows++;
+          let start = 0;
+          for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) {
+            rows++;
+            const piece = chunk.subarray(start, i);
+            hash.add(partial.length ? Buffer.concat([...partial, piece]) : piece);
+            partial = [];
+            start = i + 1;
+          }
+          if (start < chunk.length) partial.push(chunk.subarray(start));
           await write(out, chunk);
         }
         await write(out, `${COPY_END}\n`);
@@ -213,7 +267,7 @@ async function startPostgresExport(c: Connection, plan: TenantPlan, tenant: stri
 /** MySQL column types whose values are bytes, not text: written as X'…'. */
 const BINARY_CHARSET = 63;
 
-async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string): Promise<RunningDump> {
+async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string): Promise<TenantDump> {
   const conn = await connectMysql(c, plan.database);
   // The promise wrapper's underlying connection (streaming queries live on it).
   const raw = (conn as unknown as { connection: MysqlCallbackConnection }).connection;
@@ -227,7 +281,13 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
         await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
         await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
       },
-      async rows(table, section, out) {
+      async count(table) {
+        const [rows] = await conn.query(
+          `SELECT COUNT(*) AS n FROM ${qualifiedName('mysql', table)} AS t0 WHERE ${ownershipWhere('mysql', table, tenantLiteral('mysql', tenant))}`,
+        );
+        return Number((rows as { n: number | string }[])[0]!.n);
+      },
+      async rows(table, section, out, hash) {
         const insert = `INSERT INTO ${qualifiedName('mysql', table)} (${section.columns.map((x) => quoteIdentifier('mysql', x)).join(',')}) VALUES\n`;
         let binary: boolean[] = [];
         const query = raw.query({
@@ -248,6 +308,7 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
               v === null ? 'NULL' : binary[i] ? mysqlEscape(v) : mysqlEscape(v.toString('utf8')),
             )
             .join(',')})`;
+          hash.add(tuple);
           const tupleBytes = Buffer.byteLength(tuple) + 2;
           if (held === undefined) {
             await write(out, insert);

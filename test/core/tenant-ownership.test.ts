@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup } from '../../core/backup';
+import type { Manifest } from '../../core/manifest';
 import { parseDatabaseUrl } from '../../core/connection';
 import type { Keys } from '../../core/crypto';
 import { IntegrityError, UsageError } from '../../core/errors';
@@ -166,6 +167,20 @@ for (const engine of ['postgres', 'mysql'] as const) {
             loaded: perTenant,
           });
           expect(await tableChecksums(engine, db.url)).toEqual(original);
+          // The content digests recorded at backup time match a new export of the restored tenant.
+          const hashes = (m: Manifest) => m.tenant!.tables.map((t) => [t.key, t.contentHash]);
+          expect(hashes(outcome.manifest).every(([, h]) => /^rowsum-sha256:[0-9a-f]{64}$/.test(h!))).toBe(
+            true,
+          );
+          const [again] = await runTenantBackup({
+            connection: connection(),
+            model: MODEL,
+            tenants: ['7'],
+            vault,
+            keys,
+          });
+          if (!again?.ok) throw new Error(`tenant backup failed: ${JSON.stringify(again)}`);
+          expect(hashes(again.manifest)).toEqual(hashes(outcome.manifest));
         }, 60_000);
 
         it('restores tenant 7 from a full backup with every one of its actions', async () => {

@@ -8,6 +8,8 @@
  *   npm run bench -- --levels 1,3,6     # zstd levels to compare (default 1,3,6)
  *   npm run bench -- --only backup      # only the full backup / restore part
  *   npm run bench -- --only tenants [--tenants 1000 --scale 80]   # only per-tenant (bench-tenants.ts)
+ *   npm run bench -- --only tenant-fuzz [--schemas 1000 --seed 1]  # the tenant property test on
+ *       1,000 random schemas per engine (test/core/tenant-fuzz.test.ts; npm test runs 40)
  *
  * Figures (goals from the backup-engine issue):
  *   cofre ÷ raw pg_dump -Fc -Z0 > /dev/null        goal ≤ 1.4 (wall time)
@@ -279,10 +281,28 @@ async function main(): Promise<void> {
   }
 }
 
+/** The tenant property test at bench size: vitest on test/core/tenant-fuzz.test.ts. */
+async function tenantFuzz(): Promise<void> {
+  const schemas = Number(arg('schemas') ?? 1000);
+  const seed = Number(arg('seed') ?? 1);
+  if (!Number.isInteger(schemas) || schemas < 1) throw new Error(`--schemas: expected a whole number ≥ 1`);
+  if (!Number.isInteger(seed)) throw new Error(`--seed: expected a whole number`);
+  const vitest = path.join(__dirname, '..', 'node_modules', 'vitest', 'vitest.mjs');
+  const child = spawn(process.execPath, [vitest, 'run', 'test/core/tenant-fuzz.test.ts'], {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, COFRE_FUZZ_SCHEMAS: String(schemas), COFRE_FUZZ_SEED: String(seed) },
+    stdio: 'inherit',
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  if (code !== 0)
+    throw new Error(`the tenant property test failed on ${schemas} schemas (exit ${String(code)})`);
+}
+
 async function all(): Promise<void> {
   const only = arg('only');
+  if (only === 'tenant-fuzz') return tenantFuzz();
   if (only !== undefined && only !== 'backup' && only !== 'tenants')
-    throw new Error(`--only: expected "backup" or "tenants", got "${only}"`);
+    throw new Error(`--only: expected "backup", "tenants" or "tenant-fuzz", got "${only}"`);
   if (only !== 'tenants') await main();
   if (only !== 'backup') {
     const result = await benchTenants({

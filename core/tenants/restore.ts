@@ -755,7 +755,19 @@ async function load(
           );
         const ledger = await openLedger(s, plan, tenant);
         const deleted = new Map<string, number>();
-        for (const t of [...plan.tables].reverse()) deleted.set(t.key, await s.remove(t, tenant));
+        for (const t of [...plan.tables].reverse()) {
+          try {
+            deleted.set(t.key, await s.remove(t, tenant));
+          } catch (error) {
+            // A foreign key (NO ACTION / RESTRICT) of a row the plan does not own blocks the delete.
+            const code = (error as { code?: unknown; errno?: unknown }).code;
+            if (code === '23503' || code === 'ER_ROW_IS_REFERENCED_2' || code === 'ER_ROW_IS_REFERENCED')
+              throw new IntegrityError(
+                `tenant ${tenant}: deleting its rows of ${t.key} would break rows it does not own; the restore was rolled back, nothing was changed: ${messageOf(error)}`,
+              );
+            throw error;
+          }
+        }
         const lost = await ledger.check(deleted);
         if (lost.length)
           throw new IntegrityError(

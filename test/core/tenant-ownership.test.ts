@@ -3,7 +3,7 @@
  * and through a nullable FK (mostly NULL) straight to a directly owned table. Every row of the
  * tenant must be backed up and restored, on both engines, whatever the NOT NULL path's ON DELETE.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
@@ -17,6 +17,7 @@ import { runTenantBackup } from '../../core/tenants/backup';
 import { checkCoverage, coverageProblems } from '../../core/tenants/coverage';
 import { discoverTenantPlan } from '../../core/tenants/plan';
 import { restoreTenant } from '../../core/tenants/restore';
+import { checkTenantRestore } from '../../core/tenants/restore-check';
 import { openVault, type Vault } from '../../core/vault';
 import {
   createDatabase,
@@ -306,5 +307,65 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(String(rolledBack)).toMatch(/system_notes: 1 rows removed beyond the 0 the restore deleted/);
       expect(await tableChecksums(engine, db.url)).toEqual(before);
     }, 60_000);
+  });
+}
+
+/** The tenant part of the monthly restore test: a scratch copy compared by content digests. */
+for (const engine of ['postgres', 'mysql'] as const) {
+  describeDatabase(engine, `tenant restore test into a scratch copy (${engine})`, () => {
+    let db: TestDatabase;
+    let dir: string;
+    beforeAll(async () => {
+      db = await createDatabase(engine, 'tenant_rt');
+      for (const s of [...schema(engine, 'CASCADE'), ...data(30)]) await exec(engine, db.url, s);
+      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-rt-'));
+    }, 60_000);
+    afterAll(async () => {
+      await db.drop();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    });
+
+    it('restores each tenant in turn into a scratch copy whose content digests equal the backup’s; a digest that does not match is exit 3', async () => {
+      const vault = openVault(`file://${dir}/vault`);
+      const { keys } = await testKeys();
+      const connection = parseDatabaseUrl(engine, db.url);
+      const outcomes = await runTenantBackup({ connection, model: MODEL, tenants: 'all', vault, keys });
+      expect(outcomes.every((o) => o.ok)).toBe(true);
+      const scratch = `${db.name.slice(0, 40)}_rt`;
+      const seen: string[] = [];
+      for (const turn of [0, 1, 2, 3]) {
+        const check = await checkTenantRestore({
+          vault,
+          keys,
+          connection,
+          sourceId: db.name,
+          turn,
+          scratchDatabase: scratch,
+        });
+        expect(check.rows).toBe(1 + 3 + 4 + 12 + 30);
+        seen.push(check.tenant);
+      }
+      expect(seen).toEqual(['5', '6', '7', '5']);
+      // A backup whose recorded digest no longer matches what it restores: exit 3, scratch dropped.
+      const [seven] = outcomes.filter((o) => o.ok && o.tenant === '7');
+      if (!seven?.ok) throw new Error('no backup of tenant 7');
+      const manifestPath = path.join(dir, 'vault', seven.folder, 'manifest.json');
+      const m = JSON.parse(await readFile(manifestPath, 'utf8')) as Manifest;
+      const actions = m.tenant!.tables.find((t) => t.name === 'actions')!;
+      (actions as { contentHash?: string }).contentHash = `rowsum-sha256:${'0'.repeat(64)}`;
+      await chmod(manifestPath, 0o644);
+      await writeFile(manifestPath, JSON.stringify(m));
+      await expect(
+        checkTenantRestore({ vault, keys, connection, sourceId: db.name, turn: 2, scratchDatabase: scratch }),
+      ).rejects.toThrow(/tenant 7 restored from \S+ differs from its rows at backup time in: \S*actions/);
+      const left = await exec(
+        engine,
+        db.url,
+        engine === 'postgres'
+          ? `SELECT datname FROM pg_database WHERE datname = '${scratch}'`
+          : `SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${scratch}'`,
+      );
+      expect(left).toEqual([]);
+    }, 120_000);
   });
 }

@@ -13,6 +13,7 @@ import type { Keys } from '../crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
 import { restoreBackup } from '../restore';
 import { dropDatabaseIfExists, withAdmin } from '../sources/admin';
+import { checkTenantRestore, latestTenantBackups, type TenantRestoreCheck } from '../tenants/restore-check';
 import type { Vault } from '../vault';
 import { NamedError, TASK_ERRORS } from './errors';
 import type { ContainerJob } from './job';
@@ -70,6 +71,11 @@ export interface RestoreTestResult {
 
 export interface RestoreTestTaskOutput {
   readonly restores: readonly RestoreTestResult[];
+  /**
+   * Databases with a tenant model: one tenant (in turn, by month) restored from its latest tenant
+   * backup into a scratch copy and compared with the content digests recorded at backup time.
+   */
+  readonly tenantRestore?: TenantRestoreCheck;
   /** Wall time of the whole task. */
   readonly durationMs: number;
 }
@@ -241,6 +247,47 @@ export async function runRestoreTest(
       log(`restore test of ${database} FAILED: ${name}: ${messageOf(error)}`);
     }
   }
+  let tenantRestore: TenantRestoreCheck | undefined;
+  let tenantTests = 0;
+  const tenantDatabase = deps.connection.database;
+  if (db.tenants && tenantDatabase && !deps.signal?.aborted) {
+    if ((await latestTenantBackups(deps.vault, db.id, tenantDatabase)).size === 0)
+      log(`tenant restore test of ${tenantDatabase} skipped: no tenant backup with content digests yet`);
+    else {
+      tenantTests = 1;
+      const scratch = scratchDatabaseName(tenantDatabase);
+      const month = now();
+      try {
+        tenantRestore = await checkTenantRestore({
+          vault: deps.vault,
+          keys: deps.keys,
+          connection: deps.connection,
+          sourceId: db.id,
+          turn: month.getUTCFullYear() * 12 + month.getUTCMonth(),
+          scratchDatabase: scratch,
+          log,
+        });
+        log(
+          `tenant restore test of ${tenantDatabase} passed: tenant ${tenantRestore.tenant}, ${tenantRestore.rows} rows equal to their digests at backup time`,
+        );
+      } catch (error) {
+        const name =
+          error instanceof IntegrityError
+            ? TASK_ERRORS.integrity
+            : error instanceof CancelledError || deps.signal?.aborted
+              ? TASK_ERRORS.cancelled
+              : error instanceof UsageError
+                ? TASK_ERRORS.badInput
+                : TASK_ERRORS.restore;
+        failures.push({
+          database: tenantDatabase,
+          name,
+          message: `tenant restore test: ${messageOf(error)}`,
+        });
+        log(`tenant restore test of ${tenantDatabase} FAILED: ${name}: ${messageOf(error)}`);
+      }
+    }
+  }
   if (failures.length) {
     const names = new Set(failures.map((f) => f.name));
     const name = [
@@ -250,13 +297,13 @@ export async function runRestoreTest(
       TASK_ERRORS.restore,
       TASK_ERRORS.badInput,
     ].find((n) => names.has(n))!;
-    const total = backups.size + missing.length;
+    const total = backups.size + missing.length + tenantTests;
     throw new NamedError(
       name,
       `${failures.length} of ${total} restore test(s) of ${db.id} failed: ${failures.map((f) => `${f.database}: ${f.name}: ${f.message}`).join('; ')}${restores.length ? `; passed: ${restores.map((r) => r.database).join(', ')}` : ''}`,
     );
   }
-  return { restores, durationMs: Date.now() - started };
+  return { restores, ...(tenantRestore ? { tenantRestore } : {}), durationMs: Date.now() - started };
 }
 
 /** Asks the server every `intervalMs` whether it works on the restore, and reports it as progress. */

@@ -12,7 +12,7 @@ import { formatAlert } from '../../core/alerts/message';
 import { parseDatabaseUrl } from '../../core/connection';
 import { buildKeys, type Keys } from '../../core/crypto';
 import { FileHistoryStore } from '../../core/history-store';
-import { loadDemoData } from '../../core/orchestration/demo-data';
+import { DEMO_TENANT_MODEL, loadDemoData } from '../../core/orchestration/demo-data';
 import { lockName } from '../../core/orchestration/job';
 import { runLocalJob, type LocalPipelineOptions } from '../../core/orchestration/local-runner';
 import type { BackupTaskOutput } from '../../core/orchestration/task';
@@ -226,11 +226,11 @@ describePostgres('restore-test state machine (local execution)', () => {
   }, 120_000);
 
   /** The container job prepare hands the task, for calling the task's core directly. */
-  async function containerJob(history: FileHistoryStore) {
+  async function containerJob(history: FileHistoryStore, jobInput: ReturnType<typeof input> = input()) {
     const prepared = await prepare(
       {
         job: 'restore-test',
-        input: input(),
+        input: jobInput,
         executionId: 'arn:aws:states:us-east-1:000000000000:execution:x:y',
       },
       { history },
@@ -238,6 +238,25 @@ describePostgres('restore-test state machine (local execution)', () => {
     if (prepared.skip) throw new Error('unexpected skip');
     return parseContainerJob(prepared.job);
   }
+
+  it('with a tenant model, also restores one tenant in turn from its tenant backup into a scratch copy and compares content digests', async () => {
+    const { history, options } = setup();
+    const withTenants = localJobInput(db.url, { tenants: DEMO_TENANT_MODEL });
+    expect((await runLocalJob('backup-database', withTenants, options)).status).toBe('succeeded');
+    const tenants = await runLocalJob('backup-tenants', withTenants, options);
+    expect(tenants.status, `${tenants.error}: ${tenants.cause}`).toBe('succeeded');
+    const job = await containerJob(history, withTenants);
+    const out = await runRestoreTest(job, {
+      connection: await options.connect(job),
+      vault: options.vault,
+      keys: decryptKeys,
+      now: () => new Date('2026-12-06T07:00:00Z'),
+    });
+    expect(out.restores).toHaveLength(1);
+    expect(out.tenantRestore).toMatchObject({ database: db.name });
+    expect(out.tenantRestore!.rows).toBeGreaterThan(0);
+    expect(await scratchDatabases()).toEqual([]);
+  }, 180_000);
 
   it('drops the scratch database when the task is stopped (SIGTERM) in the middle of the restore', async () => {
     const { history, options, vault } = setup();

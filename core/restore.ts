@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, pipeline as pipeStages, Readable, Transform } from 'node:stream';
@@ -25,6 +25,13 @@ import { connectMysql, spawnMysqlClient } from './sources/mysql';
 import { DefinerRewriter } from './sources/mysql-definers';
 import { MysqldumpTableSelector } from './sources/mysqldump-select';
 import { connectPostgres, countRows, postgresEnv } from './sources/postgres';
+import {
+  describeEntry,
+  missingDependencies,
+  missingOwners,
+  readToc,
+  tableClosure,
+} from './sources/postgres-toc';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { TableCount } from './sources/types';
 import type { Vault } from './vault';
@@ -396,14 +403,17 @@ function chainTransforms(stages: (Readable | Transform)[]): Readable {
 }
 
 /** Writes the verified plaintext to a private local file, runs the tool on it, removes the file. */
-async function spillAndRun(input: Input, run: (file: string) => ToolProcess): Promise<void> {
+async function spillAndRun(
+  input: Input,
+  run: (file: string) => ToolProcess | Promise<ToolProcess>,
+): Promise<void> {
   const dir = await mkdtemp(path.join(input.spillDir ?? os.tmpdir(), 'cofre-restore-'));
   try {
     const file = path.join(dir, 'dump');
     await pipeline(await verifiedPlaintext(input), createWriteStream(file, { mode: 0o600 }), {
       signal: input.signal,
     });
-    const tool = run(file);
+    const tool = await run(file);
     const onAbort = () => {
       tool.kill();
     };
@@ -479,27 +489,57 @@ async function restorePostgresTable(
       if (truncate) log(`--force: replacing the ${present} rows of ${table.schema}.${table.name}`);
     }
     if (!originalExists) {
-      // Definition and data (with the table's constraints), in one transaction.
-      log(`${table.schema}.${table.name} is absent from "${database}": restoring its definition and rows`);
-      await spillAndRun(input, (file) =>
-        spawnTool(
+      // The table and everything that depends on it, from the dump's table of contents, in one
+      // transaction: the table ends whole, or the database is as it was.
+      await spillAndRun(input, async (file) => {
+        const toc = await readToc(file);
+        const selected = tableClosure(toc, table.schema, table.name).filter(
+          (e) => !(input.noAcl && e.type === 'ACL'),
+        );
+        const missing = await missingDependencies(client, toc, selected);
+        if (missing.length)
+          throw new UsageError(
+            `--table: ${table.schema}.${table.name} cannot be restored whole: it needs ${missing
+              .map(describeEntry)
+              .join(
+                ', ',
+              )}, which "${database}" no longer has; nothing was changed. Restore the whole backup into a new database (cofre restore without --table) and copy what you need from there`,
+          );
+        if (!input.noOwner) {
+          const roles = await missingOwners(client, selected);
+          if (roles.length)
+            throw new UsageError(
+              `--table: ${table.schema}.${table.name} and its objects are owned by ${roles.map((r) => `"${r}"`).join(', ')}, which ${target.host}:${target.port} has no role for; nothing was changed. Create the role, or add --no-owner`,
+            );
+        }
+        log(
+          `${table.schema}.${table.name} is absent from "${database}": restoring its definition, rows and ${selected.length - 1} dependent objects in one transaction: ${selected
+            .filter((e) => !(e.type === 'TABLE' && e.schema === table.schema && e.tag === table.name))
+            .map(describeEntry)
+            .join(', ')}`,
+        );
+        const list = path.join(path.dirname(file), 'list');
+        await writeFile(list, `${selected.map((e) => e.line).join('\n')}\n`, { mode: 0o600 });
+        return spawnTool(
           'pg_restore',
           [
             '--exit-on-error',
             '--single-transaction',
             '--no-password',
-            `--schema=${table.schema}`,
-            `--table=${table.name}`,
+            `--use-list=${list}`,
             `--dbname=${database}`,
             ...(input.noOwner ? ['--no-owner'] : []),
             ...(input.noAcl ? ['--no-acl'] : []),
             file,
           ],
           { env: postgresEnv(target, database), secrets: [target.password] },
-        ),
-      );
+        );
+      });
     } else {
-      if (input.intoTable) await client.query(`CREATE TABLE ${dest} (LIKE ${qualified} INCLUDING ALL)`);
+      if (input.intoTable) {
+        await client.query(`CREATE TABLE ${dest} (LIKE ${qualified} INCLUDING ALL)`);
+        await ownSequences(client, table.schema, input.intoTable);
+      }
       // pg_restore writes the table's COPY as SQL; psql loads it in one transaction (with the
       // TRUNCATE when forced), so the table ends fully restored or untouched.
       const sql = spawnTool(
@@ -535,6 +575,7 @@ async function restorePostgresTable(
     }
     const counted = await countPostgres(target, database, [{ ...table, name: destName }]);
     compareCounts([{ ...table, name: destName }], counted, `"${database}"`);
+    if (input.intoTable) await advanceSequences(client, table.schema, input.intoTable);
     return {
       mode: 'table',
       target: { host: target.host, port: target.port, database, table: `${table.schema}.${destName}` },
@@ -544,6 +585,57 @@ async function restorePostgresTable(
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * `CREATE TABLE … (LIKE … INCLUDING ALL)` copies a serial column's `nextval('live_seq')` default:
+ * the copy would draw ids from the live table's sequence. Each such column gets its own sequence,
+ * owned by the copy (identity columns already get their own).
+ */
+async function ownSequences(client: import('pg').Client, schema: string, name: string): Promise<void> {
+  const relation = `${quoteIdent(schema)}.${quoteIdent(name)}`;
+  const { rows } = await client.query<{ column: string; type: string }>(
+    `SELECT a.attname AS column, format_type(a.atttypid, NULL) AS type
+     FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+     WHERE d.adrelid = $1::regclass AND pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'`,
+    [relation],
+  );
+  for (const { column, type } of rows) {
+    let seq = `${name}_${column}_seq`.slice(0, 55);
+    const taken = async (n: string) =>
+      (
+        await client.query<{ r: string | null }>('SELECT to_regclass($1) AS r', [
+          `${quoteIdent(schema)}.${quoteIdent(n)}`,
+        ])
+      ).rows[0]!.r !== null;
+    if (await taken(seq)) seq = `${seq}_${randomBytes(3).toString('hex')}`;
+    const qualifiedSeq = `${quoteIdent(schema)}.${quoteIdent(seq)}`;
+    const as = ['smallint', 'integer', 'bigint'].includes(type) ? ` AS ${type}` : '';
+    await client.query(`CREATE SEQUENCE ${qualifiedSeq}${as} OWNED BY ${relation}.${quoteIdent(column)}`);
+    await client.query(
+      `ALTER TABLE ${relation} ALTER COLUMN ${quoteIdent(column)} SET DEFAULT nextval(${quoteLiteral(qualifiedSeq)}::regclass)`,
+    );
+  }
+}
+
+/** The copy's own sequences continue after its rows. */
+async function advanceSequences(client: import('pg').Client, schema: string, name: string): Promise<void> {
+  const relation = `${quoteIdent(schema)}.${quoteIdent(name)}`;
+  const { rows } = await client.query<{ column: string; seq: string }>(
+    `SELECT a.attname AS column, pg_get_serial_sequence($1, a.attname) AS seq
+     FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+    [relation],
+  );
+  for (const { column, seq } of rows)
+    if (seq)
+      await client.query(
+        `SELECT setval($1, m, true) FROM (SELECT max(${quoteIdent(column)}) AS m FROM ${relation}) s WHERE m IS NOT NULL`,
+        [seq],
+      );
+}
+
+function quoteLiteral(text: string): string {
+  return `'${text.replace(/'/g, "''")}'`;
 }
 
 /** Rewrites the one `COPY <table> (…) FROM stdin;` line of a data-only pg_restore script. */

@@ -208,6 +208,29 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(await databaseNames(engine, wrong.name)).toEqual([]);
     });
 
+    it('checks a corrupted artifact before it creates or touches anything (exit 3)', async () => {
+      const copy = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-first-')));
+      cpSync(fileVault.root, copy.root, { recursive: true });
+      const entry = (await readCatalog(copy)).find((e) => e.backupId === fileBackup)!;
+      const file = path.join(copy.root, entry.folder, entry.manifest!.artifacts[0]!.name);
+      chmodSync(file, 0o600);
+      const bytes = readFileSync(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+      writeFileSync(file, bytes);
+      const t = target('rs_first');
+      const logs: string[] = [];
+      const p = restoreBackup({
+        vault: copy,
+        backupId: fileBackup,
+        keys,
+        target: t.connection,
+        log: (l) => logs.push(l),
+      });
+      await expect(p).rejects.toBeInstanceOf(IntegrityError);
+      await expect(p).rejects.toThrow(/SHA-256 .*nothing was restored/);
+      expect(logs).toEqual([]);
+    });
+
     it('rejects an unknown backup id (exit 2)', async () => {
       await expect(
         restoreBackup({

@@ -9,11 +9,17 @@ import type { HistoryKind, HistoryRecord, HistoryStatus } from '../history';
 import type { CatalogEntry } from '../catalog';
 import { formatBytes, formatDuration } from './message';
 
+/**
+ * What a run did: a history kind, or `globals` (PostgreSQL roles and tablespaces, a vault manifest
+ * kind that the history records as a full backup of the server).
+ */
+export type ReportKind = HistoryKind | 'globals';
+
 /** One run, from the history table or from a vault's manifests. */
 export interface ReportRun {
   readonly id: string;
   readonly database: string;
-  readonly kind: HistoryKind;
+  readonly kind: ReportKind;
   readonly status: HistoryStatus;
   readonly startedAt: string;
   readonly finishedAt?: string;
@@ -67,7 +73,7 @@ export const S3_STORAGE_TYPES: Readonly<Record<string, PricedClass>> = {
 /** A run group: one database and kind. */
 export interface ReportGroup {
   readonly database: string;
-  readonly kind: HistoryKind;
+  readonly kind: ReportKind;
   readonly runs: number;
   readonly succeeded: number;
   readonly failed: number;
@@ -158,8 +164,9 @@ export function runsFromHistory(records: readonly HistoryRecord[]): ReportRun[] 
 }
 
 /**
- * A vault's manifests as report runs: every manifest is a succeeded full backup (a failed run leaves
- * no manifest). The database is the manifest's source id (`databases[].id`).
+ * A vault's manifests as report runs: every manifest is a succeeded backup (a failed run leaves no
+ * manifest) of the manifest's kind (full, globals, tenant). The database is the manifest's source id
+ * (`databases[].id`).
  */
 export function runsFromCatalog(entries: readonly CatalogEntry[]): ReportRun[] {
   return entries.flatMap((e) => {
@@ -169,7 +176,8 @@ export function runsFromCatalog(entries: readonly CatalogEntry[]): ReportRun[] {
       {
         id: m.backupId,
         database: m.sourceId,
-        kind: 'full' as const,
+        kind: m.kind,
+        ...(m.tenant ? { tenant: m.tenant.id } : {}),
         status: 'succeeded' as const,
         startedAt: m.startedAt,
         finishedAt: m.finishedAt,
@@ -298,8 +306,9 @@ export function buildMonthlyReport(input: ReportInput): MonthlyReport {
   };
 }
 
-const KIND_WORDS: Partial<Record<HistoryKind, string>> = {
+const KIND_WORDS: Partial<Record<ReportKind, string>> = {
   full: 'full backups',
+  globals: 'server globals',
   tenant: 'tenant exports',
   files: 'file copies',
   config: 'configuration snapshots',

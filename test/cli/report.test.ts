@@ -103,3 +103,73 @@ describePostgres('cofre report on a local vault with real backups', () => {
     expect(result.stdout).toMatch(/Runs: 0, succeeded: 0 \(0 %\)\n\nNo backups ran this month\./);
   });
 });
+
+describePostgres('cofre report groups a vault by backup kind', () => {
+  let db: TestDatabase;
+  let vault: string;
+  let month = '';
+  beforeAll(async () => {
+    db = await createPostgresDatabase('report_kinds');
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    await c.query(
+      `CREATE TABLE tenants (id int PRIMARY KEY);
+       CREATE TABLE notes (id int PRIMARY KEY, tenant_id int NOT NULL REFERENCES tenants (id), v text);
+       INSERT INTO tenants VALUES (1), (2);
+       INSERT INTO notes SELECT g, 1 + g % 2, md5(g::text) FROM generate_series(1, 200) g`,
+    );
+    await c.end();
+    const { keyFile } = await testKeys();
+    vault = `file://${tempDir('report-kinds')}`;
+    const backup = async (...extra: string[]) => {
+      const r = await cofre([
+        'backup',
+        '--engine',
+        'postgres',
+        '--url',
+        db.url,
+        '--vault',
+        vault,
+        '--key-file',
+        keyFile,
+        '--id',
+        'clinic',
+        '--json',
+        ...extra,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const ids = (JSON.parse(r.stdout) as { backups: { backupId: string }[] }).backups;
+      month ||= `${ids[0]!.backupId.slice(0, 4)}-${ids[0]!.backupId.slice(4, 6)}`;
+    };
+    await backup();
+    await backup('--globals');
+    await backup(
+      '--all-tenants',
+      '--tenant-table',
+      'tenants',
+      '--key-column',
+      'id',
+      '--tenant-column',
+      'tenant_id',
+    );
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('full, server-globals and tenant backups are separate groups, in JSON and in text', async () => {
+    const result = await cofre(['report', '--month', month, '--vault', vault, '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout) as MonthlyReport;
+    expect(report.groups.map((g) => [g.database, g.kind, g.runs])).toEqual([
+      ['clinic', 'full', 2],
+      ['clinic', 'globals', 1],
+      ['clinic', 'tenant', 2],
+    ]);
+    expect(report.totals.runs).toBe(5);
+    const text = await cofre(['report', '--month', month, '--vault', vault]);
+    expect(text.stdout).toMatch(/clinic full backups\s+2\s+2\s/);
+    expect(text.stdout).toMatch(/clinic server globals\s+1\s+1\s/);
+    expect(text.stdout).toMatch(/clinic tenant exports\s+2\s+2\s/);
+  });
+});

@@ -84,7 +84,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--databases <names>', 'comma-separated databases, or "all" (default: the database in --url)')
     .option('--exclude <names>', 'databases to leave out of "all"', list)
     .option('--globals', 'also back up PostgreSQL roles and tablespaces (default with --databases all)')
-    .option('--id <id>', 'id of this server in the vault layout (default: the database name, else the host)')
+    .option(
+      '--id <id>',
+      "id of the source in the vault layout (default: each database's own name; globals: the host)",
+    )
     .option('--class <class>', 'data class: general, health, accounting, labour', 'general')
     .option('--time-zone <tz>', 'time zone of tier decisions', 'America/Sao_Paulo')
     .option('--zstd-level <n>', 'zstd compression level 1-19', (v) => Number(v))

@@ -34,7 +34,11 @@ export interface BackupOptions {
   readonly excludeDatabases?: readonly string[] | undefined;
   /** Also back up PostgreSQL roles and tablespaces (`pg_dumpall --globals-only`). Default: when `databases` is "all". */
   readonly globals?: boolean | undefined;
-  /** Id of the protected server in keys and metrics. Default: the URL's database, else its host. */
+  /**
+   * Id of the protected source in keys and metrics. Default: the name of the database being backed
+   * up (whatever database the URL names), so one database always has one hash chain; the server
+   * globals default to the host.
+   */
   readonly sourceId?: string | undefined;
   readonly vault: Vault;
   readonly keys: Keys;
@@ -113,7 +117,6 @@ export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]
   } else {
     databases = options.databases ?? [c.database!];
   }
-  const sourceId = options.sourceId ?? (c.database ?? c.host).replace(/[^A-Za-z0-9._-]/g, '-');
   const outcomes: BackupOutcome[] = [];
   const withGlobals = options.globals ?? (options.databases === 'all' && engine === 'postgres');
   if (withGlobals && engine !== 'postgres')
@@ -126,7 +129,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]
     }
     log(`backing up ${database === null ? 'server globals' : `"${database}"`} of ${describeConnection(c)}`);
     try {
-      const outcome = await backupOne(options, info, sourceId, database);
+      const outcome = await backupOne(
+        options,
+        info,
+        options.sourceId ?? defaultSourceId(c, database),
+        database,
+      );
       outcomes.push(outcome);
     } catch (error) {
       const exitCode = error instanceof UsageError ? 2 : 1;
@@ -136,6 +144,12 @@ export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]
     }
   }
   return outcomes;
+}
+
+/** The source id when `--id` is not given: the database's own name (globals: the host), as an id. */
+export function defaultSourceId(c: Connection, database: string | null): string {
+  const id = (database ?? c.host).replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[._-]+/, '');
+  return (id || 'source').slice(0, 63);
 }
 
 async function backupOne(
@@ -163,6 +177,17 @@ async function backupOne(
     'cofre:database': database ?? '=globals',
     'cofre:tier': tier,
   };
+
+  if (history.backupIds.length === 0) {
+    const lock = retention.lockUntil(now()).toISOString().slice(0, 10);
+    options.log?.(
+      `warning: first backup of ${database === null ? 'the server globals' : `"${database}"`} under source "${sourceId}" in ${options.vault.url}: it starts a new hash chain and is a ${tier} backup, ${
+        options.vault.objectLockMode === 'none'
+          ? `kept until ${lock}`
+          : `locked until ${lock} (Object Lock ${options.vault.objectLockMode}${options.vault.objectLockMode === 'COMPLIANCE' ? ': nobody can delete it or shorten that before then' : ''})`
+      }. To continue an existing source instead, stop now and give --id`,
+    );
+  }
 
   let dump: RunningDump;
   if (database === null) dump = startPostgresGlobalsDump(c);

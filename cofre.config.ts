@@ -43,11 +43,6 @@ export default defineConfig({
       tenants: { table: 'companies', keyColumn: 'id', tenantColumn: 'tenantId' },
     },
   ],
-  buckets: [{ bucketName: 'app-prod-documents', dataClass: 'health' }],
-  configuration: {
-    secretArns: ['arn:aws:secretsmanager:sa-east-1:111111111111:secret:app-prod/config-AbCdEf'],
-    ssmParameterPaths: ['/app/prod/'],
-  },
   alerts: {
     emails: ['ops@example.com'],
     pagerDutyRoutingKeySecretArn:

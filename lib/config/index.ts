@@ -1,7 +1,7 @@
 import type { z } from 'zod';
-import { configSchema, type CofreConfig, type CofreConfigInput } from './schema';
+import { configSchema, NOT_YET_SUPPORTED, type CofreConfig, type CofreConfigInput } from './schema';
 
-export { configSchema, DATA_CLASS_DEFAULT } from './schema';
+export { configSchema, DATA_CLASS_DEFAULT, NOT_YET_SUPPORTED } from './schema';
 export type { CofreConfig, CofreConfigInput, DatabaseConfig } from './schema';
 
 /**
@@ -58,9 +58,20 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
 
 /** Validates a configuration and fills in the defaults; throws {@link ConfigError} listing every problem. */
 export function parseConfig(input: unknown): CofreConfig {
+  const unsupported = Object.entries(NOT_YET_SUPPORTED)
+    .filter(([path]) => valueAt(input, path.split('.')) !== undefined)
+    .map(
+      ([path, feature]) =>
+        `${path}: not yet supported (${feature} are not built yet); remove it, or Cofre would accept it and protect nothing`,
+    );
   const result = configSchema.safeParse(input);
-  if (!result.success) {
-    throw new ConfigError(result.error.issues.flatMap((issue) => describeIssue(issue, input).split('\n')));
+  if (!result.success || unsupported.length) {
+    throw new ConfigError([
+      ...unsupported,
+      ...(result.error?.issues ?? [])
+        .filter((issue) => !unsupported.some((u) => u.startsWith(`${formatPath(issue.path)}:`)))
+        .flatMap((issue) => describeIssue(issue, input).split('\n')),
+    ]);
   }
   return result.data;
 }

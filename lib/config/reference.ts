@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { configSchema } from './schema';
+import { configSchema, NOT_YET_SUPPORTED } from './schema';
 
 /** Markers around the generated configuration reference in README.md. */
 export const REFERENCE_BEGIN =
@@ -31,7 +31,13 @@ function typeOf(node: JsonSchema): string {
   return Array.isArray(node.type) ? node.type.join(' \\| ') : (node.type ?? 'any');
 }
 
+const notYetSupported = (path: string) =>
+  Object.keys(NOT_YET_SUPPORTED).some(
+    (p) => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`),
+  );
+
 function rows(node: JsonSchema, path: string, required: boolean, out: string[]): void {
+  if (notYetSupported(path)) return;
   const isObject = node.type === 'object';
   if (path) {
     const def =
@@ -60,7 +66,12 @@ export function configReference(): string {
   const schema = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchema;
   const out = ['| field | type | default | description |', '|---|---|---|---|'];
   rows(schema, '', true, out);
-  return out.filter((line) => !line.endsWith('| object | required |  |')).join('\n');
+  const table = out.filter((line) => !line.endsWith('| object | required |  |')).join('\n');
+  return `${table}\n\nNot yet supported, and rejected at synth with a message naming the field (their features are not built yet, so they would protect nothing): ${Object.keys(
+    NOT_YET_SUPPORTED,
+  )
+    .map((p) => `\`${p}\``)
+    .join(', ')}.`;
 }
 
 /** `readme` with the text between the reference markers replaced by the current reference. */

@@ -98,8 +98,8 @@ describe('a bad configuration names the field and what was expected', () => {
     ],
     [
       'a Unix-style schedule',
-      (c) => ({ ...c, schedules: { filesFull: '0 3 * * 0' } }),
-      /^schedules\.filesFull: expected an EventBridge Scheduler expression like "cron\(0 2 \* \* \? \*\)"/,
+      (c) => ({ ...c, schedules: { restoreTest: '0 3 * * 0' } }),
+      /^schedules\.restoreTest: expected an EventBridge Scheduler expression like "cron\(0 2 \* \* \? \*\)"/,
     ],
     [
       'an e-mail without @',

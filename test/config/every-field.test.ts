@@ -1,0 +1,206 @@
+/**
+ * Every field of the configuration schema has an effect: changing it (alone) from the example
+ * configuration changes what is deployed (the synthesized templates, with the stacks' environment,
+ * termination protection and tags, which carry every runtime job's input: schedule inputs, task and
+ * Lambda environments). A field of a feature that is not built is rejected at synth, naming it.
+ *
+ * The list of fields is derived from the zod schema itself; a field with no case below, a case for
+ * a field that no longer exists, or a field whose change leaves the deployment as it was fails here.
+ */
+import { z } from 'zod';
+import { describe, expect, it } from 'vitest';
+import { buildCofreApp } from '../../lib/app';
+import {
+  ConfigError,
+  configSchema,
+  NOT_YET_SUPPORTED,
+  parseConfig,
+  type CofreConfigInput,
+} from '../../lib/config';
+import { exampleConfig, testAppProps } from '../helpers/cdk';
+
+interface JsonNode {
+  type?: string | string[];
+  properties?: Record<string, JsonNode>;
+  additionalProperties?: JsonNode | boolean;
+  items?: JsonNode;
+}
+
+/** Every field path of the schema: leaves, maps (and their values), array items' fields as `a[].b`. */
+function schemaFields(): string[] {
+  const root = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonNode;
+  const out: string[] = [];
+  const walk = (node: JsonNode, path: string) => {
+    if (node.type === 'object' && node.properties) {
+      for (const [key, child] of Object.entries(node.properties)) walk(child, path ? `${path}.${key}` : key);
+      return;
+    }
+    if (node.type === 'object' && typeof node.additionalProperties === 'object') {
+      out.push(path);
+      walk(node.additionalProperties, `${path}.<name>`);
+      return;
+    }
+    if (node.type === 'array' && node.items?.type === 'object') {
+      walk(node.items, `${path}[]`);
+      return;
+    }
+    out.push(path);
+  };
+  walk(root, '');
+  return out;
+}
+
+type Config = CofreConfigInput;
+type Db = NonNullable<Config['databases']>[number];
+const db0 = (c: Config): Db => c.databases![0]!;
+const ARN_SECRET = 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:cofre/other-AbCdEf';
+
+/** One change per supported field, to a valid value different from the example's (or its default). */
+const CHANGES: Record<string, (c: Config) => void> = {
+  account: (c) => (c.account = '222222222222'),
+  'regions.primary': (c) => (c.regions = { ...c.regions, primary: 'us-west-2' }),
+  'regions.dr': (c) => (c.regions = { ...c.regions, dr: 'us-west-1' }),
+  timeZone: (c) => (c.timeZone = 'America/Manaus'),
+  terminationProtection: (c) => (c.terminationProtection = false),
+  breakGlassRoleArn: (c) => (c.breakGlassRoleArn = 'arn:aws:iam::111111111111:role/other-break-glass'),
+  'databases[].id': (c) => (db0(c).id = 'app-main'),
+  'databases[].engine': (c) => (db0(c).engine = 'mysql'),
+  'databases[].rdsInstanceId': (c) => (db0(c).rdsInstanceId = 'app-other'),
+  'databases[].rdsClusterId': (c) => {
+    delete db0(c).rdsInstanceId;
+    db0(c).rdsClusterId = 'app-cluster';
+  },
+  'databases[].host': (c) => {
+    delete db0(c).rdsInstanceId;
+    db0(c).host = 'db.example.com';
+  },
+  'databases[].port': (c) => (db0(c).port = 6432),
+  'databases[].databases': (c) => (db0(c).databases = ['app']),
+  'databases[].excludeDatabases': (c) => (db0(c).excludeDatabases = ['rdsadmin', 'scratch']),
+  'databases[].credentialsSecretArn': (c) => (db0(c).credentialsSecretArn = ARN_SECRET),
+  // Databases with tenants share one VPC (a synth check): move both.
+  'databases[].network.vpcId': (c) => {
+    for (const db of c.databases!) db.network.vpcId = 'vpc-0fedcba9876543210';
+  },
+  'databases[].network.subnetIds': (c) => (db0(c).network.subnetIds = ['subnet-0fedcba9876543210']),
+  'databases[].network.securityGroupId': (c) => (db0(c).network.securityGroupId = 'sg-0fedcba9876543210'),
+  'databases[].network.availabilityZones': (c) =>
+    (db0(c).network.availabilityZones = ['sa-east-1a', 'sa-east-1b']),
+  'databases[].dataClass': (c) => (db0(c).dataClass = 'accounting'),
+  'databases[].tenants.table': (c) => (db0(c).tenants!.table = 'public.tenants'),
+  'databases[].tenants.keyColumn': (c) => (db0(c).tenants!.keyColumn = 'clinic_key'),
+  'databases[].tenants.tenantColumn': (c) => (db0(c).tenants!.tenantColumn = 'tenant'),
+  'databases[].tenants.dataClass': (c) => (db0(c).tenants!.dataClass = 'accounting'),
+  'schedules.fullBackup': (c) => (c.schedules = { fullBackup: 'cron(0 5 * * ? *)' }),
+  'schedules.tenantExport': (c) => (c.schedules = { tenantExport: 'cron(0 5 * * ? *)' }),
+  'schedules.integrityVerification': (c) => (c.schedules = { integrityVerification: 'cron(0 5 ? * TUE *)' }),
+  'schedules.restoreTest': (c) => (c.schedules = { restoreTest: 'cron(0 5 ? * SUN#2 *)' }),
+  'retention.tiers.dailyDays': (c) => (c.retention = { tiers: { dailyDays: 35 } }),
+  'retention.tiers.weeklyWeeks': (c) => (c.retention = { tiers: { weeklyWeeks: 13 } }),
+  'retention.tiers.monthlyMonths': (c) => (c.retention = { tiers: { monthlyMonths: 13 } }),
+  'retention.tiers.yearlyYears': (c) => (c.retention = { tiers: { yearlyYears: 8 } }),
+  'retention.classes': (c) =>
+    (c.retention = {
+      classes: {
+        health: { years: 7 },
+        accounting: { years: 5 },
+        labour: { years: 10 },
+        legal: { years: 20 },
+      },
+    }),
+  'retention.classes.<name>.years': (c) =>
+    (c.retention = { classes: { health: { years: 8 }, accounting: { years: 5 }, labour: { years: 10 } } }),
+  'retention.tenantExportDays': (c) => (c.retention = { tenantExportDays: 91 }),
+  'objectLock.mode': (c) => (c.objectLock = { mode: 'GOVERNANCE' }),
+  'objectLock.days': (c) => (c.objectLock = { days: 20 }),
+  'replication.storageClass': (c) => (c.replication = { storageClass: 'STANDARD_IA' }),
+  'alerts.emails': (c) => (c.alerts.emails = ['ops@example.com', 'cto@example.com']),
+  'alerts.pagerDutyRoutingKeySecretArn': (c) => (c.alerts.pagerDutyRoutingKeySecretArn = ARN_SECRET),
+  'alerts.notifyOnSuccess': (c) => (c.alerts.notifyOnSuccess = true),
+  'thresholds.maxDurationMinutes': (c) => (c.thresholds = { maxDurationMinutes: 45 }),
+  'thresholds.sizeAnomalyPercent': (c) => (c.thresholds = { sizeAnomalyPercent: 40 }),
+  'thresholds.maxSizeGiB': (c) => (c.thresholds = { maxSizeGiB: 60 }),
+  'prices.currency': (c) => (c.prices = { currency: 'BRL' }),
+  'prices.storageGbMonth.STANDARD': (c) => (c.prices = { storageGbMonth: { STANDARD: 0.05 } }),
+  'prices.storageGbMonth.STANDARD_IA': (c) => (c.prices = { storageGbMonth: { STANDARD_IA: 0.03 } }),
+  'prices.storageGbMonth.GLACIER_IR': (c) => (c.prices = { storageGbMonth: { GLACIER_IR: 0.01 } }),
+  'prices.storageGbMonth.GLACIER': (c) => (c.prices = { storageGbMonth: { GLACIER: 0.009 } }),
+  'prices.storageGbMonth.DEEP_ARCHIVE': (c) => (c.prices = { storageGbMonth: { DEEP_ARCHIVE: 0.004 } }),
+  'dumpTask.cpu': (c) => (c.dumpTask = { cpu: 1024 }),
+  'dumpTask.memoryMiB': (c) => (c.dumpTask = { memoryMiB: 8192 }),
+  'dumpTask.ephemeralStorageGiB': (c) => (c.dumpTask = { ephemeralStorageGiB: 60 }),
+};
+
+/** A value for each not-yet-supported field (valid for the schema, so only the rejection remains). */
+const UNSUPPORTED_VALUES: Record<string, unknown> = {
+  buckets: [{ bucketName: 'app-prod-documents' }],
+  configuration: { secretArns: [ARN_SECRET] },
+  'schedules.rdsSnapshot': 'cron(0 3 * * ? *)',
+  'schedules.filesDifferential': 'cron(0 3 ? * MON-SAT *)',
+  'schedules.filesFull': 'cron(0 3 ? * SUN *)',
+  'schedules.configSnapshot': 'cron(0 3 ? * SUN *)',
+  'retention.filesDifferentialDays': 30,
+  'retention.filesFullWeeks': 12,
+  'retention.configSnapshotDays': 90,
+  'retention.rdsSnapshotDays': 30,
+};
+
+const unsupportedRoot = (field: string) =>
+  Object.keys(NOT_YET_SUPPORTED).find(
+    (p) => field === p || field.startsWith(`${p}.`) || field.startsWith(`${p}[`),
+  );
+
+/** What is deployed: each stack's template, environment, termination protection and tags. */
+function deployed(config: Config): string {
+  const { app } = buildCofreApp(parseConfig(config), testAppProps());
+  const assembly = app.synth();
+  return JSON.stringify(
+    assembly.stacks.map((s) => ({
+      id: s.id,
+      environment: s.environment,
+      terminationProtection: s.terminationProtection,
+      tags: s.tags,
+      template: s.template as unknown,
+    })),
+  );
+}
+
+const fields = schemaFields();
+const supported = fields.filter((f) => unsupportedRoot(f) === undefined);
+
+describe('every configuration field', () => {
+  it(`the schema's ${fields.length} fields are all accounted for: a change each, or rejected as not yet supported`, () => {
+    expect(supported.filter((f) => !(f in CHANGES))).toEqual([]);
+    expect(Object.keys(CHANGES).filter((f) => !supported.includes(f))).toEqual([]);
+    expect(Object.keys(UNSUPPORTED_VALUES).sort()).toEqual(Object.keys(NOT_YET_SUPPORTED).sort());
+  });
+
+  it.each(Object.keys(NOT_YET_SUPPORTED))(
+    '%s is rejected at synth as not yet supported, naming it',
+    (path) => {
+      const config = exampleConfig();
+      const parts = path.split('.');
+      let node = config as Record<string, unknown>;
+      for (const key of parts.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+      node[parts.at(-1)!] = UNSUPPORTED_VALUES[path];
+      let problems: readonly string[] = [];
+      try {
+        parseConfig(config);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        problems = error.problems;
+      }
+      expect(problems).toEqual([
+        expect.stringMatching(new RegExp(`^${path.replace(/\./g, '\\.')}: not yet supported \\(`)),
+      ]);
+    },
+  );
+
+  const baseline = { value: '' };
+  it.each(supported)('%s changes what is deployed', (field) => {
+    baseline.value ||= deployed(exampleConfig());
+    const config = exampleConfig();
+    CHANGES[field]!(config);
+    expect(deployed(config), `changing ${field} left the synthesized app as it was`).not.toBe(baseline.value);
+  });
+});

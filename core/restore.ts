@@ -712,6 +712,7 @@ async function restoreMysqlDatabase(
   const database = target.database!;
   const conn = await connectMysql(target);
   let createdByUs = false;
+  let releasePacket: () => Promise<void> = () => Promise.resolve();
   try {
     const [schemata] = await conn.query<RowDataPacket[]>(
       'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
@@ -731,7 +732,7 @@ async function restoreMysqlDatabase(
       throw new UsageError(
         `--target-url: database "${database}" on ${target.host}:${target.port} is not empty (${objects} tables, views or routines); nothing was changed. Restore into a new database name, or add --force to replace it`,
       );
-    await checkPacket(conn, artifact);
+    releasePacket = await ensurePacket(conn, target, artifact, log);
     if (objects > 0) {
       // MySQL cannot rename a database: before dropping the target, prove the whole artifact.
       log(`--force: checking the whole artifact before dropping "${database}"`);
@@ -774,21 +775,72 @@ async function restoreMysqlDatabase(
       await conn.query(`DROP DATABASE IF EXISTS ${quoteMysql(database)}`).catch(() => undefined);
     }
     await conn.end().catch(() => undefined);
+    await releasePacket();
   }
 }
 
-/** The MySQL target accepts the artifact's largest statement (max_allowed_packet); else exit 2, nothing changed. */
-export async function checkPacket(
+const MIB = 1024 * 1024;
+/** The largest max_allowed_packet MySQL and MariaDB accept. */
+const MAX_PACKET = 1024 * MIB;
+
+/**
+ * The MySQL target accepts the artifact's largest statement (`max_allowed_packet`, whose session
+ * value every connection takes from the global when it connects). When the global is too small and
+ * the restoring account may change it (SUPER or SYSTEM_VARIABLES_ADMIN), it is raised for this
+ * restore, one log line says so, and the returned function puts it back (call it when the restore
+ * ends, also on failure or cancel; open the restore's own connections before). It is put back only
+ * if it still holds the value set here: another restore on the same server may have changed it
+ * since. When the account may not (RDS, Aurora), exit 2 with nothing changed, naming the parameter
+ * group setting.
+ */
+export async function ensurePacket(
   conn: import('mysql2/promise').Connection,
+  target: Connection,
   artifact: Artifact,
-): Promise<void> {
-  const needed = artifact.largestStatementBytes ?? 0;
+  log: (line: string) => void = () => undefined,
+): Promise<() => Promise<void>> {
+  const needed = (artifact.largestStatementBytes ?? 0) + 1024;
   const [rows] = await conn.query<RowDataPacket[]>('SELECT @@global.max_allowed_packet AS p');
-  const allowed = Number(rows[0]!.p);
-  if (needed + 1024 > allowed)
-    throw new UsageError(
-      `--target-url: the dump's largest statement is ${needed} bytes but the target's max_allowed_packet is ${allowed}; nothing was changed. Run "SET GLOBAL max_allowed_packet = ${Math.min(1073741824, Math.ceil((needed + 1024 * 1024) / 1048576) * 1048576)}" on the target (or set it in its parameter group) and retry`,
+  const original = Number(rows[0]!.p);
+  if (needed <= original) return () => Promise.resolve();
+  const wanted = Math.min(MAX_PACKET, Math.ceil((needed + MIB) / MIB) * MIB);
+  const where = `${target.host}:${target.port}`;
+  const refuse = (why: string) =>
+    new UsageError(
+      `--target-url: the dump's largest statement is ${needed - 1024} bytes but the max_allowed_packet of ${where} is ${original}, ${why}; nothing was changed. Set max_allowed_packet = ${wanted} in the server's configuration (RDS, Aurora: in its DB parameter group) and retry`,
     );
+  if (needed > MAX_PACKET) throw refuse(`more than the 1 GiB any server allows`);
+  try {
+    await conn.query(`SET GLOBAL max_allowed_packet = ${wanted}`);
+  } catch (error) {
+    throw refuse(
+      `and ${target.user} may not raise it (that needs SUPER or SYSTEM_VARIABLES_ADMIN): ${messageOf(error)}`,
+    );
+  }
+  log(
+    `raised the global max_allowed_packet of ${where} from ${original} to ${wanted} bytes for this restore's connections (its largest statement is ${needed - 1024} bytes); it is put back when the restore ends`,
+  );
+  return async () => {
+    let c: import('mysql2/promise').Connection | undefined;
+    try {
+      c = await connectMysql(target);
+      const [now] = await c.query<RowDataPacket[]>('SELECT @@global.max_allowed_packet AS p');
+      const current = Number(now[0]!.p);
+      if (current === wanted) {
+        await c.query(`SET GLOBAL max_allowed_packet = ${original}`);
+        log(`put the global max_allowed_packet of ${where} back to ${original} bytes`);
+      } else
+        log(
+          `left the global max_allowed_packet of ${where} at ${current} bytes: it was changed by someone else during the restore (it was ${original} before)`,
+        );
+    } catch (error) {
+      log(
+        `could not put the global max_allowed_packet of ${where} back to ${original} bytes: ${messageOf(error)}; run "SET GLOBAL max_allowed_packet = ${original}"`,
+      );
+    } finally {
+      await c?.end().catch(() => undefined);
+    }
+  };
 }
 
 async function countMysql(
@@ -814,6 +866,7 @@ async function restoreMysqlTable(
   const table = findManifestTable(input, input.artifact.tables[0]?.schema ?? '');
   const conn = await connectMysql(target, database);
   const destName = input.intoTable ?? table.name;
+  let releasePacket: () => Promise<void> = () => Promise.resolve();
   try {
     const exists = async (name: string) =>
       (
@@ -841,7 +894,7 @@ async function restoreMysqlTable(
       clear = present > 0;
       if (clear) log(`--force: replacing the ${present} rows of ${table.name}`);
     }
-    await checkPacket(conn, input.artifact);
+    releasePacket = await ensurePacket(conn, target, input.artifact, log);
     if (input.intoTable)
       await conn.query(`CREATE TABLE ${quoteMysql(input.intoTable)} LIKE ${quoteMysql(table.name)}`);
     const selector = new MysqldumpTableSelector({
@@ -876,5 +929,6 @@ async function restoreMysqlTable(
     };
   } finally {
     await conn.end().catch(() => undefined);
+    await releasePacket();
   }
 }

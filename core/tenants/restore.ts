@@ -21,7 +21,7 @@ import type { Keys } from '../crypto';
 import { checkKeyFits } from '../decrypt';
 import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
 import type { Artifact, Manifest } from '../manifest';
-import { checkPacket, checkStored, restoreBackup, verifiedPlaintext } from '../restore';
+import { checkStored, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
 import { connectPostgres, postgresEnv } from '../sources/postgres';
@@ -260,15 +260,23 @@ async function fromTenantBackup(
     expected: Promise.resolve(artifact.tables),
     abort: () => stream.destroy(),
   };
+  let releasePacket: () => Promise<void> = () => Promise.resolve();
   if (manifest.engine === 'mysql' && artifact.largestStatementBytes) {
     const conn = await connectMysql(loadInto);
     try {
-      await checkPacket(conn, artifact);
+      releasePacket = await ensurePacket(conn, loadInto, artifact, options.log);
+    } catch (error) {
+      stream.destroy();
+      throw error;
     } finally {
       await conn.end().catch(() => undefined);
     }
   }
-  return load(loadInto, plan, options.tenant, source, options);
+  try {
+    return await load(loadInto, plan, options.tenant, source, options);
+  } finally {
+    await releasePacket();
+  }
 }
 
 async function fromFullBackup(

@@ -18,7 +18,8 @@ import {
   restoreOneTenant,
   withTenantModelOptions,
 } from './tenant-commands';
-import { formatBytes, progressReporter } from './progress';
+import type { ProgressSample } from '../core/progress';
+import { formatBytes, progressFor, progressReporter } from './progress';
 
 /** Where the CLI writes: stdout for `--json` results, stderr for people. */
 export interface CliIo {
@@ -27,6 +28,8 @@ export interface CliIo {
   readonly env: NodeJS.ProcessEnv;
   /** Cancels the running command (SIGTERM / SIGINT). */
   readonly signal?: AbortSignal;
+  /** stderr is a terminal: progress is a bar redrawn in place, else a line every few seconds. */
+  readonly stderrIsTTY?: boolean;
 }
 
 const list = (value: string) =>
@@ -322,7 +325,18 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         [];
       for (const backupId of ids) {
         try {
-          const report = await verifyBackup({ vault, backupId, deep: keys, signal: io.signal });
+          const progress = progressFor(io);
+          const report = await verifyBackup({
+            vault,
+            backupId,
+            deep: keys,
+            signal: io.signal,
+            onProgress: (s) => {
+              progress.update(`verify --deep ${backupId}`, s);
+            },
+          }).finally(() => {
+            progress.done();
+          });
           reports.push(report);
           io.stderr(
             `${report.status === 'ok' ? 'OK' : 'EXPIRED'} ${backupId}${report.deep ? ' (deep)' : ''}\n${report.checked.map((c) => `  ${c}\n`).join('')}`,
@@ -405,6 +419,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     if (jobs !== 'auto' && (!Number.isInteger(jobs) || jobs < 1 || jobs > 64))
       throw new UsageError(`--jobs: expected "auto" or a whole number from 1 to 64, got "${jobsOpt}"`);
     const keys = await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined));
+    const progress = progressFor(io);
+    const onProgress = (s: ProgressSample) => {
+      progress.update(`restore ${backupId}`, s);
+    };
     if (opts.tenant !== undefined) {
       exitCode = await restoreOneTenant(opts, io, {
         vault,
@@ -412,9 +430,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         keys,
         target,
         signal: io.signal,
+        onProgress,
         log: (line) => {
-          io.stderr(`${line}\n`);
+          progress.log(line);
         },
+      }).finally(() => {
+        progress.done();
       });
       return;
     }
@@ -432,9 +453,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       keepDefiners: opts.keepDefiners as boolean | undefined,
       spillDir: opts.spillDir as string | undefined,
       signal: io.signal,
+      onProgress,
       log: (line) => {
-        io.stderr(`${line}\n`);
+        progress.log(line);
       },
+    }).finally(() => {
+      progress.done();
     });
     io.stderr(
       `OK restored ${report.backupId} into ${report.target.database}${report.target.table ? ` (table ${report.target.table})` : ''}: ${report.tables.length} tables, ${report.rows} rows, ${(report.durationMs / 1000).toFixed(1)} s\n`,
@@ -477,6 +501,7 @@ export function run(): void {
     stderr: (t) => process.stderr.write(t),
     env: process.env,
     signal: controller.signal,
+    stderrIsTTY: process.stderr.isTTY,
   }).then(
     (code) => {
       process.exitCode = code;

@@ -5,7 +5,7 @@ import { decryptBackup } from '../core/decrypt';
 import { exportBackup } from '../core/export';
 import { openVault } from '../core/vault';
 import type { CliIo } from './cofre';
-import { formatBytes } from './progress';
+import { formatBytes, progressFor } from './progress';
 
 interface ExportOpts {
   readonly vault: string;
@@ -37,7 +37,18 @@ export function addExportCommands(program: Command, io: CliIo, setExitCode: (cod
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: ExportOpts) => {
       const vault = openVault(opts.vault, { env: io.env });
-      const report = await exportBackup({ vault, backupId: opts.backup, to: opts.to, signal: io.signal });
+      const progress = progressFor(io);
+      const report = await exportBackup({
+        vault,
+        backupId: opts.backup,
+        to: opts.to,
+        signal: io.signal,
+        onProgress: (s) => {
+          progress.update(`export ${opts.backup}`, s);
+        },
+      }).finally(() => {
+        progress.done();
+      });
       io.stderr(
         `OK exported ${report.backupId} from ${report.from} to ${report.to}: ${report.files.length} files, ${formatBytes(report.bytes)}, every SHA-256 matches the manifest, ${(report.durationMs / 1000).toFixed(1)} s\n` +
           `  check it:  cd ${report.to} && sha256sum -c checksum.sha256\n` +
@@ -66,12 +77,18 @@ export function addExportCommands(program: Command, io: CliIo, setExitCode: (cod
         'decrypt',
         () => new KMS(opts.kmsKey ? { region: opts.kmsKey.split(':')[3] } : {}),
       );
+      const progress = progressFor(io);
       const report = await decryptBackup({
         vault,
         backupId: opts.backup,
         keys,
         out: opts.out,
         signal: io.signal,
+        onProgress: (s) => {
+          progress.update(`decrypt ${opts.backup}`, s);
+        },
+      }).finally(() => {
+        progress.done();
       });
       io.stderr(
         `OK decrypted ${report.backupId} (${report.format}) to ${report.out}: ${formatBytes(report.bytes)}, SHA-256 ${report.sha256} as in the manifest, ${(report.durationMs / 1000).toFixed(1)} s\n` +

@@ -9,6 +9,7 @@ import { findBackup } from './catalog';
 import { decryptStream, type Keys } from './crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from './errors';
 import { checkedCopy } from './artifact';
+import { byteMeter, type OnProgress } from './progress';
 import { failure } from './export';
 import { MANIFEST_NAME, type Artifact } from './manifest';
 import type { Vault } from './vault';
@@ -21,6 +22,8 @@ export interface DecryptOptions {
   /** The plaintext dump to write; must not exist (its directory must). */
   readonly out: string;
   readonly signal?: AbortSignal | undefined;
+  /** Bytes of the stored artifact read so far (see core/progress.ts). */
+  readonly onProgress?: OnProgress | undefined;
 }
 
 export interface DecryptReport {
@@ -117,10 +120,11 @@ export async function decryptBackup(options: DecryptOptions): Promise<DecryptRep
   const source = await options.vault.read(key, options.signal);
   const sink = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
   const checks: [Transform, Duplex, Transform, Transform] = [
-    checkedCopy(`artifact ${key}: the stored bytes`, {
-      bytes: artifact.bytes.stored,
-      sha256: artifact.sha256.stored,
-    }),
+    checkedCopy(
+      `artifact ${key}: the stored bytes`,
+      { bytes: artifact.bytes.stored, sha256: artifact.sha256.stored },
+      byteMeter(options.onProgress, artifact.bytes.stored),
+    ),
     decryptStream(options.keys, artifact.encryption.encryptionContext),
     zlib.createZstdDecompress(),
     checkedCopy(

@@ -2,6 +2,7 @@ import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { checkedCopy } from './artifact';
+import { byteMeter, type OnProgress } from './progress';
 import { findBackup } from './catalog';
 import {
   CancelledError,
@@ -34,6 +35,8 @@ export interface ExportOptions {
   /** A directory that does not exist yet (its parent must) or is empty. */
   readonly to: string;
   readonly signal?: AbortSignal | undefined;
+  /** Bytes of each artifact copied so far (see core/progress.ts). */
+  readonly onProgress?: OnProgress | undefined;
   readonly now?: () => Date;
 }
 
@@ -128,10 +131,11 @@ export async function exportBackup(options: ExportOptions): Promise<ExportReport
       const source = await options.vault.read(key, options.signal);
       const body = pipeline(
         source,
-        checkedCopy(`artifact ${key} in ${options.vault.url}`, {
-          bytes: artifact.bytes.stored,
-          sha256: artifact.sha256.stored,
-        }),
+        checkedCopy(
+          `artifact ${key} in ${options.vault.url}`,
+          { bytes: artifact.bytes.stored, sha256: artifact.sha256.stored },
+          byteMeter(options.onProgress, artifact.bytes.stored, 'copied'),
+        ),
         () => undefined,
       );
       await dest.write(key, body, { tags: {}, signal: options.signal });

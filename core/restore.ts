@@ -21,6 +21,7 @@ import {
   messageOf,
 } from './errors';
 import type { Artifact, Manifest } from './manifest';
+import { byteMeter, type OnProgress } from './progress';
 import { connectMysql, spawnMysqlClient } from './sources/mysql';
 import { DefinerRewriter } from './sources/mysql-definers';
 import { MysqldumpTableSelector } from './sources/mysqldump-select';
@@ -60,6 +61,8 @@ export interface RestoreOptions {
   readonly spillDir?: string | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
+  /** Bytes of the stored artifact read so far, of its total (see core/progress.ts). */
+  readonly onProgress?: OnProgress | undefined;
   readonly now?: (() => Date) | undefined;
 }
 
@@ -118,7 +121,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRep
   // The cheap half of the check before anything is touched: the key is one the backup was
   // encrypted for, and the artifact is there, whole, unchanged.
   checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
-  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact);
+  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
   const input = { ...options, manifest, artifact, key: `${entry.folder}/${artifact.name}` };
   let result: Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>;
   if (options.table) {
@@ -150,7 +153,12 @@ interface Input extends RestoreOptions {
  * anything is touched: on S3 from the stored SHA-256 checksum and ETag (no download); in a file
  * vault by hashing the file once. The restore's own stream checks every byte again.
  */
-export async function checkStored(vault: Vault, key: string, artifact: Artifact): Promise<void> {
+export async function checkStored(
+  vault: Vault,
+  key: string,
+  artifact: Artifact,
+  onProgress?: OnProgress,
+): Promise<void> {
   const stat = await vault.stat(key);
   if (!stat) throw new IntegrityError(`artifact ${key} is missing; nothing was restored`);
   if (stat.bytes !== artifact.bytes.stored)
@@ -162,7 +170,11 @@ export async function checkStored(vault: Vault, key: string, artifact: Artifact)
     // hundred MB/s, a small part of a restore), so a corrupted artifact fails here, before the
     // target or a temporary database exists.
     const hash = createHash('sha256');
-    for await (const chunk of await vault.read(key)) hash.update(chunk as Buffer);
+    const meter = byteMeter(onProgress, artifact.bytes.stored, 'checked');
+    for await (const chunk of await vault.read(key)) {
+      hash.update(chunk as Buffer);
+      meter?.(chunk as Buffer);
+    }
     const digest = hash.digest('hex');
     if (digest !== artifact.sha256.stored)
       throw new IntegrityError(
@@ -187,14 +199,15 @@ export async function checkStored(vault: Vault, key: string, artifact: Artifact)
  * `end`), with an {@link IntegrityError}. Authentication failures (tampering, wrong key) fail it too.
  */
 export async function verifiedPlaintext(
-  input: Pick<Input, 'vault' | 'key' | 'artifact' | 'keys' | 'signal'>,
+  input: Pick<Input, 'vault' | 'key' | 'artifact' | 'keys' | 'signal' | 'onProgress'>,
 ): Promise<Readable> {
   const { artifact } = input;
   const source = await input.vault.read(input.key, input.signal);
-  const tapStored = checkedCopy(`artifact ${input.key} (stored bytes)`, {
-    bytes: artifact.bytes.stored,
-    sha256: artifact.sha256.stored,
-  });
+  const tapStored = checkedCopy(
+    `artifact ${input.key} (stored bytes)`,
+    { bytes: artifact.bytes.stored, sha256: artifact.sha256.stored },
+    byteMeter(input.onProgress, artifact.bytes.stored),
+  );
   const tapPlain = checkedCopy(`artifact ${input.key} (decrypted dump)`, {
     bytes: artifact.bytes.raw,
     sha256: artifact.sha256.plain,

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Transform, Writable } from 'node:stream';
+import { byteMeter, type OnProgress } from './progress';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { findBackup, folderOf, type CatalogEntry } from './catalog';
@@ -18,6 +19,8 @@ export interface VerifyOptions {
   /** Deep verification: decrypt with these keys, decompress, re-hash and parse the dump. */
   readonly deep?: Keys | undefined;
   readonly now?: Date;
+  /** `deep`: bytes of each artifact read so far (see core/progress.ts). */
+  readonly onProgress?: OnProgress | undefined;
   readonly signal?: AbortSignal | undefined;
 }
 
@@ -268,12 +271,14 @@ async function deepCheck(
   } else if (artifact.format === 'mysqldump-sql') {
     rows = new MysqldumpRowCounter();
   }
+  const meter = byteMeter(options.onProgress, artifact.bytes.stored);
   try {
     await pipeline(
       await options.vault.read(key, options.signal),
       counter((c) => {
         stored += c.length;
         storedHash.update(c);
+        meter?.(c);
       }),
       decryptStream(options.deep!, artifact.encryption.encryptionContext),
       zlib.createZstdDecompress(),

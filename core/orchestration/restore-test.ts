@@ -11,6 +11,7 @@ import { FULL_PREFIX, GLOBALS_SEGMENT, readCatalog, type CatalogEntry } from '..
 import type { Connection } from '../connection';
 import type { Keys } from '../crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
+import { createProgressReporter } from '../progress';
 import { restoreBackup } from '../restore';
 import { dropDatabaseIfExists, withAdmin } from '../sources/admin';
 import { checkTenantRestore, latestTenantBackups, type TenantRestoreCheck } from '../tenants/restore-check';
@@ -195,6 +196,12 @@ export async function runRestoreTest(
           `backup ${entry.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
         );
       const manifest = entry.manifest;
+      const progress = createProgressReporter({
+        write: (t) => {
+          log(t.trimEnd());
+        },
+        tty: false,
+      });
       const report = await restoreBackup({
         vault: deps.vault,
         backupId: entry.backupId,
@@ -205,8 +212,12 @@ export async function runRestoreTest(
         jobs: 'auto',
         signal: deps.signal,
         log,
+        onProgress: (s) => {
+          progress.update(`restore test of ${database}`, s);
+        },
         now,
       });
+      progress.done();
       stopProbe();
       const dropError = await dropDatabase(deps.connection, scratch);
       if (dropError) log(`could not drop the scratch database ${scratch}: ${dropError}`);

@@ -21,6 +21,7 @@ import type { Keys } from '../crypto';
 import { checkKeyFits } from '../decrypt';
 import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
 import type { Artifact, Manifest } from '../manifest';
+import type { OnProgress } from '../progress';
 import { checkStored, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
@@ -67,6 +68,8 @@ export interface TenantRestoreOptions {
   readonly acceptUnownedRows?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
+  /** Bytes of the stored artifact read so far (see core/progress.ts). */
+  readonly onProgress?: OnProgress | undefined;
   readonly now?: (() => Date) | undefined;
 }
 
@@ -141,7 +144,7 @@ export async function restoreTenant(options: TenantRestoreOptions): Promise<Tena
     throw new UsageError('--dry-run and --into-database: choose one');
   const model = modelFor(manifest, options);
   checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
-  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact);
+  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
 
   let loadInto = target;
   if (options.intoDatabase) {
@@ -254,6 +257,7 @@ async function fromTenantBackup(
     artifact,
     keys: options.keys,
     signal: options.signal,
+    onProgress: options.onProgress,
   });
   const source: RowSource = {
     stream,
@@ -299,6 +303,7 @@ async function fromFullBackup(
       noOwner: true,
       noAcl: true,
       signal: options.signal,
+      onProgress: options.onProgress,
       log,
     });
     const scratchPlan = await discoverTenantPlan(scratch, plan.model);

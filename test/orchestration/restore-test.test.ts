@@ -184,9 +184,10 @@ describePostgres('restore-test state machine (local execution)', () => {
     expect(alert.subject).toBe('[Cofre] FAILED restore test demo (sa-east-1)');
     expect(alert.attributes.severity).toBe('critical');
     expect(alert.body).toContain(`npx cofre verify --vault ${vault.url} --backup <backup id> --deep`);
-    // Whichever check trips first: the stored bytes' SHA-256, or the AES-GCM authentication.
+    // A file vault's artifact is hashed before anything is created (an S3 vault's stored checksum is
+    // compared); then, whichever trips first: the stream's SHA-256, or the AES-GCM authentication.
     expect(alert.body).toMatch(
-      /pgdump\.zst\.enc.*(the manifest records \d+ bytes with SHA-256|cannot be authenticated)/,
+      /pgdump\.zst\.enc (has SHA-256 [0-9a-f]{64}, the manifest records [0-9a-f]{64}; nothing was restored|.*the manifest records \d+ bytes with SHA-256|.*cannot be authenticated)/,
     );
     expect(await scratchDatabases()).toEqual([]);
     // A failed restore test is not a failed backup.
@@ -289,6 +290,26 @@ describePostgres('restore-test state machine (local execution)', () => {
       new RegExp(`${db.name}: Cofre\\.Cancelled: backup \\S+: cancelled`),
     );
     expect(await scratchDatabases()).toEqual([]);
+  }, 60_000);
+
+  it('logs its byte progress (bytes of the total, rate, elapsed) from the shared progress module', async () => {
+    const { history, options, vault } = setup();
+    expect((await runLocalJob('backup-database', input(), options)).status).toBe('succeeded');
+    const connection = await options.connect(await containerJob(history));
+    const logs: string[] = [];
+    await runRestoreTest(await containerJob(history), {
+      connection,
+      vault,
+      keys: decryptKeys,
+      log: (l) => logs.push(l),
+    });
+    expect(logs).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^restore test of ${db.name}: [\\d.]+ (B|KiB|MiB) of [\\d.]+ (B|KiB|MiB) \\(100 %\\) read, [\\d.]+ MiB/s, 00:\\d\\d$`,
+        ),
+      ),
+    );
   }, 60_000);
 
   it('knows when the server is still working on a restore (progress without bytes read, for the heartbeat)', async () => {

@@ -19,7 +19,7 @@ import {
   withTenantModelOptions,
 } from './tenant-commands';
 import type { ProgressSample } from '../core/progress';
-import { formatBytes, progressFor, progressReporter } from './progress';
+import { backupSample, formatBytes, progressFor } from './progress';
 
 /** Where the CLI writes: stdout for `--json` results, stderr for people. */
 export interface CliIo {
@@ -147,14 +147,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       exitCode = await backupTenants(opts, io, common);
       return;
     }
-    const progress = progressReporter();
+    const progress = progressFor(io);
     const outcomes = await runBackup({
       ...common,
       databases,
       excludeDatabases: opts.exclude as string[] | undefined,
       globals: opts.globals as boolean | undefined,
       onProgress: (db, p) => {
-        progress.update(db, p);
+        progress.update(db, backupSample(p));
       },
       log: (line) => {
         progress.done();

@@ -1,5 +1,10 @@
 import type { Progress } from '../core/pipeline';
-import { createProgressReporter, formatBytes, type ProgressReporter } from '../core/progress';
+import {
+  createProgressReporter,
+  formatBytes,
+  type ProgressReporter,
+  type ProgressSample,
+} from '../core/progress';
 import type { CliIo } from './cofre';
 
 export { formatBytes };
@@ -22,26 +27,7 @@ export function progressFor(io: Pick<CliIo, 'stderr' | 'stderrIsTTY'>): Progress
   };
 }
 
-/** Backup progress (dumped and stored bytes) on the process's stderr. */
-export function progressReporter(stream: NodeJS.WriteStream = process.stderr): {
-  update(label: string, p: Progress): void;
-  done(): void;
-} {
-  const reporter = createProgressReporter({
-    write: (t) => stream.write(t),
-    tty: stream.isTTY,
-    intervalMs: 10_000,
-  });
-  return {
-    update(label, p) {
-      reporter.update(label, {
-        bytes: p.rawBytes,
-        verb: 'dumped',
-        extra: `${formatBytes(p.storedBytes)} stored`,
-      });
-    },
-    done() {
-      reporter.done();
-    },
-  };
+/** A backup's progress: bytes dumped (the total is unknown until the dump ends) and stored. */
+export function backupSample(p: Progress): ProgressSample {
+  return { bytes: p.rawBytes, verb: 'dumped', extra: `${formatBytes(p.storedBytes)} stored` };
 }

@@ -6,7 +6,7 @@ import { checkCoverage, coverageProblems, formatCoverage, impactLines } from '..
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/tenants/plan';
 import { restoreTenant, type TenantRestoreOptions } from '../core/tenants/restore';
 import type { CliIo } from './cofre';
-import { formatBytes, progressReporter } from './progress';
+import { backupSample, formatBytes, progressFor } from './progress';
 
 interface PlanOpts {
   readonly engine: string;
@@ -162,7 +162,7 @@ export async function backupTenants(
         .filter(Boolean);
   const concurrencyOpt = opts.concurrency as string | undefined;
   const concurrency = concurrencyOpt === undefined ? undefined : Number(concurrencyOpt);
-  const progress = progressReporter();
+  const progress = progressFor(io);
   const outcomes = await runTenantBackup({
     ...options,
     model,
@@ -170,7 +170,7 @@ export async function backupTenants(
     concurrency,
     acceptUnownedRows: opts.acceptUnownedRows as boolean | undefined,
     onProgress: (tenant, p) => {
-      progress.update(`tenant ${tenant}`, p);
+      progress.update(`tenant ${tenant}`, backupSample(p));
     },
     log: (line) => {
       progress.done();

@@ -62,6 +62,27 @@ describePostgres('progress of restore, verify --deep, export, decrypt and tenant
     await db.drop();
   });
 
+  it('backup (the dump size is known only at its end: bytes dumped and stored)', async () => {
+    const r = await cofre([
+      'backup',
+      '--engine',
+      'postgres',
+      '--url',
+      db.url,
+      '--vault',
+      vault,
+      '--key-file',
+      keyFile,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `^${db.name}: [\\d.]+ (KiB|MiB) dumped, [\\d.]+ (KiB|MiB) stored, [\\d.]+ MiB/s, \\d\\d:\\d\\d$`,
+        'm',
+      ),
+    );
+  });
+
   it('restore', async () => {
     const t = await createPostgresDatabase('progress_dst');
     targets.push(t);

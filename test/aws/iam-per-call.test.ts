@@ -46,7 +46,12 @@ import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { cofre, tempDir } from '../helpers/cli';
 import { createPostgresDatabase, postgresAvailable, type TestDatabase } from '../helpers/databases';
 import { IamChecker, type IamRequest } from '../helpers/iam-check';
-import { synthesizeIam, type LocalResources, type RuntimeRoleName, type SynthesizedIam } from '../helpers/iam';
+import {
+  synthesizeIam,
+  type LocalResources,
+  type RuntimeRoleName,
+  type SynthesizedIam,
+} from '../helpers/iam';
 import { localJobInput } from '../helpers/orchestration';
 import {
   clientConfig,
@@ -112,9 +117,10 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     };
     iam = synthesizeIam(resources);
     checker = new IamChecker(iam, 'enforce');
-    for (const client of Object.values(aws)) checker.exempt(client as S3Client);
+    for (const client of Object.values(aws)) checker.exempt(client);
     checker.interceptAll();
-    for (const [name, value] of Object.entries(localAwsEnv())) if (name.startsWith('AWS_')) vi.stubEnv(name, value!);
+    for (const [name, value] of Object.entries(localAwsEnv()))
+      if (name.startsWith('AWS_')) vi.stubEnv(name, value);
     vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
     vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
     pagerDuty = createServer((req, res) => {
@@ -130,10 +136,12 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   }, 120_000);
 
   afterAll(async () => {
-    checker?.dispose();
+    // Each may be missing when the setup failed half-way.
+    (checker as IamChecker | undefined)?.dispose();
     vi.unstubAllEnvs();
-    await db?.drop();
-    await new Promise((r) => pagerDuty?.close(r));
+    await (db as TestDatabase | undefined)?.drop();
+    const server = pagerDuty as Server | undefined;
+    if (server) await new Promise((r) => server.close(r));
   });
 
   /** Each role's environment exactly as CDK sets it, plus what AWS sets (region, credentials, endpoint). */
@@ -146,7 +154,9 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     const known = handlers.get(name);
     if (known) return known;
     stubEnvOf(name);
-    const mod = (await import(`../../lambdas/${name}/index`)) as { handler: (event: unknown) => Promise<unknown> };
+    const mod = (await import(`../../lambdas/${name}/index`)) as {
+      handler: (event: unknown) => Promise<unknown>;
+    };
     handlers.set(name, mod.handler);
     return mod.handler;
   }
@@ -269,10 +279,15 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       cofre(['list', '--vault', `s3://${resources.vaultBucket}`, '--json'], localAwsEnv()),
     );
     expect(listed.code, listed.stderr).toBe(0);
-    const ids = (JSON.parse(listed.stdout) as { backups: { backupId: string }[] }).backups.map((b) => b.backupId);
+    const ids = (JSON.parse(listed.stdout) as { backups: { backupId: string }[] }).backups.map(
+      (b) => b.backupId,
+    );
     expect(ids.length).toBeGreaterThan(0);
     const verified = await checker.as('verify', () =>
-      cofre(['verify', '--vault', `s3://${resources.vaultBucket}`, '--backup', ids[0]!, '--json'], localAwsEnv()),
+      cofre(
+        ['verify', '--vault', `s3://${resources.vaultBucket}`, '--backup', ids[0]!, '--json'],
+        localAwsEnv(),
+      ),
     );
     expect(verified.code, verified.stderr).toBe(0);
   });
@@ -378,6 +393,36 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect(denied.map((d) => `${d.role} ${d.action} ${d.resource} (${d.command})`)).toEqual([]);
   });
 
+  it('each asynchronously invoked Lambda can put a failed event into its encrypted dead-letter queue', async () => {
+    // Not a call of our code: Lambda delivers the event with the function's execution role, and an
+    // SSE-KMS queue needs the sender to make and read a data key under the queue's key (via SQS).
+    expect([...iam.deadLetterQueues.keys()].sort()).toEqual(['freshness', 'monthly-report', 'pagerduty']);
+    const problems: string[] = [];
+    for (const [role, { queueArn, keyArn }] of iam.deadLetterQueues) {
+      const kms = (action: string): IamRequest => ({
+        action,
+        resource: keyArn!,
+        via: 'sqs',
+        context: {
+          'kms:ViaService': `sqs.${iam.region}.amazonaws.com`,
+          'kms:CallerAccount': iam.account,
+          'kms:EncryptionContext:aws:sqs:arn': queueArn,
+          'kms:EncryptionContextKeys': ['aws:sqs:arn'],
+        },
+      });
+      const requests: IamRequest[] = [
+        { action: 'sqs:SendMessage', resource: queueArn, context: {} },
+        ...(keyArn ? [kms('kms:GenerateDataKey'), kms('kms:Decrypt')] : []),
+      ];
+      for (const request of requests) {
+        const { decision } = await checker.evaluate(role, request);
+        if (decision !== 'Allowed')
+          problems.push(`${role} ${request.action} ${request.resource}: ${decision}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
   // ---------------------------------------------------------------------------------------------
   // What must be denied
 
@@ -387,10 +432,14 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   it('denies the task role deleting a backup (object or version), and the object stays', async () => {
     const s3 = s3Of(TASK_ROLE);
     const key = `full/${DATABASE}/iam-multipart/artifact.bin`;
-    await expect(s3.send(new DeleteObjectCommand({ Bucket: resources.vaultBucket, Key: key }))).rejects.toMatchObject({
+    await expect(
+      s3.send(new DeleteObjectCommand({ Bucket: resources.vaultBucket, Key: key })),
+    ).rejects.toMatchObject({
       name: 'AccessDenied',
     });
-    const versions = await aws.s3.send(new ListObjectVersionsCommand({ Bucket: resources.vaultBucket, Prefix: key }));
+    const versions = await aws.s3.send(
+      new ListObjectVersionsCommand({ Bucket: resources.vaultBucket, Prefix: key }),
+    );
     const versionId = versions.Versions![0]!.VersionId!;
     await expect(
       s3.send(new DeleteObjectCommand({ Bucket: resources.vaultBucket, Key: key, VersionId: versionId })),
@@ -409,9 +458,13 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       objectLockMode: 'off',
     });
     await expect(
-      vault.write(`full/${OTHER_DATABASE}/20260101T000000000Z-00000000/manifest.json`, Readable.from(['{}']), {
-        tags: { 'cofre:tier': 'daily' },
-      }),
+      vault.write(
+        `full/${OTHER_DATABASE}/20260101T000000000Z-00000000/manifest.json`,
+        Readable.from(['{}']),
+        {
+          tags: { 'cofre:tier': 'daily' },
+        },
+      ),
     ).rejects.toThrow(/AccessDenied|not authorized to perform: s3:PutObject/);
   });
 
@@ -425,17 +478,25 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       expect(decision.decision, role).not.toBe('Allowed');
     }
     await expect(
-      s3Of('verify').send(new GetObjectCommand({ Bucket: resources.drVaultBucket, Key: `full/${DATABASE}/x` })),
+      s3Of('verify').send(
+        new GetObjectCommand({ Bucket: resources.drVaultBucket, Key: `full/${DATABASE}/x` }),
+      ),
     ).rejects.toMatchObject({ name: 'AccessDenied' });
   });
 
   it('denies disabling or scheduling the deletion of the vault key to every runtime role', async () => {
     for (const role of iam.roles.keys())
       for (const action of ['kms:DisableKey', 'kms:ScheduleKeyDeletion'])
-        for (const key of [resources.vaultKeyArn, resources.historyKeyArn, resources.alertsKeyArn, resources.pipelineKeyArn])
-          expect((await checker.evaluate(role, { action, resource: key, context: {} })).decision, `${role} ${action} ${key}`).not.toBe(
-            'Allowed',
-          );
+        for (const key of [
+          resources.vaultKeyArn,
+          resources.historyKeyArn,
+          resources.alertsKeyArn,
+          resources.pipelineKeyArn,
+        ])
+          expect(
+            (await checker.evaluate(role, { action, resource: key, context: {} })).decision,
+            `${role} ${action} ${key}`,
+          ).not.toBe('Allowed');
     const kms = checker.attach(new KMSClient(clientConfig()), TASK_ROLE);
     await expect(kms.send(new DisableKeyCommand({ KeyId: resources.vaultKeyArn }))).rejects.toMatchObject({
       name: 'AccessDeniedException',
@@ -467,7 +528,12 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     const s3 = s3Of(TASK_ROLE);
     const put = (key: string, sse: Partial<PutObjectCommandInput>) =>
       s3.send(
-        new PutObjectCommand({ Bucket: resources.vaultBucket, Key: `full/${DATABASE}/iam-sse/${key}`, Body: 'x', ...sse }),
+        new PutObjectCommand({
+          Bucket: resources.vaultBucket,
+          Key: `full/${DATABASE}/iam-sse/${key}`,
+          Body: 'x',
+          ...sse,
+        }),
       );
     // Through the writer, as the runtime would with a wrong key.
     const vault = new S3Vault({
@@ -478,7 +544,9 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       objectLockMode: 'off',
     });
     await expect(
-      vault.write(`full/${DATABASE}/iam-sse/other-key.bin`, Readable.from(['x']), { tags: { 'cofre:tier': 'daily' } }),
+      vault.write(`full/${DATABASE}/iam-sse/other-key.bin`, Readable.from(['x']), {
+        tags: { 'cofre:tier': 'daily' },
+      }),
     ).rejects.toThrow(/s3:PutObject .*explicit deny/);
     await expect(put('sse-s3', { ServerSideEncryption: 'AES256' })).rejects.toThrow(/explicit deny/);
     await expect(put('kms-no-key-id', { ServerSideEncryption: 'aws:kms' })).rejects.toThrow(/explicit deny/);
@@ -502,7 +570,11 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       { record: false },
     );
     expect(checked.map((c) => [c.action, c.resource, c.decision])).toEqual([
-      ['s3:PutObject', `arn:aws:s3:::${resources.vaultBucket}/full/${DATABASE}/iam-sse/no-header.bin`, 'Allowed'],
+      [
+        's3:PutObject',
+        `arn:aws:s3:::${resources.vaultBucket}/full/${DATABASE}/iam-sse/no-header.bin`,
+        'Allowed',
+      ],
       ['kms:GenerateDataKey', resources.vaultKeyArn, 'Allowed'],
     ]);
     const template = iam.resourcePolicies.get(`arn:aws:s3:::${resources.vaultBucket}`)!;

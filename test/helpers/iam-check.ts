@@ -110,7 +110,8 @@ export function iamRequestsOf(
   const command = commandName.replace(/Command$/, '');
   const str = (name: string): string => {
     const v = input[name];
-    if (typeof v !== 'string' || v === '') throw new Error(`${clientName} ${commandName}: no ${name} in the input`);
+    if (typeof v !== 'string' || v === '')
+      throw new Error(`${clientName} ${commandName}: no ${name} in the input`);
     return v;
   };
   const via = (service: string) => `${service}.${region}.amazonaws.com`;
@@ -186,9 +187,15 @@ export function iamRequestsOf(
       }
       case 'UploadPart':
         // S3 decrypts the upload's data key to encrypt each part and to complete the upload.
-        return [{ action: 's3:PutObject', resource: objectArn(), context: {} }, ...s3Kms('kms:Decrypt', bucketKey)];
+        return [
+          { action: 's3:PutObject', resource: objectArn(), context: {} },
+          ...s3Kms('kms:Decrypt', bucketKey),
+        ];
       case 'CompleteMultipartUpload':
-        return [{ action: 's3:PutObject', resource: objectArn(), context: {} }, ...s3Kms('kms:Decrypt', bucketKey)];
+        return [
+          { action: 's3:PutObject', resource: objectArn(), context: {} },
+          ...s3Kms('kms:Decrypt', bucketKey),
+        ];
       case 'AbortMultipartUpload':
         return [{ action: 's3:AbortMultipartUpload', resource: objectArn(), context: {} }];
       case 'GetObject':
@@ -210,7 +217,11 @@ export function iamRequestsOf(
         return [{ action: 's3:GetObjectLegalHold', resource: objectArn(), context: {} }];
       case 'GetObjectTagging':
         return [
-          { action: versioned ? 's3:GetObjectVersionTagging' : 's3:GetObjectTagging', resource: objectArn(), context: {} },
+          {
+            action: versioned ? 's3:GetObjectVersionTagging' : 's3:GetObjectTagging',
+            resource: objectArn(),
+            context: {},
+          },
         ];
       case 'PutObjectTagging':
         return [
@@ -224,7 +235,11 @@ export function iamRequestsOf(
         return [{ action: 's3:PutObjectRetention', resource: objectArn(), context: lockContext(input, now) }];
       case 'DeleteObject':
         return [
-          { action: versioned ? 's3:DeleteObjectVersion' : 's3:DeleteObject', resource: objectArn(), context: {} },
+          {
+            action: versioned ? 's3:DeleteObjectVersion' : 's3:DeleteObject',
+            resource: objectArn(),
+            context: {},
+          },
           ...(input.BypassGovernanceRetention
             ? [{ action: 's3:BypassGovernanceRetention', resource: objectArn(), context: {} }]
             : []),
@@ -375,16 +390,22 @@ export function iamRequestsOf(
 
   if (clientName === 'SecretsManagerClient' && command === 'GetSecretValue') {
     const id = str('SecretId');
-    const resource = id.startsWith('arn:') ? id : `arn:aws:secretsmanager:${region}:${account}:secret:${id}-??????`;
+    const resource = id.startsWith('arn:')
+      ? id
+      : `arn:aws:secretsmanager:${region}:${account}:secret:${id}-??????`;
     // The secret's own KMS key (aws/secretsmanager unless the secret names one) is not in our templates.
     return [{ action: 'secretsmanager:GetSecretValue', resource, context: {} }];
   }
 
-  if (clientName === 'SFNClient' && ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'].includes(command))
+  if (
+    clientName === 'SFNClient' &&
+    ['SendTaskSuccess', 'SendTaskFailure', 'SendTaskHeartbeat'].includes(command)
+  )
     return [{ action: `states:${command}`, resource: '*', context: {} }];
 
   if (clientName === 'CloudWatchClient') {
-    if (command === 'GetMetricData') return [{ action: 'cloudwatch:GetMetricData', resource: '*', context: {} }];
+    if (command === 'GetMetricData')
+      return [{ action: 'cloudwatch:GetMetricData', resource: '*', context: {} }];
     if (command === 'DescribeAlarmHistory')
       return [
         {
@@ -430,6 +451,10 @@ interface Scope {
 
 const MIDDLEWARE_NAME = 'cofreIamCheck';
 
+/** Any SDK v3 client (every service's client extends the Smithy client). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- clients of every service, whatever their types
+type SdkClient = Client<any, any, any, any>;
+
 /** Records and checks calls against the synthesized policies. */
 export class IamChecker {
   readonly records: RecordedRequest[] = [];
@@ -448,19 +473,22 @@ export class IamChecker {
   }
 
   /** Adds the middleware to `client`: every call it makes is checked as `role`. */
-  attach<C extends Client<any, any, any, any>>(client: C, role: RuntimeRoleName): C {
+  attach<C extends SdkClient>(client: C, role: RuntimeRoleName): C {
     this.handled.add(client.middlewareStack);
-    client.middlewareStack.add(this.middleware(() => ({ role })), {
-      step: 'initialize',
-      name: MIDDLEWARE_NAME,
-      priority: 'high',
-      override: true,
-    });
+    client.middlewareStack.add(
+      this.middleware(() => ({ role })),
+      {
+        step: 'initialize',
+        name: MIDDLEWARE_NAME,
+        priority: 'high',
+        override: true,
+      },
+    );
     return client;
   }
 
   /** Leaves `client` unchecked (the test's own setup and read-back clients). */
-  exempt<C extends Client<any, any, any, any>>(client: C): C {
+  exempt<C extends SdkClient>(client: C): C {
     this.handled.add(client.middlewareStack);
     return client;
   }
@@ -475,7 +503,7 @@ export class IamChecker {
     const original = Client.prototype.send;
     const handled = this.handled;
     const middleware = this.middleware(() => this.scope.getStore());
-    Client.prototype.send = function (this: Client<any, any, any, any>, ...args: unknown[]) {
+    Client.prototype.send = function (this: SdkClient, ...args: unknown[]) {
       if (!handled.has(this.middlewareStack)) {
         handled.add(this.middlewareStack);
         this.middlewareStack.add(middleware, {
@@ -499,7 +527,11 @@ export class IamChecker {
   }
 
   /** Runs `fn` as `role`: calls of intercepted clients inside it are checked against that role. */
-  as<T>(role: RuntimeRoleName, fn: () => Promise<T>, options: { secureTransport?: boolean } = {}): Promise<T> {
+  as<T>(
+    role: RuntimeRoleName,
+    fn: () => Promise<T>,
+    options: { secureTransport?: boolean } = {},
+  ): Promise<T> {
     return this.scope.run({ role, ...options }, fn);
   }
 
@@ -543,12 +575,13 @@ export class IamChecker {
       throw new Error(
         `IAM check: the simulator rejected ${request.action} on ${request.resource}: ${JSON.stringify(result.errors)}`,
       );
-    return { decision: result.overallResult as Decision, detail: `${result.overallResult}` };
+    return { decision: result.overallResult, detail: result.overallResult };
   }
 
   private resourcePolicyOf(resource: string): PolicyDocument | undefined {
     const policies = this.iam.resourcePolicies;
-    if (resource.startsWith('arn:aws:s3:::')) return policies.get(`arn:aws:s3:::${resource.slice(13).split('/')[0]}`);
+    if (resource.startsWith('arn:aws:s3:::'))
+      return policies.get(`arn:aws:s3:::${resource.slice(13).split('/')[0]}`);
     return policies.get(resource);
   }
 
@@ -568,14 +601,22 @@ export class IamChecker {
     const out: RecordedRequest[] = [];
     for (const request of requests) {
       const { decision } = await this.evaluate(role, request, options);
-      out.push({ ...request, role, command: `${clientName.replace(/Client$/, '')}.${commandName.replace(/Command$/, '')}`, decision });
+      out.push({
+        ...request,
+        role,
+        command: `${clientName.replace(/Client$/, '')}.${commandName.replace(/Command$/, '')}`,
+        decision,
+      });
     }
     if (options.record ?? true) this.records.push(...out);
     return out;
   }
 
   private middleware(scopeOf: () => Scope | undefined) {
-    return <Output extends object>(next: InitializeHandler<object, Output>, context: HandlerExecutionContext) =>
+    return <Output extends object>(
+        next: InitializeHandler<object, Output>,
+        context: HandlerExecutionContext,
+      ) =>
       async (args: InitializeHandlerArguments<object>) => {
         const clientName = context.clientName ?? '?';
         const commandName = context.commandName ?? '?';
@@ -607,7 +648,7 @@ export class IamChecker {
         if (this.mode === 'enforce') {
           for (const c of checked)
             if (c.optional && c.decision !== 'Allowed')
-              for (const field of c.optional.strips) delete (result.output as Record<string, unknown>)[field];
+              for (const field of c.optional.strips) Reflect.deleteProperty(result.output, field);
         }
         return result;
       };
@@ -620,7 +661,10 @@ export class IamChecker {
 
   /** A table of the distinct (role, action, resource) recorded, object keys cut to their first two segments. */
   table(): string {
-    const rows = new Map<string, { role: string; action: string; resource: string; decision: string; n: number }>();
+    const rows = new Map<
+      string,
+      { role: string; action: string; resource: string; decision: string; n: number }
+    >();
     for (const r of this.records) {
       const resource = r.resource.replace(/^(arn:aws:s3:::[^/]+\/[^/]+\/[^/]+\/).+$/, '$1…');
       const key = `${r.role}|${r.action}|${resource}|${r.decision}`;

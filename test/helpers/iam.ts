@@ -73,6 +73,14 @@ export interface SynthesizedIam {
   readonly resources: LocalResources & { readonly drRegion: string };
   /** The environment CDK gives each runtime (Lambda environment, dump task container environment), resolved. */
   readonly environments: ReadonlyMap<RuntimeRoleName, Readonly<Record<string, string>>>;
+  /**
+   * The dead-letter queue of each asynchronously invoked Lambda and its KMS key: Lambda delivers a
+   * failed event there with the function's own role.
+   */
+  readonly deadLetterQueues: ReadonlyMap<
+    RuntimeRoleName,
+    { readonly queueArn: string; readonly keyArn?: string }
+  >;
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -120,13 +128,25 @@ function defaultPhysical(ctx: { region: string }, logicalId: string, type: strin
     case 'AWS::Logs::LogGroup':
       return { Ref: name, Arn: arn('logs', `log-group:${name}:*`) };
     case 'AWS::StepFunctions::StateMachine':
-      return { Ref: arn('states', `stateMachine:${name}`), Arn: arn('states', `stateMachine:${name}`), Name: name };
+      return {
+        Ref: arn('states', `stateMachine:${name}`),
+        Arn: arn('states', `stateMachine:${name}`),
+        Name: name,
+      };
     case 'AWS::ECS::Cluster':
       return { Ref: name, Arn: arn('ecs', `cluster/${name}`) };
     case 'AWS::ECS::TaskDefinition':
-      return { Ref: arn('ecs', `task-definition/${name}:1`), TaskDefinitionArn: arn('ecs', `task-definition/${name}:1`) };
-    default:
-      return {};
+      return {
+        Ref: arn('ecs', `task-definition/${name}:1`),
+        TaskDefinitionArn: arn('ecs', `task-definition/${name}:1`),
+      };
+    case 'AWS::Events::Rule':
+      return { Ref: name, Arn: arn('events', `rule/${name}`) };
+    default: {
+      // Resources the runtime never calls (alarms, schedules...): a well-formed ARN of their service.
+      const [, service, kind] = type.split('::');
+      return { Ref: name, Arn: arn(service!.toLowerCase(), `${kind!.toLowerCase()}/${name}`) };
+    }
   }
 }
 
@@ -182,7 +202,8 @@ function resolve(value: Json, ctx: StackContext, stacks: Readonly<Record<string,
       case 'Fn::Select': {
         const [index, list] = arg as [Json, Json];
         const items = resolve(list, ctx, stacks);
-        if (!Array.isArray(items)) throw new Error(`Fn::Select: expected a list, got ${JSON.stringify(items)}`);
+        if (!Array.isArray(items))
+          throw new Error(`Fn::Select: expected a list, got ${JSON.stringify(items)}`);
         return items[Number(resolve(index, ctx, stacks))]!;
       }
       case 'Fn::Split': {
@@ -258,7 +279,12 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     dr: Template.fromStack(dr).toJSON() as CfnTemplate,
   };
   const id = (c: IConstruct) => logicalIdOf(c);
-  const name = (arn: string) => arn.split(':').slice(5).join(':').replace(/^key\//, '');
+  const name = (arn: string) =>
+    arn
+      .split(':')
+      .slice(5)
+      .join(':')
+      .replace(/^key\//, '');
   const kms = (arn: string) => ({ Ref: name(arn), Arn: arn, KeyId: name(arn) });
   const bucket = (b: string) => ({ Ref: b, Arn: `arn:aws:s3:::${b}` });
   const table = resources.historyTable;
@@ -267,45 +293,67 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     name: dr.stackName,
     region: drRegion,
     template: templates.dr,
-    physical: physicalNames({ region: drRegion, template: templates.dr }, {
-      [id(dr.vault.bucket)]: bucket(resources.drVaultBucket),
-      [id(dr.vault.key)]: kms(resources.drVaultKeyArn),
-    }),
+    physical: physicalNames(
+      { region: drRegion, template: templates.dr },
+      {
+        [id(dr.vault.bucket)]: bucket(resources.drVaultBucket),
+        [id(dr.vault.key)]: kms(resources.drVaultKeyArn),
+      },
+    ),
   };
   stacks[primary.stackName] = {
     name: primary.stackName,
     region: REGION,
     template: templates.primary,
-    physical: physicalNames({ region: REGION, template: templates.primary }, {
-      [id(primary.vault.bucket)]: bucket(resources.vaultBucket),
-      [id(primary.vault.key)]: kms(resources.vaultKeyArn),
-      [id(primary.history.table)]: { Ref: table, Arn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${table}` },
-      [id(primary.history.key)]: kms(resources.historyKeyArn),
-      [id(primary.alerts.topic)]: {
-        Ref: resources.alertsTopicArn,
-        TopicArn: resources.alertsTopicArn,
-        TopicName: resources.alertsTopicArn.split(':').at(-1)!,
+    physical: physicalNames(
+      { region: REGION, template: templates.primary },
+      {
+        [id(primary.vault.bucket)]: bucket(resources.vaultBucket),
+        [id(primary.vault.key)]: kms(resources.vaultKeyArn),
+        [id(primary.history.table)]: {
+          Ref: table,
+          Arn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${table}`,
+        },
+        [id(primary.history.key)]: kms(resources.historyKeyArn),
+        [id(primary.alerts.topic)]: {
+          Ref: resources.alertsTopicArn,
+          TopicArn: resources.alertsTopicArn,
+          TopicName: resources.alertsTopicArn.split(':').at(-1)!,
+        },
+        [id(primary.alerts.key)]: kms(resources.alertsKeyArn),
+        [id(primary.pipeline.key.key)]: kms(resources.pipelineKeyArn),
       },
-      [id(primary.alerts.key)]: kms(resources.alertsKeyArn),
-      [id(primary.pipeline.key.key)]: kms(resources.pipelineKeyArn),
-    }),
+    ),
   };
   const p = stacks[primary.stackName]!;
   const resolveIn = (ctx: StackContext, value: Json) => resolve(value, ctx, stacks);
 
   const roles = new Map<RuntimeRoleName, RuntimeRole>();
   const environments = new Map<RuntimeRoleName, Record<string, string>>();
+  const deadLetterQueues = new Map<RuntimeRoleName, { queueArn: string; keyArn?: string }>();
   for (const [role, construct, runtime] of runtimeRoles(primary)) {
     const props = p.template.Resources[id(runtime)]!.Properties ?? {};
-    const env =
-      role.startsWith('task:')
-        ? Object.fromEntries(
-            ((props.ContainerDefinitions as { Environment?: { Name: string; Value: Json }[] }[])[0]!.Environment ?? []).map(
-              (e) => [e.Name, resolveIn(p, e.Value) as string],
-            ),
-          )
-        : (resolveIn(p, (props.Environment as { Variables?: Json } | undefined)?.Variables ?? {}) as Record<string, string>);
+    const env = role.startsWith('task:')
+      ? Object.fromEntries(
+          (
+            (props.ContainerDefinitions as { Environment?: { Name: string; Value: Json }[] }[])[0]!
+              .Environment ?? []
+          ).map((e) => [e.Name, resolveIn(p, e.Value) as string]),
+        )
+      : (resolveIn(p, (props.Environment as { Variables?: Json } | undefined)?.Variables ?? {}) as Record<
+          string,
+          string
+        >);
     environments.set(role, env);
+    const target = (props.DeadLetterConfig as { TargetArn?: Json } | undefined)?.TargetArn;
+    if (target !== undefined) {
+      const queueId = (target as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const key = p.template.Resources[queueId]?.Properties?.KmsMasterKeyId;
+      deadLetterQueues.set(role, {
+        queueArn: resolveIn(p, target) as string,
+        ...(key !== undefined ? { keyArn: resolveIn(p, key) as string } : {}),
+      });
+    }
     const logicalId = id(construct);
     roles.set(role, {
       name: role,
@@ -320,11 +368,26 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     for (const [logicalId, r] of Object.entries(ctx.template.Resources)) {
       const props = r.Properties ?? {};
       if (r.Type === 'AWS::KMS::Key')
-        resourcePolicies.set(ctx.physical[logicalId]!.Arn!, resolveIn(ctx, props.KeyPolicy!) as unknown as PolicyDocument);
+        resourcePolicies.set(
+          ctx.physical[logicalId]!.Arn!,
+          resolveIn(ctx, props.KeyPolicy!) as unknown as PolicyDocument,
+        );
       if (r.Type === 'AWS::S3::BucketPolicy') {
         const bucketName = resolveIn(ctx, props.Bucket!) as string;
-        resourcePolicies.set(`arn:aws:s3:::${bucketName}`, resolveIn(ctx, props.PolicyDocument!) as unknown as PolicyDocument);
+        resourcePolicies.set(
+          `arn:aws:s3:::${bucketName}`,
+          resolveIn(ctx, props.PolicyDocument!) as unknown as PolicyDocument,
+        );
       }
+      if (r.Type === 'AWS::SQS::QueuePolicy')
+        for (const url of resolveIn(ctx, props.Queues!) as string[]) {
+          const queueId = Object.keys(ctx.physical).find((id) => ctx.physical[id]!.QueueUrl === url);
+          if (queueId)
+            resourcePolicies.set(
+              ctx.physical[queueId]!.Arn!,
+              resolveIn(ctx, props.PolicyDocument!) as unknown as PolicyDocument,
+            );
+        }
       if (r.Type === 'AWS::SNS::TopicPolicy')
         for (const topic of resolveIn(ctx, props.Topics!) as string[])
           resourcePolicies.set(topic, resolveIn(ctx, props.PolicyDocument!) as unknown as PolicyDocument);
@@ -337,13 +400,15 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     resourcePolicies,
     resources: { ...resources, drRegion },
     environments,
+    deadLetterQueues,
   };
 }
 
 /** Each runtime role: its name, the role construct, and what runs under it (function or task definition). */
 function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct, IConstruct][] {
   const out: [RuntimeRoleName, IConstruct, IConstruct][] = [];
-  for (const [db, task] of primary.pipeline.dumpTasks) out.push([`task:${db}`, task.taskRole, task.taskDefinition]);
+  for (const [db, task] of primary.pipeline.dumpTasks)
+    out.push([`task:${db}`, task.taskRole, task.taskDefinition]);
   for (const [fn, construct] of Object.entries(primary.pipeline.functions))
     out.push([fn as RuntimeRoleName, construct.function.role!, construct.function]);
   const alerts = primary.alerts;
@@ -366,25 +431,32 @@ function identityPolicies(
   const role = ctx.template.Resources[roleId]!.Properties ?? {};
   for (const inline of (role.Policies ?? []) as { PolicyName: Json; PolicyDocument: Json }[])
     policies.push({
-      name: `${roleId}/${String(resolveIn(ctx, inline.PolicyName))}`,
+      name: `${roleId}/${resolveIn(ctx, inline.PolicyName) as string}`,
       policy: resolveIn(ctx, inline.PolicyDocument) as unknown as PolicyDocument,
     });
   for (const [logicalId, r] of Object.entries(ctx.template.Resources)) {
     if (r.Type !== 'AWS::IAM::Policy' && r.Type !== 'AWS::IAM::ManagedPolicy') continue;
     const attached = (r.Properties?.Roles ?? []) as Json[];
     if (attached.some((x) => isRefTo(x, roleId)))
-      policies.push({ name: logicalId, policy: resolveIn(ctx, r.Properties!.PolicyDocument!) as unknown as PolicyDocument });
+      policies.push({
+        name: logicalId,
+        policy: resolveIn(ctx, r.Properties!.PolicyDocument!) as unknown as PolicyDocument,
+      });
   }
   for (const managed of (role.ManagedPolicyArns ?? []) as Json[]) {
-    const refId = typeof managed === 'object' && managed !== null && !Array.isArray(managed) ? managed.Ref : undefined;
+    const refId =
+      typeof managed === 'object' && managed !== null && !Array.isArray(managed) ? managed.Ref : undefined;
     if (typeof refId === 'string' && ctx.template.Resources[refId]?.Type === 'AWS::IAM::ManagedPolicy') {
       const already = policies.some((x) => x.name === refId);
       if (!already)
         policies.push({
           name: refId,
-          policy: resolveIn(ctx, ctx.template.Resources[refId]!.Properties!.PolicyDocument!) as unknown as PolicyDocument,
+          policy: resolveIn(
+            ctx,
+            ctx.template.Resources[refId].Properties!.PolicyDocument!,
+          ) as unknown as PolicyDocument,
         });
-    } else awsManagedPolicies.push(String(resolveIn(ctx, managed)));
+    } else awsManagedPolicies.push(resolveIn(ctx, managed) as string);
   }
   return { policies, awsManagedPolicies };
 }

@@ -6,8 +6,10 @@
  * requests AWS would authorize against the synthesized policies of the role that runs that code in
  * AWS, plus the bucket, key and topic policies: a denied request fails the call as AccessDenied.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -36,7 +38,7 @@ import { DynamoHistoryStore, FileHistoryStore } from '../../core/history-store';
 import { DEMO_TENANT_MODEL, loadDemoData } from '../../core/orchestration/demo-data';
 import { NamedError } from '../../core/orchestration/errors';
 import type { JobName } from '../../core/orchestration/job';
-import { runLocalJob, type LocalExecution } from '../../core/orchestration/local-runner';
+import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/orchestration/local-runner';
 import { openVault, S3Vault } from '../../core/vault';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
@@ -89,33 +91,73 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     if (pgMissing && process.env.CI === 'true') throw new Error(pgMissing);
     aws = localAws();
     const started = Date.now();
-    db = await createPostgresDatabase('iam');
-    await loadDemoData(parseDatabaseUrl('postgres', db.url), { patientsPerTenant: 5 });
-    const u = new URL(db.url);
-    const dbSecret = {
-      username: u.username || 'postgres',
-      password: decodeURIComponent(u.password),
-      host: u.hostname,
-      port: Number(u.port || 5432),
-    };
-    topic = await createTopicWithQueue(aws.sns, aws.sqs, 'iam-alerts');
+    // The database (when PostgreSQL runs) and the moto resources, made at the same time.
+    const database = pgMissing
+      ? Promise.resolve(undefined)
+      : createPostgresDatabase('iam').then(async (created) => {
+          db = created;
+          await loadDemoData(parseDatabaseUrl('postgres', created.url), { patientsPerTenant: 5 });
+          const u = new URL(created.url);
+          return createSecret(
+            aws.secrets,
+            {
+              username: u.username || 'postgres',
+              password: decodeURIComponent(u.password),
+              host: u.hostname,
+              port: Number(u.port || 5432),
+            },
+            'app-prod',
+          );
+        });
+    const [
+      appSecret,
+      alerts,
+      vaultBucket,
+      drVaultBucket,
+      historyTable,
+      keys,
+      ledgerSecret,
+      pagerDutySecretArn,
+    ] = await Promise.all([
+      database,
+      createTopicWithQueue(aws.sns, aws.sqs, 'iam-alerts'),
+      createVaultBucket(aws.s3),
+      createVaultBucket(aws.s3),
+      createHistoryTable(aws.dynamodb),
+      Promise.all(
+        ['vault', 'dr vault', 'history', 'alerts', 'pipeline'].map((d) => createKmsKey(aws.kms, d)),
+      ),
+      createSecret(aws.secrets, { username: 'x', password: 'y' }, 'ledger'),
+      createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
+    ]);
+    topic = alerts;
+    const [vaultKeyArn, drVaultKeyArn, historyKeyArn, alertsKeyArn, pipelineKeyArn] = keys as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     resources = {
-      vaultBucket: await createVaultBucket(aws.s3),
-      vaultKeyArn: await createKmsKey(aws.kms, 'vault'),
-      drVaultBucket: await createVaultBucket(aws.s3),
-      drVaultKeyArn: await createKmsKey(aws.kms, 'dr vault'),
-      historyTable: await createHistoryTable(aws.dynamodb),
-      historyKeyArn: await createKmsKey(aws.kms, 'history'),
+      vaultBucket,
+      vaultKeyArn,
+      drVaultBucket,
+      drVaultKeyArn,
+      historyTable,
+      historyKeyArn,
       alertsTopicArn: topic.topicArn,
-      alertsKeyArn: await createKmsKey(aws.kms, 'alerts'),
-      pipelineKeyArn: await createKmsKey(aws.kms, 'pipeline'),
+      alertsKeyArn,
+      pipelineKeyArn,
       databaseSecretArns: {
-        [DATABASE]: await createSecret(aws.secrets, dbSecret, 'app-prod'),
-        [OTHER_DATABASE]: await createSecret(aws.secrets, { username: 'x', password: 'y' }, 'ledger'),
+        [DATABASE]:
+          appSecret ?? (await createSecret(aws.secrets, { username: 'x', password: 'y' }, 'app-prod')),
+        [OTHER_DATABASE]: ledgerSecret,
       },
-      pagerDutySecretArn: await createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
+      pagerDutySecretArn,
     };
+    const made = Date.now();
     iam = synthesizeIam(resources);
+    const synthesized = Date.now();
     checker = new IamChecker(iam, 'enforce');
     for (const client of Object.values(aws)) checker.exempt(client);
     checker.interceptAll();
@@ -132,7 +174,9 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       });
     });
     await new Promise<void>((r) => pagerDuty.listen(0, '127.0.0.1', r));
-    console.log(`[iam] setup (moto resources, database, one synth) in ${Date.now() - started} ms`);
+    console.log(
+      `[iam] setup: moto resources and database ${made - started} ms, synth ${synthesized - made} ms`,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -203,6 +247,13 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       requestedBy: 'iam-per-call test',
     };
     input.database.credentialsSecretArn = resources.databaseSecretArns[DATABASE]!;
+    input.taskDefinitionArn = iam.arns.taskDefinitions.get(DATABASE)!;
+    const machine: RuntimeRoleName = `sm:${job}`;
+    if (readFileSync(path.join(STATE_MACHINES_DIR, `${job}.asl.json`), 'utf8').includes('"DISTRIBUTED"'))
+      // A Distributed Map runs its iterations as child executions of the same state machine.
+      await checker.checkRequests(machine, 'States.DistributedMap', [
+        { action: 'states:StartExecution', resource: iam.arns.stateMachines.get(job)!, context: {} },
+      ]);
     const execution = await runLocalJob(job, input, {
       // Never used: every Task state is replaced below by its AWS entry point.
       history: new FileHistoryStore(dir),
@@ -219,6 +270,10 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         };
         if (i.FunctionName) {
           const name = i.FunctionName.replace(/^.*:function:cofre-local-/, '') as RuntimeRoleName;
+          // The state machine's role invokes the function (lambda:invoke integration).
+          await checker.checkRequests(machine, 'States.lambda:invoke', [
+            { action: 'lambda:InvokeFunction', resource: iam.arns.functions.get(name)!, context: {} },
+          ]);
           if (name === 'notify') {
             const notify = createNotifyHandler({
               sns: new SNSClient({}),
@@ -232,6 +287,28 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
           const out = await checker.as(name, () => handler(i.Payload));
           return { StatusCode: 200, Payload: JSON.parse(JSON.stringify(out ?? null)) as never };
         }
+        // ecs:runTask.waitForTaskToken: run the task definition in the cluster, pass its two roles
+        // to ECS, and tag the task (PropagateTags); then the task itself runs under its own role.
+        const clusterName = iam.arns.cluster.split('/').at(-1)!;
+        const passRole = (arn: string): IamRequest => ({
+          action: 'iam:PassRole',
+          resource: arn,
+          context: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' },
+        });
+        await checker.checkRequests(machine, 'States.ecs:runTask', [
+          {
+            action: 'ecs:RunTask',
+            resource: (stateInput as { TaskDefinition: string }).TaskDefinition,
+            context: { 'ecs:cluster': iam.arns.cluster },
+          },
+          passRole(iam.arns.taskRoles.get(DATABASE)!),
+          passRole(iam.arns.executionRoles.get(DATABASE)!),
+          {
+            action: 'ecs:TagResource',
+            resource: `arn:aws:ecs:${iam.region}:${iam.account}:task/${clusterName}/0123456789abcdef0123456789abcdef`,
+            context: { 'ecs:CreateAction': 'RunTask' },
+          },
+        ]);
         const env = Object.fromEntries(
           (i.Overrides?.ContainerOverrides?.[0]?.Environment ?? []).map((e) => [e.Name, e.Value]),
         );

@@ -612,6 +612,23 @@ export class IamChecker {
     return out;
   }
 
+  /**
+   * Records and (enforce) checks requests that are not SDK calls of our code: a state machine's
+   * integrations (lambda:InvokeFunction, ecs:RunTask, iam:PassRole...). A denial throws AccessDenied.
+   */
+  async checkRequests(role: RuntimeRoleName, label: string, requests: readonly IamRequest[]): Promise<void> {
+    const out: RecordedRequest[] = [];
+    for (const request of requests)
+      out.push({ ...request, role, command: label, decision: (await this.evaluate(role, request)).decision });
+    this.records.push(...out);
+    const denied = out.find((c) => c.decision !== 'Allowed');
+    if (this.mode === 'enforce' && denied)
+      throw new AccessDeniedError(
+        'AccessDeniedException',
+        `${this.iam.roles.get(role)!.arn} is not authorized to perform: ${denied.action} on resource: ${denied.resource} (${label})`,
+      );
+  }
+
   private middleware(scopeOf: () => Scope | undefined) {
     return <Output extends object>(
         next: InitializeHandler<object, Output>,

@@ -5,7 +5,6 @@
  * bucket policies (primary and DR), the KMS key policies (vault, DR vault, pipeline, history,
  * alerts) and the alerts topic policy. `iam-check.ts` evaluates recorded AWS calls against them.
  */
-import { Template } from 'aws-cdk-lib/assertions';
 import type { IConstruct } from 'constructs';
 import type { CofreConfigInput } from '../../lib/config';
 import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
@@ -51,7 +50,9 @@ export type RuntimeRoleName =
   | 'notify'
   | 'pagerduty'
   | 'freshness'
-  | 'monthly-report';
+  | 'monthly-report'
+  /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
+  | `sm:${string}`;
 
 export interface RuntimeRole {
   readonly name: RuntimeRoleName;
@@ -81,6 +82,15 @@ export interface SynthesizedIam {
     RuntimeRoleName,
     { readonly queueArn: string; readonly keyArn?: string }
   >;
+  /** ARNs of what the state machines integrate with, and of the state machines themselves. */
+  readonly arns: {
+    readonly functions: ReadonlyMap<string, string>;
+    readonly cluster: string;
+    readonly taskDefinitions: ReadonlyMap<string, string>;
+    readonly taskRoles: ReadonlyMap<string, string>;
+    readonly executionRoles: ReadonlyMap<string, string>;
+    readonly stateMachines: ReadonlyMap<string, string>;
+  };
 }
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -272,11 +282,13 @@ export function configFor(resources: LocalResources): (c: CofreConfigInput) => C
  * runtime role's identity policies and the resource policies, resolved.
  */
 export function synthesizeIam(resources: LocalResources): SynthesizedIam {
-  const { primary, dr } = buildTestApp(configFor(resources));
+  const { app, primary, dr } = buildTestApp(configFor(resources));
   const drRegion = dr.region;
+  // One synth for both templates (Template.fromStack would synthesize the app, with cdk-nag, per stack).
+  const assembly = app.synth();
   const templates = {
-    primary: Template.fromStack(primary).toJSON() as CfnTemplate,
-    dr: Template.fromStack(dr).toJSON() as CfnTemplate,
+    primary: assembly.getStackArtifact(primary.artifactId).template as CfnTemplate,
+    dr: assembly.getStackArtifact(dr.artifactId).template as CfnTemplate,
   };
   const id = (c: IConstruct) => logicalIdOf(c);
   const name = (arn: string) =>
@@ -363,6 +375,38 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     });
   }
 
+  const arnOf = (c: IConstruct, attr = 'Arn') => p.physical[id(c)]![attr]!;
+  const functions = new Map<string, string>();
+  for (const [name, f] of Object.entries(primary.pipeline.functions)) functions.set(name, arnOf(f.function));
+  functions.set('notify', arnOf(primary.alerts.notifyFunction.function));
+  const taskDefinitions = new Map<string, string>();
+  const taskRoles = new Map<string, string>();
+  const executionRoles = new Map<string, string>();
+  for (const [db, task] of primary.pipeline.dumpTasks) {
+    taskDefinitions.set(db, arnOf(task.taskDefinition, 'Ref'));
+    taskRoles.set(db, arnOf(task.taskRole));
+    executionRoles.set(db, arnOf(task.executionRole));
+  }
+  const stateMachines = new Map<string, string>();
+  for (const [job, machine] of Object.entries(primary.pipeline.stateMachines)) {
+    stateMachines.set(job, arnOf(machine.stateMachine, 'Ref'));
+    const roleId = id(machine.stateMachine.role);
+    roles.set(`sm:${job}`, {
+      name: `sm:${job}`,
+      logicalId: roleId,
+      arn: p.physical[roleId]!.Arn!,
+      ...identityPolicies(p, roleId, resolveIn),
+    });
+  }
+  const arns = {
+    functions,
+    cluster: p.physical[id(primary.pipeline.cluster)]!.Arn!,
+    taskDefinitions,
+    taskRoles,
+    executionRoles,
+    stateMachines,
+  };
+
   const resourcePolicies = new Map<string, PolicyDocument>();
   for (const ctx of Object.values(stacks)) {
     for (const [logicalId, r] of Object.entries(ctx.template.Resources)) {
@@ -401,6 +445,7 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     resources: { ...resources, drRegion },
     environments,
     deadLetterQueues,
+    arns,
   };
 }
 

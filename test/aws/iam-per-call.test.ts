@@ -441,12 +441,29 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       partSize: 5 * 1024 * 1024,
     });
     const big = Buffer.alloc(11 * 1024 * 1024, 7);
-    const lockUntil = new Date(Date.now() + 400 * 86_400_000);
+    // Without a retain-until date: moto 5.2.5 ignores the Object Lock headers of CreateMultipartUpload,
+    // so the writer's lock read-back would fail there (AWS applies them). The request AWS would
+    // authorize for a locked multipart upload is checked right below instead.
     const stored = await vault.write(`full/${DATABASE}/iam-multipart/artifact.bin`, Readable.from([big]), {
       tags: { 'cofre:tier': 'yearly', 'cofre:class': 'health' },
-      lockUntil,
     });
     expect(stored.bytes).toBe(big.length);
+    const locked = await checker.check(TASK_ROLE, 'S3Client', 'CreateMultipartUploadCommand', {
+      Bucket: resources.vaultBucket,
+      Key: `full/${DATABASE}/iam-multipart/locked.bin`,
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: resources.vaultKeyArn,
+      BucketKeyEnabled: true,
+      Tagging: 'cofre%3Atier=yearly&cofre%3Aclass=health',
+      ObjectLockMode: 'COMPLIANCE',
+      ObjectLockRetainUntilDate: new Date(Date.now() + 7 * 366 * 86_400_000),
+    });
+    expect(locked.map((r) => `${r.action} ${r.decision}`)).toEqual([
+      's3:PutObject Allowed',
+      's3:PutObjectTagging Allowed',
+      's3:PutObjectRetention Allowed',
+      'kms:GenerateDataKey Allowed',
+    ]);
     const failing = new Readable({
       read() {
         this.push(Buffer.alloc(6 * 1024 * 1024, 1));
@@ -532,7 +549,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       bucket: resources.vaultBucket,
       prefix: '',
       sseKmsKeyId: resources.vaultKeyArn,
-      objectLockMode: 'off',
+      objectLockMode: 'none',
     });
     await expect(
       vault.write(
@@ -618,7 +635,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       bucket: resources.vaultBucket,
       prefix: '',
       sseKmsKeyId: otherKey,
-      objectLockMode: 'off',
+      objectLockMode: 'none',
     });
     await expect(
       vault.write(`full/${DATABASE}/iam-sse/other-key.bin`, Readable.from(['x']), {

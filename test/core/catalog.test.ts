@@ -11,6 +11,7 @@ function listingVault(): { vault: Vault; listed: string[] } {
   const vault: Vault = {
     url: inner.url,
     kind: inner.kind,
+    objectLockMode: inner.objectLockMode,
     write: (k, b, o) => inner.write(k, b, o),
     read: (k, s) => inner.read(k, s),
     readBytes: (k) => inner.readBytes(k),

@@ -105,10 +105,29 @@ export async function readCatalog(vault: Vault, prefix?: string): Promise<Catalo
   return out;
 }
 
-/** The backup with this id, or a usage error naming it. */
-export async function findBackup(vault: Vault, backupId: string): Promise<CatalogEntry> {
+/**
+ * The key prefixes of one source's backups (`full/<id>/`, `tenants/<id>/`): all its dump task may
+ * list in the vault (the task role's `s3:ListBucket` is limited to them).
+ */
+export function sourcePrefixes(sourceId: string): string[] {
+  const id = encodeURIComponent(sourceId);
+  return [`${FULL_PREFIX}/${id}/`, `${TENANT_PREFIX}/${id}/`];
+}
+
+/**
+ * The backup with this id, or a usage error naming it. Looks under `prefixes` only when given
+ * (a dump task may list only its own source's prefixes), else in the whole vault.
+ */
+export async function findBackup(
+  vault: Vault,
+  backupId: string,
+  prefixes?: readonly string[],
+): Promise<CatalogEntry> {
   if (!/^[0-9A-Za-z-]+$/.test(backupId)) throw new UsageError(`--backup: "${backupId}" is not a backup id`);
-  const key = (await manifestKeys(vault)).find((k) => backupIdOf(k) === backupId);
+  const keys = prefixes
+    ? (await Promise.all(prefixes.map((p) => manifestKeys(vault, p)))).flat()
+    : await manifestKeys(vault);
+  const key = keys.find((k) => backupIdOf(k) === backupId);
   const entry = key ? await readEntry(vault, key) : undefined;
   if (!entry)
     throw new UsageError(

@@ -40,6 +40,8 @@ import type { Vault } from './vault';
 export interface RestoreOptions {
   readonly vault: Vault;
   readonly backupId: string;
+  /** Look for the backup under these key prefixes only (default: the whole vault). */
+  readonly prefixes?: readonly string[] | undefined;
   /** Keys that can open the backup (local AES key, KMS key or escrow private key). */
   readonly keys: Keys;
   /** The target server and database (the URL's database name). */
@@ -100,7 +102,7 @@ export const SPILL_THRESHOLD_BYTES = 2 * 1024 * 1024 * 1024;
  */
 export async function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
-  const entry = await findBackup(options.vault, options.backupId);
+  const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   if (!entry.manifest)
     throw new IntegrityError(
       `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,

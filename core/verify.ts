@@ -16,6 +16,8 @@ import { lockProblem, type StoredObject, type Vault } from './vault';
 export interface VerifyOptions {
   readonly vault: Vault;
   readonly backupId: string;
+  /** Look for the backup under these key prefixes only (default: the whole vault). */
+  readonly prefixes?: readonly string[] | undefined;
   /** Deep verification: decrypt with these keys, decompress, re-hash and parse the dump. */
   readonly deep?: Keys | undefined;
   readonly now?: Date;
@@ -43,7 +45,7 @@ export interface VerifyReport {
  * line for MySQL). Throws {@link IntegrityError} (exit 3) naming every problem.
  */
 export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport> {
-  const entry = await findBackup(options.vault, options.backupId);
+  const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   const now = options.now ?? new Date();
   const problems: string[] = [];
   const checked: string[] = [];

@@ -7,7 +7,7 @@
  * backup, its age, the tables and rows restored and the restore time: the measured RTO.
  */
 import { randomBytes } from 'node:crypto';
-import { FULL_PREFIX, GLOBALS_SEGMENT, readCatalog, type CatalogEntry } from '../catalog';
+import { FULL_PREFIX, GLOBALS_SEGMENT, readCatalog, sourcePrefixes, type CatalogEntry } from '../catalog';
 import type { Connection } from '../connection';
 import type { Keys } from '../crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
@@ -205,6 +205,8 @@ export async function runRestoreTest(
       const report = await restoreBackup({
         vault: deps.vault,
         backupId: entry.backupId,
+        // The task role may list only this database's prefixes.
+        prefixes: sourcePrefixes(job.database.id),
         keys: deps.keys,
         target: { ...deps.connection, database: scratch },
         noOwner: true,

@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { runBackup } from '../backup';
+import { sourcePrefixes } from '../catalog';
 import type { Connection } from '../connection';
 import type { Keys } from '../crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
@@ -105,7 +106,14 @@ export async function runTaskCommand(
     for (const backupId of job.backupIds) {
       if (deps.signal?.aborted) throw new CancelledError('verify-deep was stopped');
       try {
-        const r = await verifyBackup({ vault: deps.vault, backupId, deep: deps.keys, signal: deps.signal });
+        // Only this database's prefixes: the task role may list nothing else in the vault.
+        const r = await verifyBackup({
+          vault: deps.vault,
+          backupId,
+          prefixes: sourcePrefixes(db.id),
+          deep: deps.keys,
+          signal: deps.signal,
+        });
         reports.push({ backupId, status: r.status, problems: r.problems });
         log(`deep-verified ${backupId}: ${r.status}`);
       } catch (error) {

@@ -441,7 +441,7 @@ export class BackupVault extends Construct {
 
   /**
    * Uploads must end up SSE-KMS under the vault key. Headers are checked only when present
-   * (`...IfExists`): UploadPart requests carry none, and objects sent without them get the bucket's
+   * (`Null: false`): UploadPart requests carry none, and objects sent without them get the bucket's
    * default encryption, which is that key. What a writer cannot do is ask for something else: SSE-S3,
    * another KMS key, `aws:kms` without a key id (S3 would use the AWS managed key), or SSE-C.
    */
@@ -458,11 +458,15 @@ export class BackupVault extends Construct {
           conditions,
         }),
       );
+    // `Null: false` makes each check apply only when the header is present. (`...IfExists` would not:
+    // it is true when the key is absent, so it would deny every UploadPart and CompleteMultipartUpload.)
     deny('DenyEncryptionOtherThanSseKms', {
-      StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+      StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+      Null: { 's3:x-amz-server-side-encryption': 'false' },
     });
     deny('DenyKmsKeysOtherThanTheVaultKey', {
-      StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.key.keyArn },
+      StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': this.key.keyArn },
+      Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
     });
     deny('DenySseKmsWithoutKeyId', {
       StringEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },

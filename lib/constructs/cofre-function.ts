@@ -31,7 +31,8 @@ export interface CofreFunctionProps {
   readonly environment?: Record<string, string>;
   /**
    * Give the function an encrypted SQS dead-letter queue; set it for functions invoked asynchronously
-   * (SNS, EventBridge), so no failed event is lost.
+   * (SNS, EventBridge), so no failed event is lost. Its role may send to it and use `encryptionKey`
+   * for that (`kms:GenerateDataKey`, `kms:Decrypt`), as Lambda delivers with the function's role.
    * @default false
    */
   readonly asyncInvocation?: boolean;
@@ -106,5 +107,8 @@ export class CofreFunction extends Construct {
       },
       ...props.overrides,
     });
+    // Lambda delivers a failed asynchronous event to the dead-letter queue with the function's role
+    // (CDK grants sqs:SendMessage); the queue is SSE-KMS, so the sender also makes and reads a data key.
+    if (this.deadLetterQueue) props.encryptionKey.grant(this.function, 'kms:GenerateDataKey', 'kms:Decrypt');
   }
 }

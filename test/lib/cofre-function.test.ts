@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { CfnRole } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { describe, expect, it } from 'vitest';
 import { CofreFunction } from '../../lib/constructs/cofre-function';
@@ -19,7 +20,7 @@ function stackWith(props: Partial<ConstructorParameters<typeof CofreFunction>[2]
     encryptionKey: key,
     ...props,
   });
-  return { stack, fn, template: Template.fromStack(stack) };
+  return { stack, fn, key, template: Template.fromStack(stack) };
 }
 
 describe('CofreFunction', () => {
@@ -51,6 +52,28 @@ describe('CofreFunction', () => {
     template.hasResourceProperties('AWS::SQS::Queue', { KmsMasterKeyId: Match.anyValue() });
     template.hasResourceProperties('AWS::Lambda::Function', {
       DeadLetterConfig: { TargetArn: Match.anyValue() },
+    });
+  });
+
+  it('lets its role deliver a failed event to the encrypted dead-letter queue (send, and a data key under its key)', () => {
+    const { stack, fn, key, template } = stackWith({ asyncInvocation: true });
+    const role = stack.resolve((fn.function.role!.node.defaultChild as CfnRole).logicalId) as string;
+    const statements = Object.values(
+      template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: role }] } }),
+    ).flatMap(
+      (p) =>
+        (p as { Properties: { PolicyDocument: { Statement: unknown[] } } }).Properties.PolicyDocument
+          .Statement,
+    );
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      Resource: stack.resolve(key.keyArn) as unknown,
+    });
+    expect(statements).toContainEqual({
+      Effect: 'Allow',
+      Action: 'sqs:SendMessage',
+      Resource: stack.resolve(fn.deadLetterQueue!.queueArn) as unknown,
     });
   });
 

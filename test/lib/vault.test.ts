@@ -270,15 +270,20 @@ describe.each(regions)('the %s vault bucket policy (%s, %s)', (which, stackName)
     );
   });
 
-  it('denies uploads that ask for anything but SSE-KMS with the vault key', () => {
+  // Only when the header is present (Null false): `...IfExists` is true for an absent key, so it
+  // would also deny UploadPart and CompleteMultipartUpload (authorized as s3:PutObject, never carrying
+  // encryption headers), that is every backup larger than one part.
+  it('denies uploads that ask for anything but SSE-KMS with the vault key, and never a request without encryption headers', () => {
     const key = arnOf(vault().key);
     const objects = objectsOf(vault().bucket);
     const expected: Record<string, unknown> = {
       DenyEncryptionOtherThanSseKms: {
-        StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+        StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+        Null: { 's3:x-amz-server-side-encryption': 'false' },
       },
       DenyKmsKeysOtherThanTheVaultKey: {
-        StringNotEqualsIfExists: { 's3:x-amz-server-side-encryption-aws-kms-key-id': key },
+        StringNotEquals: { 's3:x-amz-server-side-encryption-aws-kms-key-id': key },
+        Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
       },
       DenySseKmsWithoutKeyId: {
         StringEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },

@@ -1,0 +1,677 @@
+/**
+ * IAM proven per call. Every runtime path runs against the local AWS (moto) and real PostgreSQL,
+ * the state machines through the same ASL files as in AWS (aws-local-stepfunctions), each Task state
+ * calling the real Lambda handler (`lambdas/*`) or the real dump-task entry (`tasks/dump-runner`),
+ * and every AWS call goes through a middleware (test/helpers/iam-check.ts) that evaluates the IAM
+ * requests AWS would authorize against the synthesized policies of the role that runs that code in
+ * AWS, plus the bucket, key and topic policies: a denied request fails the call as AccessDenied.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DisableKeyCommand, KMS, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectVersionsCommand,
+  PutObjectCommand,
+  S3Client,
+  type PutObjectCommandInput,
+} from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { SNSEvent } from 'aws-lambda';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { parseDatabaseUrl } from '../../core/connection';
+import type { Keys } from '../../core/crypto';
+import { DynamoHistoryStore, FileHistoryStore } from '../../core/history-store';
+import { DEMO_TENANT_MODEL, loadDemoData } from '../../core/orchestration/demo-data';
+import { NamedError } from '../../core/orchestration/errors';
+import type { JobName } from '../../core/orchestration/job';
+import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/orchestration/local-runner';
+import { openVault, S3Vault } from '../../core/vault';
+import { createFreshnessHandler } from '../../lambdas/freshness';
+import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
+import { createNotifyHandler } from '../../lambdas/notify';
+import { createPagerDutyHandler } from '../../lambdas/pagerduty';
+import { runDumpRunner } from '../../tasks/dump-runner/main';
+import { cofre, tempDir } from '../helpers/cli';
+import { createPostgresDatabase, postgresAvailable, type TestDatabase } from '../helpers/databases';
+import { IamChecker, type IamRequest } from '../helpers/iam-check';
+import {
+  synthesizeIam,
+  type LocalResources,
+  type RuntimeRoleName,
+  type SynthesizedIam,
+} from '../helpers/iam';
+import { localJobInput } from '../helpers/orchestration';
+import {
+  clientConfig,
+  createHistoryTable,
+  createKmsKey,
+  createSecret,
+  createTopicWithQueue,
+  createVaultBucket,
+  describeLocalAws,
+  localAws,
+  localAwsEnv,
+  type LocalAws,
+  type TopicWithQueue,
+} from '../helpers/local-aws';
+
+const DATABASE = 'app-prod';
+const TASK_ROLE: RuntimeRoleName = `task:${DATABASE}`;
+const OTHER_DATABASE = 'ledger-prod';
+const silent = new Logger({ serviceName: 'cofre-iam-test', logLevel: 'SILENT' });
+
+describeLocalAws('IAM per call: every runtime path against the synthesized policies', () => {
+  let aws: LocalAws;
+  let db: TestDatabase;
+  let iam: SynthesizedIam;
+  let checker: IamChecker;
+  let topic: TopicWithQueue;
+  let resources: LocalResources;
+  let pagerDuty: Server;
+  const pagerDutyBodies: unknown[] = [];
+  const executions: Partial<Record<JobName, LocalExecution>> = {};
+  let pgMissing: string | undefined;
+
+  beforeAll(async () => {
+    pgMissing = await postgresAvailable();
+    if (pgMissing && process.env.CI === 'true') throw new Error(pgMissing);
+    aws = localAws();
+    const started = Date.now();
+    // The database (when PostgreSQL runs) and the moto resources, made at the same time.
+    const database = pgMissing
+      ? Promise.resolve(undefined)
+      : createPostgresDatabase('iam').then(async (created) => {
+          db = created;
+          await loadDemoData(parseDatabaseUrl('postgres', created.url), { patientsPerTenant: 5 });
+          const u = new URL(created.url);
+          return createSecret(
+            aws.secrets,
+            {
+              username: u.username || 'postgres',
+              password: decodeURIComponent(u.password),
+              host: u.hostname,
+              port: Number(u.port || 5432),
+            },
+            'app-prod',
+          );
+        });
+    const [
+      appSecret,
+      alerts,
+      vaultBucket,
+      drVaultBucket,
+      historyTable,
+      keys,
+      ledgerSecret,
+      pagerDutySecretArn,
+    ] = await Promise.all([
+      database,
+      createTopicWithQueue(aws.sns, aws.sqs, 'iam-alerts'),
+      createVaultBucket(aws.s3),
+      createVaultBucket(aws.s3),
+      createHistoryTable(aws.dynamodb),
+      Promise.all(
+        ['vault', 'dr vault', 'history', 'alerts', 'pipeline'].map((d) => createKmsKey(aws.kms, d)),
+      ),
+      createSecret(aws.secrets, { username: 'x', password: 'y' }, 'ledger'),
+      createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
+    ]);
+    topic = alerts;
+    const [vaultKeyArn, drVaultKeyArn, historyKeyArn, alertsKeyArn, pipelineKeyArn] = keys as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
+    resources = {
+      vaultBucket,
+      vaultKeyArn,
+      drVaultBucket,
+      drVaultKeyArn,
+      historyTable,
+      historyKeyArn,
+      alertsTopicArn: topic.topicArn,
+      alertsKeyArn,
+      pipelineKeyArn,
+      databaseSecretArns: {
+        [DATABASE]:
+          appSecret ?? (await createSecret(aws.secrets, { username: 'x', password: 'y' }, 'app-prod')),
+        [OTHER_DATABASE]: ledgerSecret,
+      },
+      pagerDutySecretArn,
+    };
+    const made = Date.now();
+    iam = synthesizeIam(resources);
+    const synthesized = Date.now();
+    checker = new IamChecker(iam, 'enforce');
+    for (const client of Object.values(aws)) checker.exempt(client);
+    checker.interceptAll();
+    for (const [name, value] of Object.entries(localAwsEnv()))
+      if (name.startsWith('AWS_')) vi.stubEnv(name, value);
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'SILENT');
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+    pagerDuty = createServer((req, res) => {
+      let data = '';
+      req.on('data', (c: Buffer) => (data += c.toString()));
+      req.on('end', () => {
+        pagerDutyBodies.push(JSON.parse(data));
+        res.writeHead(202).end('{"status":"success"}');
+      });
+    });
+    await new Promise<void>((r) => pagerDuty.listen(0, '127.0.0.1', r));
+    console.log(
+      `[iam] setup: moto resources and database ${made - started} ms, synth ${synthesized - made} ms`,
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    // Each may be missing when the setup failed half-way.
+    (checker as IamChecker | undefined)?.dispose();
+    vi.unstubAllEnvs();
+    await (db as TestDatabase | undefined)?.drop();
+    const server = pagerDuty as Server | undefined;
+    if (server) await new Promise((r) => server.close(r));
+  });
+
+  /** Each role's environment exactly as CDK sets it, plus what AWS sets (region, credentials, endpoint). */
+  function stubEnvOf(role: RuntimeRoleName): void {
+    for (const [name, value] of Object.entries(iam.environments.get(role)!)) vi.stubEnv(name, value);
+  }
+
+  const handlers = new Map<string, (event: unknown) => Promise<unknown>>();
+  async function lambdaHandler(name: RuntimeRoleName): Promise<(event: unknown) => Promise<unknown>> {
+    const known = handlers.get(name);
+    if (known) return known;
+    stubEnvOf(name);
+    const mod = (await import(`../../lambdas/${name}/index`)) as {
+      handler: (event: unknown) => Promise<unknown>;
+    };
+    handlers.set(name, mod.handler);
+    return mod.handler;
+  }
+
+  /** The dump task's entry in-process, as ECS would start it (container env from the template + overrides). */
+  async function runTask(overrides: Record<string, string>): Promise<unknown> {
+    const job = JSON.parse(overrides.COFRE_JOB!) as { database: { id: string } };
+    const role: RuntimeRoleName = `task:${job.database.id}`;
+    const secret = await aws.secrets.send(
+      new (await import('@aws-sdk/client-secrets-manager')).GetSecretValueCommand({
+        SecretId: resources.databaseSecretArns[job.database.id],
+      }),
+    );
+    const before = checker.stubbed.length;
+    const config = clientConfig();
+    const code = await checker.as(role, () =>
+      runDumpRunner({
+        env: {
+          ...localAwsEnv(),
+          ...iam.environments.get(role),
+          ...overrides,
+          COFRE_DB_SECRET: secret.SecretString,
+        },
+        sfn: checker.attach(new SFNClient(config), role),
+        s3: checker.attach(new S3Client({ ...config, forcePathStyle: true }), role),
+        kms: () => checker.attach(new KMS(config), role),
+        log: () => undefined,
+        heartbeatIntervalMs: 50,
+      }),
+    );
+    const reports = checker.stubbed.slice(before).filter((s) => s.command !== 'SendTaskHeartbeatCommand');
+    const last = reports.at(-1);
+    if (!last) throw new Error(`the dump task reported nothing (exit ${code})`);
+    if (last.command === 'SendTaskFailureCommand')
+      throw new NamedError(String(last.input.error), String(last.input.cause));
+    return JSON.parse(String(last.input.output));
+  }
+
+  /** Runs a job's state machine (the ASL of AWS) with every Task state on its real entry point and role. */
+  async function runJob(job: JobName): Promise<LocalExecution> {
+    const dir = tempDir('iam');
+    const input = {
+      ...localJobInput(db.url, { id: DATABASE, tenants: DEMO_TENANT_MODEL }),
+      requestedBy: 'iam-per-call test',
+    };
+    input.database.credentialsSecretArn = resources.databaseSecretArns[DATABASE]!;
+    input.taskDefinitionArn = iam.arns.taskDefinitions.get(DATABASE)!;
+    const machine: RuntimeRoleName = `sm:${job}`;
+    if (readFileSync(path.join(STATE_MACHINES_DIR, `${job}.asl.json`), 'utf8').includes('"DISTRIBUTED"'))
+      // A Distributed Map runs its iterations as child executions of the same state machine.
+      await checker.checkRequests(machine, 'States.DistributedMap', [
+        { action: 'states:StartExecution', resource: iam.arns.stateMachines.get(job)!, context: {} },
+      ]);
+    const execution = await runLocalJob(job, input, {
+      // Never used: every Task state is replaced below by its AWS entry point.
+      history: new FileHistoryStore(dir),
+      vault: openVault(`file://${dir}/vault`),
+      keys: {} as Keys,
+      decryptKeys: {} as Keys,
+      connect: () => Promise.reject(new Error('the local stand-ins are not used')),
+      retryIntervalMs: 0,
+      around: async (_state, stateInput) => {
+        const i = stateInput as {
+          FunctionName?: string;
+          Payload?: unknown;
+          Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] };
+        };
+        if (i.FunctionName) {
+          const name = i.FunctionName.replace(/^.*:function:cofre-local-/, '') as RuntimeRoleName;
+          // The state machine's role invokes the function (lambda:invoke integration).
+          await checker.checkRequests(machine, 'States.lambda:invoke', [
+            { action: 'lambda:InvokeFunction', resource: iam.arns.functions.get(name)!, context: {} },
+          ]);
+          if (name === 'notify') {
+            const notify = createNotifyHandler({
+              sns: new SNSClient({}),
+              env: { ...process.env, ...iam.environments.get('notify'), COFRE_NOTIFY_ON_SUCCESS: 'true' },
+              logger: silent,
+            });
+            const out = await checker.as('notify', () => notify(i.Payload));
+            return { StatusCode: 200, Payload: JSON.parse(JSON.stringify(out)) as never };
+          }
+          const handler = await lambdaHandler(name);
+          const out = await checker.as(name, () => handler(i.Payload));
+          return { StatusCode: 200, Payload: JSON.parse(JSON.stringify(out ?? null)) as never };
+        }
+        // ecs:runTask.waitForTaskToken: run the task definition in the cluster, pass its two roles
+        // to ECS, and tag the task (PropagateTags); then the task itself runs under its own role.
+        const clusterName = iam.arns.cluster.split('/').at(-1)!;
+        const passRole = (arn: string): IamRequest => ({
+          action: 'iam:PassRole',
+          resource: arn,
+          context: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' },
+        });
+        await checker.checkRequests(machine, 'States.ecs:runTask', [
+          {
+            action: 'ecs:RunTask',
+            resource: (stateInput as { TaskDefinition: string }).TaskDefinition,
+            context: { 'ecs:cluster': iam.arns.cluster },
+          },
+          passRole(iam.arns.taskRoles.get(DATABASE)!),
+          passRole(iam.arns.executionRoles.get(DATABASE)!),
+          {
+            action: 'ecs:TagResource',
+            resource: `arn:aws:ecs:${iam.region}:${iam.account}:task/${clusterName}/0123456789abcdef0123456789abcdef`,
+            context: { 'ecs:CreateAction': 'RunTask' },
+          },
+        ]);
+        const env = Object.fromEntries(
+          (i.Overrides?.ContainerOverrides?.[0]?.Environment ?? []).map((e) => [e.Name, e.Value]),
+        );
+        return JSON.parse(JSON.stringify(await runTask(env))) as never;
+      },
+    });
+    executions[job] = execution;
+    return execution;
+  }
+
+  const skipWithoutPostgres = () => {
+    if (pgMissing) console.warn(`[iam] skipping: ${pgMissing}`);
+    return pgMissing !== undefined;
+  };
+
+  it('backup-database: prepare, dump task (backup), verify, record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    const run = await runJob('backup-database');
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+    const messages = await topic.receive(2);
+    expect(messages.some((m) => /backup/i.test(m.subject ?? ''))).toBe(true);
+  });
+
+  it('backup-tenants: prepare, list-tenants (secret), dump task (tenant-backup), verify, record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    const run = await runJob('backup-tenants');
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+  });
+
+  it('verify-integrity: prepare, list-backups, dump task (verify-deep), record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    const run = await runJob('verify-integrity');
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+  });
+
+  it('restore-test: prepare, dump task (restore-test), record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    const run = await runJob('restore-test');
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+  });
+
+  it('cofre verify (quick) under the verify Lambda role', async () => {
+    if (skipWithoutPostgres()) return;
+    const listed = await checker.as('verify', () =>
+      cofre(['list', '--vault', `s3://${resources.vaultBucket}`, '--json'], localAwsEnv()),
+    );
+    expect(listed.code, listed.stderr).toBe(0);
+    const ids = (JSON.parse(listed.stdout) as { backups: { backupId: string }[] }).backups.map(
+      (b) => b.backupId,
+    );
+    expect(ids.length).toBeGreaterThan(0);
+    const verified = await checker.as('verify', () =>
+      cofre(
+        ['verify', '--vault', `s3://${resources.vaultBucket}`, '--backup', ids[0]!, '--json'],
+        localAwsEnv(),
+      ),
+    );
+    expect(verified.code, verified.stderr).toBe(0);
+  });
+
+  it('freshness and monthly report read the history; the report is published', async () => {
+    if (skipWithoutPostgres()) return;
+    const store = new DynamoHistoryStore(
+      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      iam.environments.get('freshness')!.COFRE_HISTORY_TABLE!,
+    );
+    const freshness = createFreshnessHandler({
+      store,
+      env: iam.environments.get('freshness')!,
+      logger: silent,
+      metrics: new Metrics({ namespace: 'CofreTest', serviceName: 'iam' }),
+    });
+    const fresh = await checker.as('freshness', () => freshness());
+    expect(fresh.findings).toBeGreaterThan(0);
+    const report = createMonthlyReportHandler({
+      store: new DynamoHistoryStore(
+        DynamoDBDocumentClient.from(new DynamoDBClient({})),
+        iam.environments.get('monthly-report')!.COFRE_HISTORY_TABLE!,
+      ),
+      cloudwatch: new CloudWatchClient({}),
+      sns: new SNSClient({}),
+      env: { ...iam.environments.get('monthly-report'), AWS_REGION: process.env.AWS_REGION },
+      logger: silent,
+    });
+    const month = new Date().toISOString().slice(0, 7);
+    const out = await checker.as('monthly-report', () => report({ month }));
+    expect(out.runs).toBeGreaterThan(0);
+  });
+
+  it('PagerDuty relay reads its routing key from Secrets Manager and pages', async () => {
+    const handle = createPagerDutyHandler({
+      secrets: new SecretsManagerClient({}),
+      env: {
+        ...iam.environments.get('pagerduty'),
+        COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(pagerDuty.address() as AddressInfo).port}/v2/enqueue`,
+      },
+      logger: silent,
+    });
+    const event = {
+      Records: [
+        {
+          Sns: {
+            Subject: '[Cofre] FAILED full backup app-prod (sa-east-1)',
+            Message: 'body',
+            MessageAttributes: Object.fromEntries(
+              Object.entries({
+                severity: 'critical',
+                database: DATABASE,
+                kind: 'full',
+                outcome: 'failed',
+                job: 'backup-database',
+              }).map(([k, v]) => [k, { Type: 'String', Value: v }]),
+            ),
+          },
+        },
+      ],
+    } as unknown as SNSEvent;
+    await checker.as('pagerduty', () => handle(event));
+    expect(pagerDutyBodies).toMatchObject([{ routing_key: 'ROUTING-KEY-FROM-MOTO' }]);
+  });
+
+  it('multipart writes and an aborted write of the task role are allowed, and the abort leaves no upload', async () => {
+    const s3 = checker.attach(new S3Client({ ...clientConfig(), forcePathStyle: true }), TASK_ROLE);
+    const vault = new S3Vault({
+      client: s3,
+      bucket: resources.vaultBucket,
+      prefix: '',
+      sseKmsKeyId: resources.vaultKeyArn,
+      objectLockMode: 'COMPLIANCE',
+      partSize: 5 * 1024 * 1024,
+    });
+    const big = Buffer.alloc(11 * 1024 * 1024, 7);
+    // Without a retain-until date: moto 5.2.5 ignores the Object Lock headers of CreateMultipartUpload,
+    // so the writer's lock read-back would fail there (AWS applies them). The request AWS would
+    // authorize for a locked multipart upload is checked right below instead.
+    const stored = await vault.write(`full/${DATABASE}/iam-multipart/artifact.bin`, Readable.from([big]), {
+      tags: { 'cofre:tier': 'yearly', 'cofre:class': 'health' },
+    });
+    expect(stored.bytes).toBe(big.length);
+    const locked = await checker.check(TASK_ROLE, 'S3Client', 'CreateMultipartUploadCommand', {
+      Bucket: resources.vaultBucket,
+      Key: `full/${DATABASE}/iam-multipart/locked.bin`,
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: resources.vaultKeyArn,
+      BucketKeyEnabled: true,
+      Tagging: 'cofre%3Atier=yearly&cofre%3Aclass=health',
+      ObjectLockMode: 'COMPLIANCE',
+      ObjectLockRetainUntilDate: new Date(Date.now() + 7 * 366 * 86_400_000),
+    });
+    expect(locked.map((r) => `${r.action} ${r.decision}`)).toEqual([
+      's3:PutObject Allowed',
+      's3:PutObjectTagging Allowed',
+      's3:PutObjectRetention Allowed',
+      'kms:GenerateDataKey Allowed',
+    ]);
+    const failing = new Readable({
+      read() {
+        this.push(Buffer.alloc(6 * 1024 * 1024, 1));
+        setTimeout(() => this.destroy(new Error('dump failed')), 20);
+      },
+    });
+    await expect(
+      vault.write(`full/${DATABASE}/iam-multipart/aborted.bin`, failing, { tags: { 'cofre:tier': 'daily' } }),
+    ).rejects.toThrow(/nothing was stored|aborting multipart upload/);
+    const uploads = await aws.s3.send(new ListMultipartUploadsCommand({ Bucket: resources.vaultBucket }));
+    expect(uploads.Uploads ?? []).toEqual([]);
+  });
+
+  it('every recorded request is allowed by the synthesized policies', () => {
+    const table = checker.table();
+    console.log(`[iam] recorded requests (role, action, resource):\n${table}`);
+    const pairs = checker.pairs();
+    console.log(`[iam] ${pairs.length} distinct (role, action) pairs checked:\n${pairs.join('\n')}`);
+    expect(checker.records.length).toBeGreaterThan(0);
+    const denied = checker.records.filter((r) => r.decision !== 'Allowed');
+    expect(denied.map((d) => `${d.role} ${d.action} ${d.resource} (${d.command})`)).toEqual([]);
+  });
+
+  it('each asynchronously invoked Lambda can put a failed event into its encrypted dead-letter queue', async () => {
+    // Not a call of our code: Lambda delivers the event with the function's execution role, and an
+    // SSE-KMS queue needs the sender to make and read a data key under the queue's key (via SQS).
+    expect([...iam.deadLetterQueues.keys()].sort()).toEqual(['freshness', 'monthly-report', 'pagerduty']);
+    const problems: string[] = [];
+    for (const [role, { queueArn, keyArn }] of iam.deadLetterQueues) {
+      const kms = (action: string): IamRequest => ({
+        action,
+        resource: keyArn!,
+        via: 'sqs',
+        context: {
+          'kms:ViaService': `sqs.${iam.region}.amazonaws.com`,
+          'kms:CallerAccount': iam.account,
+          'kms:EncryptionContext:aws:sqs:arn': queueArn,
+          'kms:EncryptionContextKeys': ['aws:sqs:arn'],
+        },
+      });
+      const requests: IamRequest[] = [
+        { action: 'sqs:SendMessage', resource: queueArn, context: {} },
+        ...(keyArn ? [kms('kms:GenerateDataKey'), kms('kms:Decrypt')] : []),
+      ];
+      for (const request of requests) {
+        const { decision } = await checker.evaluate(role, request);
+        if (decision !== 'Allowed')
+          problems.push(`${role} ${request.action} ${request.resource}: ${decision}`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  // ---------------------------------------------------------------------------------------------
+  // What must be denied
+
+  const s3Of = (role: RuntimeRoleName) =>
+    checker.attach(new S3Client({ ...clientConfig(), forcePathStyle: true }), role);
+
+  it('denies the task role deleting a backup (object or version), and the object stays', async () => {
+    const s3 = s3Of(TASK_ROLE);
+    const key = `full/${DATABASE}/iam-multipart/artifact.bin`;
+    await expect(
+      s3.send(new DeleteObjectCommand({ Bucket: resources.vaultBucket, Key: key })),
+    ).rejects.toMatchObject({
+      name: 'AccessDenied',
+    });
+    const versions = await aws.s3.send(
+      new ListObjectVersionsCommand({ Bucket: resources.vaultBucket, Prefix: key }),
+    );
+    const versionId = versions.Versions![0]!.VersionId!;
+    await expect(
+      s3.send(new DeleteObjectCommand({ Bucket: resources.vaultBucket, Key: key, VersionId: versionId })),
+    ).rejects.toMatchObject({ name: 'AccessDenied' });
+    await expect(
+      aws.s3.send(new HeadObjectCommand({ Bucket: resources.vaultBucket, Key: key })),
+    ).resolves.toMatchObject({ VersionId: versionId });
+  });
+
+  it("denies the task role writing under another database's prefix (a manifest of ledger-prod)", async () => {
+    const vault = new S3Vault({
+      client: s3Of(TASK_ROLE),
+      bucket: resources.vaultBucket,
+      prefix: '',
+      sseKmsKeyId: resources.vaultKeyArn,
+      objectLockMode: 'none',
+    });
+    await expect(
+      vault.write(
+        `full/${OTHER_DATABASE}/20260101T000000000Z-00000000/manifest.json`,
+        Readable.from(['{}']),
+        {
+          tags: { 'cofre:tier': 'daily' },
+        },
+      ),
+    ).rejects.toThrow(/AccessDenied|not authorized to perform: s3:PutObject/);
+  });
+
+  it('denies every runtime role reading the DR vault', async () => {
+    for (const role of iam.roles.keys()) {
+      const decision = await checker.evaluate(role, {
+        action: 's3:GetObject',
+        resource: `arn:aws:s3:::${resources.drVaultBucket}/full/${DATABASE}/x/manifest.json`,
+        context: {},
+      });
+      expect(decision.decision, role).not.toBe('Allowed');
+    }
+    await expect(
+      s3Of('verify').send(
+        new GetObjectCommand({ Bucket: resources.drVaultBucket, Key: `full/${DATABASE}/x` }),
+      ),
+    ).rejects.toMatchObject({ name: 'AccessDenied' });
+  });
+
+  it('denies disabling or scheduling the deletion of the vault key to every runtime role', async () => {
+    for (const role of iam.roles.keys())
+      for (const action of ['kms:DisableKey', 'kms:ScheduleKeyDeletion'])
+        for (const key of [
+          resources.vaultKeyArn,
+          resources.historyKeyArn,
+          resources.alertsKeyArn,
+          resources.pipelineKeyArn,
+        ])
+          expect(
+            (await checker.evaluate(role, { action, resource: key, context: {} })).decision,
+            `${role} ${action} ${key}`,
+          ).not.toBe('Allowed');
+    const kms = checker.attach(new KMSClient(clientConfig()), TASK_ROLE);
+    await expect(kms.send(new DisableKeyCommand({ KeyId: resources.vaultKeyArn }))).rejects.toMatchObject({
+      name: 'AccessDeniedException',
+    });
+    await expect(
+      kms.send(new ScheduleKeyDeletionCommand({ KeyId: resources.vaultKeyArn, PendingWindowInDays: 7 })),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+  });
+
+  it('denies every recorded S3 and SNS request when it comes without TLS (aws:SecureTransport=false)', async () => {
+    const seen = new Set<string>();
+    let replayed = 0;
+    for (const r of checker.records) {
+      if (!/^(s3|sns):/.test(r.action) || r.decision !== 'Allowed') continue;
+      const key = `${r.role} ${r.action} ${r.resource}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const request: IamRequest = { action: r.action, resource: r.resource, context: r.context };
+      expect((await checker.evaluate(r.role, request, { secureTransport: false })).decision, key).toBe(
+        'ExplicitlyDenied',
+      );
+      replayed++;
+    }
+    expect(replayed).toBeGreaterThan(5);
+  });
+
+  it('denies an upload that asks for another encryption: another KMS key, SSE-S3, aws:kms without a key id, SSE-C', async () => {
+    const otherKey = await createKmsKey(aws.kms, 'not the vault key');
+    const s3 = s3Of(TASK_ROLE);
+    const put = (key: string, sse: Partial<PutObjectCommandInput>) =>
+      s3.send(
+        new PutObjectCommand({
+          Bucket: resources.vaultBucket,
+          Key: `full/${DATABASE}/iam-sse/${key}`,
+          Body: 'x',
+          ...sse,
+        }),
+      );
+    // Through the writer, as the runtime would with a wrong key.
+    const vault = new S3Vault({
+      client: s3,
+      bucket: resources.vaultBucket,
+      prefix: '',
+      sseKmsKeyId: otherKey,
+      objectLockMode: 'none',
+    });
+    await expect(
+      vault.write(`full/${DATABASE}/iam-sse/other-key.bin`, Readable.from(['x']), {
+        tags: { 'cofre:tier': 'daily' },
+      }),
+    ).rejects.toThrow(/s3:PutObject .*explicit deny/);
+    await expect(put('sse-s3', { ServerSideEncryption: 'AES256' })).rejects.toThrow(/explicit deny/);
+    await expect(put('kms-no-key-id', { ServerSideEncryption: 'aws:kms' })).rejects.toThrow(/explicit deny/);
+    const customerKey = Buffer.alloc(32, 9);
+    await expect(
+      put('sse-c', {
+        SSECustomerAlgorithm: 'AES256',
+        SSECustomerKey: customerKey.toString('base64'),
+      }),
+    ).rejects.toThrow(/explicit deny/);
+  });
+
+  it('allows an upload without encryption headers only because S3 encrypts it with the vault key (bucket default)', async () => {
+    // The bucket policy cannot deny a missing header without denying UploadPart and
+    // CompleteMultipartUpload too (they never carry one); the bucket's default encryption applies.
+    const checked = await checker.check(
+      TASK_ROLE,
+      'S3Client',
+      'PutObjectCommand',
+      { Bucket: resources.vaultBucket, Key: `full/${DATABASE}/iam-sse/no-header.bin` },
+      { record: false },
+    );
+    expect(checked.map((c) => [c.action, c.resource, c.decision])).toEqual([
+      [
+        's3:PutObject',
+        `arn:aws:s3:::${resources.vaultBucket}/full/${DATABASE}/iam-sse/no-header.bin`,
+        'Allowed',
+      ],
+      ['kms:GenerateDataKey', resources.vaultKeyArn, 'Allowed'],
+    ]);
+    const template = iam.resourcePolicies.get(`arn:aws:s3:::${resources.vaultBucket}`)!;
+    expect(JSON.stringify(template)).not.toContain('IfExists":{"s3:x-amz-server-side-encryption');
+  });
+});

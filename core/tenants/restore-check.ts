@@ -4,7 +4,7 @@
  * rows there are read back with the same export code, and each table's content digest must equal
  * the digest the backup recorded of the source's rows at backup time. The scratch copy is dropped.
  */
-import { readCatalog, TENANT_PREFIX, type CatalogEntry } from '../catalog';
+import { readCatalog, sourcePrefixes, TENANT_PREFIX, type CatalogEntry } from '../catalog';
 import type { Connection } from '../connection';
 import type { Keys } from '../crypto';
 import { IntegrityError, UsageError } from '../errors';
@@ -71,6 +71,8 @@ export async function checkTenantRestore(options: TenantRestoreCheckOptions): Pr
     await restoreTenant({
       vault: options.vault,
       backupId: entry.backupId,
+      // The dump task may list only its own source's prefixes.
+      prefixes: sourcePrefixes(options.sourceId),
       keys: options.keys,
       target: options.connection,
       tenant,

@@ -44,6 +44,8 @@ import {
 export interface TenantRestoreOptions {
   readonly vault: import('../vault').Vault;
   readonly backupId: string;
+  /** Look for the backup under these key prefixes only (default: the whole vault). */
+  readonly prefixes?: readonly string[] | undefined;
   readonly keys: Keys;
   /** The live database that holds the tenants (the URL's database). */
   readonly target: Connection;
@@ -125,7 +127,7 @@ interface RowSource {
 export async function restoreTenant(options: TenantRestoreOptions): Promise<TenantRestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
   const log = options.log ?? (() => undefined);
-  const entry = await findBackup(options.vault, options.backupId);
+  const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   if (!entry.manifest)
     throw new IntegrityError(
       `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,

@@ -77,6 +77,7 @@ export class CofrePrimaryStack extends Stack {
         vault: this.vault,
         history: this.history,
         replicaBucketName: props.drStack.vault.bucket.bucketName,
+        ...(this.snapshots ? { snapshotResourceArns: this.snapshots.plans.resourceArns } : {}),
       }),
     );
     this.pipeline = new BackupPipeline(this, 'Pipeline', {

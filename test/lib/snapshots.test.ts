@@ -12,7 +12,7 @@ import {
 import type { CofreDrStack } from '../../lib/stacks/dr-stack';
 import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
 import { buildTestApp, exampleConfig } from '../helpers/cdk';
-import { arnOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/template';
+import { actionsOf, arnOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/template';
 
 /** `expect.arrayContaining`, typed (vitest's returns `any`). */
 const including = (items: unknown[]): unknown => expect.arrayContaining(items);
@@ -209,6 +209,111 @@ describe('AWS Backup of RDS/Aurora from a non-default configuration', () => {
       Bool: { 'kms:GrantIsForAWSResource': 'true' },
     });
     for (const s of statements) expect(JSON.stringify(s.Action)).not.toMatch(/\*/);
+  });
+});
+
+describe('watching AWS Backup (non-default configuration: RPO 30 min)', () => {
+  let primary: CofrePrimaryStack;
+  let template: Template;
+  beforeAll(() => {
+    const built = buildTestApp(nonDefault);
+    primary = built.primary;
+    // cdk-nag (AwsSolutions, HIPAA, Serverless) runs in synth: an unacknowledged finding throws.
+    built.app.synth();
+    template = Template.fromStack(primary);
+  }, 180_000);
+
+  it('sends the AWS Backup job state changes of RDS and Aurora to the backup-events Lambda, with a dead-letter queue', () => {
+    const alerts = primary.alerts;
+    const rule = resourceOf(template, alerts.backupEventsRule!).Properties;
+    expect(rule.EventPattern).toEqual({
+      source: ['aws.backup'],
+      'detail-type': ['Backup Job State Change', 'Copy Job State Change', 'Restore Job State Change'],
+      detail: { resourceType: ['RDS', 'Aurora'] },
+    });
+    const targets = rule.Targets as { Arn: unknown; DeadLetterConfig: unknown; RetryPolicy: unknown }[];
+    expect(targets).toHaveLength(1);
+    expect(targets[0]!.Arn).toEqual(arnOf(alerts.backupEventsFunction!.function));
+    expect(targets[0]!.DeadLetterConfig).toEqual({
+      Arn: arnOf(alerts.backupEventsFunction!.deadLetterQueue!),
+    });
+    const env = (
+      resourceOf(template, alerts.backupEventsFunction!.function).Properties.Environment as {
+        Variables: Record<string, string>;
+      }
+    ).Variables;
+    expect(JSON.parse(env.COFRE_SNAPSHOT_DATABASES!)).toEqual([
+      { database: 'app-prod', resourceArn: 'arn:aws:rds:sa-east-1:111111111111:db:app-prod' },
+      {
+        database: 'ledger-aurora',
+        resourceArn: 'arn:aws:rds:sa-east-1:111111111111:cluster:ledger-aurora-cluster',
+      },
+    ]);
+    expect(env.COFRE_TOPIC_ARN).toEqual({ Ref: logicalIdOf(alerts.topic) });
+  });
+
+  it('lets the freshness check read LatestRestorableTime of exactly the protected databases, with the RPO', () => {
+    const alerts = primary.alerts;
+    const env = (
+      resourceOf(template, alerts.freshnessFunction.function).Properties.Environment as {
+        Variables: Record<string, string>;
+      }
+    ).Variables;
+    expect(env.COFRE_RPO_MINUTES).toBe('30');
+    expect(env.COFRE_SNAPSHOT_MAX_AGE_HOURS).toBe('26');
+    expect(JSON.parse(env.COFRE_DATABASES!)).toEqual(
+      including([
+        { database: 'app-prod', tenants: true, rds: { rdsInstanceId: 'app-prod' } },
+        { database: 'ledger-aurora', tenants: false, rds: { rdsClusterId: 'ledger-aurora-cluster' } },
+        { database: 'ledger-prod', tenants: true },
+      ]),
+    );
+    const policy = resourceOf(
+      template,
+      alerts.freshnessFunction.function.role!.node.findChild('DefaultPolicy'),
+    ).Properties.PolicyDocument;
+    const rds = statementsOf(policy).find((st) => actionsOf(st).some((a) => a.startsWith('rds:')));
+    expect(rds!.Effect).toBe('Allow');
+    expect([...(rds!.Resource as string[])].sort()).toEqual([
+      'arn:aws:rds:sa-east-1:111111111111:cluster:ledger-aurora-cluster',
+      'arn:aws:rds:sa-east-1:111111111111:db:app-prod',
+    ]);
+    expect(actionsOf(rds!).sort()).toEqual(['rds:DescribeDBClusters', 'rds:DescribeDBInstances']);
+  });
+
+  it.each([
+    ['AppProdRecoveryPointLag', 'RecoveryPointLagMinutes', 'app-prod', 30, 1],
+    ['LedgerAuroraRecoveryPointLag', 'RecoveryPointLagMinutes', 'ledger-aurora', 30, 1],
+    ['AppProdSnapshotStale', 'HoursSinceLastGoodSnapshot', 'app-prod', 26, 2],
+  ])(
+    'alarm %s: %s of %s above %d, missing data breaching, critical',
+    (id, metric, db, threshold, periods) => {
+      const alarm = resourceOf(template, primary.alerts.alarms.get(id)!).Properties;
+      expect(alarm).toMatchObject({
+        MetricName: metric,
+        Namespace: 'Cofre',
+        Dimensions: [{ Name: 'Database', Value: db }],
+        Threshold: threshold,
+        EvaluationPeriods: periods,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'breaching',
+        AlarmActions: [{ Ref: logicalIdOf(primary.alerts.topic) }],
+      });
+      expect(alarm.AlarmDescription).toMatch(/^\[critical\]/);
+    },
+  );
+
+  it('has no snapshot alarms for the self-managed database', () => {
+    expect(primary.alerts.alarms.has('LedgerProdRecoveryPointLag')).toBe(false);
+    expect(primary.alerts.alarms.has('LedgerProdSnapshotStale')).toBe(false);
+  });
+
+  it('shows both metrics on the dashboard with their thresholds', () => {
+    const body = JSON.stringify(resourceOf(template, primary.alerts.dashboard).Properties.DashboardBody);
+    expect(body).toContain('Point-in-time lag (min, now - LatestRestorableTime)');
+    expect(body).toContain('RPO 30 min');
+    expect(body).toContain('Hours since the last AWS Backup snapshot');
+    expect(body).toMatch(/RecoveryPointLagMinutes.*ledger-aurora/);
   });
 });
 

@@ -14,6 +14,8 @@ export const HISTORY_KINDS = [
   'files',
   'config',
   'snapshot',
+  'snapshot-copy',
+  'pitr',
   'restore-test',
   'restore',
 ] as const;

@@ -7,6 +7,7 @@
  * Ages count from when the good run finished (its `finishedAt`, else `startedAt`): the next scheduled
  * run is then late only once it is also later than the previous one took.
  */
+import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { HistoryKind, HistoryRecord } from '../history';
 import type { HistoryStore } from '../history-store';
 
@@ -19,6 +20,10 @@ export const FRESHNESS_METRICS = {
   lastRestoreTestSeconds: 'LastRestoreTestDurationSeconds',
   /** 1 when the latest restore test succeeded, 0 when it failed. */
   lastRestoreTestPassed: 'LastRestoreTestPassed',
+  /** Hours since the last completed AWS Backup snapshot of an RDS/Aurora database. */
+  hoursSinceLastGoodSnapshot: 'HoursSinceLastGoodSnapshot',
+  /** Minutes between now and the database's LatestRestorableTime: the point-in-time recovery lag. */
+  recoveryPointLagMinutes: 'RecoveryPointLagMinutes',
 } as const;
 
 export const FRESHNESS_NAMESPACE = 'Cofre';
@@ -44,7 +49,7 @@ export type FreshnessState =
 /** What the checker found for one database and check (logged, one line each). */
 export interface FreshnessFinding {
   readonly database: string;
-  readonly check: 'full' | 'tenant' | 'restore-test';
+  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point';
   readonly state: FreshnessState;
   /** Age in the metric's unit (hours, or days for restore tests), when there is a good run. */
   readonly age?: number;
@@ -59,6 +64,14 @@ export interface FreshnessTarget {
   readonly database: string;
   /** Per-tenant exports are configured (`databases[].tenants`). */
   readonly tenants: boolean;
+  /** An RDS instance or Aurora cluster protected by AWS Backup: snapshot age and point-in-time lag are checked. */
+  readonly rds?: RdsTarget;
+}
+
+/** The RDS DB instance or Aurora cluster of a database (exactly one). */
+export interface RdsTarget {
+  readonly rdsInstanceId?: string;
+  readonly rdsClusterId?: string;
 }
 
 /** Limits (defaults: the alarms' thresholds). */
@@ -69,14 +82,46 @@ export interface FreshnessLimits {
   readonly tenantExportHours: number;
   /** Days after which the last good restore test is stale (default 36: monthly on the first Sunday, up to 35 days apart). */
   readonly restoreTestDays: number;
+  /** Hours after which the last completed AWS Backup snapshot is stale (default 26: daily, plus 2 h for the job). */
+  readonly snapshotHours?: number;
+  /** Recovery point objective in minutes: a larger point-in-time lag is stale (default 60). */
+  readonly rpoMinutes?: number;
 }
 
-export const DEFAULT_FRESHNESS_LIMITS: FreshnessLimits = {
+export const DEFAULT_FRESHNESS_LIMITS: Required<FreshnessLimits> = {
   fullBackupHours: 24.5,
   tenantExportHours: 24.5,
   restoreTestDays: 36,
+  snapshotHours: 26,
+  rpoMinutes: 60,
 };
 
+/** Reads a database's LatestRestorableTime; `undefined` when RDS reports none (or the database is gone). */
+export type LatestRestorableTime = (target: RdsTarget) => Promise<Date | undefined>;
+
+/**
+ * The point-in-time recovery lag (pure): now − LatestRestorableTime in minutes, against the RPO. No
+ * LatestRestorableTime (backups off, database deleted, RDS not answering) gives no age: no datapoint,
+ * so the alarm's missing data (breaching) fires.
+ */
+export function assessRecoveryPointLag(o: {
+  readonly database: string;
+  readonly latestRestorableTime: Date | undefined;
+  readonly now: Date;
+  readonly rpoMinutes: number;
+}): FreshnessFinding {
+  const base = { database: o.database, check: 'recovery-point' as const, limit: o.rpoMinutes };
+  if (!o.latestRestorableTime) return { ...base, state: 'no-history' };
+  const age = round(Math.max(0, o.now.getTime() - o.latestRestorableTime.getTime()) / MINUTE);
+  return {
+    ...base,
+    state: age > o.rpoMinutes ? 'stale' : 'fresh',
+    age,
+    lastGood: { id: 'LatestRestorableTime', at: o.latestRestorableTime.toISOString() },
+  };
+}
+
+const MINUTE = 60_000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
@@ -127,6 +172,20 @@ function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
       value: finding.age,
       unit: 'None',
     };
+  if (finding.check === 'snapshot')
+    return {
+      name: FRESHNESS_METRICS.hoursSinceLastGoodSnapshot,
+      dimensions: { Database: finding.database },
+      value: finding.age,
+      unit: 'None',
+    };
+  if (finding.check === 'recovery-point')
+    return {
+      name: FRESHNESS_METRICS.recoveryPointLagMinutes,
+      dimensions: { Database: finding.database },
+      value: finding.age,
+      unit: 'None',
+    };
   if (finding.check === 'tenant')
     return {
       name: FRESHNESS_METRICS.hoursSinceLastVerifiedTenantExport,
@@ -148,6 +207,7 @@ export async function checkFreshness(
   targets: readonly FreshnessTarget[],
   now: Date,
   limits: FreshnessLimits = DEFAULT_FRESHNESS_LIMITS,
+  latestRestorableTime?: LatestRestorableTime,
 ): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
   const findings: FreshnessFinding[] = [];
   const metrics: FreshnessMetric[] = [];
@@ -169,6 +229,16 @@ export async function checkFreshness(
           ]
         : []),
       { check: 'restore-test', kind: 'restore-test', unitMs: DAY, limit: limits.restoreTestDays },
+      ...(target.rds
+        ? [
+            {
+              check: 'snapshot' as const,
+              kind: 'snapshot' as const,
+              unitMs: HOUR,
+              limit: limits.snapshotHours ?? DEFAULT_FRESHNESS_LIMITS.snapshotHours,
+            },
+          ]
+        : []),
     ];
     for (const c of checks) {
       const { lastGood, lastRun } = await look(target.database, c.kind);
@@ -193,6 +263,44 @@ export async function checkFreshness(
           });
       }
     }
+    if (target.rds) {
+      if (!latestRestorableTime)
+        throw new Error(`${target.database}: an RDS target needs a LatestRestorableTime reader`);
+      const finding = assessRecoveryPointLag({
+        database: target.database,
+        latestRestorableTime: await latestRestorableTime(target.rds),
+        now,
+        rpoMinutes: limits.rpoMinutes ?? DEFAULT_FRESHNESS_LIMITS.rpoMinutes,
+      });
+      findings.push(finding);
+      const metric = metricOf(finding);
+      if (metric) metrics.push(metric);
+    }
   }
   return { findings, metrics };
+}
+
+/**
+ * A {@link LatestRestorableTime} over the RDS API (DescribeDBInstances / DescribeDBClusters). A
+ * database RDS does not know gives `undefined` (no datapoint: the alarm fires); other errors throw.
+ */
+export function rdsLatestRestorableTime(rds: RDSClient): LatestRestorableTime {
+  return async (target) => {
+    try {
+      if (target.rdsClusterId !== undefined) {
+        const out = await rds.send(
+          new DescribeDBClustersCommand({ DBClusterIdentifier: target.rdsClusterId }),
+        );
+        return out.DBClusters?.[0]?.LatestRestorableTime;
+      }
+      const out = await rds.send(
+        new DescribeDBInstancesCommand({ DBInstanceIdentifier: target.rdsInstanceId }),
+      );
+      return out.DBInstances?.[0]?.LatestRestorableTime;
+    } catch (error) {
+      const name = (error as { name?: string }).name;
+      if (name === 'DBInstanceNotFoundFault' || name === 'DBClusterNotFoundFault') return undefined;
+      throw error;
+    }
+  };
 }

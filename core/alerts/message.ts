@@ -12,7 +12,14 @@ import { z } from 'zod';
 import { HISTORY_KINDS, HISTORY_STATUSES, type HistoryKind, type HistoryRecord } from '../history';
 
 /** The state machines that report through `notify`. */
-export const NOTIFY_JOBS = ['backup-database', 'backup-tenants', 'verify-integrity', 'restore-test'] as const;
+export const NOTIFY_JOBS = [
+  'backup-database',
+  'backup-tenants',
+  'verify-integrity',
+  'restore-test',
+  /** A job AWS Backup ran (RDS/Aurora snapshot, its DR copy, continuous backup, restore), seen through EventBridge. */
+  'aws-backup',
+] as const;
 export type NotifyJob = (typeof NOTIFY_JOBS)[number];
 
 export const NOTIFY_OUTCOMES = ['succeeded', 'failed', 'skipped'] as const;
@@ -120,6 +127,8 @@ const KIND_LABELS: Record<HistoryKind, string> = {
   files: 'file copy',
   config: 'configuration snapshot',
   snapshot: 'RDS snapshot',
+  'snapshot-copy': 'RDS snapshot copy to the DR region',
+  pitr: 'RDS point-in-time (continuous) backup',
   'restore-test': 'restore test',
   restore: 'restore',
 };
@@ -205,6 +214,14 @@ function runbook(event: NotifyEvent, vault: string): string[] {
       `1. Look for a hung execution: aws stepfunctions list-executions --state-machine-arn <state machine> --status-filter RUNNING`,
       '2. If it is stuck, stop it (aws stepfunctions stop-execution --execution-arn ...); the next scheduled run starts normally.',
       `3. Check that a recent good backup exists: npx cofre list --vault ${vault}`,
+    ];
+  if (event.job === 'aws-backup')
+    return [
+      `1. Open the AWS Backup job (Backup console > Jobs, id ${event.record?.id.replace(/^awsbackup-/, '') ?? '<job id>'}) and read its status message (also under Cause above).`,
+      '2. Common causes: the backup role lacks a permission or a KMS grant, the database was being modified or stopped, the job did not start within its window (EXPIRED), the Vault Lock refused the retention.',
+      '3. Point in time recovery is unaffected by a failed snapshot unless the pitr job failed: check npx cofre rds status and the RecoveryPointLagMinutes alarm.',
+      '4. Take a snapshot now once fixed: aws backup start-backup-job --backup-vault-name <snapshot vault> --resource-arn <database ARN> --iam-role-arn <backup role ARN>',
+      '5. The logical dumps in the vault still protect the data meanwhile (npx cofre list).',
     ];
   if (event.job === 'restore-test')
     return [

@@ -4,8 +4,11 @@
  * DaysSinceLastGoodRestoreTest as EMF (core/alerts/freshness.ts). A database without a good run gets
  * no datapoint, so its alarm (missing data = breaching) fires; so does a checker that stopped.
  *
- * Env: COFRE_HISTORY_TABLE, COFRE_DATABASES (JSON [{"database","tenants"}]), COFRE_MAX_DURATION_MINUTES,
- * COFRE_RESTORE_TEST_MAX_AGE_DAYS.
+ * For RDS/Aurora databases protected by AWS Backup it also publishes HoursSinceLastGoodSnapshot and
+ * RecoveryPointLagMinutes (now − LatestRestorableTime).
+ *
+ * Env: COFRE_HISTORY_TABLE, COFRE_DATABASES (JSON [{"database","tenants","rds"?}]), COFRE_MAX_DURATION_MINUTES,
+ * COFRE_RESTORE_TEST_MAX_AGE_DAYS; optional COFRE_SNAPSHOT_MAX_AGE_HOURS, COFRE_RPO_MINUTES.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -13,15 +16,35 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { jsonEnv, numberEnv, requiredEnv } from '../../core/alerts/env';
-import { checkFreshness, FRESHNESS_NAMESPACE, type FreshnessTarget } from '../../core/alerts/freshness';
+import { RDSClient } from '@aws-sdk/client-rds';
+import {
+  checkFreshness,
+  FRESHNESS_NAMESPACE,
+  rdsLatestRestorableTime,
+  type FreshnessTarget,
+  type LatestRestorableTime,
+} from '../../core/alerts/freshness';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
 
 const UNITS = { None: MetricUnit.NoUnit, Seconds: MetricUnit.Seconds, Count: MetricUnit.Count } as const;
 
-const targetsSchema = z.array(z.strictObject({ database: z.string().min(1), tenants: z.boolean() }));
+const targetsSchema = z.array(
+  z.strictObject({
+    database: z.string().min(1),
+    tenants: z.boolean(),
+    rds: z
+      .union([
+        z.strictObject({ rdsInstanceId: z.string().min(1) }),
+        z.strictObject({ rdsClusterId: z.string().min(1) }),
+      ])
+      .optional(),
+  }),
+);
 
 export interface FreshnessHandlerDeps {
   readonly store: Pick<HistoryStore, 'latest'>;
+  /** Reads LatestRestorableTime (RDS API); needed when a target has `rds`. */
+  readonly latestRestorableTime?: LatestRestorableTime;
   readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
   readonly metrics: Metrics;
@@ -41,6 +64,10 @@ export function freshnessSettings(env: NodeJS.ProcessEnv) {
       fullBackupHours: 24 + graceHours,
       tenantExportHours: 24 + graceHours,
       restoreTestDays: numberEnv(env, 'COFRE_RESTORE_TEST_MAX_AGE_DAYS'),
+      ...(env.COFRE_SNAPSHOT_MAX_AGE_HOURS !== undefined
+        ? { snapshotHours: numberEnv(env, 'COFRE_SNAPSHOT_MAX_AGE_HOURS') }
+        : {}),
+      ...(env.COFRE_RPO_MINUTES !== undefined ? { rpoMinutes: numberEnv(env, 'COFRE_RPO_MINUTES') } : {}),
     },
   };
 }
@@ -55,6 +82,7 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
       targets,
       (deps.now ?? (() => new Date()))(),
       limits,
+      deps.latestRestorableTime,
     );
     for (const f of findings) {
       const line = { ...f };
@@ -82,6 +110,7 @@ export const handler = () =>
       DynamoDBDocumentClient.from(new DynamoDBClient({})),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
+    latestRestorableTime: rdsLatestRestorableTime(new RDSClient({})),
     env: process.env,
     logger: new Logger({ serviceName: 'cofre-freshness' }),
     metrics: new Metrics({ namespace: FRESHNESS_NAMESPACE, serviceName: 'cofre-freshness' }),

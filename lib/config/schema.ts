@@ -12,6 +12,10 @@ const REGION =
 const ACCOUNT = /^\d{12}$/;
 const ARN = (service: string) => new RegExp(`^arn:aws(-[a-z]+)*:${service}:[a-z0-9-]*:(\\d{12})?:[^\\s]+$`);
 const NAME = /^[a-z][a-z0-9-]{0,39}$/;
+/** An RDS DB instance or cluster identifier, as RDS accepts it. */
+/** A daily cron expression: `cron(M H * * ? *)`. */
+export const DAILY_CRON = /^cron\((\d{1,2}) (\d{1,2}) \* \* \? \*\)$/;
+const RDS_IDENTIFIER = /^(?!.*--)[A-Za-z][A-Za-z0-9-]{0,62}(?<!-)$/;
 
 const region = (what: string) =>
   z.string({ error: `expected the ${what} as an AWS region code such as "sa-east-1"` }).regex(REGION, {
@@ -68,14 +72,12 @@ export const DATA_CLASS_DEFAULT = 'general';
 export const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = {
   buckets: 'backups of application buckets',
   configuration: 'snapshots of Secrets Manager secrets and SSM parameters',
-  'schedules.rdsSnapshot': 'RDS snapshots',
   'schedules.filesDifferential': 'copies of application buckets',
   'schedules.filesFull': 'copies of application buckets',
   'schedules.configSnapshot': 'configuration snapshots',
   'retention.filesDifferentialDays': 'copies of application buckets',
   'retention.filesFullWeeks': 'copies of application buckets',
   'retention.configSnapshotDays': 'configuration snapshots',
-  'retention.rdsSnapshotDays': 'RDS snapshots',
 };
 
 export const tenantModelSchema = z
@@ -141,7 +143,13 @@ export const databaseSchema = z
       .min(1)
       .optional()
       .describe('RDS DB instance identifier (one of rdsInstanceId, rdsClusterId, host).'),
-    rdsClusterId: z.string().min(1).optional().describe('Aurora / RDS cluster identifier.'),
+    rdsClusterId: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Aurora DB cluster identifier (one of rdsInstanceId, rdsClusterId, host); AWS Backup protects Aurora by cluster, never by its member instances.',
+      ),
     host: z.string().min(1).optional().describe('Host name of a self-managed server.'),
     port: z
       .number()
@@ -173,6 +181,15 @@ export const databaseSchema = z
     tenants: tenantModelSchema.optional(),
   })
   .superRefine((db, ctx) => {
+    for (const field of ['rdsInstanceId', 'rdsClusterId'] as const) {
+      const value = db[field];
+      if (value !== undefined && !RDS_IDENTIFIER.test(value))
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: `expected an RDS identifier (1–63 letters, digits and "-", starting with a letter, no "--", not ending in "-"), got "${value}"`,
+        });
+    }
     const sources = (['rdsInstanceId', 'rdsClusterId', 'host'] as const).filter((k) => db[k] !== undefined);
     if (sources.length !== 1) {
       ctx.addIssue({
@@ -251,7 +268,9 @@ const retentionSchema = z
       .describe('Days a configuration snapshot is kept.'),
     rdsSnapshotDays: positiveInt('the days to keep RDS snapshots', 35)
       .default(30)
-      .describe('Days RDS snapshots and PITR are kept (RDS allows at most 35).'),
+      .describe(
+        'Days the daily AWS Backup snapshots of RDS/Aurora databases (and their DR-region copies) are kept; weekly, monthly and yearly snapshots follow `tiers` and `classes`.',
+      ),
   })
   .describe('How long each kind of backup is kept.');
 
@@ -259,7 +278,21 @@ const schedulesSchema = z
   .strictObject({
     fullBackup: scheduleExpression('cron(0 2 * * ? *)', 'Full database dump.'),
     tenantExport: scheduleExpression('cron(0 1 * * ? *)', 'Per-tenant exports.'),
-    rdsSnapshot: scheduleExpression('cron(0 3 * * ? *)', 'RDS snapshot copied to the DR region.'),
+    rdsSnapshot: z
+      .string()
+      .superRefine((value, ctx) => {
+        const problem = scheduleExpressionProblem(value);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        else if (!DAILY_CRON.test(value))
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected a daily cron expression like "cron(0 3 * * ? *)" (AWS Backup rules take cron only; the weekly, monthly and yearly rules reuse its time of day), got "${value}"`,
+          });
+      })
+      .default('cron(0 3 * * ? *)')
+      .describe(
+        'Daily AWS Backup snapshot of RDS/Aurora databases, copied to the DR region, as a daily `cron(M H * * ? *)` (the weekly, monthly and yearly snapshots run at the same time of day).',
+      ),
     filesDifferential: scheduleExpression(
       'cron(0 3 ? * MON-SAT *)',
       'Differential copy of application buckets.',
@@ -294,6 +327,49 @@ const objectLockSchema = z
       ),
   })
   .describe('Object Lock (WORM) settings of the vault buckets.');
+
+const vaultLockSchema = z
+  .strictObject({
+    mode: z
+      .enum(['COMPLIANCE', 'GOVERNANCE'], {
+        error: (iss) => `expected "COMPLIANCE" or "GOVERNANCE", got ${JSON.stringify(iss.input)}`,
+      })
+      .default('COMPLIANCE')
+      .describe(
+        'AWS Backup Vault Lock mode of both snapshot vaults. COMPLIANCE becomes immutable once `graceDays` have passed after the first deploy: from then on nobody (root included, AWS Support included) can remove the lock, shorten retention or delete the vault while it holds recovery points. GOVERNANCE can be removed by a principal allowed backup:DeleteBackupVaultLockConfiguration.',
+      ),
+    graceDays: z
+      .number({ error: 'expected the Vault Lock grace period in days as a whole number' })
+      .int({ error: 'expected the Vault Lock grace period in days as a whole number' })
+      .min(3, {
+        error: (iss) =>
+          `expected between 3 and 36500 days (AWS Backup's minimum is 3), got ${String(iss.input)}`,
+      })
+      .max(36500, { error: (iss) => `expected between 3 and 36500 days, got ${String(iss.input)}` })
+      .default(7)
+      .describe(
+        'COMPLIANCE only: days after the first deploy during which the lock can still be changed or removed (a wrong retention can be corrected); after that it is permanent.',
+      ),
+  })
+  .describe('Vault Lock (WORM) of the AWS Backup vaults that hold RDS/Aurora recovery points.');
+
+const snapshotsSchema = z
+  .strictObject({
+    continuousDays: positiveInt('the days of point-in-time recovery', 35)
+      .default(35)
+      .describe(
+        'Days of point-in-time recovery (AWS Backup continuous backup of RDS/Aurora; AWS allows 1–35).',
+      ),
+    rpoMinutes: positiveInt('the recovery point objective in minutes', 1440)
+      .default(60)
+      .describe(
+        'Recovery point objective: the RecoveryPointLagMinutes alarm fires when the latest restorable time of a database is older than this.',
+      ),
+    vaultLock: vaultLockSchema.prefault({}),
+  })
+  .describe(
+    'AWS Backup of the RDS instances and Aurora clusters in `databases` (continuous backup, daily/weekly/monthly/yearly snapshots, copies to the DR region).',
+  );
 
 /** Storage classes a DR replica may use: millisecond retrieval only, so a restore from the DR region meets the RTO. */
 export const REPLICA_STORAGE_CLASSES = [
@@ -500,6 +576,7 @@ export const configSchema = z
     retention: retentionSchema.prefault({}),
     objectLock: objectLockSchema.prefault({}),
     replication: replicationSchema.prefault({}),
+    snapshots: snapshotsSchema.prefault({}),
     alerts: alertsSchema,
     thresholds: thresholdsSchema.prefault({}),
     prices: pricesSchema.prefault({}),

@@ -16,7 +16,7 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule } from 'aws-cdk-lib/aws-events';
-import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
+import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { AnyPrincipal, Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
@@ -27,6 +27,7 @@ import { CfnSubscription, Subscription, SubscriptionProtocol, Topic } from 'aws-
 import { Queue, QueueEncryption, type IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import { BACKUP_EVENT_TYPES } from '../../core/alerts/backup-events';
 import type { CofreConfig } from '../config';
 import { acknowledge } from '../nag';
 import type { BackupHistory } from './backup-history';
@@ -76,6 +77,17 @@ export interface AlertedDatabase {
   readonly id: string;
   /** Per-tenant exports are configured, so their freshness is alarmed. */
   readonly tenants: boolean;
+  /**
+   * The RDS instance or Aurora cluster AWS Backup protects: its job events are recorded and its
+   * snapshot age and point-in-time lag alarmed.
+   * @default - not protected by AWS Backup
+   */
+  readonly rds?: {
+    readonly rdsInstanceId?: string;
+    readonly rdsClusterId?: string;
+    /** ARN AWS Backup reports as the job's `resourceArn`. */
+    readonly resourceArn: string;
+  };
 }
 
 /** Per-GB-month storage prices for the monthly report (the config's `prices`). */
@@ -133,6 +145,16 @@ export interface CofreAlertsProps {
   /** Storage prices for the monthly report. */
   readonly prices: AlertPrices;
   /**
+   * Recovery point objective of the AWS Backup databases in minutes: the RecoveryPointLagMinutes alarm.
+   * @default 60
+   */
+  readonly rpoMinutes?: number;
+  /**
+   * Hours without a completed AWS Backup snapshot before the alarm: daily plus 2 h for the job.
+   * @default 26
+   */
+  readonly snapshotMaxAgeHours?: number;
+  /**
    * Time zone of the monthly report schedule.
    * @default 'America/Sao_Paulo'
    */
@@ -173,6 +195,10 @@ export class CofreAlerts extends Construct {
   public readonly monthlyReportFunction: CofreFunction;
   /** The PagerDuty relay, when a routing key secret is configured. */
   public readonly pagerDutyFunction?: CofreFunction;
+  /** Records and reports AWS Backup job events, when a database is protected by AWS Backup. */
+  public readonly backupEventsFunction?: CofreFunction;
+  /** The EventBridge rule that sends AWS Backup job events to {@link backupEventsFunction}. */
+  public readonly backupEventsRule?: Rule;
   /** Messages SNS could not deliver to a subscription (e-mail, PagerDuty Lambda). */
   public readonly undeliveredQueue: Queue;
   /** Where schedule invocations that failed after their retries go. */
@@ -204,6 +230,11 @@ export class CofreAlerts extends Construct {
     check('sizeAnomalyPercent', sizeAnomalyPercent, 1, 1000);
     check('maxSizeGiB', maxSizeGiB, 0.001, 1_000_000);
     check('restoreTestMaxAgeDays', restoreTestMaxAgeDays, 1, 366);
+    const rpoMinutes = props.rpoMinutes ?? 60;
+    const snapshotMaxAgeHours = props.snapshotMaxAgeHours ?? 26;
+    check('rpoMinutes', rpoMinutes, 1, 1440);
+    check('snapshotMaxAgeHours', snapshotMaxAgeHours, 1, 24 * 400);
+    const rdsDatabases = props.databases.filter((d) => d.rds !== undefined);
     if (props.emails.length === 0)
       throw new Error(
         `CofreAlerts ${this.node.path}: emails must hold at least one address, so that failures reach a person`,
@@ -292,12 +323,76 @@ export class CofreAlerts extends Construct {
       timeout: Duration.minutes(2),
       environment: {
         COFRE_HISTORY_TABLE: props.history.table.tableName,
-        COFRE_DATABASES: JSON.stringify(props.databases.map((d) => ({ database: d.id, tenants: d.tenants }))),
+        COFRE_DATABASES: JSON.stringify(
+          props.databases.map((d) => ({
+            database: d.id,
+            tenants: d.tenants,
+            ...(d.rds
+              ? {
+                  rds:
+                    d.rds.rdsClusterId !== undefined
+                      ? { rdsClusterId: d.rds.rdsClusterId }
+                      : { rdsInstanceId: d.rds.rdsInstanceId },
+                }
+              : {}),
+          })),
+        ),
         COFRE_MAX_DURATION_MINUTES: String(maxDurationMinutes),
         COFRE_RESTORE_TEST_MAX_AGE_DAYS: String(restoreTestMaxAgeDays),
+        ...(rdsDatabases.length
+          ? {
+              COFRE_RPO_MINUTES: String(rpoMinutes),
+              COFRE_SNAPSHOT_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
+            }
+          : {}),
       },
     });
     props.history.grantReadHistory(this.freshnessFunction.function);
+    if (rdsDatabases.length) {
+      // LatestRestorableTime of exactly the protected instances and clusters.
+      this.freshnessFunction.function.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters'],
+          resources: rdsDatabases.map((d) => d.rds!.resourceArn),
+        }),
+      );
+      // AWS Backup job events (backup, copy to the DR vault, restore) of RDS and Aurora → record + notify.
+      const fn = new CofreFunction(this, 'BackupEvents', {
+        entry: path.join(LAMBDAS, 'backup-events', 'index.ts'),
+        description:
+          'Cofre: records AWS Backup job events of the RDS/Aurora databases and reports ended jobs',
+        encryptionKey: this.key,
+        asyncInvocation: true,
+        environment: {
+          COFRE_HISTORY_TABLE: props.history.table.tableName,
+          COFRE_TOPIC_ARN: this.topic.topicArn,
+          COFRE_NOTIFY_ON_SUCCESS: String(props.notifyOnSuccess ?? false),
+          COFRE_SNAPSHOT_DATABASES: JSON.stringify(
+            rdsDatabases.map((d) => ({ database: d.id, resourceArn: d.rds!.resourceArn })),
+          ),
+        },
+      });
+      props.history.grantRecord(fn.function);
+      this.topic.grantPublish(fn.function);
+      this.backupEventsFunction = fn;
+      this.backupEventsRule = new Rule(this, 'BackupEventsRule', {
+        description: 'Cofre: AWS Backup job state changes of RDS and Aurora (backup, copy, restore)',
+        eventPattern: {
+          source: ['aws.backup'],
+          detailType: [...BACKUP_EVENT_TYPES],
+          detail: { resourceType: ['RDS', 'Aurora'] },
+        },
+        targets: [
+          new LambdaFunction(fn.function, {
+            deadLetterQueue: fn.deadLetterQueue,
+            retryAttempts: 4,
+            maxEventAge: Duration.hours(6),
+          }),
+        ],
+      });
+      this.alarmOnFunction(fn.function, 'BackupEvents', 'critical');
+      this.alarmOnQueue(fn.deadLetterQueue!, 'BackupEventsDeadLetters', 'critical');
+    }
 
     // Monthly report.
     this.monthlyReportFunction = new CofreFunction(this, 'MonthlyReport', {
@@ -435,6 +530,27 @@ export class CofreAlerts extends Construct {
       });
     }
 
+    // AWS Backup databases: snapshot age and point-in-time lag (missing data = breaching).
+    for (const db of rdsDatabases) {
+      const key = pascal(db.id);
+      this.addAlarm(`${key}SnapshotStale`, {
+        severity: 'critical',
+        description: `${db.id}: no completed AWS Backup snapshot for more than ${snapshotMaxAgeHours} h (or the freshness check stopped)`,
+        metric: cofreMetric('HoursSinceLastGoodSnapshot', { Database: db.id }, 'Maximum', Duration.hours(1)),
+        threshold: snapshotMaxAgeHours,
+        evaluationPeriods: 2,
+        treatMissingData: TreatMissingData.BREACHING,
+      });
+      this.addAlarm(`${key}RecoveryPointLag`, {
+        severity: 'critical',
+        description: `${db.id}: the latest restorable time is more than ${rpoMinutes} min old (RPO), or RDS reports none`,
+        metric: cofreMetric('RecoveryPointLagMinutes', { Database: db.id }, 'Maximum', Duration.hours(1)),
+        threshold: rpoMinutes,
+        evaluationPeriods: 1,
+        treatMissingData: TreatMissingData.BREACHING,
+      });
+    }
+
     // Replication of the vault to the DR region (S3 Replication Time Control: 15 minutes).
     let replication: { latency: Metric; failed: Metric } | undefined;
     if (props.replicaBucketName) {
@@ -476,6 +592,31 @@ export class CofreAlerts extends Construct {
     }
 
     this.dashboard = this.createDashboard(props, replication);
+    if (rdsDatabases.length)
+      this.dashboard.addWidgets(
+        new GraphWidget({
+          title: 'Point-in-time lag (min, now - LatestRestorableTime)',
+          left: rdsDatabases.map((db) =>
+            cofreMetric('RecoveryPointLagMinutes', { Database: db.id }, 'Maximum', Duration.hours(1)).with({
+              label: db.id,
+            }),
+          ),
+          leftAnnotations: [{ value: rpoMinutes, label: `RPO ${rpoMinutes} min` }],
+          width: 12,
+        }),
+        new GraphWidget({
+          title: 'Hours since the last AWS Backup snapshot',
+          left: rdsDatabases.map((db) =>
+            cofreMetric('HoursSinceLastGoodSnapshot', { Database: db.id }, 'Maximum', Duration.hours(1)).with(
+              {
+                label: db.id,
+              },
+            ),
+          ),
+          leftAnnotations: [{ value: snapshotMaxAgeHours, label: `alarm at ${snapshotMaxAgeHours} h` }],
+          width: 12,
+        }),
+      );
     this.acknowledgeNagFindings(scheduleRole, props.history);
 
     new CfnOutput(this, 'AlertsTopicArn', {
@@ -594,6 +735,7 @@ export class CofreAlerts extends Construct {
       [this.pagerDutyFunction, 'PagerDuty relay (reads its secret, calls PagerDuty over HTTPS)', false],
       [this.freshnessFunction, 'freshness check (queries the history, emits EMF metrics)', true],
       [this.monthlyReportFunction, 'monthly report (reads history and CloudWatch, publishes)', true],
+      [this.backupEventsFunction, 'AWS Backup events (writes job records, publishes alerts)', true],
     ];
     for (const [fn, what, readsHistory] of functions) {
       if (!fn) continue;
@@ -950,14 +1092,34 @@ function pascal(id: string): string {
 /** {@link CofreAlertsProps} from the validated configuration. */
 export function alertsPropsFromConfig(
   config: CofreConfig,
-  resources: { vault: BackupVault; history: BackupHistory; replicaBucketName?: string },
+  resources: {
+    vault: BackupVault;
+    history: BackupHistory;
+    replicaBucketName?: string;
+    /** ARN of each database AWS Backup protects (`DatabaseSnapshots.resourceArns`), by database id. */
+    snapshotResourceArns?: ReadonlyMap<string, string>;
+  },
 ): CofreAlertsProps {
+  const { snapshotResourceArns: _arns, ...constructs } = resources;
   return {
     emails: config.alerts.emails,
     pagerDutyRoutingKeySecretArn: config.alerts.pagerDutyRoutingKeySecretArn,
     notifyOnSuccess: config.alerts.notifyOnSuccess,
-    databases: config.databases.map((db) => ({ id: db.id, tenants: db.tenants !== undefined })),
-    ...resources,
+    databases: config.databases.map((db) => ({
+      id: db.id,
+      tenants: db.tenants !== undefined,
+      ...(resources.snapshotResourceArns?.has(db.id)
+        ? {
+            rds: {
+              ...(db.rdsInstanceId !== undefined ? { rdsInstanceId: db.rdsInstanceId } : {}),
+              ...(db.rdsClusterId !== undefined ? { rdsClusterId: db.rdsClusterId } : {}),
+              resourceArn: resources.snapshotResourceArns.get(db.id)!,
+            },
+          }
+        : {}),
+    })),
+    rpoMinutes: config.snapshots.rpoMinutes,
+    ...constructs,
     maxDurationMinutes: config.thresholds.maxDurationMinutes,
     sizeAnomalyPercent: config.thresholds.sizeAnomalyPercent,
     maxSizeGiB: config.thresholds.maxSizeGiB,

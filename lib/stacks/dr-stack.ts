@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { BackupVault } from '../constructs/backup-vault';
+import { SnapshotVault, snapshotDatabasesOf, snapshotVaultLockOf } from '../constructs/database-snapshots';
 
 /** Properties of {@link CofreDrStack}. */
 export interface CofreDrStackProps extends StackProps {
@@ -17,6 +18,8 @@ export class CofreDrStack extends Stack {
   public readonly config: CofreConfig;
   /** The DR vault: same protections and lifecycle as the primary, receives its replicas. */
   public readonly vault: BackupVault;
+  /** The AWS Backup vault that receives the copies of RDS/Aurora recovery points (when the config has any). */
+  public readonly snapshotVault?: SnapshotVault;
 
   constructor(scope: Construct, id: string, props: CofreDrStackProps) {
     super(scope, id, props);
@@ -27,6 +30,15 @@ export class CofreDrStack extends Stack {
       breakGlassRoleArn: props.config.breakGlassRoleArn,
       acceptReplication: true,
     });
+    if (snapshotDatabasesOf(props.config).length > 0) {
+      this.snapshotVault = new SnapshotVault(this, 'SnapshotVault', {
+        lock: snapshotVaultLockOf(props.config),
+      });
+      new CfnOutput(this, 'SnapshotVaultName', {
+        description: 'AWS Backup vault with the DR-region copies of the RDS/Aurora recovery points',
+        value: this.snapshotVault.vault.backupVaultName,
+      });
+    }
     new CfnOutput(this, 'VaultBucketName', {
       description: 'DR vault bucket (replicas of the primary vault)',
       value: this.vault.bucket.bucketName,

@@ -5,6 +5,12 @@ import { BackupHistory } from '../constructs/backup-history';
 import { BackupPipeline, PIPELINE_JOBS } from '../constructs/backup-pipeline';
 import { alertsPropsFromConfig, CofreAlerts } from '../constructs/alerts';
 import { BackupVault } from '../constructs/backup-vault';
+import {
+  DatabaseSnapshots,
+  SnapshotVault,
+  snapshotDatabasesOf,
+  snapshotVaultLockOf,
+} from '../constructs/database-snapshots';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -29,6 +35,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly alerts: CofreAlerts;
   /** Orchestration: dump tasks, pipeline Lambdas, state machines, schedules. */
   public readonly pipeline: BackupPipeline;
+  /** AWS Backup of the RDS instances and Aurora clusters (when the config has any). */
+  public readonly snapshots?: { readonly vault: SnapshotVault; readonly plans: DatabaseSnapshots };
 
   constructor(scope: Construct, id: string, props: CofrePrimaryStackProps) {
     super(scope, id, props);
@@ -41,6 +49,27 @@ export class CofrePrimaryStack extends Stack {
       replicateTo: { destination: props.drStack.vault, storageClass: props.config.replication.storageClass },
     });
     this.history = new BackupHistory(this, 'History');
+    const snapshotDatabases = snapshotDatabasesOf(props.config);
+    if (snapshotDatabases.length > 0) {
+      if (!props.drStack.snapshotVault)
+        throw new Error('CofrePrimary: the DR stack has no snapshot vault for the RDS/Aurora copies');
+      const vault = new SnapshotVault(this, 'SnapshotVault', { lock: snapshotVaultLockOf(props.config) });
+      const plans = new DatabaseSnapshots(this, 'Snapshots', {
+        databases: snapshotDatabases,
+        vault,
+        drVault: props.drStack.snapshotVault,
+        continuousDays: props.config.snapshots.continuousDays,
+        snapshotDays: props.config.retention.rdsSnapshotDays,
+        schedule: props.config.schedules.rdsSnapshot,
+        timeZone: props.config.timeZone,
+        retention: props.config.retention,
+      });
+      this.snapshots = { vault, plans };
+      new CfnOutput(this, 'SnapshotVaultName', {
+        description: 'AWS Backup vault with the RDS/Aurora recovery points',
+        value: vault.vault.backupVaultName,
+      });
+    }
     this.alerts = new CofreAlerts(
       this,
       'Alerts',
@@ -48,6 +77,7 @@ export class CofrePrimaryStack extends Stack {
         vault: this.vault,
         history: this.history,
         replicaBucketName: props.drStack.vault.bucket.bucketName,
+        ...(this.snapshots ? { snapshotResourceArns: this.snapshots.plans.resourceArns } : {}),
       }),
     );
     this.pipeline = new BackupPipeline(this, 'Pipeline', {

@@ -111,6 +111,12 @@ const CHANGES: Record<string, (c: Config) => void> = {
   'retention.classes.<name>.years': (c) =>
     (c.retention = { classes: { health: { years: 8 }, accounting: { years: 5 }, labour: { years: 10 } } }),
   'retention.tenantExportDays': (c) => (c.retention = { tenantExportDays: 91 }),
+  'schedules.rdsSnapshot': (c) => (c.schedules = { rdsSnapshot: 'cron(30 4 * * ? *)' }),
+  'retention.rdsSnapshotDays': (c) => (c.retention = { rdsSnapshotDays: 31 }),
+  'snapshots.continuousDays': (c) => (c.snapshots = { continuousDays: 30 }),
+  'snapshots.rpoMinutes': (c) => (c.snapshots = { rpoMinutes: 45 }),
+  'snapshots.vaultLock.mode': (c) => (c.snapshots = { vaultLock: { mode: 'GOVERNANCE' } }),
+  'snapshots.vaultLock.graceDays': (c) => (c.snapshots = { vaultLock: { graceDays: 5 } }),
   'objectLock.mode': (c) => (c.objectLock = { mode: 'GOVERNANCE' }),
   'objectLock.days': (c) => (c.objectLock = { days: 20 }),
   'replication.storageClass': (c) => (c.replication = { storageClass: 'STANDARD_IA' }),
@@ -135,14 +141,12 @@ const CHANGES: Record<string, (c: Config) => void> = {
 const UNSUPPORTED_VALUES: Record<string, unknown> = {
   buckets: [{ bucketName: 'app-prod-documents' }],
   configuration: { secretArns: [ARN_SECRET] },
-  'schedules.rdsSnapshot': 'cron(0 3 * * ? *)',
   'schedules.filesDifferential': 'cron(0 3 ? * MON-SAT *)',
   'schedules.filesFull': 'cron(0 3 ? * SUN *)',
   'schedules.configSnapshot': 'cron(0 3 ? * SUN *)',
   'retention.filesDifferentialDays': 30,
   'retention.filesFullWeeks': 12,
   'retention.configSnapshotDays': 90,
-  'retention.rdsSnapshotDays': 30,
 };
 
 const unsupportedRoot = (field: string) =>

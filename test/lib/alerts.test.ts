@@ -134,7 +134,7 @@ describe('alert topics', () => {
     },
   );
 
-  it('only the notify and monthly-report Lambdas get sns:Publish, on the alerts topic only', () => {
+  it('only the notify, monthly-report and AWS Backup events Lambdas get sns:Publish, on the alerts topic only', () => {
     const publishers = Object.values(
       template.findResources('AWS::IAM::Policy', {
         Properties: {
@@ -144,11 +144,15 @@ describe('alert topics', () => {
         },
       }),
     ) as { Properties: { Roles: unknown[]; PolicyDocument: unknown } }[];
-    expect(publishers.map((p) => p.Properties.Roles).sort()).toEqual(
+    const key = (roles: unknown) => JSON.stringify(roles);
+    expect(publishers.map((p) => key(p.Properties.Roles)).sort()).toEqual(
       [
         [ref(alerts.notifyFunction.function.role!)],
         [ref(alerts.monthlyReportFunction.function.role!)],
-      ].sort(),
+        [ref(alerts.backupEventsFunction!.function.role!)],
+      ]
+        .map(key)
+        .sort(),
     );
     for (const p of publishers)
       expect(
@@ -576,10 +580,15 @@ describe('Lambdas and schedules', () => {
       }
     ).Variables;
     expect(JSON.parse(env.COFRE_DATABASES!)).toEqual([
-      { database: 'app-prod', tenants: true },
+      { database: 'app-prod', tenants: true, rds: { rdsInstanceId: 'app-prod' } },
       { database: 'ledger-prod', tenants: true },
     ]);
-    expect(env).toMatchObject({ COFRE_MAX_DURATION_MINUTES: '30', COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36' });
+    expect(env).toMatchObject({
+      COFRE_MAX_DURATION_MINUTES: '30',
+      COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
+      COFRE_RPO_MINUTES: '60',
+      COFRE_SNAPSHOT_MAX_AGE_HOURS: '26',
+    });
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [ref(alerts.freshnessFunction.function.role!)],
       PolicyDocument: {

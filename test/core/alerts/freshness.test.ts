@@ -1,7 +1,20 @@
-import { describe, expect, it } from 'vitest';
+import {
+  CreateDBClusterCommand,
+  CreateDBInstanceCommand,
+  DeleteDBClusterCommand,
+  DeleteDBInstanceCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileHistoryStore } from '../../../core/history-store';
 import type { HistoryRecord } from '../../../core/history';
-import { checkFreshness, DEFAULT_FRESHNESS_LIMITS } from '../../../core/alerts/freshness';
+import {
+  assessRecoveryPointLag,
+  checkFreshness,
+  DEFAULT_FRESHNESS_LIMITS,
+  rdsLatestRestorableTime,
+} from '../../../core/alerts/freshness';
+import { clientConfig, describeLocalAws, uniqueName } from '../../helpers/local-aws';
 import { tempDir } from '../../helpers/cli';
 
 const NOW = new Date('2026-11-24T05:00:00.000Z');
@@ -152,5 +165,128 @@ describe('freshness', () => {
       'full',
       'restore-test',
     ]);
+  });
+});
+
+describe('RecoveryPointLagMinutes (point-in-time lag against the RPO)', () => {
+  const at = (minutes: number) => new Date(NOW.getTime() - minutes * 60_000);
+
+  it('59 minutes behind is fresh, 61 minutes behind is stale (RPO 60)', () => {
+    expect(
+      assessRecoveryPointLag({
+        database: 'app-prod',
+        latestRestorableTime: at(59),
+        now: NOW,
+        rpoMinutes: 60,
+      }),
+    ).toMatchObject({ check: 'recovery-point', state: 'fresh', age: 59, limit: 60 });
+    expect(
+      assessRecoveryPointLag({
+        database: 'app-prod',
+        latestRestorableTime: at(61),
+        now: NOW,
+        rpoMinutes: 60,
+      }),
+    ).toMatchObject({ state: 'stale', age: 61 });
+  });
+
+  it('publishes the lag in minutes for an RDS target, and no datapoint when LatestRestorableTime is missing', async () => {
+    const store = await storeWith();
+    const target = { database: 'app-prod', tenants: false, rds: { rdsInstanceId: 'app-prod' } };
+    const lagging = await checkFreshness(store, [target], NOW, { ...exact, rpoMinutes: 60 }, () =>
+      Promise.resolve(at(61)),
+    );
+    expect(lagging.metrics).toContainEqual({
+      name: 'RecoveryPointLagMinutes',
+      dimensions: { Database: 'app-prod' },
+      value: 61,
+      unit: 'None',
+    });
+    const missing = await checkFreshness(store, [target], NOW, exact, () => Promise.resolve(undefined));
+    expect(missing.findings.find((f) => f.check === 'recovery-point')).toMatchObject({ state: 'no-history' });
+    expect(missing.metrics.map((m) => m.name)).not.toContain('RecoveryPointLagMinutes');
+  });
+
+  it('publishes HoursSinceLastGoodSnapshot from the last completed AWS Backup snapshot only for RDS targets', async () => {
+    const store = await storeWith(
+      record({ kind: 'snapshot', status: 'succeeded', finishedAt: hoursBefore(25) }),
+      record({ kind: 'snapshot', status: 'failed', finishedAt: hoursBefore(1) }),
+    );
+    const rds = await checkFreshness(
+      store,
+      [{ database: 'app-prod', tenants: false, rds: { rdsInstanceId: 'app-prod' } }],
+      NOW,
+      exact,
+      () => Promise.resolve(at(5)),
+    );
+    expect(rds.findings.find((f) => f.check === 'snapshot')).toMatchObject({
+      state: 'fresh',
+      age: 25,
+      limit: 26,
+    });
+    expect(rds.metrics).toContainEqual({
+      name: 'HoursSinceLastGoodSnapshot',
+      dimensions: { Database: 'app-prod' },
+      value: 25,
+      unit: 'None',
+    });
+    const selfManaged = await checkFreshness(store, [{ database: 'app-prod', tenants: false }], NOW, exact);
+    expect(selfManaged.metrics.map((m) => m.name)).not.toContain('HoursSinceLastGoodSnapshot');
+  });
+});
+
+describeLocalAws('LatestRestorableTime from the RDS API (local AWS: moto)', () => {
+  const rds = new RDSClient(clientConfig());
+  const instance = uniqueName('pitr');
+  const cluster = uniqueName('aurora');
+  beforeAll(async () => {
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: instance,
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t3.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+        BackupRetentionPeriod: 7,
+      }),
+    );
+    await rds.send(
+      new CreateDBClusterCommand({
+        DBClusterIdentifier: cluster,
+        Engine: 'aurora-postgresql',
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+      }),
+    );
+  });
+  afterAll(async () => {
+    await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: instance, SkipFinalSnapshot: true }));
+    await rds.send(new DeleteDBClusterCommand({ DBClusterIdentifier: cluster, SkipFinalSnapshot: true }));
+  });
+
+  it('reads an instance and a cluster, and 61 minutes later their lag is stale', async () => {
+    const read = rdsLatestRestorableTime(rds);
+    for (const target of [{ rdsInstanceId: instance }, { rdsClusterId: cluster }]) {
+      const time = await read(target);
+      expect(time).toBeInstanceOf(Date);
+      const later = new Date(time!.getTime() + 61 * 60_000);
+      const { findings, metrics } = await checkFreshness(
+        await storeWith(),
+        [{ database: 'db', tenants: false, rds: target }],
+        later,
+        { ...exact, rpoMinutes: 60 },
+        read,
+      );
+      // moto reports "now" as LatestRestorableTime, so allow the seconds between the two reads.
+      expect(findings.find((f) => f.check === 'recovery-point')).toMatchObject({ state: 'stale' });
+      expect(metrics.find((m) => m.name === 'RecoveryPointLagMinutes')!.value).toBeGreaterThan(60);
+    }
+  });
+
+  it('a database RDS does not know has no LatestRestorableTime (so the alarm fires on missing data)', async () => {
+    const read = rdsLatestRestorableTime(rds);
+    expect(await read({ rdsInstanceId: uniqueName('gone') })).toBeUndefined();
+    expect(await read({ rdsClusterId: uniqueName('gone') })).toBeUndefined();
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * Backup events: EventBridge sends every AWS Backup job state change of the protected RDS/Aurora
+ * databases (backup, copy to the DR vault, restore) here. Each one updates the job's history record
+ * (kinds `snapshot`, `pitr`, `snapshot-copy`, `restore`), and a job that ended is reported through the
+ * same notify path as the pipeline (core/alerts/backup-events.ts): FAILED / ABORTED / EXPIRED page.
+ *
+ * Env: COFRE_HISTORY_TABLE, COFRE_TOPIC_ARN, COFRE_NOTIFY_ON_SUCCESS, COFRE_SNAPSHOT_DATABASES
+ * (JSON [{"database","resourceArn"}]), AWS_REGION.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { recordBackupJobEvent } from '../../core/alerts/backup-events';
+import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
+import { notify, snsPublisher } from '../../core/alerts/notify';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+
+const databasesSchema = z.array(
+  z.strictObject({ database: z.string().min(1), resourceArn: z.string().startsWith('arn:') }),
+);
+
+export interface BackupEventsHandlerDeps {
+  readonly history: Pick<HistoryStore, 'put'>;
+  readonly sns: SNSClient;
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+}
+
+/** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
+export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
+  const parsed = databasesSchema.safeParse(jsonEnv(deps.env, 'COFRE_SNAPSHOT_DATABASES'));
+  if (!parsed.success)
+    throw new Error(
+      `environment variable COFRE_SNAPSHOT_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
+  const databases = parsed.data;
+  const publish = snsPublisher(deps.sns, requiredEnv(deps.env, 'COFRE_TOPIC_ARN'));
+  const notifyOnSuccess = booleanEnv(deps.env, 'COFRE_NOTIFY_ON_SUCCESS');
+  const region = requiredEnv(deps.env, 'AWS_REGION');
+  return async (event: unknown) => {
+    const result = await recordBackupJobEvent(event, {
+      history: deps.history,
+      databases,
+      notify: (e) => notify(e, { publish, notifyOnSuccess, region }),
+    });
+    if (result.ignored) deps.logger.info('not a protected database: ignored');
+    else
+      deps.logger.info('recorded', {
+        id: result.record.id,
+        kind: result.record.kind,
+        database: result.record.database,
+        status: result.record.status,
+        notified: result.notified,
+      });
+    return result;
+  };
+}
+
+let handle: ReturnType<typeof createBackupEventsHandler> | undefined;
+
+export const handler = (event: unknown) =>
+  (handle ??= createBackupEventsHandler({
+    history: new DynamoHistoryStore(
+      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+    ),
+    sns: new SNSClient({}),
+    env: process.env,
+    logger: new Logger({ serviceName: 'cofre-backup-events' }),
+  }))(event);

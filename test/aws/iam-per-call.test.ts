@@ -40,6 +40,8 @@ import { NamedError } from '../../core/orchestration/errors';
 import type { JobName } from '../../core/orchestration/job';
 import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/orchestration/local-runner';
 import { openVault, S3Vault } from '../../core/vault';
+import { rdsLatestRestorableTime } from '../../core/alerts/freshness';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
@@ -380,6 +382,8 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       env: iam.environments.get('freshness')!,
       logger: silent,
       metrics: new Metrics({ namespace: 'CofreTest', serviceName: 'iam' }),
+      // As the Lambda builds it: the point-in-time lag of the databases AWS Backup protects.
+      latestRestorableTime: rdsLatestRestorableTime(new RDSClient({})),
     });
     const fresh = await checker.as('freshness', () => freshness());
     expect(fresh.findings).toBeGreaterThan(0);

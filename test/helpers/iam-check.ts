@@ -427,6 +427,21 @@ export function iamRequestsOf(
       ];
   }
 
+  if (clientName === 'RDSClient' && (command === 'DescribeDBInstances' || command === 'DescribeDBClusters')) {
+    const instance = command === 'DescribeDBInstances';
+    const id = input[instance ? 'DBInstanceIdentifier' : 'DBClusterIdentifier'];
+    return [
+      {
+        action: `rds:${command}`,
+        resource:
+          typeof id === 'string'
+            ? `arn:aws:rds:${region}:${account}:${instance ? 'db' : 'cluster'}:${id}`
+            : `arn:aws:rds:${region}:${account}:${instance ? 'db' : 'cluster'}:*`,
+        context: {},
+      },
+    ];
+  }
+
   throw new Error(
     `IAM check: no IAM mapping for ${clientName} ${commandName}; add it to test/helpers/iam-check.ts (a call the runtime makes must be checked, not passed)`,
   );

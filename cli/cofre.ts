@@ -7,6 +7,14 @@ import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/conne
 import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
 import { restoreBackup } from '../core/restore';
+import {
+  CANCEL_GRACE_MS,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
+  parseDuration,
+  withRun,
+} from '../core/run-context';
+import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { openVault, parseLockMode } from '../core/vault';
 import { addExportCommands } from './export-commands';
@@ -44,6 +52,40 @@ function keyOptions(opts: Record<string, unknown>): KeyOptions {
     kmsKeyArn: opts.kmsKey as string | undefined,
     escrowPublicKey: opts.escrowPublicKey as string | undefined,
     escrowPrivateKey: opts.escrowPrivateKey as string | undefined,
+  };
+}
+
+/** `--lock-timeout` / `--statement-timeout`: the database session limits of a backup or restore. */
+function withSessionLimitOptions<C extends Command>(command: C): C {
+  command
+    .option(
+      '--lock-timeout <duration>',
+      `how long a database statement waits for a lock before the run fails (e.g. 30s, 5m; default ${DEFAULT_LOCK_TIMEOUT_MS / 1000}s)`,
+    )
+    .option(
+      '--statement-timeout <duration>',
+      `how long one database statement may run (e.g. 90m, 6h; 0: no limit; default ${DEFAULT_STATEMENT_TIMEOUT_MS / 3600_000}h)`,
+    );
+  return command;
+}
+
+/**
+ * The session limits given on the command line. Read before commander runs the action, so that the
+ * whole action runs inside one run context (core/run-context.ts) with them and with the signal.
+ */
+function sessionLimits(argv: readonly string[]): { lockTimeoutMs?: number; statementTimeoutMs?: number } {
+  const value = (flag: string): string | undefined => {
+    const i = argv.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+    if (i === -1) return undefined;
+    return argv[i]!.includes('=') ? argv[i]!.slice(flag.length + 1) : argv[i + 1];
+  };
+  const lock = value('--lock-timeout');
+  const statement = value('--statement-timeout');
+  return {
+    ...(lock !== undefined ? { lockTimeoutMs: parseDuration(lock, '--lock-timeout') } : {}),
+    ...(statement !== undefined
+      ? { statementTimeoutMs: parseDuration(statement, '--statement-timeout', { allowZero: true }) }
+      : {}),
   };
 }
 
@@ -111,6 +153,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     )
     .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
     .option('--json', 'print one JSON summary on stdout');
+  withSessionLimitOptions(backupCommand);
   withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
     const engine = parseEngine(String(opts.engine));
     const connection = parseDatabaseUrl(engine, String(opts.url));
@@ -397,6 +440,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       'with --tenant: go ahead although the deletes reach rows not owned by this tenant alone (every removed row is still accounted for)',
     )
     .option('--json', 'print the restore report as JSON on stdout');
+  withSessionLimitOptions(restoreCommand);
   withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
     if (opts.tenant === undefined && (opts.dryRun || opts.intoDatabase !== undefined))
       throw new UsageError('--dry-run / --into-database: only with --tenant ID');
@@ -471,7 +515,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addLocalCommand(program, io, (c) => (exitCode = c));
   addReportCommand(program, io);
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    const limits = sessionLimits(argv);
+    await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -490,12 +535,35 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 /** The process entry point: wires signals, stdout/stderr and the exit code. */
 export function run(): void {
   const controller = new AbortController();
+  const cancel = (reason: string) => {
+    if (controller.signal.aborted) return;
+    controller.abort(reason);
+    // Cleanup (rollback, dropping what the run made) gets a bounded time: a run that cannot stop
+    // by itself still ends, its tools killed; what it left is reported and removed by the next run.
+    setTimeout(() => {
+      const killed = killAllTools();
+      process.stderr.write(
+        `cofre: cleanup did not finish within ${CANCEL_GRACE_MS / 1000} s after ${reason}; exiting${killed ? ` (killed ${killed} database tools)` : ''}\n`,
+      );
+      process.exit(1);
+    }, CANCEL_GRACE_MS).unref();
+  };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (controller.signal.aborted) {
+        // A second signal: stop now.
+        killAllTools();
+        process.exit(1);
+      }
       process.stderr.write(`\ncofre: received ${sig}, stopping and cleaning up…\n`);
-      controller.abort(sig);
+      cancel(sig);
     });
   }
+  // A closed pipe (`cofre list --json | head`) ends the run like a signal, not with a crash.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      cancel(error.code === 'EPIPE' ? 'closed pipe' : `output error ${error.code ?? error.message}`);
+    });
   main(process.argv.slice(2), {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),

@@ -24,6 +24,7 @@ import {
 import type { RunningDump, SourceInfo } from './sources/types';
 import { decideTier } from './tiers';
 import type { Vault } from './vault';
+import { withRun } from './run-context';
 
 export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
 
@@ -100,7 +101,12 @@ export function checkBackupOptions(options: BackupOptions): void {
  * Backs up each requested database as its own backup (one artifact and a manifest), one after the
  * other. A database that fails is reported and does not stop the others; nothing of it is kept.
  */
-export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]> {
+export function runBackup(options: BackupOptions): Promise<BackupOutcome[]> {
+  // One cancellation path: every tool and session of this run stops with `options.signal`.
+  return withRun({ signal: options.signal }, () => runBackupInRun(options));
+}
+
+async function runBackupInRun(options: BackupOptions): Promise<BackupOutcome[]> {
   checkBackupOptions(options);
   const c = options.connection;
   const engine: Engine = c.engine;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -35,6 +36,7 @@ import {
 } from './sources/postgres-toc';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { TableCount } from './sources/types';
+import { detached, withCancellableRun } from './run-context';
 import type { Vault } from './vault';
 
 export interface RestoreOptions {
@@ -100,7 +102,12 @@ export const SPILL_THRESHOLD_BYTES = 2 * 1024 * 1024 * 1024;
  * target with a `__cofre_restore_in_progress` marker table that is removed last; on failure the
  * target is dropped. Either way a failed or interrupted restore leaves nothing that looks restored.
  */
-export async function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
+export function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
+  // One cancellation path: every tool and session of this restore stops with `options.signal`.
+  return withCancellableRun({ signal: options.signal }, () => restoreBackupInRun(options));
+}
+
+async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   if (!entry.manifest)
@@ -218,6 +225,11 @@ export async function verifiedPlaintext(
   // raw error before it can be given the clear one below.
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   tapPlain.pipe(out, { end: false });
+  // A consumer that stops early (a failed tool, a cancelled run) stops the read: otherwise the
+  // pipeline stalls on back-pressure forever, holding the vault's file or connection open.
+  out.once('close', () => {
+    if (!source.destroyed && !source.readableEnded) source.destroy();
+  });
   pipeline(
     source,
     tapStored,
@@ -234,11 +246,16 @@ export async function verifiedPlaintext(
         error instanceof CofreError
           ? error
           : new IntegrityError(
-              `artifact ${input.key} cannot be authenticated and decrypted with the given key: ${messageOf(error)}`,
+              // The key was checked to be one the artifact is encrypted for: this is damage.
+              `artifact ${input.key} is damaged: it fails authentication while decrypting (${messageOf(error)}); nothing of it was kept`,
             ),
       );
     },
   );
+  // A consumer that attaches after the stream has already failed (a tiny corrupt artifact fails
+  // before the first read) still gets the error from its pipeline or iterator; without this
+  // listener the 'error' event would crash the process first.
+  out.on('error', () => undefined);
   return out;
 }
 
@@ -383,10 +400,13 @@ async function feedTool(
   const stages: (Readable | Transform)[] = [plaintext];
   stages.push(...(options.transforms ?? []));
   let first: unknown;
+  const stopped = new EventEmitter();
+  const isStopped = () => first !== undefined;
   const stop = (error: unknown) => {
     first ??= error;
     tool.kill();
     plaintext.destroy();
+    stopped.emit('stop');
   };
   const onAbort = () => {
     stop(new CancelledError(String(input.signal?.reason ?? 'signal')));
@@ -399,17 +419,23 @@ async function feedTool(
     stdin.on('error', () => undefined);
     if (options.prefix) stdin.write(options.prefix);
     for await (const chunk of chainTransforms(stages)) {
-      if (!stdin.write(chunk as Buffer))
+      if (first !== undefined) break;
+      // A tool that stopped reading (it failed, its backend was killed) has a closed stdin: waiting
+      // for 'drain' or 'close' then would wait forever, so the stop is awaited too.
+      if (!stdin.write(chunk as Buffer) && !stdin.destroyed)
         await new Promise<void>((resolve) => {
           const done = () => {
             stdin.off('drain', done);
             stdin.off('close', done);
+            stopped.off('stop', done);
             resolve();
           };
           stdin.on('drain', done);
           stdin.on('close', done);
+          stopped.on('stop', done);
+          if (isStopped() || stdin.destroyed) done();
         });
-      if (first !== undefined) break;
+      if (isStopped()) break;
     }
     if (first === undefined) {
       if (options.suffix) stdin.write(options.suffix);
@@ -787,11 +813,30 @@ async function restoreMysqlDatabase(
   } finally {
     if (createdByUs) {
       log(`restore failed: dropping the incomplete "${database}"`);
-      await conn.query(`DROP DATABASE IF EXISTS ${quoteMysql(database)}`).catch(() => undefined);
+      await detached(() => dropIncompleteMysql(conn, database)).catch((error: unknown) => {
+        log(`could not drop the incomplete "${database}": ${messageOf(error)} (drop it by hand)`);
+      });
     }
     await conn.end().catch(() => undefined);
     await releasePacket();
   }
+}
+
+/**
+ * Drops a database this restore created. A killed `mysql` client's server thread may still be
+ * running its statement (and hold the tables' metadata locks): those sessions of the database
+ * are ended first, so the DROP does not wait behind them.
+ */
+async function dropIncompleteMysql(
+  conn: import('mysql2/promise').Connection,
+  database: string,
+): Promise<void> {
+  const [threads] = await conn.query<RowDataPacket[]>(
+    'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+    [database],
+  );
+  for (const t of threads) await conn.query(`KILL ${Number(t.id)}`).catch(() => undefined);
+  await conn.query(`DROP DATABASE IF EXISTS ${quoteMysql(database)}`);
 }
 
 const MIB = 1024 * 1024;

@@ -32,6 +32,7 @@ import type { Vault } from '../vault';
 import { checkCoverage, coverageProblems } from './coverage';
 import { loadColumns, startTenantExport } from './export';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
+import { withRun } from '../run-context';
 
 export interface TenantBackupOptions {
   /** The database (its name in the URL) holding the tenants. */
@@ -127,7 +128,12 @@ export function manifestTenant(
  * Backs up each requested tenant as its own backup, `concurrency` at a time. A tenant that fails
  * is reported by id and does not stop the others; nothing of it is kept.
  */
-export async function runTenantBackup(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
+export function runTenantBackup(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
+  // One cancellation path: every tool and session of this run stops with `options.signal`.
+  return withRun({ signal: options.signal }, () => runTenantBackupInRun(options));
+}
+
+async function runTenantBackupInRun(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
   const c = options.connection;
   if (!c.database)
     throw new UsageError('--url: expected the database that holds the tenants in the URL path');

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError } from 'commander';
@@ -16,7 +17,7 @@ import {
 } from '../core/run-context';
 import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify';
-import { openVault, parseLockMode } from '../core/vault';
+import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addExportCommands } from './export-commands';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
@@ -364,6 +365,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
         : undefined;
       const ids = opts.all ? (await readCatalog(vault)).map((e) => e.backupId) : [String(opts.backup)];
+      if (ids.length === 0) {
+        // Nothing verified is not a pass: a wrong path, an unmounted disk or an emptied bucket.
+        if (vault instanceof FileVault && !existsSync(vault.root))
+          throw new UsageError(`--vault: ${vault.root} does not exist (is the disk mounted?)`);
+        throw new IntegrityError(`no backups in ${vault.url}: nothing was verified`);
+      }
       const reports: (VerifyReport | { backupId: string; status: 'failed'; problems: readonly string[] })[] =
         [];
       for (const backupId of ids) {

@@ -1,4 +1,12 @@
-import { backupFolder, backupIdTime, chainLink, historyOf, writeManifest } from './catalog';
+import {
+  backupFolder,
+  backupIdTime,
+  chainLink,
+  chainPrefix,
+  historyOf,
+  withChainLock,
+  writeManifest,
+} from './catalog';
 import type { Connection, Engine } from './connection';
 import { describeConnection } from './connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from './crypto';
@@ -135,11 +143,13 @@ async function runBackupInRun(options: BackupOptions): Promise<BackupOutcome[]> 
     }
     log(`backing up ${database === null ? 'server globals' : `"${database}"`} of ${describeConnection(c)}`);
     try {
-      const outcome = await backupOne(
-        options,
-        info,
-        options.sourceId ?? defaultSourceId(c, database),
-        database,
+      const sourceId = options.sourceId ?? defaultSourceId(c, database);
+      // One backup of a chain at a time: a second run fails here, before writing anything.
+      const outcome = await withChainLock(
+        options.vault,
+        chainPrefix(sourceId, database),
+        () => backupOne(options, info, sourceId, database),
+        log,
       );
       outcomes.push(outcome);
     } catch (error) {
@@ -172,7 +182,7 @@ async function backupOne(
   const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await historyOf(options.vault, sourceId, database);
+  const history = await historyOf(options.vault, sourceId, database, options.log);
   const tier = options.tier ?? decideTier(startedAt, history.backupIds.map(backupIdTime), timeZone);
   const retention = retentionFor(tier, dataClass, settings);
   const folder = backupFolder(sourceId, database, backupId);

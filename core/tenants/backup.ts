@@ -5,7 +5,14 @@
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
 import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
-import { chainLink, tenantBackupFolder, tenantHistoryOf, writeManifest } from '../catalog';
+import {
+  chainLink,
+  tenantBackupFolder,
+  tenantChainPrefix,
+  tenantHistoryOf,
+  withChainLock,
+  writeManifest,
+} from '../catalog';
 import { describeConnection, quoteIdentifier, type Connection } from '../connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
 import { IntegrityError, UsageError, messageOf } from '../errors';
@@ -188,7 +195,14 @@ async function runTenantBackupInRun(options: TenantBackupOptions): Promise<Tenan
         continue;
       }
       try {
-        outcomes.set(tenant, await backupTenant(options, plan, info, sourceId, tenant));
+        // One backup of a tenant's chain at a time: a second run fails here, before writing anything.
+        const outcome = await withChainLock(
+          options.vault,
+          tenantChainPrefix(sourceId, plan.database, tenant),
+          () => backupTenant(options, plan, info, sourceId, tenant),
+          log,
+        );
+        outcomes.set(tenant, outcome);
       } catch (error) {
         const message = messageOf(error);
         log(`FAILED tenant ${tenant}: ${message}`);
@@ -220,7 +234,7 @@ async function backupTenant(
   const retention = retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant);
+  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant, options.log);
   const folder = tenantBackupFolder(sourceId, database, tenant, backupId);
   const tags = { [TIER_TAG]: 'tenant', [CLASS_TAG]: dataClass };
   const encryptionContext = {

@@ -696,31 +696,51 @@ function quoteLiteral(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-/** Rewrites the one `COPY <table> (…) FROM stdin;` line of a data-only pg_restore script. */
-function renameCopyTarget(dest: string): Transform {
-  let carry = '';
+/**
+ * Rewrites the one `COPY <table> (…) FROM stdin;` line of a data-only pg_restore script. Works on
+ * bytes: only whole lines before the COPY line are looked at (and only that line is decoded), the
+ * rows pass through untouched, so a multibyte character split across chunks stays whole.
+ */
+export function renameCopyTarget(dest: string): Transform {
+  let carry: Buffer = Buffer.alloc(0);
   let done = false;
+  const COPY = Buffer.from('COPY ');
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
       if (done) {
         cb(null, chunk);
         return;
       }
-      const text = carry + chunk.toString('utf8');
-      const m = /^COPY (.+?) \(/m.exec(text);
-      if (!m) {
-        // Keep a partial last line for the next chunk.
-        const nl = text.lastIndexOf('\n');
-        carry = text.slice(nl + 1);
-        cb(null, Buffer.from(text.slice(0, nl + 1)));
-        return;
+      const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      let start = 0;
+      for (;;) {
+        const nl = data.indexOf(0x0a, start);
+        if (nl === -1) break;
+        if (data.subarray(start, start + COPY.length).equals(COPY)) {
+          const line = data.subarray(start, nl).toString('utf8');
+          const m = /^COPY (.+?) \(/.exec(line);
+          if (m) {
+            done = true;
+            carry = Buffer.alloc(0);
+            cb(
+              null,
+              Buffer.concat([
+                data.subarray(0, start),
+                Buffer.from(`COPY ${dest} (${line.slice(m[0].length)}`),
+                data.subarray(nl),
+              ]),
+            );
+            return;
+          }
+        }
+        start = nl + 1;
       }
-      done = true;
-      carry = '';
-      cb(null, Buffer.from(`${text.slice(0, m.index)}COPY ${dest} (${text.slice(m.index + m[0].length)}`));
+      // Keep a partial last line for the next chunk.
+      carry = Buffer.from(data.subarray(start));
+      cb(null, data.subarray(0, start));
     },
     flush(cb) {
-      cb(null, carry ? Buffer.from(carry) : undefined);
+      cb(null, carry.length ? carry : undefined);
     },
   });
 }

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError } from 'commander';
@@ -169,6 +170,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       objectLockMode:
         opts.objectLock === undefined ? undefined : parseLockMode(opts.objectLock as string, '--object-lock'),
     });
+    // Cofre creates the vault folder itself, never the path above it (an unmounted disk).
+    if (vault instanceof FileVault && !existsSync(path.dirname(vault.root)))
+      throw new UsageError(
+        `--vault: the parent directory ${path.dirname(vault.root)} does not exist (is the disk mounted?); Cofre creates only ${path.basename(vault.root)} itself`,
+      );
     const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
     const resolved = await resolveCredentials(connection, {
       env: io.env,
@@ -455,6 +461,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const backupId = String(opts.backup);
     const entry = await findBackup(vault, backupId);
     const engine = entry.manifest?.engine ?? 'postgres';
+    const scheme = /^([a-z]+):/i.exec(String(opts.targetUrl))?.[1]?.toLowerCase();
+    const urlEngine = scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : 'postgres';
+    if (scheme && ['postgres', 'postgresql', 'mysql', 'mariadb'].includes(scheme) && urlEngine !== engine)
+      throw new UsageError(
+        `--target-url: backup ${backupId} is a ${engine} backup, the target URL is ${urlEngine} (${scheme}://); nothing was changed`,
+      );
     const target = await resolveCredentials(
       parseDatabaseUrl(engine, String(opts.targetUrl), '--target-url'),
       {
@@ -539,6 +551,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
+/** A command-line argument with the password of any URL in it replaced by `***`. */
+export function redactArgument(arg: string): string {
+  // Up to the last "@": a password may hold an unencoded "@" (over-redacting is the safe side).
+  return arg.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)\S+@/gi, '$1***@');
+}
+
 /** The process entry point: wires signals, stdout/stderr and the exit code. */
 export function run(): void {
   const controller = new AbortController();
@@ -571,7 +589,15 @@ export function run(): void {
     stream.on('error', (error: NodeJS.ErrnoException) => {
       cancel(error.code === 'EPIPE' ? 'closed pipe' : `output error ${error.code ?? error.message}`);
     });
-  main(process.argv.slice(2), {
+  // The password of a --url / --target-url is read from this copy; the process's own argv (and so
+  // `ps` and /proc/<pid>/cmdline) shows it as *** for the whole run.
+  const argv = process.argv.slice(2);
+  const shown = argv.map(redactArgument);
+  if (shown.some((a, i) => a !== argv[i])) {
+    process.argv = [...process.argv.slice(0, 2), ...shown];
+    process.title = ['cofre', ...shown].join(' ');
+  }
+  main(argv, {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     env: process.env,

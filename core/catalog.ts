@@ -18,11 +18,11 @@ export const BACKUP_PREFIXES = [`${FULL_PREFIX}/`, `${TENANT_PREFIX}/`] as const
 export const GLOBALS_SEGMENT = '=globals';
 
 export function databaseSegment(database: string | null): string {
-  return database === null ? GLOBALS_SEGMENT : encodeURIComponent(database);
+  return database === null ? GLOBALS_SEGMENT : segment(database);
 }
 
 export function backupFolder(sourceId: string, database: string | null, backupId: string): string {
-  return [FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database), backupId].join('/');
+  return [FULL_PREFIX, segment(sourceId), databaseSegment(database), backupId].join('/');
 }
 
 export function tenantBackupFolder(
@@ -35,7 +35,16 @@ export function tenantBackupFolder(
 }
 
 function tenantSegments(sourceId: string, database: string, tenant: string): string[] {
-  return [encodeURIComponent(sourceId), encodeURIComponent(database), encodeURIComponent(tenant)];
+  return [segment(sourceId), segment(database), segment(tenant)];
+}
+
+/**
+ * One path segment: URI-encoded, and "." / ".." (which encodeURIComponent leaves as they are, and
+ * which a file vault would resolve to the folder itself or its parent) with their dots encoded.
+ */
+function segment(value: string): string {
+  const encoded = encodeURIComponent(value);
+  return /^\.+$/.test(encoded) ? encoded.replace(/\./g, '%2E') : encoded;
 }
 
 /** The folder a manifest's backup lives in (by its kind). */
@@ -139,7 +148,7 @@ export async function findBackup(
 
 /** The folder (ending in `/`) that holds one chain: the backups of one source and database. */
 export function chainPrefix(sourceId: string, database: string | null): string {
-  return `${[FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database)].join('/')}/`;
+  return `${[FULL_PREFIX, segment(sourceId), databaseSegment(database)].join('/')}/`;
 }
 
 /** The folder (ending in `/`) that holds one tenant's chain. */

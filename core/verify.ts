@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { findBackup, folderOf, type CatalogEntry } from './catalog';
 import { decryptStream, type Keys } from './crypto';
+import { checkKeyFits } from './decrypt';
 import { IntegrityError, messageOf } from './errors';
 import { exportedBackupId } from './export';
 import { MANIFEST_NAME, parseManifest, sha256, type Artifact, type Manifest } from './manifest';
@@ -63,6 +64,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     const key = `${entry.folder}/${artifact.name}`;
     const found = await checkStored(options.vault, key, artifact, problems, checked);
     if (found) checkLock(options.vault, key, found, manifest, expired, problems, checked);
+    // A key the artifact was not encrypted for is bad input (exit 2), as on restore and decrypt.
+    if (found && options.deep) checkKeyFits(options.deep, artifact, `backup ${manifest.backupId}`);
     if (found && options.deep) await deepCheck(options, manifest, key, artifact, problems, checked);
   }
   const manifestKey = `${entry.folder}/${MANIFEST_NAME}`;

@@ -25,7 +25,11 @@ export class FileVault implements Vault {
   }
 
   private pathOf(key: string): string {
-    return path.join(this.root, ...key.split('/'));
+    const segments = key.split('/');
+    // A "." or ".." segment would resolve outside the object's own folder (another tenant's chain).
+    if (segments.some((s) => s === '.' || s === '..'))
+      throw new OperationalError(`${this.url}: refusing key "${key}": it has a "." or ".." segment`);
+    return path.join(this.root, ...segments);
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject> {

@@ -132,6 +132,20 @@ describePostgres('the hash chain cannot be forked or fooled', () => {
     ]);
     expect(good.code, good.stderr).toBe(0);
     expect(good.stderr).toMatch(/row counts of all 2 tables match the manifest/);
+    // A key the backup was not encrypted for is bad input (exit 2), as on restore and decrypt.
+    const other = await testKeys();
+    const wrongKey = await cofre([
+      'verify',
+      '--vault',
+      vault.url,
+      '--backup',
+      b.manifest.backupId,
+      '--deep',
+      '--key-file',
+      other.keyFile,
+    ]);
+    expect(wrongKey.code).toBe(2);
+    expect(wrongKey.stderr).not.toMatch(/unencryptedDataKey/);
     const file = manifestPath(vault, b.folder);
     const m = JSON.parse(readFileSync(file, 'utf8')) as {
       artifacts: { tables: { name: string; rows: number }[] }[];

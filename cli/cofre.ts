@@ -4,7 +4,7 @@ import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError } from 'commander';
 import { runBackup } from '../core/backup';
-import { findBackup, readCatalog } from '../core/catalog';
+import { findBackup, findLeftovers, readCatalog } from '../core/catalog';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
 import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
@@ -270,9 +270,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
             tables: number;
             rows: number;
             lockUntil: string;
-            status: 'ok' | 'expired';
+            status: 'ok' | 'expired' | 'missing';
             location: string;
           };
+      // A backup whose artifact is gone is not "ok", whatever its manifest says.
+      const missing = new Set<string>();
+      for (const e of catalog)
+        for (const a of e.manifest?.artifacts ?? [])
+          if (!(await vault.stat(`${e.folder}/${a.name}`))) missing.add(e.backupId);
       const rows = catalog.map((e): Row => {
         const m = e.manifest;
         if (!m)
@@ -294,7 +299,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           tables: a.tables.length,
           rows: a.tables.reduce((n, t) => n + t.rows, 0),
           lockUntil: m.retention.lockUntil,
-          status: new Date(m.retention.lockUntil).getTime() <= now ? 'expired' : 'ok',
+          status:
+            new Date(m.retention.lockUntil).getTime() <= now
+              ? 'expired'
+              : missing.has(e.backupId)
+                ? 'missing'
+                : 'ok',
           location: e.folder,
         };
       });
@@ -371,6 +381,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
         : undefined;
       const ids = opts.all ? (await readCatalog(vault)).map((e) => e.backupId) : [String(opts.backup)];
+      // What killed runs left behind is no backup, but the operator should know of it.
+      const leftovers = opts.all ? await findLeftovers(vault) : [];
+      for (const l of leftovers)
+        io.stderr(`LEFTOVER ${l.key}: ${l.why} (the next backup of that database removes it)\n`);
       if (ids.length === 0) {
         // Nothing verified is not a pass: a wrong path, an unmounted disk or an emptied bucket.
         if (vault instanceof FileVault && !existsSync(vault.root))
@@ -404,7 +418,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         }
       }
       const failed = reports.filter((r) => r.status === 'failed');
-      if (opts.json) io.stdout(`${JSON.stringify({ ok: failed.length === 0, vault: vault.url, reports })}\n`);
+      if (opts.json)
+        io.stdout(`${JSON.stringify({ ok: failed.length === 0, vault: vault.url, reports, leftovers })}\n`);
       if (failed.length) exitCode = 3;
     });
 

@@ -270,6 +270,50 @@ function parseLock(bytes: Buffer | undefined): LockBody | undefined {
   }
 }
 
+/** Something a run that did not finish left in a vault. */
+export interface Leftover {
+  readonly key: string;
+  readonly why: string;
+}
+
+/**
+ * What runs that did not finish left under `prefix`: temporary files of a file vault (`*.partial-*`,
+ * after a SIGKILL) and backup folders without a manifest (an artifact whose manifest was never
+ * written: ENOSPC, a kill between the two). Stale chain locks are reported by {@link withChainLock}.
+ */
+export async function findLeftovers(vault: Vault, prefix?: string): Promise<Leftover[]> {
+  const prefixes = prefix === undefined ? [...BACKUP_PREFIXES] : [prefix];
+  const out: Leftover[] = [];
+  for (const p of prefixes) {
+    const partial = vault as Vault & { partialKeys?: (prefix: string) => Promise<string[]> };
+    for (const key of (await partial.partialKeys?.(p)) ?? [])
+      out.push({ key, why: 'a temporary file of a write that never finished' });
+    const keys = await vault.list(p);
+    const manifests = new Set(keys.filter((k) => k.endsWith(`/${MANIFEST_NAME}`)));
+    for (const key of keys) {
+      const folder = key.slice(0, key.lastIndexOf('/'));
+      const id = folder.slice(folder.lastIndexOf('/') + 1);
+      if (BACKUP_ID.test(id) && !manifests.has(`${folder}/${MANIFEST_NAME}`))
+        out.push({ key, why: 'an artifact without a manifest (its backup never finished)' });
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes what runs that did not finish left in a chain's folder. Called holding the chain's lock,
+ * so nothing there can belong to a running backup. A file vault's leftovers are removed; an S3
+ * vault's are only reported (Object Lock keeps them; the lifecycle expires them by their tier tag).
+ */
+async function cleanLeftovers(vault: Vault, prefix: string, log: (line: string) => void): Promise<void> {
+  for (const l of await findLeftovers(vault, prefix)) {
+    if (vault.kind === 'file') {
+      log(`removing ${vault.url}/${l.key}: ${l.why}`);
+      await vault.remove(l.key);
+    } else log(`found ${vault.url}/${l.key}: ${l.why} (kept: S3 Object Lock; the lifecycle expires it)`);
+  }
+}
+
 /**
  * Runs `fn` holding the chain's lock: an object created only if absent (file: `O_EXCL`; S3:
  * `If-None-Match: *`), so two backups of the same database into the same vault can never both
@@ -302,6 +346,7 @@ export async function withChainLock<T>(
       );
   }
   try {
+    await cleanLeftovers(vault, prefix, log);
     return await fn();
   } finally {
     await vault.remove(key).catch((error: unknown) => {

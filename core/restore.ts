@@ -339,6 +339,7 @@ async function restorePostgresDatabase(
   const admin = await connectPostgres(target, 'postgres');
   let created = false;
   try {
+    await dropAbandonedCopies(admin, database, log);
     await admin.query(`CREATE DATABASE ${quoteIdent(temp)} TEMPLATE template0`);
     created = true;
     log(
@@ -387,6 +388,43 @@ async function restorePostgresDatabase(
     if (created)
       await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(temp)} WITH (FORCE)`).catch(() => undefined);
     await admin.end().catch(() => undefined);
+  }
+}
+
+/**
+ * Temporary databases of earlier restores into `database` that were killed (SIGKILL, a lost
+ * machine) before they could drop them: named `<database>_cofre_restoring_<8 hex>`, with no
+ * session connected (a running restore always has its pg_restore session) and, where the server
+ * lets us read it, made more than {@link ABANDONED_AFTER_S} seconds ago (a restore connects within
+ * milliseconds of creating it). Reported and dropped.
+ */
+export const ABANDONED_AFTER_S = 15;
+
+async function dropAbandonedCopies(
+  admin: import('pg').Client,
+  database: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const { rows } = await admin.query<{ name: string }>(
+    `SELECT d.datname AS name FROM pg_database d
+      WHERE left(d.datname, length($1) + 17) = $1 || '_cofre_restoring_' AND d.datname ~ '_cofre_restoring_[0-9a-f]{8}$'
+        AND length(d.datname) = length($1) + 25
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)`,
+    [database.slice(0, 40)],
+  );
+  for (const { name } of rows) {
+    const age = await admin
+      .query<{ s: string }>(
+        `SELECT extract(epoch FROM now() - (pg_stat_file('base/' || oid || '/PG_VERSION')).modification) AS s FROM pg_database WHERE datname = $1`,
+        [name],
+      )
+      .then((r) => (r.rows[0] ? Number(r.rows[0].s) : Infinity))
+      .catch(() => Infinity);
+    if (age < ABANDONED_AFTER_S) continue;
+    log(
+      `dropping "${name}": the temporary database of an earlier restore of "${database}" that did not finish`,
+    );
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
   }
 }
 
@@ -779,7 +817,12 @@ async function restoreMysqlDatabase(
       'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
       [database],
     );
-    const exists = schemata.length > 0;
+    let exists = schemata.length > 0;
+    if (exists && (await abandonedMysqlRestore(conn, database))) {
+      log(`dropping "${database}": an earlier restore into it did not finish (it still has ${IN_PROGRESS})`);
+      await dropIncompleteMysql(conn, database);
+      exists = false;
+    }
     let objects = 0;
     if (exists) {
       const [rows] = await conn.query<RowDataPacket[]>(
@@ -840,6 +883,23 @@ async function restoreMysqlDatabase(
     await conn.end().catch(() => undefined);
     await releasePacket();
   }
+}
+
+/** The database holds the marker of a restore that did not finish, and no session uses it. */
+async function abandonedMysqlRestore(
+  conn: import('mysql2/promise').Connection,
+  database: string,
+): Promise<boolean> {
+  const [marker] = await conn.query<RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+    [database, IN_PROGRESS],
+  );
+  if (marker.length === 0) return false;
+  const [sessions] = await conn.query<RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+    [database],
+  );
+  return sessions.length === 0;
 }
 
 /**

@@ -127,6 +127,16 @@ export class FileVault implements Vault {
     });
   }
 
+  /** Keys of the temporary files of unfinished writes under `prefix` (a run that was killed left them). */
+  async partialKeys(prefix: string): Promise<string[]> {
+    const base = path.join(this.root, ...prefix.replace(/\/$/, '').split('/').filter(Boolean));
+    const entries = await readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
+      .map((e) => path.relative(this.root, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+      .sort();
+  }
+
   /** Temporary files of unfinished writes (there should be none once a run has ended). */
   async partials(): Promise<string[]> {
     const entries = await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []);

@@ -4,7 +4,7 @@
  * within a bound, with the documented exit code and one line, and leave nothing behind.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,12 +15,12 @@ import { findBackup } from '../../core/catalog';
 import { parseDatabaseUrl, type Engine } from '../../core/connection';
 import type { Keys } from '../../core/crypto';
 import { CancelledError } from '../../core/errors';
-import { restoreBackup } from '../../core/restore';
+import { ABANDONED_AFTER_S, restoreBackup } from '../../core/restore';
 import { withRun } from '../../core/run-context';
 import { runTenantBackup } from '../../core/tenants/backup';
 import { restoreTenant } from '../../core/tenants/restore';
 import { openVault, type Vault } from '../../core/vault';
-import { cofre } from '../helpers/cli';
+import { cofre, filesUnder } from '../helpers/cli';
 import {
   createDatabase,
   describeDatabase,
@@ -296,6 +296,109 @@ for (const engine of ['postgres', 'mysql'] as const) {
       }
       expect(await tenantChecksums(engine, tenants.url, plan.tables, '3')).toEqual(before);
     }, 60_000);
+
+    it('SIGKILL mid-backup: the next verify reports the temporary file and the next backup removes it', async () => {
+      const vaultDir = path.join(dir, 'killed-backup');
+      const run = cofreProcess([
+        'backup',
+        '--engine',
+        engine,
+        '--url',
+        source.url,
+        '--vault',
+        `file://${vaultDir}`,
+        '--key-file',
+        keyFile,
+      ]);
+      const partial = await until(
+        'a temporary file',
+        () => Promise.resolve(filesUnder(vaultDir).find((f) => f.includes('.partial-'))),
+        60_000,
+      );
+      run.child.kill('SIGKILL');
+      await run.ended;
+      expect(existsSync(partial)).toBe(true);
+      const report = await cofre(['verify', '--vault', `file://${vaultDir}`, '--all', '--json']);
+      expect(report.stderr).toMatch(
+        /LEFTOVER .*\.partial-[0-9a-f]+: a temporary file of a write that never finished/,
+      );
+      const lines: string[] = [];
+      const [next] = await runBackup({
+        connection: parseDatabaseUrl(engine, source.url),
+        vault: openVault(`file://${vaultDir}`),
+        keys,
+        log: (l) => lines.push(l),
+      });
+      expect(next?.ok).toBe(true);
+      expect(lines.join('\n')).toMatch(
+        /removing the stale chain lock .*: its process \d+ on this host is gone/,
+      );
+      expect(lines.join('\n')).toMatch(/removing .*\.partial-[0-9a-f]+: a temporary file/);
+      expect(filesUnder(vaultDir).filter((f) => f.includes('.partial-') || f.endsWith('=lock.json'))).toEqual(
+        [],
+      );
+    }, 90_000);
+
+    it('an artifact whose manifest was never written is reported, and removed by the next backup', async () => {
+      const vaultDir = path.join(dir, 'no-manifest');
+      const v = openVault(`file://${vaultDir}`);
+      const [first] = await runBackup({ connection: parseDatabaseUrl(engine, source.url), vault: v, keys });
+      if (!first?.ok) throw new Error('backup failed');
+      const manifestFile = path.join(vaultDir, ...first.folder.split('/'), 'manifest.json');
+      rmSync(manifestFile); // as after ENOSPC while writing it
+      const report = await cofre(['verify', '--vault', `file://${vaultDir}`, '--all']);
+      expect(report.stderr).toMatch(/LEFTOVER .*: an artifact without a manifest/);
+      const lines: string[] = [];
+      const [next] = await runBackup({
+        connection: parseDatabaseUrl(engine, source.url),
+        vault: v,
+        keys,
+        log: (l) => lines.push(l),
+      });
+      expect(next?.ok && next.manifest.previous).toBeNull();
+      expect(lines.join('\n')).toMatch(/removing .*: an artifact without a manifest/);
+      expect(filesUnder(path.join(vaultDir, ...first.folder.split('/')))).toEqual([]);
+    }, 90_000);
+
+    it('SIGKILL mid-restore: the next restore into the same target finds what it left, says so and removes it', async () => {
+      const target = newTarget('fault_sigkill');
+      const args = [
+        'restore',
+        '--vault',
+        vaultUrl,
+        '--backup',
+        fullId,
+        '--target-url',
+        target.url,
+        '--key-file',
+        keyFile,
+      ];
+      const run = cofreProcess(args);
+      await until('the loading session', () => loadingSession(engine, target.name), 60_000);
+      run.child.kill('SIGKILL');
+      await run.ended;
+      // What it left: PostgreSQL its temporary copy, MySQL the target with its in-progress marker.
+      await until('the killed session to end', async () =>
+        (await loadingSession(engine, target.name)) === undefined ? true : undefined,
+      );
+      const left = await databasesLike(engine, target.name);
+      expect(left).toHaveLength(1);
+      // PostgreSQL drops a copy only when it is old enough to be nobody's running restore.
+      if (engine === 'postgres') await new Promise((r) => setTimeout(r, ABANDONED_AFTER_S * 1000 + 500));
+      const lines: string[] = [];
+      const report = await restoreBackup({
+        vault,
+        backupId: fullId,
+        keys,
+        target: target.connection,
+        log: (l) => lines.push(l),
+      });
+      expect(report.rows).toBe(150_000);
+      expect(lines.join('\n')).toMatch(
+        /dropping ".*": (the temporary database of an earlier restore|an earlier restore into it did not finish)/,
+      );
+      expect(await databasesLike(engine, target.name)).toEqual([target.name]);
+    }, 90_000);
 
     it('a corrupt tenant artifact ends with exit 3 and one line, at the start and near the end', async () => {
       const entry = await findBackup(vault, tenantId);

@@ -398,7 +398,7 @@ async function restorePostgresDatabase(
  * lets us read it, made more than {@link ABANDONED_AFTER_S} seconds ago (a restore connects within
  * milliseconds of creating it). Reported and dropped.
  */
-export const ABANDONED_AFTER_S = 15;
+export const ABANDONED_AFTER_S = 10;
 
 async function dropAbandonedCopies(
   admin: import('pg').Client,

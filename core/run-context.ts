@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { CancelledError, OperationalError, UsageError } from './errors';
+import { CancelledError, IntegrityError, UsageError } from './errors';
 
 /**
  * One cancellation path for a run (a backup, a restore, a verify): the run's abort signal and the
@@ -66,9 +66,9 @@ export function withRun<T>(
 }
 
 /**
- * {@link withRun}, and a run that was cancelled fails as cancelled: the statement or tool that the
- * cancellation interrupted ("Query execution was interrupted", "killed by SIGTERM") is not the
- * reason the run ended. Usage and integrity errors found before the cancellation keep their code.
+ * {@link withRun}, and a run that was cancelled fails as cancelled: the statement, tool or pipe that
+ * the cancellation interrupted ("Query execution was interrupted", "killed by SIGTERM", EPIPE) is
+ * not the reason the run ended. Usage and integrity errors found before it keep their code.
  */
 export async function withCancellableRun<T>(
   options: Parameters<typeof withRun>[0],
@@ -78,7 +78,10 @@ export async function withCancellableRun<T>(
     return await withRun(options, fn);
   } catch (error) {
     const signal = options.signal;
-    if (signal?.aborted && error instanceof OperationalError && !(error instanceof CancelledError))
+    if (
+      signal?.aborted &&
+      !(error instanceof CancelledError || error instanceof UsageError || error instanceof IntegrityError)
+    )
       throw new CancelledError(String(signal.reason));
     throw error;
   }

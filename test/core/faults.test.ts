@@ -3,15 +3,15 @@
  * is cancelled (SIGTERM), a lock held by another session and a corrupt tenant artifact each end
  * within a bound, with the documented exit code and one line, and leave nothing behind.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup } from '../../core/backup';
-import { findBackup } from '../../core/catalog';
+import { findBackup, readCatalog } from '../../core/catalog';
 import { parseDatabaseUrl, type Engine } from '../../core/connection';
 import type { Keys } from '../../core/crypto';
 import { CancelledError } from '../../core/errors';
@@ -113,6 +113,29 @@ async function loadingSession(engine: Engine, database: string): Promise<number 
 async function killSession(engine: Engine, id: number): Promise<void> {
   if (engine === 'postgres') await sql(engine, PG_ADMIN_URL, 'SELECT pg_terminate_backend($1)', [id]);
   else await sql(engine, MYSQL_ADMIN_URL, `KILL ${id}`).catch(() => undefined);
+}
+
+/** The pid of a dump (`name`, not its `--version` run) among this process's descendants. */
+function descendant(name: string): number | undefined {
+  const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,stat=,comm=,args='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .map(([pid, ppid, stat, comm, ...args]) => ({
+      pid: Number(pid),
+      ppid: Number(ppid),
+      comm: !stat?.startsWith('Z') && !args.includes('--version') ? (comm ?? '') : '',
+    }));
+  const mine = new Set([process.pid]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const r of rows)
+      if (mine.has(r.ppid) && !mine.has(r.pid)) {
+        mine.add(r.pid);
+        grew = true;
+      }
+  }
+  return rows.find((r) => mine.has(r.pid) && r.comm === name)?.pid;
 }
 
 /** Runs the `cofre` command as its own process (the real signal handling); resolves with how it ended. */
@@ -398,6 +421,164 @@ for (const engine of ['postgres', 'mysql'] as const) {
         /dropping ".*": (the temporary database of an earlier restore|an earlier restore into it did not finish)/,
       );
       expect(await databasesLike(engine, target.name)).toEqual([target.name]);
+    }, 90_000);
+
+    it('a byte flipped at the start, middle or end of a full backup: restore is exit 3, one line, no database left', async () => {
+      const entry = await findBackup(vault, fullId);
+      const file = path.join(dir, 'vault', entry.folder, entry.manifest!.artifacts[0]!.name);
+      const original = readFileSync(file);
+      try {
+        for (const at of [0.01, 0.5, 0.99]) {
+          const target = newTarget('fault_flip');
+          const bad = Buffer.from(original);
+          const i = Math.floor(bad.length * at);
+          bad[i] = bad[i]! ^ 0x01;
+          chmodSync(file, 0o600);
+          writeFileSync(file, bad);
+          const started = Date.now();
+          const r = await cofre([
+            'restore',
+            '--vault',
+            vaultUrl,
+            '--backup',
+            fullId,
+            '--target-url',
+            target.url,
+            '--key-file',
+            keyFile,
+          ]);
+          expect({ at, code: r.code }).toEqual({ at, code: 3 });
+          expect(Date.now() - started).toBeLessThan(30_000);
+          expect(r.stderr.split('\n').filter((l) => l.startsWith('cofre:'))).toHaveLength(1);
+          expect(r.stderr).toMatch(/is damaged|SHA-256/);
+          expect(await databasesLike(engine, target.name)).toEqual([]);
+        }
+      } finally {
+        writeFileSync(file, original);
+      }
+    }, 120_000);
+
+    it('--into-table cancelled mid-way: ends within 10 s and drops the table it made', async () => {
+      const controller = new AbortController();
+      const restoring = restoreBackup({
+        vault,
+        backupId: fullId,
+        keys,
+        target: parseDatabaseUrl(engine, source.url),
+        table: 'big',
+        intoTable: 'big_cmp',
+        signal: controller.signal,
+      });
+      restoring.catch(() => undefined);
+      await until('the loading session', () => loadingSession(engine, source.name));
+      const abortedAt = Date.now();
+      controller.abort('SIGTERM');
+      await expect(restoring).rejects.toBeInstanceOf(CancelledError);
+      expect(Date.now() - abortedAt).toBeLessThan(BOUND_MS);
+      const tables =
+        engine === 'postgres'
+          ? await sql(engine, source.url, "SELECT 1 FROM pg_class WHERE relname = 'big_cmp'")
+          : await sql(
+              engine,
+              source.url,
+              "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'big_cmp'",
+            );
+      expect(tables).toEqual([]);
+    }, 60_000);
+
+    it('--table --force with its backend killed mid-way: the table keeps its rows (rolled back)', async () => {
+      const restoring = restoreBackup({
+        vault,
+        backupId: fullId,
+        keys,
+        target: parseDatabaseUrl(engine, source.url),
+        table: 'big',
+        force: true,
+      });
+      restoring.catch(() => undefined);
+      const id = await until('the loading session', () => loadingSession(engine, source.name));
+      const started = Date.now();
+      await killSession(engine, id);
+      await expect(restoring).rejects.toThrow();
+      expect(Date.now() - started).toBeLessThan(BOUND_MS);
+      const [count] = await sql(engine, source.url, 'SELECT count(*) AS n FROM big');
+      expect(Number(count!.n)).toBe(150_000);
+    }, 60_000);
+
+    it('SIGTERM mid-backup: the cofre process ends within 10 s, exit 1, nothing in the vault', async () => {
+      const vaultDir = path.join(dir, 'sigterm-backup');
+      const run = cofreProcess([
+        'backup',
+        '--engine',
+        engine,
+        '--url',
+        source.url,
+        '--vault',
+        `file://${vaultDir}`,
+        '--key-file',
+        keyFile,
+      ]);
+      await until(
+        'a temporary file',
+        () => Promise.resolve(filesUnder(vaultDir).find((f) => f.includes('.partial-'))),
+        60_000,
+      );
+      const sentAt = Date.now();
+      run.child.kill('SIGTERM');
+      const { code, stderr } = await run.ended;
+      expect(Date.now() - sentAt).toBeLessThan(BOUND_MS);
+      expect(code).toBe(1);
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(filesUnder(vaultDir)).toEqual([]);
+    }, 90_000);
+
+    it('the dump tool killed mid-backup: the backup fails (exit 1), nothing in the vault', async () => {
+      const vaultDir = path.join(dir, 'tool-killed');
+      const backing = runBackup({
+        connection: parseDatabaseUrl(engine, source.url),
+        vault: openVault(`file://${vaultDir}`),
+        keys,
+      });
+      const tool = engine === 'postgres' ? 'pg_dump' : 'mysqldump';
+      const pid = await until(`the running ${tool}`, () => Promise.resolve(descendant(tool)), 60_000);
+      process.kill(pid, 'SIGKILL');
+      const [outcome] = await backing;
+      expect(outcome?.ok).toBe(false);
+      expect(outcome?.ok === false && outcome.exitCode).toBe(1);
+      // MySQL's dump runs under a sh wrapper, which reports the kill as exit code 137.
+      expect(outcome?.ok === false && outcome.error).toMatch(
+        new RegExp(`${tool} failed \\((killed by SIGKILL|exit code 137)\\)`),
+      );
+      expect(filesUnder(vaultDir)).toEqual([]);
+    }, 90_000);
+
+    it('two backups of the same database (and of the same tenant) at once: one runs, the other fails before writing', async () => {
+      const v = openVault(`file://${path.join(dir, 'concurrent')}`);
+      const full = await Promise.all(
+        [1, 2].map(() => runBackup({ connection: parseDatabaseUrl(engine, source.url), vault: v, keys })),
+      );
+      expect(
+        full
+          .flat()
+          .map((o) => o.ok)
+          .sort(),
+      ).toEqual([false, true]);
+      const tenant = await Promise.all(
+        [1, 2].map(() =>
+          runTenantBackup({
+            connection: parseDatabaseUrl(engine, tenants.url),
+            model: TENANT_MODEL,
+            tenants: ['3'],
+            vault: v,
+            keys,
+          }),
+        ),
+      );
+      const outcomes = tenant.flat();
+      expect(outcomes.map((o) => o.ok).sort()).toEqual([false, true]);
+      for (const o of outcomes)
+        if (!o.ok) expect(o.error).toMatch(/another backup of tenants\/.* is running/);
+      expect((await readCatalog(v)).length).toBe(2);
     }, 90_000);
 
     it('a corrupt tenant artifact ends with exit 3 and one line, at the start and near the end', async () => {

@@ -487,6 +487,10 @@ for (const engine of ['postgres', 'mysql'] as const) {
     }, 60_000);
 
     it('--table --force with its backend killed mid-way: the table keeps its rows (rolled back)', async () => {
+      // The server thread of the previous test's killed client may still be finishing its INSERT.
+      await until('no earlier loading session', async () =>
+        (await loadingSession(engine, source.name)) === undefined ? true : undefined,
+      );
       const restoring = restoreBackup({
         vault,
         backupId: fullId,

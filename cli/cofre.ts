@@ -1,14 +1,24 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError } from 'commander';
 import { runBackup } from '../core/backup';
-import { findBackup, readCatalog } from '../core/catalog';
+import { findBackup, findLeftovers, readCatalog } from '../core/catalog';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
 import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
 import { restoreBackup } from '../core/restore';
+import {
+  CANCEL_GRACE_MS,
+  DEFAULT_LOCK_TIMEOUT_MS,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
+  parseDuration,
+  withRun,
+} from '../core/run-context';
+import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify';
-import { openVault, parseLockMode } from '../core/vault';
+import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addExportCommands } from './export-commands';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
@@ -44,6 +54,40 @@ function keyOptions(opts: Record<string, unknown>): KeyOptions {
     kmsKeyArn: opts.kmsKey as string | undefined,
     escrowPublicKey: opts.escrowPublicKey as string | undefined,
     escrowPrivateKey: opts.escrowPrivateKey as string | undefined,
+  };
+}
+
+/** `--lock-timeout` / `--statement-timeout`: the database session limits of a backup or restore. */
+function withSessionLimitOptions<C extends Command>(command: C): C {
+  command
+    .option(
+      '--lock-timeout <duration>',
+      `how long a database statement waits for a lock before the run fails (e.g. 30s, 5m; default ${DEFAULT_LOCK_TIMEOUT_MS / 1000}s)`,
+    )
+    .option(
+      '--statement-timeout <duration>',
+      `how long one database statement may run (e.g. 90m, 6h; 0: no limit; default ${DEFAULT_STATEMENT_TIMEOUT_MS / 3600_000}h)`,
+    );
+  return command;
+}
+
+/**
+ * The session limits given on the command line. Read before commander runs the action, so that the
+ * whole action runs inside one run context (core/run-context.ts) with them and with the signal.
+ */
+function sessionLimits(argv: readonly string[]): { lockTimeoutMs?: number; statementTimeoutMs?: number } {
+  const value = (flag: string): string | undefined => {
+    const i = argv.findIndex((a) => a === flag || a.startsWith(`${flag}=`));
+    if (i === -1) return undefined;
+    return argv[i]!.includes('=') ? argv[i]!.slice(flag.length + 1) : argv[i + 1];
+  };
+  const lock = value('--lock-timeout');
+  const statement = value('--statement-timeout');
+  return {
+    ...(lock !== undefined ? { lockTimeoutMs: parseDuration(lock, '--lock-timeout') } : {}),
+    ...(statement !== undefined
+      ? { statementTimeoutMs: parseDuration(statement, '--statement-timeout', { allowZero: true }) }
+      : {}),
   };
 }
 
@@ -111,6 +155,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     )
     .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
     .option('--json', 'print one JSON summary on stdout');
+  withSessionLimitOptions(backupCommand);
   withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
     const engine = parseEngine(String(opts.engine));
     const connection = parseDatabaseUrl(engine, String(opts.url));
@@ -125,6 +170,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       objectLockMode:
         opts.objectLock === undefined ? undefined : parseLockMode(opts.objectLock as string, '--object-lock'),
     });
+    // Cofre creates the vault folder itself, never the path above it (an unmounted disk).
+    if (vault instanceof FileVault && !existsSync(path.dirname(vault.root)))
+      throw new UsageError(
+        `--vault: the parent directory ${path.dirname(vault.root)} does not exist (is the disk mounted?); Cofre creates only ${path.basename(vault.root)} itself`,
+      );
     const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
     const resolved = await resolveCredentials(connection, {
       env: io.env,
@@ -220,9 +270,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
             tables: number;
             rows: number;
             lockUntil: string;
-            status: 'ok' | 'expired';
+            status: 'ok' | 'expired' | 'missing';
             location: string;
           };
+      // A backup whose artifact is gone is not "ok", whatever its manifest says.
+      const missing = new Set<string>();
+      for (const e of catalog)
+        for (const a of e.manifest?.artifacts ?? [])
+          if (!(await vault.stat(`${e.folder}/${a.name}`))) missing.add(e.backupId);
       const rows = catalog.map((e): Row => {
         const m = e.manifest;
         if (!m)
@@ -244,7 +299,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
           tables: a.tables.length,
           rows: a.tables.reduce((n, t) => n + t.rows, 0),
           lockUntil: m.retention.lockUntil,
-          status: new Date(m.retention.lockUntil).getTime() <= now ? 'expired' : 'ok',
+          status:
+            new Date(m.retention.lockUntil).getTime() <= now
+              ? 'expired'
+              : missing.has(e.backupId)
+                ? 'missing'
+                : 'ok',
           location: e.folder,
         };
       });
@@ -321,6 +381,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
         : undefined;
       const ids = opts.all ? (await readCatalog(vault)).map((e) => e.backupId) : [String(opts.backup)];
+      // What killed runs left behind is no backup, but the operator should know of it.
+      const leftovers = opts.all ? await findLeftovers(vault) : [];
+      for (const l of leftovers)
+        io.stderr(`LEFTOVER ${l.key}: ${l.why} (the next backup of that database removes it)\n`);
+      if (ids.length === 0) {
+        // Nothing verified is not a pass: a wrong path, an unmounted disk or an emptied bucket.
+        if (vault instanceof FileVault && !existsSync(vault.root))
+          throw new UsageError(`--vault: ${vault.root} does not exist (is the disk mounted?)`);
+        throw new IntegrityError(`no backups in ${vault.url}: nothing was verified`);
+      }
       const reports: (VerifyReport | { backupId: string; status: 'failed'; problems: readonly string[] })[] =
         [];
       for (const backupId of ids) {
@@ -348,7 +418,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         }
       }
       const failed = reports.filter((r) => r.status === 'failed');
-      if (opts.json) io.stdout(`${JSON.stringify({ ok: failed.length === 0, vault: vault.url, reports })}\n`);
+      if (opts.json)
+        io.stdout(`${JSON.stringify({ ok: failed.length === 0, vault: vault.url, reports, leftovers })}\n`);
       if (failed.length) exitCode = 3;
     });
 
@@ -397,6 +468,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       'with --tenant: go ahead although the deletes reach rows not owned by this tenant alone (every removed row is still accounted for)',
     )
     .option('--json', 'print the restore report as JSON on stdout');
+  withSessionLimitOptions(restoreCommand);
   withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
     if (opts.tenant === undefined && (opts.dryRun || opts.intoDatabase !== undefined))
       throw new UsageError('--dry-run / --into-database: only with --tenant ID');
@@ -404,6 +476,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     const backupId = String(opts.backup);
     const entry = await findBackup(vault, backupId);
     const engine = entry.manifest?.engine ?? 'postgres';
+    const scheme = /^([a-z]+):/i.exec(String(opts.targetUrl))?.[1]?.toLowerCase();
+    const urlEngine = scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : 'postgres';
+    if (scheme && ['postgres', 'postgresql', 'mysql', 'mariadb'].includes(scheme) && urlEngine !== engine)
+      throw new UsageError(
+        `--target-url: backup ${backupId} is a ${engine} backup, the target URL is ${urlEngine} (${scheme}://); nothing was changed`,
+      );
     const target = await resolveCredentials(
       parseDatabaseUrl(engine, String(opts.targetUrl), '--target-url'),
       {
@@ -471,7 +549,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addLocalCommand(program, io, (c) => (exitCode = c));
   addReportCommand(program, io);
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    const limits = sessionLimits(argv);
+    await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -487,16 +566,53 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   }
 }
 
+/** A command-line argument with the password of any URL in it replaced by `***`. */
+export function redactArgument(arg: string): string {
+  // Up to the last "@": a password may hold an unencoded "@" (over-redacting is the safe side).
+  return arg.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)\S+@/gi, '$1***@');
+}
+
 /** The process entry point: wires signals, stdout/stderr and the exit code. */
 export function run(): void {
   const controller = new AbortController();
+  const cancel = (reason: string) => {
+    if (controller.signal.aborted) return;
+    controller.abort(reason);
+    // Cleanup (rollback, dropping what the run made) gets a bounded time: a run that cannot stop
+    // by itself still ends, its tools killed; what it left is reported and removed by the next run.
+    setTimeout(() => {
+      const killed = killAllTools();
+      process.stderr.write(
+        `cofre: cleanup did not finish within ${CANCEL_GRACE_MS / 1000} s after ${reason}; exiting${killed ? ` (killed ${killed} database tools)` : ''}\n`,
+      );
+      process.exit(1);
+    }, CANCEL_GRACE_MS).unref();
+  };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => {
+    process.on(sig, () => {
+      if (controller.signal.aborted) {
+        // A second signal: stop now.
+        killAllTools();
+        process.exit(1);
+      }
       process.stderr.write(`\ncofre: received ${sig}, stopping and cleaning up…\n`);
-      controller.abort(sig);
+      cancel(sig);
     });
   }
-  main(process.argv.slice(2), {
+  // A closed pipe (`cofre list --json | head`) ends the run like a signal, not with a crash.
+  for (const stream of [process.stdout, process.stderr])
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      cancel(error.code === 'EPIPE' ? 'closed pipe' : `output error ${error.code ?? error.message}`);
+    });
+  // The password of a --url / --target-url is read from this copy; the process's own argv (and so
+  // `ps` and /proc/<pid>/cmdline) shows it as *** for the whole run.
+  const argv = process.argv.slice(2);
+  const shown = argv.map(redactArgument);
+  if (shown.some((a, i) => a !== argv[i])) {
+    process.argv = [...process.argv.slice(0, 2), ...shown];
+    process.title = ['cofre', ...shown].join(' ');
+  }
+  main(argv, {
     stdout: (t) => process.stdout.write(t),
     stderr: (t) => process.stderr.write(t),
     env: process.env,

@@ -1,4 +1,12 @@
-import { backupFolder, backupIdTime, chainLink, historyOf, writeManifest } from './catalog';
+import {
+  backupFolder,
+  backupIdTime,
+  chainLink,
+  chainPrefix,
+  historyOf,
+  withChainLock,
+  writeManifest,
+} from './catalog';
 import type { Connection, Engine } from './connection';
 import { describeConnection } from './connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from './crypto';
@@ -24,6 +32,7 @@ import {
 import type { RunningDump, SourceInfo } from './sources/types';
 import { decideTier } from './tiers';
 import type { Vault } from './vault';
+import { withRun } from './run-context';
 
 export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
 
@@ -100,7 +109,12 @@ export function checkBackupOptions(options: BackupOptions): void {
  * Backs up each requested database as its own backup (one artifact and a manifest), one after the
  * other. A database that fails is reported and does not stop the others; nothing of it is kept.
  */
-export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]> {
+export function runBackup(options: BackupOptions): Promise<BackupOutcome[]> {
+  // One cancellation path: every tool and session of this run stops with `options.signal`.
+  return withRun({ signal: options.signal }, () => runBackupInRun(options));
+}
+
+async function runBackupInRun(options: BackupOptions): Promise<BackupOutcome[]> {
   checkBackupOptions(options);
   const c = options.connection;
   const engine: Engine = c.engine;
@@ -129,11 +143,13 @@ export async function runBackup(options: BackupOptions): Promise<BackupOutcome[]
     }
     log(`backing up ${database === null ? 'server globals' : `"${database}"`} of ${describeConnection(c)}`);
     try {
-      const outcome = await backupOne(
-        options,
-        info,
-        options.sourceId ?? defaultSourceId(c, database),
-        database,
+      const sourceId = options.sourceId ?? defaultSourceId(c, database);
+      // One backup of a chain at a time: a second run fails here, before writing anything.
+      const outcome = await withChainLock(
+        options.vault,
+        chainPrefix(sourceId, database),
+        () => backupOne(options, info, sourceId, database),
+        log,
       );
       outcomes.push(outcome);
     } catch (error) {
@@ -166,7 +182,7 @@ async function backupOne(
   const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await historyOf(options.vault, sourceId, database);
+  const history = await historyOf(options.vault, sourceId, database, options.log);
   const tier = options.tier ?? decideTier(startedAt, history.backupIds.map(backupIdTime), timeZone);
   const retention = retentionFor(tier, dataClass, settings);
   const folder = backupFolder(sourceId, database, backupId);

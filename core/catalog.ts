@@ -1,6 +1,7 @@
+import os from 'node:os';
 import { Readable } from 'node:stream';
 import { MANIFEST_NAME, parseManifest, serializeManifest, sha256, type Manifest } from './manifest';
-import { UsageError } from './errors';
+import { OperationalError, UsageError, messageOf } from './errors';
 import type { Vault } from './vault';
 
 /**
@@ -17,11 +18,11 @@ export const BACKUP_PREFIXES = [`${FULL_PREFIX}/`, `${TENANT_PREFIX}/`] as const
 export const GLOBALS_SEGMENT = '=globals';
 
 export function databaseSegment(database: string | null): string {
-  return database === null ? GLOBALS_SEGMENT : encodeURIComponent(database);
+  return database === null ? GLOBALS_SEGMENT : segment(database);
 }
 
 export function backupFolder(sourceId: string, database: string | null, backupId: string): string {
-  return [FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database), backupId].join('/');
+  return [FULL_PREFIX, segment(sourceId), databaseSegment(database), backupId].join('/');
 }
 
 export function tenantBackupFolder(
@@ -34,7 +35,16 @@ export function tenantBackupFolder(
 }
 
 function tenantSegments(sourceId: string, database: string, tenant: string): string[] {
-  return [encodeURIComponent(sourceId), encodeURIComponent(database), encodeURIComponent(tenant)];
+  return [segment(sourceId), segment(database), segment(tenant)];
+}
+
+/**
+ * One path segment: URI-encoded, and "." / ".." (which encodeURIComponent leaves as they are, and
+ * which a file vault would resolve to the folder itself or its parent) with their dots encoded.
+ */
+function segment(value: string): string {
+  const encoded = encodeURIComponent(value);
+  return /^\.+$/.test(encoded) ? encoded.replace(/\./g, '%2E') : encoded;
 }
 
 /** The folder a manifest's backup lives in (by its kind). */
@@ -136,38 +146,213 @@ export async function findBackup(
   return entry;
 }
 
-/** Earlier backups of one source and database: their ids (oldest first) and the newest manifest. */
+/** The folder (ending in `/`) that holds one chain: the backups of one source and database. */
+export function chainPrefix(sourceId: string, database: string | null): string {
+  return `${[FULL_PREFIX, segment(sourceId), databaseSegment(database)].join('/')}/`;
+}
+
+/** The folder (ending in `/`) that holds one tenant's chain. */
+export function tenantChainPrefix(sourceId: string, database: string, tenant: string): string {
+  return `${[TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant)].join('/')}/`;
+}
+
+/** Earlier backups of one source and database: their ids (oldest first) and the newest good manifest. */
 export async function historyOf(
   vault: Vault,
   sourceId: string,
   database: string | null,
+  log?: (line: string) => void,
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
-  return historyUnder(
-    vault,
-    `${[FULL_PREFIX, encodeURIComponent(sourceId), databaseSegment(database)].join('/')}/`,
-  );
+  return historyUnder(vault, chainPrefix(sourceId, database), log);
 }
 
-/** Earlier backups of one tenant: their ids (oldest first) and the newest manifest. */
+/** Earlier backups of one tenant: their ids (oldest first) and the newest good manifest. */
 export function tenantHistoryOf(
   vault: Vault,
   sourceId: string,
   database: string,
   tenant: string,
+  log?: (line: string) => void,
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
-  return historyUnder(vault, `${[TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant)].join('/')}/`);
+  return historyUnder(vault, tenantChainPrefix(sourceId, database, tenant), log);
 }
 
+/** A backup id made by Cofre (`20261128T193419184Z-85d6f4b0`). */
+const BACKUP_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
+
+/**
+ * The chain's history. Only a backup that is one can be the previous link: a folder whose
+ * manifest does not parse or validate, is another backup's manifest, is named like a backup made
+ * in the future, or whose artifacts are missing or of the wrong size is skipped (and reported),
+ * and the link goes to the newest good one before it.
+ */
 async function historyUnder(
   vault: Vault,
   prefix: string,
+  log: (line: string) => void = () => undefined,
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
-  const keys = await manifestKeys(vault, prefix);
-  const latestKey = keys[keys.length - 1];
-  return {
-    backupIds: keys.map(backupIdOf),
-    latest: latestKey ? await readEntry(vault, latestKey) : undefined,
-  };
+  const now = Date.now();
+  const keys = (await manifestKeys(vault, prefix)).filter((k) => {
+    const id = backupIdOf(k);
+    // Only this chain's own folders (not a tenant's, below a database's prefix).
+    if (k !== `${prefix}${id}/${MANIFEST_NAME}`) return false;
+    if (!BACKUP_ID.test(id) || backupIdTime(id).getTime() > now + 5 * 60_000) {
+      log(`ignoring ${vault.url}/${k}: "${id}" is not the id of a backup made by now`);
+      return false;
+    }
+    return true;
+  });
+  let latest: CatalogEntry | undefined;
+  for (let i = keys.length - 1; i >= 0 && !latest; i--) {
+    const entry = await readEntry(vault, keys[i]!);
+    const why = entry ? await unfitLink(vault, entry) : 'it is gone';
+    if (why === undefined) latest = entry;
+    else log(`not chaining to ${vault.url}/${keys[i]!}: ${why}`);
+  }
+  return { backupIds: keys.map(backupIdOf), latest };
+}
+
+/** Why a manifest cannot be a previous link, or `undefined` when it can. */
+async function unfitLink(vault: Vault, entry: CatalogEntry): Promise<string | undefined> {
+  const m = entry.manifest;
+  if (!m) return `its manifest is invalid (${(entry.problems ?? []).join('; ')})`;
+  if (m.backupId !== entry.backupId || folderOf(m) !== entry.folder)
+    return `its manifest is the manifest of backup ${m.backupId} (${folderOf(m)})`;
+  for (const a of m.artifacts) {
+    const stat = await vault.stat(`${entry.folder}/${a.name}`);
+    if (!stat) return `its artifact ${a.name} is missing`;
+    if (stat.bytes !== a.bytes.stored)
+      return `its artifact ${a.name} has ${stat.bytes} bytes, the manifest records ${a.bytes.stored}`;
+    if (a.s3?.checksumSha256 && stat.checksumSha256 && a.s3.checksumSha256 !== stat.checksumSha256)
+      return `its artifact ${a.name} has another S3 checksum than the manifest records`;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The chain lock
+
+/** The lock object of a chain, beside its backups: only one backup of a chain runs at a time. */
+export const CHAIN_LOCK_NAME = '=lock.json';
+/** A lock older than this is left by a run that died (no backup runs this long); the next run removes it. */
+export const CHAIN_LOCK_STALE_MS = 12 * 3600_000;
+
+interface LockBody {
+  readonly host: string;
+  readonly pid: number;
+  readonly startedAt: string;
+}
+
+/** Whether a lock provably belongs to no running backup: its process is gone, or it is too old. */
+function staleLock(body: LockBody | undefined, now: number): string | undefined {
+  if (!body) return 'it is unreadable';
+  const age = now - new Date(body.startedAt).getTime();
+  if (!(age < CHAIN_LOCK_STALE_MS)) return `it is ${Math.round(age / 3600_000)} hours old`;
+  if (body.host === os.hostname() && body.pid !== process.pid) {
+    try {
+      process.kill(body.pid, 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH')
+        return `its process ${body.pid} on this host is gone`;
+    }
+  }
+  return undefined;
+}
+
+function parseLock(bytes: Buffer | undefined): LockBody | undefined {
+  try {
+    const b = JSON.parse(bytes?.toString('utf8') ?? '') as Partial<LockBody>;
+    return typeof b.host === 'string' && typeof b.pid === 'number' && typeof b.startedAt === 'string'
+      ? (b as LockBody)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Something a run that did not finish left in a vault. */
+export interface Leftover {
+  readonly key: string;
+  readonly why: string;
+}
+
+/**
+ * What runs that did not finish left under `prefix`: temporary files of a file vault (`*.partial-*`,
+ * after a SIGKILL) and backup folders without a manifest (an artifact whose manifest was never
+ * written: ENOSPC, a kill between the two). Stale chain locks are reported by {@link withChainLock}.
+ */
+export async function findLeftovers(vault: Vault, prefix?: string): Promise<Leftover[]> {
+  const prefixes = prefix === undefined ? [...BACKUP_PREFIXES] : [prefix];
+  const out: Leftover[] = [];
+  for (const p of prefixes) {
+    const partial = vault as Vault & { partialKeys?: (prefix: string) => Promise<string[]> };
+    for (const key of (await partial.partialKeys?.(p)) ?? [])
+      out.push({ key, why: 'a temporary file of a write that never finished' });
+    const keys = await vault.list(p);
+    const manifests = new Set(keys.filter((k) => k.endsWith(`/${MANIFEST_NAME}`)));
+    for (const key of keys) {
+      const folder = key.slice(0, key.lastIndexOf('/'));
+      const id = folder.slice(folder.lastIndexOf('/') + 1);
+      if (BACKUP_ID.test(id) && !manifests.has(`${folder}/${MANIFEST_NAME}`))
+        out.push({ key, why: 'an artifact without a manifest (its backup never finished)' });
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes what runs that did not finish left in a chain's folder. Called holding the chain's lock,
+ * so nothing there can belong to a running backup. A file vault's leftovers are removed; an S3
+ * vault's are only reported (Object Lock keeps them; the lifecycle expires them by their tier tag).
+ */
+async function cleanLeftovers(vault: Vault, prefix: string, log: (line: string) => void): Promise<void> {
+  for (const l of await findLeftovers(vault, prefix)) {
+    if (vault.kind === 'file') {
+      log(`removing ${vault.url}/${l.key}: ${l.why}`);
+      await vault.remove(l.key);
+    } else log(`found ${vault.url}/${l.key}: ${l.why} (kept: S3 Object Lock; the lifecycle expires it)`);
+  }
+}
+
+/**
+ * Runs `fn` holding the chain's lock: an object created only if absent (file: `O_EXCL`; S3:
+ * `If-None-Match: *`), so two backups of the same database into the same vault can never both
+ * run and fork the chain (two with the same `previous`, two yearlies). The second one fails at
+ * once (exit 1), before it writes anything. A lock left by a run that died is reported and removed.
+ */
+export async function withChainLock<T>(
+  vault: Vault,
+  prefix: string,
+  fn: () => Promise<T>,
+  log: (line: string) => void = () => undefined,
+): Promise<T> {
+  const key = `${prefix}${CHAIN_LOCK_NAME}`;
+  const body: LockBody = { host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString() };
+  const bytes = Buffer.from(`${JSON.stringify(body)}\n`);
+  let held = await vault.createExclusive(key, bytes);
+  if (!held) {
+    const existing = parseLock(await vault.readBytes(key));
+    const stale = staleLock(existing, Date.now());
+    if (stale === undefined)
+      throw new OperationalError(
+        `another backup of ${prefix.replace(/\/$/, '')} is running (since ${existing!.startedAt}, process ${existing!.pid} on ${existing!.host}); this run did not start and wrote nothing. If no backup is running, the lock ${vault.url}/${key} is removed by the next run after ${CHAIN_LOCK_STALE_MS / 3600_000} hours, or delete it`,
+      );
+    log(`removing the stale chain lock ${vault.url}/${key}: ${stale}`);
+    await vault.remove(key);
+    held = await vault.createExclusive(key, bytes);
+    if (!held)
+      throw new OperationalError(
+        `another backup of ${prefix.replace(/\/$/, '')} took the chain lock ${vault.url}/${key} at the same moment; this run did not start`,
+      );
+  }
+  try {
+    await cleanLeftovers(vault, prefix, log);
+    return await fn();
+  } finally {
+    await vault.remove(key).catch((error: unknown) => {
+      log(`could not remove the chain lock ${vault.url}/${key}: ${messageOf(error)}`);
+    });
+  }
 }
 
 /**

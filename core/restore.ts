@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -35,6 +36,7 @@ import {
 } from './sources/postgres-toc';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { TableCount } from './sources/types';
+import { detached, withCancellableRun } from './run-context';
 import type { Vault } from './vault';
 
 export interface RestoreOptions {
@@ -100,7 +102,12 @@ export const SPILL_THRESHOLD_BYTES = 2 * 1024 * 1024 * 1024;
  * target with a `__cofre_restore_in_progress` marker table that is removed last; on failure the
  * target is dropped. Either way a failed or interrupted restore leaves nothing that looks restored.
  */
-export async function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
+export function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
+  // One cancellation path: every tool and session of this restore stops with `options.signal`.
+  return withCancellableRun({ signal: options.signal }, () => restoreBackupInRun(options));
+}
+
+async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   if (!entry.manifest)
@@ -218,6 +225,11 @@ export async function verifiedPlaintext(
   // raw error before it can be given the clear one below.
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
   tapPlain.pipe(out, { end: false });
+  // A consumer that stops early (a failed tool, a cancelled run) stops the read: otherwise the
+  // pipeline stalls on back-pressure forever, holding the vault's file or connection open.
+  out.once('close', () => {
+    if (!source.destroyed && !source.readableEnded) source.destroy();
+  });
   pipeline(
     source,
     tapStored,
@@ -234,11 +246,16 @@ export async function verifiedPlaintext(
         error instanceof CofreError
           ? error
           : new IntegrityError(
-              `artifact ${input.key} cannot be authenticated and decrypted with the given key: ${messageOf(error)}`,
+              // The key was checked to be one the artifact is encrypted for: this is damage.
+              `artifact ${input.key} is damaged: it fails authentication while decrypting (${messageOf(error)}); nothing of it was kept`,
             ),
       );
     },
   );
+  // A consumer that attaches after the stream has already failed (a tiny corrupt artifact fails
+  // before the first read) still gets the error from its pipeline or iterator; without this
+  // listener the 'error' event would crash the process first.
+  out.on('error', () => undefined);
   return out;
 }
 
@@ -322,6 +339,7 @@ async function restorePostgresDatabase(
   const admin = await connectPostgres(target, 'postgres');
   let created = false;
   try {
+    await dropAbandonedCopies(admin, database, log);
     await admin.query(`CREATE DATABASE ${quoteIdent(temp)} TEMPLATE template0`);
     created = true;
     log(
@@ -373,6 +391,43 @@ async function restorePostgresDatabase(
   }
 }
 
+/**
+ * Temporary databases of earlier restores into `database` that were killed (SIGKILL, a lost
+ * machine) before they could drop them: named `<database>_cofre_restoring_<8 hex>`, with no
+ * session connected (a running restore always has its pg_restore session) and, where the server
+ * lets us read it, made more than {@link ABANDONED_AFTER_S} seconds ago (a restore connects within
+ * milliseconds of creating it). Reported and dropped.
+ */
+export const ABANDONED_AFTER_S = 10;
+
+async function dropAbandonedCopies(
+  admin: import('pg').Client,
+  database: string,
+  log: (line: string) => void,
+): Promise<void> {
+  const { rows } = await admin.query<{ name: string }>(
+    `SELECT d.datname AS name FROM pg_database d
+      WHERE left(d.datname, length($1) + 17) = $1 || '_cofre_restoring_' AND d.datname ~ '_cofre_restoring_[0-9a-f]{8}$'
+        AND length(d.datname) = length($1) + 25
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)`,
+    [database.slice(0, 40)],
+  );
+  for (const { name } of rows) {
+    const age = await admin
+      .query<{ s: string }>(
+        `SELECT extract(epoch FROM now() - (pg_stat_file('base/' || oid || '/PG_VERSION')).modification) AS s FROM pg_database WHERE datname = $1`,
+        [name],
+      )
+      .then((r) => (r.rows[0] ? Number(r.rows[0].s) : Infinity))
+      .catch(() => Infinity);
+    if (age < ABANDONED_AFTER_S) continue;
+    log(
+      `dropping "${name}": the temporary database of an earlier restore of "${database}" that did not finish`,
+    );
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
+  }
+}
+
 /** Streams the verified plaintext into a tool's stdin; the tool and the stream must both succeed. */
 async function feedTool(
   input: Input,
@@ -383,10 +438,13 @@ async function feedTool(
   const stages: (Readable | Transform)[] = [plaintext];
   stages.push(...(options.transforms ?? []));
   let first: unknown;
+  const stopped = new EventEmitter();
+  const isStopped = () => first !== undefined;
   const stop = (error: unknown) => {
     first ??= error;
     tool.kill();
     plaintext.destroy();
+    stopped.emit('stop');
   };
   const onAbort = () => {
     stop(new CancelledError(String(input.signal?.reason ?? 'signal')));
@@ -399,17 +457,23 @@ async function feedTool(
     stdin.on('error', () => undefined);
     if (options.prefix) stdin.write(options.prefix);
     for await (const chunk of chainTransforms(stages)) {
-      if (!stdin.write(chunk as Buffer))
+      if (first !== undefined) break;
+      // A tool that stopped reading (it failed, its backend was killed) has a closed stdin: waiting
+      // for 'drain' or 'close' then would wait forever, so the stop is awaited too.
+      if (!stdin.write(chunk as Buffer) && !stdin.destroyed)
         await new Promise<void>((resolve) => {
           const done = () => {
             stdin.off('drain', done);
             stdin.off('close', done);
+            stopped.off('stop', done);
             resolve();
           };
           stdin.on('drain', done);
           stdin.on('close', done);
+          stopped.on('stop', done);
+          if (isStopped() || stdin.destroyed) done();
         });
-      if (first !== undefined) break;
+      if (isStopped()) break;
     }
     if (first === undefined) {
       if (options.suffix) stdin.write(options.suffix);
@@ -670,31 +734,51 @@ function quoteLiteral(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-/** Rewrites the one `COPY <table> (…) FROM stdin;` line of a data-only pg_restore script. */
-function renameCopyTarget(dest: string): Transform {
-  let carry = '';
+/**
+ * Rewrites the one `COPY <table> (…) FROM stdin;` line of a data-only pg_restore script. Works on
+ * bytes: only whole lines before the COPY line are looked at (and only that line is decoded), the
+ * rows pass through untouched, so a multibyte character split across chunks stays whole.
+ */
+export function renameCopyTarget(dest: string): Transform {
+  let carry: Buffer = Buffer.alloc(0);
   let done = false;
+  const COPY = Buffer.from('COPY ');
   return new Transform({
     transform(chunk: Buffer, _e, cb) {
       if (done) {
         cb(null, chunk);
         return;
       }
-      const text = carry + chunk.toString('utf8');
-      const m = /^COPY (.+?) \(/m.exec(text);
-      if (!m) {
-        // Keep a partial last line for the next chunk.
-        const nl = text.lastIndexOf('\n');
-        carry = text.slice(nl + 1);
-        cb(null, Buffer.from(text.slice(0, nl + 1)));
-        return;
+      const data = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+      let start = 0;
+      for (;;) {
+        const nl = data.indexOf(0x0a, start);
+        if (nl === -1) break;
+        if (data.subarray(start, start + COPY.length).equals(COPY)) {
+          const line = data.subarray(start, nl).toString('utf8');
+          const m = /^COPY (.+?) \(/.exec(line);
+          if (m) {
+            done = true;
+            carry = Buffer.alloc(0);
+            cb(
+              null,
+              Buffer.concat([
+                data.subarray(0, start),
+                Buffer.from(`COPY ${dest} (${line.slice(m[0].length)}`),
+                data.subarray(nl),
+              ]),
+            );
+            return;
+          }
+        }
+        start = nl + 1;
       }
-      done = true;
-      carry = '';
-      cb(null, Buffer.from(`${text.slice(0, m.index)}COPY ${dest} (${text.slice(m.index + m[0].length)}`));
+      // Keep a partial last line for the next chunk.
+      carry = Buffer.from(data.subarray(start));
+      cb(null, data.subarray(0, start));
     },
     flush(cb) {
-      cb(null, carry ? Buffer.from(carry) : undefined);
+      cb(null, carry.length ? carry : undefined);
     },
   });
 }
@@ -733,7 +817,12 @@ async function restoreMysqlDatabase(
       'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?',
       [database],
     );
-    const exists = schemata.length > 0;
+    let exists = schemata.length > 0;
+    if (exists && (await abandonedMysqlRestore(conn, database))) {
+      log(`dropping "${database}": an earlier restore into it did not finish (it still has ${IN_PROGRESS})`);
+      await dropIncompleteMysql(conn, database);
+      exists = false;
+    }
     let objects = 0;
     if (exists) {
       const [rows] = await conn.query<RowDataPacket[]>(
@@ -787,11 +876,47 @@ async function restoreMysqlDatabase(
   } finally {
     if (createdByUs) {
       log(`restore failed: dropping the incomplete "${database}"`);
-      await conn.query(`DROP DATABASE IF EXISTS ${quoteMysql(database)}`).catch(() => undefined);
+      await detached(() => dropIncompleteMysql(conn, database)).catch((error: unknown) => {
+        log(`could not drop the incomplete "${database}": ${messageOf(error)} (drop it by hand)`);
+      });
     }
     await conn.end().catch(() => undefined);
     await releasePacket();
   }
+}
+
+/** The database holds the marker of a restore that did not finish, and no session uses it. */
+async function abandonedMysqlRestore(
+  conn: import('mysql2/promise').Connection,
+  database: string,
+): Promise<boolean> {
+  const [marker] = await conn.query<RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+    [database, IN_PROGRESS],
+  );
+  if (marker.length === 0) return false;
+  const [sessions] = await conn.query<RowDataPacket[]>(
+    'SELECT 1 FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+    [database],
+  );
+  return sessions.length === 0;
+}
+
+/**
+ * Drops a database this restore created. A killed `mysql` client's server thread may still be
+ * running its statement (and hold the tables' metadata locks): those sessions of the database
+ * are ended first, so the DROP does not wait behind them.
+ */
+async function dropIncompleteMysql(
+  conn: import('mysql2/promise').Connection,
+  database: string,
+): Promise<void> {
+  const [threads] = await conn.query<RowDataPacket[]>(
+    'SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()',
+    [database],
+  );
+  for (const t of threads) await conn.query(`KILL ${Number(t.id)}`).catch(() => undefined);
+  await conn.query(`DROP DATABASE IF EXISTS ${quoteMysql(database)}`);
 }
 
 const MIB = 1024 * 1024;

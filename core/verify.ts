@@ -5,9 +5,10 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { findBackup, folderOf, type CatalogEntry } from './catalog';
 import { decryptStream, type Keys } from './crypto';
+import { checkKeyFits } from './decrypt';
 import { IntegrityError, messageOf } from './errors';
 import { exportedBackupId } from './export';
-import { MANIFEST_NAME, sha256, type Artifact, type Manifest } from './manifest';
+import { MANIFEST_NAME, parseManifest, sha256, type Artifact, type Manifest } from './manifest';
 import { MysqldumpRowCounter } from './sources/mysqldump-rows';
 import { SectionCounter } from './tenants/format';
 import { spawnTool, type ToolProcess } from './sources/process';
@@ -63,6 +64,8 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
     const key = `${entry.folder}/${artifact.name}`;
     const found = await checkStored(options.vault, key, artifact, problems, checked);
     if (found) checkLock(options.vault, key, found, manifest, expired, problems, checked);
+    // A key the artifact was not encrypted for is bad input (exit 2), as on restore and decrypt.
+    if (found && options.deep) checkKeyFits(options.deep, artifact, `backup ${manifest.backupId}`);
     if (found && options.deep) await deepCheck(options, manifest, key, artifact, problems, checked);
   }
   const manifestKey = `${entry.folder}/${MANIFEST_NAME}`;
@@ -190,9 +193,19 @@ async function checkChain(
     return;
   }
   const digest = sha256(bytes);
+  const parsed = parseManifest(bytes);
   if (digest !== previous.sha256)
     problems.push(
       `hash chain: the manifest of previous backup ${previous.backupId} was altered (SHA-256 ${digest}, expected ${previous.sha256})`,
+    );
+  else if (!('manifest' in parsed))
+    // Unchanged, but it never was a backup: the link is to something that is not one.
+    problems.push(
+      `hash chain: previous backup ${previous.backupId} is not a backup: its manifest is invalid (${parsed.problems.join('; ')})`,
+    );
+  else if (parsed.manifest.backupId !== previous.backupId || previous.backupId >= manifest.backupId)
+    problems.push(
+      `hash chain: previous link ${previous.backupId} is not an earlier backup of this chain (its manifest is for ${parsed.manifest.backupId})`,
     );
   else checked.push(`hash chain: previous backup ${previous.backupId} intact`);
 }
@@ -258,6 +271,7 @@ async function deepCheck(
   const children: ToolProcess[] = [];
   let list = '';
   let rows: MysqldumpRowCounter | undefined;
+  let copyRows: CopyRowCounter | undefined;
   let sections: SectionCounter | undefined;
   let sectionError: unknown;
   if (artifact.format === 'tenant-pg-copy' || artifact.format === 'tenant-mysql-insert')
@@ -266,9 +280,13 @@ async function deepCheck(
     const lister = spawnTool('pg_restore', ['--list'], { stdin: true });
     lister.stdout.setEncoding('utf8');
     lister.stdout.on('data', (t: string) => (list += t));
-    // A full read of the archive (every data block) into nothing.
-    const reader = spawnTool('pg_restore', ['--file=/dev/null'], { stdin: true });
-    reader.stdout.resume();
+    // A full read of the archive (every data block) as SQL, whose COPY rows are counted.
+    const reader = spawnTool('pg_restore', ['--data-only', '--file=-'], { stdin: true });
+    copyRows = new CopyRowCounter();
+    const counting = copyRows;
+    reader.stdout.on('data', (c: Buffer) => {
+      counting.push(c);
+    });
     children.push(lister, reader);
   } else if (artifact.format === 'mysqldump-sql') {
     rows = new MysqldumpRowCounter();
@@ -332,6 +350,15 @@ async function deepCheck(
       checked.push(
         `${key}: pg_restore reads the whole archive; its list has the data of all ${artifact.tables.length} tables`,
       );
+    // Recounted from the archive's COPY data, as MySQL's are from its INSERTs.
+    const wrong = artifact.tables.filter(
+      (t) => (copyRows?.rows.get(`${t.schema}.${t.name}`) ?? 0) !== t.rows,
+    );
+    if (wrong.length)
+      problems.push(
+        `artifact ${key}: row counts differ from the manifest for ${wrong.map((t) => `${t.schema}.${t.name} (${copyRows?.rows.get(`${t.schema}.${t.name}`) ?? 0} ≠ ${t.rows})`).join(', ')}`,
+      );
+    else checked.push(`${key}: row counts of all ${artifact.tables.length} tables match the manifest`);
   }
   if (sections) {
     let counted: readonly { schema: string; name: string; rows: number }[] = [];
@@ -365,5 +392,44 @@ async function deepCheck(
         `artifact ${key}: row counts differ from the manifest for ${wrong.map((t) => `${t.name} (${rows.rows.get(t.name) ?? 0} ≠ ${t.rows})`).join(', ')}`,
       );
     else checked.push(`${key}: row counts of all ${artifact.tables.length} tables match the manifest`);
+  }
+}
+
+/**
+ * Counts the rows of each table in `pg_restore --data-only` SQL output: the lines between
+ * `COPY schema.name (…) FROM stdin;` and `\.` (COPY text format escapes newlines inside values,
+ * so one line is one row). Works on bytes; only the COPY header lines are decoded.
+ */
+export class CopyRowCounter {
+  readonly rows = new Map<string, number>();
+  private carry: Buffer = Buffer.alloc(0);
+  private table: string | undefined;
+
+  push(chunk: Buffer): void {
+    const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    let start = 0;
+    for (;;) {
+      const nl = data.indexOf(0x0a, start);
+      if (nl === -1) break;
+      this.line(data.subarray(start, nl));
+      start = nl + 1;
+    }
+    this.carry = Buffer.from(data.subarray(start));
+  }
+
+  private line(line: Buffer): void {
+    if (this.table !== undefined) {
+      if (line.length === 2 && line[0] === 0x5c && line[1] === 0x2e) this.table = undefined;
+      else this.rows.set(this.table, (this.rows.get(this.table) ?? 0) + 1);
+      return;
+    }
+    if (line.length < 5 || line.subarray(0, 5).toString('latin1') !== 'COPY ') return;
+    const m = /^COPY ((?:"(?:[^"]|"")*"|[^".\s]+))\.((?:"(?:[^"]|"")*"|[^".\s(]+)) .*FROM stdin;$/.exec(
+      line.toString('utf8'),
+    );
+    if (!m) return;
+    const unquote = (n: string) => (n.startsWith('"') ? n.slice(1, -1).replace(/""/g, '"') : n);
+    this.table = `${unquote(m[1]!)}.${unquote(m[2]!)}`;
+    this.rows.set(this.table, this.rows.get(this.table) ?? 0);
   }
 }

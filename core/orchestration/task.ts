@@ -262,6 +262,12 @@ export class CountingVault implements Vault {
   list(prefix: string): Promise<string[]> {
     return this.inner.list(prefix);
   }
+  createExclusive(key: string, bytes: Buffer): Promise<boolean> {
+    return this.inner.createExclusive(key, bytes);
+  }
+  remove(key: string): Promise<void> {
+    return this.inner.remove(key);
+  }
 }
 
 /** Heartbeats only when `progress()` advanced since the last beat. Returns a stop function. */

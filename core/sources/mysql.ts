@@ -1,6 +1,7 @@
 import { createConnection, type Connection as MysqlConnection, type RowDataPacket } from 'mysql2/promise';
 import type { Connection } from '../connection';
 import { OperationalError, messageOf } from '../errors';
+import { currentRun, onRunAbort } from '../run-context';
 import { MysqldumpRowCounter } from './mysqldump-rows';
 import { runTool, spawnTool, type ToolProcess } from './process';
 import type { RunningDump, SourceInfo, TableCount } from './types';
@@ -27,6 +28,9 @@ export function mysqlOptionFile(c: Connection): string {
   ];
   if (c.password !== undefined) lines.push(`password=${quote(c.password)}`);
   if (c.sslMode) lines.push(`ssl-mode=${c.sslMode.toUpperCase()}`);
+  // The run's lock limit (core/run-context.ts) for the restoring client's session too (the
+  // [mysql] group: only the mysql client knows init-command).
+  lines.push('[mysql]', `init-command=${quote(lockLimitSql())}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -44,7 +48,66 @@ export function spawnMysqlClient(c: Connection, database: string): ToolProcess {
   return tool;
 }
 
+/** The run's lock-wait limit as one SET (whole seconds; MySQL and MariaDB both have both variables). */
+function lockLimitSql(): string {
+  const seconds = Math.max(1, Math.ceil(currentRun().lockTimeoutMs / 1000));
+  return `SET SESSION lock_wait_timeout = ${seconds}, innodb_lock_wait_timeout = ${seconds}`;
+}
+
+/**
+ * A session with the run's lock-wait limit (metadata and row locks) and statement limit (MariaDB's
+ * `max_statement_time`; MySQL has no equivalent for writes), whose running statement is killed
+ * (`KILL QUERY`) when the run aborts; the session stays usable for ROLLBACK and cleanup.
+ */
 export async function connectMysql(c: Connection, database?: string): Promise<MysqlConnection> {
+  const conn = await openMysql(c, database);
+  try {
+    await conn.query(lockLimitSql());
+    const limit = currentRun().statementTimeoutMs;
+    if (limit > 0)
+      await conn.query(`SET SESSION max_statement_time = ${limit / 1000}`).catch(() => undefined);
+  } catch (error) {
+    conn.destroy();
+    throw new OperationalError(
+      `cannot set the session limits on MySQL at ${c.host}:${c.port}: ${messageOf(error)}`,
+    );
+  }
+  const unsubscribe = onRunAbort(() => {
+    void killRunning(c, conn);
+  });
+  core(conn).once('end', unsubscribe);
+  return conn;
+}
+
+/** mysql2's command in flight (internal field: mysql2 has no public "is busy" getter). */
+function activeCommand(conn: MysqlConnection): unknown {
+  return core(conn)._command ?? null;
+}
+
+/** The callback connection under mysql2's promise wrapper. */
+function core(conn: MysqlConnection): import('node:events').EventEmitter & { _command?: unknown } {
+  return (conn as unknown as { connection: import('node:events').EventEmitter & { _command?: unknown } })
+    .connection;
+}
+
+/** Kills the statement `conn` is running, if any, from a side session. */
+async function killRunning(c: Connection, conn: MysqlConnection): Promise<void> {
+  const running = activeCommand(conn);
+  if (!running) return;
+  try {
+    const side = await openMysql(c);
+    try {
+      // Only the statement that was running when the run aborted, not the cleanup after it.
+      if (activeCommand(conn) === running) await side.query(`KILL QUERY ${conn.threadId}`);
+    } finally {
+      await side.end().catch(() => undefined);
+    }
+  } catch {
+    // the session is gone already
+  }
+}
+
+async function openMysql(c: Connection, database?: string): Promise<MysqlConnection> {
   try {
     return await createConnection({
       host: c.host,

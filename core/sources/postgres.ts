@@ -1,6 +1,7 @@
 import { Client, type ClientConfig } from 'pg';
 import { quoteIdentifier, type Connection } from '../connection';
 import { OperationalError, messageOf } from '../errors';
+import { currentRun, onRunAbort } from '../run-context';
 import { runTool, spawnTool, type SpawnToolOptions } from './process';
 import type { RunningDump, SourceInfo, TableCount } from './types';
 
@@ -25,6 +26,8 @@ export function postgresEnv(c: Connection, database?: string): Record<string, st
     PGSSLMODE: c.sslMode,
     PGAPPNAME: 'cofre',
     PGCONNECT_TIMEOUT: '15',
+    // The run's session limits (see core/run-context.ts) apply to the tools' sessions too.
+    PGOPTIONS: `-c lock_timeout=${currentRun().lockTimeoutMs} -c statement_timeout=${currentRun().statementTimeoutMs}`,
   };
 }
 
@@ -41,12 +44,20 @@ export function postgresClientConfig(c: Connection, database?: string): ClientCo
     database: database ?? c.database ?? 'postgres',
     application_name: 'cofre',
     connectionTimeoutMillis: 15_000,
+    lock_timeout: currentRun().lockTimeoutMs,
+    statement_timeout: currentRun().statementTimeoutMs,
     ...(ssl ? { ssl } : {}),
   };
 }
 
+/**
+ * A session with the run's `lock_timeout` and `statement_timeout`, whose running statement is
+ * cancelled when the run aborts (a lock wait or a long COPY ends at once; the session stays
+ * usable for ROLLBACK and cleanup).
+ */
 export async function connectPostgres(c: Connection, database?: string): Promise<Client> {
-  const client = new Client(postgresClientConfig(c, database));
+  const config = postgresClientConfig(c, database);
+  const client = new Client(config);
   client.on('error', () => undefined); // reported by the query that fails
   try {
     await client.connect();
@@ -55,7 +66,36 @@ export async function connectPostgres(c: Connection, database?: string): Promise
       `cannot connect to PostgreSQL at ${c.host}:${c.port}${database ? ` (database "${database}")` : ''} as ${c.user}: ${messageOf(error)}`,
     );
   }
+  const unsubscribe = onRunAbort(() => {
+    void cancelRunning(client, config);
+  });
+  client.once('end', unsubscribe);
   return client;
+}
+
+/** pg's statement in flight (internal field: pg has no public "is busy" getter). */
+function activeQuery(client: Client): unknown {
+  return (client as unknown as { _activeQuery?: unknown })._activeQuery ?? null;
+}
+
+/** Cancels the statement `client` is running, if any, from a side session (the protocol's cancel request). */
+async function cancelRunning(client: Client, config: ClientConfig): Promise<void> {
+  const running = activeQuery(client);
+  if (!running) return;
+  const side = new Client({ ...config, lock_timeout: undefined, statement_timeout: 10_000 });
+  side.on('error', () => undefined);
+  try {
+    await side.connect();
+    // Only the statement that was running when the run aborted, not the cleanup after it.
+    if (activeQuery(client) === running)
+      await side.query('SELECT pg_cancel_backend($1)', [
+        (client as unknown as { processID: number }).processID,
+      ]);
+  } catch {
+    // the session is gone already
+  } finally {
+    await side.end().catch(() => undefined);
+  }
 }
 
 function toolOptions(c: Connection, database?: string): SpawnToolOptions {

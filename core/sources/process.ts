@@ -1,6 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { OperationalError, UsageError } from '../errors';
+import { currentRun, onRunAbort } from '../run-context';
 
 /** A running dump (or restore) tool. */
 export interface ToolProcess {
@@ -8,7 +9,7 @@ export interface ToolProcess {
   readonly stdin: Writable | null;
   /** Resolves when the tool exited 0 without writing an error; rejects with a clear message otherwise. */
   readonly finished: Promise<void>;
-  /** Stops the tool (SIGTERM, then SIGKILL after 5 s). */
+  /** Stops the tool (SIGTERM, then SIGKILL after 3 s). */
   kill(): void;
 }
 
@@ -28,6 +29,21 @@ export interface SpawnToolOptions {
   readonly errorPattern?: RegExp;
   /** Strings to blank out of any message (passwords). */
   readonly secrets?: readonly (string | undefined)[];
+  /** Stops the tool when it aborts. Default: the run's signal (see `core/run-context.ts`). */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** After SIGTERM, how long a tool has before SIGKILL. */
+const KILL_AFTER_MS = 3000;
+
+/** Every tool still running in this process, so that a last-resort exit can kill them all. */
+const running = new Set<(sig: NodeJS.Signals) => void>();
+
+/** Sends SIGKILL to every tool still running (the CLI's last resort before it exits). */
+export function killAllTools(): number {
+  const n = running.size;
+  for (const kill of running) kill('SIGKILL');
+  return n;
 }
 
 const STDERR_LIMIT = 16 * 1024;
@@ -62,7 +78,7 @@ export function spawnTool(
     fd3.on('error', () => undefined);
     fd3.end(options.optionFile);
   }
-  const signal = (sig: NodeJS.Signals) => {
+  const sendSignal = (sig: NodeJS.Signals) => {
     try {
       if (viaShell && child.pid) process.kill(-child.pid, sig);
       else child.kill(sig);
@@ -70,6 +86,7 @@ export function spawnTool(
       // already gone
     }
   };
+  running.add(sendSignal);
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk: string) => {
@@ -78,6 +95,7 @@ export function spawnTool(
   let killTimer: NodeJS.Timeout | undefined;
   const finished = new Promise<void>((resolve, reject) => {
     child.once('error', (error: NodeJS.ErrnoException) => {
+      running.delete(sendSignal);
       reject(
         error.code === 'ENOENT'
           ? new UsageError(`${command} is not installed or not on PATH (install the database client tools)`)
@@ -86,6 +104,8 @@ export function spawnTool(
     });
     child.once('close', (code, signal) => {
       if (killTimer) clearTimeout(killTimer);
+      running.delete(sendSignal);
+      unsubscribe();
       const text = scrub(stderr.trim(), options.secrets);
       const errorLines = options.errorPattern
         ? text.split('\n').filter((l) => options.errorPattern!.test(l))
@@ -112,19 +132,17 @@ export function spawnTool(
   });
   // Keep an unobserved rejection from crashing the process before the caller awaits it.
   finished.catch(() => undefined);
-  return {
-    stdout: child.stdout,
-    stdin: child.stdin,
-    finished,
-    kill() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      signal('SIGTERM');
-      killTimer = setTimeout(() => {
-        signal('SIGKILL');
-      }, 5000);
-      killTimer.unref();
-    },
+  const kill = () => {
+    if (child.exitCode !== null || child.signalCode !== null || killTimer) return;
+    sendSignal('SIGTERM');
+    killTimer = setTimeout(() => {
+      sendSignal('SIGKILL');
+    }, KILL_AFTER_MS);
+    killTimer.unref();
   };
+  // The run's cancellation (SIGTERM, a failed stage) stops the tool, whoever started it.
+  const unsubscribe = onRunAbort(kill, options.signal ?? currentRun().signal);
+  return { stdout: child.stdout, stdin: child.stdin, finished, kill };
 }
 
 /** Runs a tool to completion and returns its stdout (small outputs: versions, lists). */

@@ -5,7 +5,14 @@
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
 import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
-import { chainLink, tenantBackupFolder, tenantHistoryOf, writeManifest } from '../catalog';
+import {
+  chainLink,
+  tenantBackupFolder,
+  tenantChainPrefix,
+  tenantHistoryOf,
+  withChainLock,
+  writeManifest,
+} from '../catalog';
 import { describeConnection, quoteIdentifier, type Connection } from '../connection';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
 import { IntegrityError, UsageError, messageOf } from '../errors';
@@ -32,6 +39,7 @@ import type { Vault } from '../vault';
 import { checkCoverage, coverageProblems } from './coverage';
 import { loadColumns, startTenantExport } from './export';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
+import { withRun } from '../run-context';
 
 export interface TenantBackupOptions {
   /** The database (its name in the URL) holding the tenants. */
@@ -127,7 +135,12 @@ export function manifestTenant(
  * Backs up each requested tenant as its own backup, `concurrency` at a time. A tenant that fails
  * is reported by id and does not stop the others; nothing of it is kept.
  */
-export async function runTenantBackup(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
+export function runTenantBackup(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
+  // One cancellation path: every tool and session of this run stops with `options.signal`.
+  return withRun({ signal: options.signal }, () => runTenantBackupInRun(options));
+}
+
+async function runTenantBackupInRun(options: TenantBackupOptions): Promise<TenantBackupOutcome[]> {
   const c = options.connection;
   if (!c.database)
     throw new UsageError('--url: expected the database that holds the tenants in the URL path');
@@ -182,7 +195,14 @@ export async function runTenantBackup(options: TenantBackupOptions): Promise<Ten
         continue;
       }
       try {
-        outcomes.set(tenant, await backupTenant(options, plan, info, sourceId, tenant));
+        // One backup of a tenant's chain at a time: a second run fails here, before writing anything.
+        const outcome = await withChainLock(
+          options.vault,
+          tenantChainPrefix(sourceId, plan.database, tenant),
+          () => backupTenant(options, plan, info, sourceId, tenant),
+          log,
+        );
+        outcomes.set(tenant, outcome);
       } catch (error) {
         const message = messageOf(error);
         log(`FAILED tenant ${tenant}: ${message}`);
@@ -214,7 +234,7 @@ async function backupTenant(
   const retention = retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant);
+  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant, options.log);
   const folder = tenantBackupFolder(sourceId, database, tenant, backupId);
   const tags = { [TIER_TAG]: 'tenant', [CLASS_TAG]: dataClass };
   const encryptionContext = {

@@ -40,6 +40,7 @@ import {
   type TenantPlan,
   type TenantPlanTable,
 } from './plan';
+import { withCancellableRun } from '../run-context';
 
 export interface TenantRestoreOptions {
   readonly vault: import('../vault').Vault;
@@ -124,7 +125,12 @@ interface RowSource {
   abort(): void;
 }
 
-export async function restoreTenant(options: TenantRestoreOptions): Promise<TenantRestoreReport> {
+export function restoreTenant(options: TenantRestoreOptions): Promise<TenantRestoreReport> {
+  // One cancellation path: every tool and session of this run stops with `options.signal`.
+  return withCancellableRun({ signal: options.signal }, () => restoreTenantInRun(options));
+}
+
+async function restoreTenantInRun(options: TenantRestoreOptions): Promise<TenantRestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
   const log = options.log ?? (() => undefined);
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);

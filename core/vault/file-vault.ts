@@ -25,7 +25,11 @@ export class FileVault implements Vault {
   }
 
   private pathOf(key: string): string {
-    return path.join(this.root, ...key.split('/'));
+    const segments = key.split('/');
+    // A "." or ".." segment would resolve outside the object's own folder (another tenant's chain).
+    if (segments.some((s) => s === '.' || s === '..'))
+      throw new OperationalError(`${this.url}: refusing key "${key}": it has a "." or ".." segment`);
+    return path.join(this.root, ...segments);
   }
 
   async write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject> {
@@ -96,6 +100,41 @@ export class FileVault implements Vault {
       out.push(path.relative(this.root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'));
     }
     return out.sort();
+  }
+
+  async createExclusive(key: string, bytes: Buffer): Promise<boolean> {
+    const file = this.pathOf(key);
+    await mkdir(path.dirname(file), { recursive: true });
+    let handle;
+    try {
+      handle = await open(file, 'wx', 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return true;
+  }
+
+  async remove(key: string): Promise<void> {
+    await unlink(this.pathOf(key)).catch((error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    });
+  }
+
+  /** Keys of the temporary files of unfinished writes under `prefix` (a run that was killed left them). */
+  async partialKeys(prefix: string): Promise<string[]> {
+    const base = path.join(this.root, ...prefix.replace(/\/$/, '').split('/').filter(Boolean));
+    const entries = await readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
+    return entries
+      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
+      .map((e) => path.relative(this.root, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
+      .sort();
   }
 
   /** Temporary files of unfinished writes (there should be none once a run has ended). */

@@ -1,9 +1,11 @@
 import {
+  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   NoSuchKey,
   NotFound,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -193,6 +195,41 @@ export class S3Vault implements Vault {
       throw new OperationalError(`${this.url}: cannot list ${prefix}: ${messageOf(error)}`, { cause: error });
     }
     return keys.sort();
+  }
+
+  async createExclusive(key: string, bytes: Buffer): Promise<boolean> {
+    try {
+      // Conditional write (S3 since 2024): fails with 412 when the key exists, so of two
+      // concurrent writers exactly one succeeds.
+      await this.options.client.send(
+        new PutObjectCommand({
+          Bucket: this.options.bucket,
+          Key: this.keyOf(key),
+          Body: bytes,
+          IfNoneMatch: '*',
+          ContentType: 'application/json',
+          ChecksumAlgorithm: 'SHA256',
+          ...(this.options.sseKmsKeyId
+            ? {
+                ServerSideEncryption: 'aws:kms',
+                SSEKMSKeyId: this.options.sseKmsKeyId,
+                BucketKeyEnabled: true,
+              }
+            : {}),
+        }),
+      );
+      return true;
+    } catch (error) {
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || (error as Error).name === 'PreconditionFailed') return false;
+      throw new OperationalError(`${this.url}: cannot create ${key}: ${messageOf(error)}`);
+    }
+  }
+
+  async remove(key: string): Promise<void> {
+    await this.options.client.send(
+      new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(key) }),
+    );
   }
 }
 

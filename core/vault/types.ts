@@ -55,6 +55,14 @@ export interface Vault {
   stat(key: string): Promise<StoredObject | undefined>;
   /** Every key under `prefix` (relative to the vault root), sorted. */
   list(prefix: string): Promise<string[]>;
+  /**
+   * Creates a small object only if no object has this key (file: `O_EXCL`; S3: a conditional
+   * PutObject with `If-None-Match: *`). Resolves `false` when the key exists: two writers can
+   * never both succeed. For lock objects, never for backups.
+   */
+  createExclusive(key: string, bytes: Buffer): Promise<boolean>;
+  /** Removes an object written with {@link createExclusive} (a lock); no error when it is gone. */
+  remove(key: string): Promise<void>;
 }
 
 /** Joins key segments with `/`, refusing segments that could escape the vault layout. */

@@ -16,6 +16,8 @@ function listingVault(): { vault: Vault; listed: string[] } {
     read: (k, s) => inner.read(k, s),
     readBytes: (k) => inner.readBytes(k),
     stat: (k) => inner.stat(k),
+    createExclusive: (k, b) => inner.createExclusive(k, b),
+    remove: (k) => inner.remove(k),
     list: (prefix) => {
       listed.push(prefix);
       return inner.list(prefix);

@@ -303,6 +303,8 @@ for (const engine of ['postgres', 'mysql'] as const) {
         read: (k, s) => vault.read(k, s),
         readBytes: (k) => vault.readBytes(k),
         stat: (k) => vault.stat(k),
+        createExclusive: (k, b) => vault.createExclusive(k, b),
+        remove: (k) => vault.remove(k),
         write: (key, body, o) => {
           if (key.includes('/13/')) {
             body.destroy();

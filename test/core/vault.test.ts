@@ -31,7 +31,11 @@ function failingBody(bytes: number): Readable {
   return body;
 }
 
-function behavesAsAVault(name: string, make: () => Vault) {
+/**
+ * `conditionalWrites`: the server honours `If-None-Match: *` (s3rver ignores it; moto honours it,
+ * so the S3 path is proven by the moto block below).
+ */
+function behavesAsAVault(name: string, make: () => Vault, conditionalWrites = true) {
   describe(`${name} vault`, () => {
     it('stores, stats, reads and lists objects', async () => {
       const vault = make();
@@ -50,6 +54,24 @@ function behavesAsAVault(name: string, make: () => Vault) {
       expect(await vault.stat('full/src/db/ID1/nope')).toBeUndefined();
       expect(await vault.readBytes('full/src/db/ID1/nope')).toBeUndefined();
     });
+
+    it.runIf(conditionalWrites)(
+      'createExclusive: of writers racing for one key exactly one wins; remove frees it',
+      async () => {
+        const vault = make();
+        const key = 'full/src/db/=lock.json';
+        const wins = await Promise.all(
+          [1, 2, 3, 4].map((i) => vault.createExclusive(key, Buffer.from(`{"n":${i}}`))),
+        );
+        expect(wins.filter(Boolean)).toHaveLength(1);
+        const winner = wins.indexOf(true) + 1;
+        expect((await vault.readBytes(key))?.toString()).toBe(`{"n":${winner}}`);
+        expect(await vault.createExclusive(key, Buffer.from('{}'))).toBe(false);
+        await vault.remove(key);
+        await vault.remove(key);
+        expect(await vault.createExclusive(key, Buffer.from('{}'))).toBe(true);
+      },
+    );
 
     it('leaves no object when the body fails half-way', async () => {
       const vault = make();
@@ -95,6 +117,7 @@ behavesAsAVault(
       prefix: 'team/prod',
       partSize: 5 * 1024 * 1024,
     }),
+  false,
 );
 
 describe('file vault atomicity', () => {

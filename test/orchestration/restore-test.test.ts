@@ -187,7 +187,7 @@ describePostgres('restore-test state machine (local execution)', () => {
     // A file vault's artifact is hashed before anything is created (an S3 vault's stored checksum is
     // compared); then, whichever trips first: the stream's SHA-256, or the AES-GCM authentication.
     expect(alert.body).toMatch(
-      /pgdump\.zst\.enc (has SHA-256 [0-9a-f]{64}, the manifest records [0-9a-f]{64}; nothing was restored|.*the manifest records \d+ bytes with SHA-256|.*cannot be authenticated)/,
+      /pgdump\.zst\.enc (has SHA-256 [0-9a-f]{64}, the manifest records [0-9a-f]{64}; nothing was restored|.*the manifest records \d+ bytes with SHA-256|.*cannot be authenticated|.*is damaged)/,
     );
     expect(await scratchDatabases()).toEqual([]);
     // A failed restore test is not a failed backup.

@@ -337,8 +337,8 @@ export async function withChainLock<T>(
       throw new OperationalError(
         `another backup of ${prefix.replace(/\/$/, '')} is running (since ${existing!.startedAt}, process ${existing!.pid} on ${existing!.host}); this run did not start and wrote nothing. If no backup is running, the lock ${vault.url}/${key} is removed by the next run after ${CHAIN_LOCK_STALE_MS / 3600_000} hours, or delete it`,
       );
-    log(`removing the stale chain lock ${vault.url}/${key}: ${stale}`);
-    await vault.remove(key);
+    log(`releasing the stale chain lock ${vault.url}/${key}: ${stale}`);
+    await vault.release(key);
     held = await vault.createExclusive(key, bytes);
     if (!held)
       throw new OperationalError(
@@ -349,8 +349,8 @@ export async function withChainLock<T>(
     await cleanLeftovers(vault, prefix, log);
     return await fn();
   } finally {
-    await vault.remove(key).catch((error: unknown) => {
-      log(`could not remove the chain lock ${vault.url}/${key}: ${messageOf(error)}`);
+    await vault.release(key).catch((error: unknown) => {
+      log(`could not release the chain lock ${vault.url}/${key}: ${messageOf(error)}`);
     });
   }
 }

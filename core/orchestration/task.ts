@@ -268,6 +268,9 @@ export class CountingVault implements Vault {
   remove(key: string): Promise<void> {
     return this.inner.remove(key);
   }
+  release(key: string): Promise<void> {
+    return this.inner.release(key);
+  }
 }
 
 /** Heartbeats only when `progress()` advanced since the last beat. Returns a stop function. */

@@ -121,6 +121,10 @@ export class FileVault implements Vault {
     return true;
   }
 
+  release(key: string): Promise<void> {
+    return this.remove(key);
+  }
+
   async remove(key: string): Promise<void> {
     await unlink(this.pathOf(key)).catch((error: unknown) => {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;

@@ -1,5 +1,4 @@
 import {
-  DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -197,16 +196,68 @@ export class S3Vault implements Vault {
     return keys.sort();
   }
 
+  /**
+   * Conditional writes (S3 since 2024): `If-None-Match: *` creates the object only when the key is
+   * free, so of two concurrent writers exactly one succeeds. A key that holds a released marker
+   * ({@link release}) is taken over with `If-Match` on the marker's ETag, again by exactly one.
+   */
   async createExclusive(key: string, bytes: Buffer): Promise<boolean> {
+    if (await this.conditionalPut(key, bytes, { IfNoneMatch: '*' })) return true;
+    const current = await this.currentVersion(key);
+    if (current === undefined) return this.conditionalPut(key, bytes, { IfNoneMatch: '*' });
+    if (!current.released) return false;
+    return this.conditionalPut(key, bytes, { IfMatch: current.etag });
+  }
+
+  /** Writes a released marker over the current version (conditional on it): S3 objects are never deleted here. */
+  async release(key: string): Promise<void> {
+    const current = await this.currentVersion(key);
+    if (current === undefined || current.released) return;
+    const marker = Buffer.from(`${JSON.stringify({ released: true, at: new Date().toISOString() })}\n`);
+    // 412: someone took it over meanwhile (it was stale); it is theirs now, nothing to release.
+    await this.conditionalPut(key, marker, { IfMatch: current.etag });
+  }
+
+  remove(key: string): Promise<void> {
+    return Promise.reject(
+      new OperationalError(
+        `${this.url}: ${key} is not deleted: Cofre never deletes from an S3 vault (Object Lock and the lifecycle own its objects)`,
+      ),
+    );
+  }
+
+  private async currentVersion(key: string): Promise<{ etag: string; released: boolean } | undefined> {
     try {
-      // Conditional write (S3 since 2024): fails with 412 when the key exists, so of two
-      // concurrent writers exactly one succeeds.
+      const out = await this.options.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(key) }),
+      );
+      const text = await out.Body!.transformToString();
+      let released = false;
+      try {
+        released = (JSON.parse(text) as { released?: unknown }).released === true;
+      } catch {
+        // not JSON: a lock body that is not ours to interpret as released
+      }
+      return { etag: out.ETag!, released };
+    } catch (error) {
+      if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
+      throw new OperationalError(`${this.url}: cannot read ${key}: ${messageOf(error)}`, { cause: error });
+    }
+  }
+
+  /** A small conditional PutObject; false when S3 answers 412 (the condition did not hold). */
+  private async conditionalPut(
+    key: string,
+    bytes: Buffer,
+    condition: { IfNoneMatch: '*' } | { IfMatch: string },
+  ): Promise<boolean> {
+    try {
       await this.options.client.send(
         new PutObjectCommand({
           Bucket: this.options.bucket,
           Key: this.keyOf(key),
           Body: bytes,
-          IfNoneMatch: '*',
+          ...condition,
           ContentType: 'application/json',
           ChecksumAlgorithm: 'SHA256',
           ...(this.options.sseKmsKeyId
@@ -222,14 +273,8 @@ export class S3Vault implements Vault {
     } catch (error) {
       const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
       if (status === 412 || (error as Error).name === 'PreconditionFailed') return false;
-      throw new OperationalError(`${this.url}: cannot create ${key}: ${messageOf(error)}`);
+      throw new OperationalError(`${this.url}: cannot write ${key}: ${messageOf(error)}`, { cause: error });
     }
-  }
-
-  async remove(key: string): Promise<void> {
-    await this.options.client.send(
-      new DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(key) }),
-    );
   }
 }
 

@@ -61,7 +61,14 @@ export interface Vault {
    * never both succeed. For lock objects, never for backups.
    */
   createExclusive(key: string, bytes: Buffer): Promise<boolean>;
-  /** Removes an object written with {@link createExclusive} (a lock); no error when it is gone. */
+  /**
+   * Frees an object made by {@link createExclusive} so that the next `createExclusive` of the key
+   * succeeds: a file vault deletes it; an S3 vault, from which Cofre never deletes (its writers may
+   * not `s3:DeleteObject`), writes a new version marked released, conditional on the version it read.
+   * No error when it is gone or already released.
+   */
+  release(key: string): Promise<void>;
+  /** Deletes a leftover file of a file vault; an S3 vault refuses (Object Lock and the lifecycle own its objects). */
   remove(key: string): Promise<void>;
 }
 

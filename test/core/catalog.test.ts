@@ -18,6 +18,7 @@ function listingVault(): { vault: Vault; listed: string[] } {
     stat: (k) => inner.stat(k),
     createExclusive: (k, b) => inner.createExclusive(k, b),
     remove: (k) => inner.remove(k),
+    release: (k) => inner.release(k),
     list: (prefix) => {
       listed.push(prefix);
       return inner.list(prefix);

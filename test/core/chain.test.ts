@@ -86,7 +86,7 @@ describePostgres('the hash chain cannot be forked or fooled', () => {
     const lines: string[] = [];
     ok((await backup(vault, (l) => lines.push(l)))[0]);
     expect(lines.join('\n')).toMatch(
-      new RegExp(`removing the stale chain lock .*: its process ${dead} on this host is gone`),
+      new RegExp(`releasing the stale chain lock .*: its process ${dead} on this host is gone`),
     );
     // A live lock (this very process, on this host) is respected.
     writeFileSync(

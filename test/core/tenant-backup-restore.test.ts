@@ -305,6 +305,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         stat: (k) => vault.stat(k),
         createExclusive: (k, b) => vault.createExclusive(k, b),
         remove: (k) => vault.remove(k),
+        release: (k) => vault.release(k),
         write: (key, body, o) => {
           if (key.includes('/13/')) {
             body.destroy();

@@ -56,7 +56,7 @@ function behavesAsAVault(name: string, make: () => Vault, conditionalWrites = tr
     });
 
     it.runIf(conditionalWrites)(
-      'createExclusive: of writers racing for one key exactly one wins; remove frees it',
+      'createExclusive: of writers racing for one key exactly one wins; release frees it',
       async () => {
         const vault = make();
         const key = 'full/src/db/=lock.json';
@@ -67,9 +67,10 @@ function behavesAsAVault(name: string, make: () => Vault, conditionalWrites = tr
         const winner = wins.indexOf(true) + 1;
         expect((await vault.readBytes(key))?.toString()).toBe(`{"n":${winner}}`);
         expect(await vault.createExclusive(key, Buffer.from('{}'))).toBe(false);
-        await vault.remove(key);
-        await vault.remove(key);
+        await vault.release(key);
+        await vault.release(key);
         expect(await vault.createExclusive(key, Buffer.from('{}'))).toBe(true);
+        expect(await vault.createExclusive(key, Buffer.from('{}'))).toBe(false);
       },
     );
 

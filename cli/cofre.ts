@@ -9,6 +9,7 @@ import { CofreError, IntegrityError, UsageError, messageOf } from '../core/error
 import { restoreBackup } from '../core/restore';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { openVault, parseLockMode } from '../core/vault';
+import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
@@ -470,6 +471,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addTenantCommands(program, io, (c) => (exitCode = c));
   addLocalCommand(program, io, (c) => (exitCode = c));
   addReportCommand(program, io);
+  addConfigCommands(program, io, (c) => (exitCode = c));
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;

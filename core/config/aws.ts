@@ -4,6 +4,7 @@
  */
 import {
   CreateSecretCommand,
+  DescribeSecretCommand,
   GetSecretValueCommand,
   ListSecretsCommand,
   PutSecretValueCommand,
@@ -194,19 +195,20 @@ export async function writeSecret(
       ? { SecretBinary: new Uint8Array(value) }
       : { SecretString: value.toString('utf8') };
   const steps: string[] = [];
+  let deletedDate: Date | undefined;
   try {
-    const out = await clients.secrets.send(new PutSecretValueCommand({ SecretId: name, ...body }));
-    return { versionId: out.VersionId ?? 'unknown', steps };
+    deletedDate = (await clients.secrets.send(new DescribeSecretCommand({ SecretId: name }))).DeletedDate;
   } catch (error) {
-    if (nameOf(error) === 'ResourceNotFoundException') {
-      const out = await clients.secrets.send(new CreateSecretCommand({ Name: name, ...body }));
-      steps.push('created the secret again (it no longer existed)');
-      return { versionId: out.VersionId ?? 'unknown', steps };
-    }
-    if (!isDeletedSecret(error)) throw error;
+    if (nameOf(error) !== 'ResourceNotFoundException') throw error;
+    const out = await clients.secrets.send(new CreateSecretCommand({ Name: name, ...body }));
+    steps.push('created the secret again (it no longer existed)');
+    return { versionId: out.VersionId ?? 'unknown', steps };
   }
-  await clients.secrets.send(new RestoreSecretCommand({ SecretId: name }));
-  steps.push('cancelled its scheduled deletion');
+  // Secrets Manager refuses new values for a secret scheduled for deletion: cancel the deletion first.
+  if (deletedDate) {
+    await clients.secrets.send(new RestoreSecretCommand({ SecretId: name }));
+    steps.push('cancelled its scheduled deletion');
+  }
   const out = await clients.secrets.send(new PutSecretValueCommand({ SecretId: name, ...body }));
   return { versionId: out.VersionId ?? 'unknown', steps };
 }

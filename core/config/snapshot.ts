@@ -99,7 +99,10 @@ export async function writeSnapshot(
     .slice(0, 16);
   const base = snapshotBase(read.kind, read.name, source.at, id);
   const manifestKey = `${base}.json`;
-  if (source.eventId && (await deps.vault.stat(manifestKey)))
+  // A redelivered event maps to the same keys. Without s3:ListBucket (the Lambda has none) S3 answers
+  // a missing key with 403, so a failed check only means "write it": a second write of the same key
+  // is a new version of identical content, invisible to list/show/restore.
+  if (source.eventId && (await deps.vault.stat(manifestKey).catch(() => undefined)))
     return { outcome: 'duplicate', key: manifestKey };
   const tags = { [TIER_TAG]: CONFIG_TIER, [CLASS_TAG]: dataClass };
   let valueFields: Partial<ConfigSnapshotManifest> = {};

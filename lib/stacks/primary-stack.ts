@@ -90,7 +90,7 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
-    const { secretArns, ssmParameterPaths } = props.config.configuration;
+    const { secretArns, ssmParameterPaths, dataClass } = props.config.configuration;
     if (secretArns.length || ssmParameterPaths.length)
       this.configSnapshots = new ConfigSnapshots(this, 'ConfigSnapshots', {
         vault: this.vault,
@@ -99,6 +99,7 @@ export class CofrePrimaryStack extends Stack {
         encryptionKey: this.alerts.key,
         secretArns,
         parameterPaths: ssmParameterPaths,
+        dataClass,
         retention: {
           days: props.config.retention.configSnapshotDays,
           classes: props.config.retention.classes,

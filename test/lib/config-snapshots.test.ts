@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_EVENT_NAMES } from '../../core/config/events';
 import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
 import { ConfigSnapshots } from '../../lib/constructs/config-snapshots';
-import { buildTestApp } from '../helpers/cdk';
+import { parseConfig } from '../../lib/config';
+import { buildTestApp, exampleConfig } from '../helpers/cdk';
 import { actionsOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/template';
 
 const SECRET = 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:app-prod/config-AbCdEf';
@@ -164,6 +165,23 @@ describe('ConfigSnapshots in the primary stack (example configuration)', () => {
       }
     ).Rules;
     expect(rules.find((r) => r.Id === 'cofre-config-general')?.ExpirationInDays).toBe(120);
+  });
+
+  it("configuration.dataClass sets the snapshots' class (tag and retention); an unknown class is refused naming the field", () => {
+    const { primary: p } = buildTestApp((c) => ({
+      ...c,
+      configuration: { ...c.configuration, dataClass: 'health' },
+    }));
+    const env = (
+      resourceOf(Template.fromStack(p), p.configSnapshots!.snapshotFunction.function).Properties
+        .Environment as { Variables: Record<string, string> }
+    ).Variables;
+    expect((JSON.parse(env.COFRE_CONFIG_TARGETS!) as { dataClass: string }).dataClass).toBe('health');
+    expect(() =>
+      parseConfig(exampleConfig((c) => ({ ...c, configuration: { ...c.configuration, dataClass: 'tax' } }))),
+    ).toThrow(
+      /configuration\.dataClass: expected one of "general", "health", "accounting", "labour" \(see retention.classes\), got "tax"/,
+    );
   });
 
   it('without configured secrets or parameters there is no snapshot function, rule or alarm', () => {

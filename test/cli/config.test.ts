@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { KMS } from '@aws-sdk/client-kms';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateSecretCommand,
   DeleteSecretCommand,
@@ -15,6 +16,7 @@ import {
   PutParameterCommand,
 } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { loadSnapshots } from '../../core/config/query';
 import { buildKeys } from '../../core/crypto';
 import { openVault } from '../../core/vault';
 import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
@@ -82,6 +84,7 @@ describeLocalAws('cofre config on the local AWS: create, change three times, del
   const binaryName = `${prefix}-cert`;
   const paramName = `${path}/fiscal/token`;
   let vaultUrl: string;
+  let bucket: string;
   let kmsKeyArn: string;
   let paramKey: string;
   const values: string[] = [];
@@ -97,7 +100,7 @@ describeLocalAws('cofre config on the local AWS: create, change three times, del
 
   beforeAll(async () => {
     vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const bucket = await createVaultBucket(aws.s3);
+    bucket = await createVaultBucket(aws.s3);
     kmsKeyArn = await createKmsKey(aws.kms);
     paramKey = await createKmsKey(aws.kms, 'parameter key');
     vaultUrl = `s3://${bucket}/cofre`;
@@ -492,6 +495,47 @@ describeLocalAws('cofre config on the local AWS: create, change three times, del
       kmsKeyArn,
     ]);
     expect(again.stderr).toMatch(/already holds .* nothing written/);
+  });
+
+  it('a snapshot that does not match its manifest is an integrity failure (exit 3), and restore writes nothing', async () => {
+    const vault = openVault(vaultUrl, { s3: aws.s3, objectLockMode: 'none' });
+    const [first] = await loadSnapshots(vault, { name: paramName });
+    const forged = { ...first!.manifest, sha256: sha('something else') };
+    // A new version of the manifest key (the locked original stays, as Object Lock guarantees).
+    await aws.s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: `cofre/${first!.key}`, Body: JSON.stringify(forged) }),
+    );
+    const show = await run([
+      'config',
+      'show',
+      '--vault',
+      vaultUrl,
+      '--name',
+      paramName,
+      '--as-of',
+      after(0),
+      '--reveal',
+      '--kms-key',
+      kmsKeyArn,
+    ]);
+    expect(show.code).toBe(3);
+    expect(show.stderr).toMatch(/SHA-256 [0-9a-f]{64} differs from the manifest's/);
+    expect(show.stdout).toBe('');
+    const before = (await ssm.send(new GetParameterCommand({ Name: paramName }))).Parameter!.Version;
+    const restore = await run([
+      'config',
+      'restore',
+      '--vault',
+      vaultUrl,
+      '--name',
+      paramName,
+      '--as-of',
+      after(0),
+      '--kms-key',
+      kmsKeyArn,
+    ]);
+    expect(restore.code).toBe(3);
+    expect((await ssm.send(new GetParameterCommand({ Name: paramName }))).Parameter!.Version).toBe(before);
   });
 
   it('no value appears in any CLI output other than --reveal', () => {

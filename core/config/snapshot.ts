@@ -272,9 +272,19 @@ export async function snapshotAll(
     }
   };
   try {
-    if (deps.targets.secrets.length) {
+    // Named secrets are read directly; only name prefixes (`…*`) need ListSecrets.
+    const seen = new Set<string>();
+    for (const entry of deps.targets.secrets.filter((e) => !e.endsWith('*'))) {
+      const name = secretArnParts(entry)?.name ?? entry;
+      await take('secret', name, async () => {
+        const read = await readSecret(deps.clients, entry, name);
+        if (read.arn) seen.add(read.arn);
+        return read;
+      });
+    }
+    if (deps.targets.secrets.some((e) => e.endsWith('*'))) {
       for (const s of await listSecrets(deps.clients))
-        if (isTargetSecret(deps.targets, s.arn))
+        if (!seen.has(s.arn) && isTargetSecret(deps.targets, s.arn))
           await take('secret', s.name, () => readSecret(deps.clients, s.arn, s.name));
     }
     const names = new Set<string>();

@@ -150,8 +150,11 @@ export class ConfigSnapshots extends Construct {
           ),
         }),
       );
-      // The weekly job finds the configured secrets among the listed ones; ListSecrets has no resource scope.
-      fn.addToRolePolicy(new PolicyStatement({ actions: ['secretsmanager:ListSecrets'], resources: ['*'] }));
+      // Name prefixes (`…*`) are found by listing (metadata only); ListSecrets has no resource scope.
+      if (secretArns.some((arn) => arn.endsWith('*')))
+        fn.addToRolePolicy(
+          new PolicyStatement({ actions: ['secretsmanager:ListSecrets'], resources: ['*'] }),
+        );
     }
     if (parameterPaths.length) {
       const parameterArn = (p: string) =>
@@ -180,7 +183,7 @@ export class ConfigSnapshots extends Construct {
     fn.addToRolePolicy(
       new PolicyStatement({
         actions: ['kms:Decrypt'],
-        resources: ['*'],
+        resources: [Arn.format({ service: 'kms', resource: 'key', resourceName: '*' }, stack)],
         conditions: {
           StringEquals: {
             'kms:ViaService': [
@@ -303,7 +306,7 @@ export class ConfigSnapshots extends Construct {
       {
         id: 'AwsSolutions-IAM5[Resource::*]',
         reason:
-          'secretsmanager:ListSecrets, ssm:DescribeParameters and the X-Ray actions have no resource-level permissions; kms:Decrypt on * is limited by kms:ViaService to Secrets Manager and SSM reading the configured values.',
+          'secretsmanager:ListSecrets (only for name prefixes), ssm:DescribeParameters and the X-Ray actions have no resource-level permissions; every read of a value names the configured secrets and paths.',
       },
       {
         id: `AwsSolutions-IAM5[Resource::<${logicalId(props.vault.bucket)}.Arn>/config/*]`,
@@ -314,6 +317,11 @@ export class ConfigSnapshots extends Construct {
         id: `AwsSolutions-IAM5[Resource::<${logicalId(props.history.table)}.Arn>/index/*]`,
         reason:
           'Recording the weekly configuration snapshot uses the history grant, which includes querying the indexes of the one history table (index/*), never another table.',
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::arn:aws:kms:${stack.region}:${stack.account}:key/*]`,
+        reason:
+          "The keys that encrypt the configured secrets and SecureStrings are theirs, not Cofre's; kms:Decrypt on this account's keys is limited by kms:ViaService to Secrets Manager and SSM reading those values.",
       },
       ...parameterWildcards,
       ...secretArns

@@ -43,6 +43,10 @@ export default defineConfig({
       tenants: { table: 'companies', keyColumn: 'id', tenantColumn: 'tenantId' },
     },
   ],
+  configuration: {
+    secretArns: ['arn:aws:secretsmanager:sa-east-1:111111111111:secret:app-prod/config-AbCdEf'],
+    ssmParameterPaths: ['/app/prod/'],
+  },
   alerts: {
     emails: ['ops@example.com'],
     pagerDutyRoutingKeySecretArn:

@@ -19,6 +19,7 @@ import {
 import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
+import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
@@ -548,6 +549,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addTenantCommands(program, io, (c) => (exitCode = c));
   addLocalCommand(program, io, (c) => (exitCode = c));
   addReportCommand(program, io);
+  addConfigCommands(program, io, (c) => (exitCode = c));
   try {
     const limits = sessionLimits(argv);
     await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));

@@ -24,6 +24,8 @@ export const FRESHNESS_METRICS = {
   hoursSinceLastGoodSnapshot: 'HoursSinceLastGoodSnapshot',
   /** Minutes between now and the database's LatestRestorableTime: the point-in-time recovery lag. */
   recoveryPointLagMinutes: 'RecoveryPointLagMinutes',
+  /** Hours since the last weekly configuration snapshot that wrote every configured value. */
+  hoursSinceLastGoodConfigSnapshot: 'HoursSinceLastGoodConfigSnapshot',
 } as const;
 
 export const FRESHNESS_NAMESPACE = 'Cofre';
@@ -49,7 +51,7 @@ export type FreshnessState =
 /** What the checker found for one database and check (logged, one line each). */
 export interface FreshnessFinding {
   readonly database: string;
-  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point';
+  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point' | 'config';
   readonly state: FreshnessState;
   /** Age in the metric's unit (hours, or days for restore tests), when there is a good run. */
   readonly age?: number;
@@ -193,6 +195,13 @@ function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
       value: finding.age,
       unit: 'None',
     };
+  if (finding.check === 'config')
+    return {
+      name: FRESHNESS_METRICS.hoursSinceLastGoodConfigSnapshot,
+      dimensions: {},
+      value: finding.age,
+      unit: 'None',
+    };
   return {
     name: FRESHNESS_METRICS.daysSinceLastGoodRestoreTest,
     dimensions: { Database: finding.database },
@@ -303,4 +312,30 @@ export function rdsLatestRestorableTime(rds: RDSClient): LatestRestorableTime {
       throw error;
     }
   };
+}
+
+/** Default limit of the configuration snapshot's age: weekly, plus an hour to finish. */
+export const DEFAULT_CONFIG_SNAPSHOT_HOURS = 7 * 24 + 1;
+
+/**
+ * The age of the last good weekly configuration snapshot (history kind `config`, no database): a
+ * finding and, when there is a good one, the `HoursSinceLastGoodConfigSnapshot` datapoint (no
+ * dimensions). Event-driven snapshots do not count: only the weekly one proves every value was read.
+ */
+export async function checkConfigFreshness(
+  store: Pick<HistoryStore, 'latest'>,
+  now: Date,
+  limitHours: number = DEFAULT_CONFIG_SNAPSHOT_HOURS,
+): Promise<{ finding: FreshnessFinding; metric?: FreshnessMetric }> {
+  const finding = assessFreshness({
+    database: '-',
+    check: 'config',
+    lastGood: await store.latest(undefined, 'config', 'succeeded'),
+    lastRun: await store.latest(undefined, 'config'),
+    now,
+    unitMs: HOUR,
+    limit: limitHours,
+  });
+  const metric = metricOf(finding);
+  return metric ? { finding, metric } : { finding };
 }

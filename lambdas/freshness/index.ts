@@ -8,7 +8,9 @@
  * RecoveryPointLagMinutes (now − LatestRestorableTime).
  *
  * Env: COFRE_HISTORY_TABLE, COFRE_DATABASES (JSON [{"database","tenants","rds"?}]), COFRE_MAX_DURATION_MINUTES,
- * COFRE_RESTORE_TEST_MAX_AGE_DAYS; optional COFRE_SNAPSHOT_MAX_AGE_HOURS, COFRE_RPO_MINUTES.
+ * COFRE_RESTORE_TEST_MAX_AGE_DAYS; optional COFRE_SNAPSHOT_MAX_AGE_HOURS, COFRE_RPO_MINUTES,
+ * COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS (configuration snapshots are deployed: publish
+ * HoursSinceLastGoodConfigSnapshot).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
@@ -18,6 +20,7 @@ import { z } from 'zod';
 import { jsonEnv, numberEnv, requiredEnv } from '../../core/alerts/env';
 import { RDSClient } from '@aws-sdk/client-rds';
 import {
+  checkConfigFreshness,
   checkFreshness,
   FRESHNESS_NAMESPACE,
   rdsLatestRestorableTime,
@@ -69,21 +72,30 @@ export function freshnessSettings(env: NodeJS.ProcessEnv) {
         : {}),
       ...(env.COFRE_RPO_MINUTES !== undefined ? { rpoMinutes: numberEnv(env, 'COFRE_RPO_MINUTES') } : {}),
     },
+    configHours: env.COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS
+      ? numberEnv(env, 'COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
+      : undefined,
   };
 }
 
 export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
-  const { targets, limits } = freshnessSettings(deps.env);
+  const { targets, limits, configHours } = freshnessSettings(deps.env);
   // Only our own dimensions: the alarms select exactly {Database, Kind} or {Database}.
   deps.metrics.clearDefaultDimensions();
   return async () => {
+    const now = (deps.now ?? (() => new Date()))();
     const { findings, metrics } = await checkFreshness(
       deps.store,
       targets,
-      (deps.now ?? (() => new Date()))(),
+      now,
       limits,
       deps.latestRestorableTime,
     );
+    if (configHours !== undefined) {
+      const config = await checkConfigFreshness(deps.store, now, configHours);
+      findings.push(config.finding);
+      if (config.metric) metrics.push(config.metric);
+    }
     for (const f of findings) {
       const line = { ...f };
       if (f.state === 'fresh') deps.logger.info(`${f.database} ${f.check}: fresh`, line);

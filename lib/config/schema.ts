@@ -71,13 +71,10 @@ export const DATA_CLASS_DEFAULT = 'general';
  */
 export const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = {
   buckets: 'backups of application buckets',
-  configuration: 'snapshots of Secrets Manager secrets and SSM parameters',
   'schedules.filesDifferential': 'copies of application buckets',
   'schedules.filesFull': 'copies of application buckets',
-  'schedules.configSnapshot': 'configuration snapshots',
   'retention.filesDifferentialDays': 'copies of application buckets',
   'retention.filesFullWeeks': 'copies of application buckets',
-  'retention.configSnapshotDays': 'configuration snapshots',
 };
 
 export const tenantModelSchema = z
@@ -569,6 +566,11 @@ export const configSchema = z
           )
           .default([])
           .describe('SSM parameter paths to snapshot (recursively).'),
+        dataClass: name('data class')
+          .default(DATA_CLASS_DEFAULT)
+          .describe(
+            'Data class of the configuration snapshots: `general` keeps them `retention.configSnapshotDays`, another class its legal years (`retention.classes`).',
+          ),
       })
       .prefault({})
       .describe('Configuration to snapshot on change and weekly.'),
@@ -616,6 +618,7 @@ export const configSchema = z
     config.buckets.forEach((bucket, i) => {
       checkClass(bucket.dataClass, ['buckets', i, 'dataClass']);
     });
+    checkClass(config.configuration.dataClass, ['configuration', 'dataClass']);
     // The shortest-lived kinds of backup (values that failed their own check are reported once, not again here).
     const { tiers, tenantExportDays } = config.retention;
     const shortest = [

@@ -629,6 +629,28 @@ export class CofreAlerts extends Construct {
     });
   }
 
+  /**
+   * Configuration snapshots are deployed: the freshness check publishes HoursSinceLastGoodConfigSnapshot
+   * (history kind `config`) and this alarm fires when it exceeds `maxAgeHours`, or when no datapoint
+   * arrives (no good weekly snapshot, or the check stopped): missing data is breaching.
+   */
+  public alarmOnConfigSnapshotAge(maxAgeHours: number): Alarm {
+    if (!Number.isFinite(maxAgeHours) || maxAgeHours < 1)
+      throw new Error(`CofreAlerts ${this.node.path}: maxAgeHours must be at least 1, got ${maxAgeHours}`);
+    this.freshnessFunction.function.addEnvironment(
+      'COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS',
+      String(maxAgeHours),
+    );
+    return this.addAlarm('ConfigSnapshotStale', {
+      severity: 'critical',
+      description: `no good weekly configuration snapshot for more than ${maxAgeHours} h (or the freshness check stopped)`,
+      metric: cofreMetric('HoursSinceLastGoodConfigSnapshot', {}, 'Maximum', Duration.hours(1)),
+      threshold: maxAgeHours,
+      evaluationPeriods: 2,
+      treatMissingData: TreatMissingData.BREACHING,
+    });
+  }
+
   /** Alarms when `fn` reports an error (Errors ≥ 1 in 5 minutes). */
   public alarmOnFunction(fn: IFunction, name: string, severity: AlertSeverity = 'warning'): Alarm {
     return this.addAlarm(`${name}Errors`, {

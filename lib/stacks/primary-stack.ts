@@ -11,6 +11,7 @@ import {
   snapshotDatabasesOf,
   snapshotVaultLockOf,
 } from '../constructs/database-snapshots';
+import { ConfigSnapshots } from '../constructs/config-snapshots';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -37,6 +38,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly pipeline: BackupPipeline;
   /** AWS Backup of the RDS instances and Aurora clusters (when the config has any). */
   public readonly snapshots?: { readonly vault: SnapshotVault; readonly plans: DatabaseSnapshots };
+  /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
+  public readonly configSnapshots?: ConfigSnapshots;
 
   constructor(scope: Construct, id: string, props: CofrePrimaryStackProps) {
     super(scope, id, props);
@@ -87,6 +90,23 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
+    const { secretArns, ssmParameterPaths, dataClass } = props.config.configuration;
+    if (secretArns.length || ssmParameterPaths.length)
+      this.configSnapshots = new ConfigSnapshots(this, 'ConfigSnapshots', {
+        vault: this.vault,
+        history: this.history,
+        alerts: this.alerts,
+        encryptionKey: this.alerts.key,
+        secretArns,
+        parameterPaths: ssmParameterPaths,
+        dataClass,
+        retention: {
+          days: props.config.retention.configSnapshotDays,
+          classes: props.config.retention.classes,
+        },
+        weeklySchedule: props.config.schedules.configSnapshot,
+        timeZone: props.config.timeZone,
+      });
     this.alerts.alarmOnTaskFailures(this.pipeline.cluster.attrArn);
     for (const job of PIPELINE_JOBS) {
       const name = job.replace(/(^|-)([a-z])/g, (_, _dash: string, c: string) => c.toUpperCase());

@@ -111,6 +111,12 @@ const CHANGES: Record<string, (c: Config) => void> = {
   'retention.classes.<name>.years': (c) =>
     (c.retention = { classes: { health: { years: 8 }, accounting: { years: 5 }, labour: { years: 10 } } }),
   'retention.tenantExportDays': (c) => (c.retention = { tenantExportDays: 91 }),
+  'retention.configSnapshotDays': (c) => (c.retention = { configSnapshotDays: 120 }),
+  'schedules.configSnapshot': (c) => (c.schedules = { configSnapshot: 'cron(0 4 ? * SAT *)' }),
+  'configuration.secretArns': (c) => (c.configuration = { ...c.configuration, secretArns: [ARN_SECRET] }),
+  'configuration.ssmParameterPaths': (c) =>
+    (c.configuration = { ...c.configuration, ssmParameterPaths: ['/app/other/'] }),
+  'configuration.dataClass': (c) => (c.configuration = { ...c.configuration, dataClass: 'health' }),
   'schedules.rdsSnapshot': (c) => (c.schedules = { rdsSnapshot: 'cron(30 4 * * ? *)' }),
   'retention.rdsSnapshotDays': (c) => (c.retention = { rdsSnapshotDays: 31 }),
   'snapshots.continuousDays': (c) => (c.snapshots = { continuousDays: 30 }),
@@ -140,13 +146,10 @@ const CHANGES: Record<string, (c: Config) => void> = {
 /** A value for each not-yet-supported field (valid for the schema, so only the rejection remains). */
 const UNSUPPORTED_VALUES: Record<string, unknown> = {
   buckets: [{ bucketName: 'app-prod-documents' }],
-  configuration: { secretArns: [ARN_SECRET] },
   'schedules.filesDifferential': 'cron(0 3 ? * MON-SAT *)',
   'schedules.filesFull': 'cron(0 3 ? * SUN *)',
-  'schedules.configSnapshot': 'cron(0 3 ? * SUN *)',
   'retention.filesDifferentialDays': 30,
   'retention.filesFullWeeks': 12,
-  'retention.configSnapshotDays': 90,
 };
 
 const unsupportedRoot = (field: string) =>

@@ -29,6 +29,7 @@ import {
   SetQueueAttributesCommand,
   SQSClient,
 } from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { describe, inject, test } from 'vitest';
 import { HISTORY_TABLE_SCHEMA } from '../../lib/constructs/backup-history';
 
@@ -265,4 +266,14 @@ export async function createSecret(
     }),
   );
   return out.ARN!;
+}
+
+/** An SSM client pointed at the local AWS (Parameter Store: String, StringList, SecureString with KMS). */
+export function ssmClient(): SSMClient {
+  return new SSMClient(clientConfig());
+}
+
+/** A unique parameter path for one test (`/cofre-t-<label>-…`). */
+export function uniqueParameterPath(label: string): string {
+  return `/${uniqueName(label)}`;
 }

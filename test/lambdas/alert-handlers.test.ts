@@ -231,6 +231,49 @@ describe('freshness handler', () => {
     expect(emf[0]).not.toHaveProperty('service');
   });
 
+  it('with configuration snapshots deployed, also emits HoursSinceLastGoodConfigSnapshot without dimensions', async () => {
+    const store = new FileHistoryStore(tempDir('fresh-config'));
+    await store.put({
+      id: 'config-1',
+      kind: 'config',
+      status: 'succeeded',
+      startedAt: '2026-11-24T03:00:00.000Z',
+      finishedAt: '2026-11-24T03:30:00.000Z',
+      requestedBy: 'schedule',
+    });
+    const lines: string[] = [];
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      const result = await createFreshnessHandler({
+        store,
+        env: {
+          COFRE_DATABASES: '[]',
+          COFRE_MAX_DURATION_MINUTES: '30',
+          COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
+          COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS: '169',
+        },
+        logger,
+        metrics: new Metrics({ namespace: 'Cofre', serviceName: 'cofre-freshness' }),
+        now: () => new Date('2026-11-24T06:30:00.000Z'),
+      })();
+      expect(result).toEqual({ findings: 1, datapoints: 1, stale: 0 });
+    } finally {
+      spy.mockRestore();
+    }
+    const emf = lines
+      .flatMap((l) => l.split('\n'))
+      .filter((l) => l.includes('"_aws"'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(emf).toHaveLength(1);
+    expect(emf[0]).toMatchObject({
+      _aws: { CloudWatchMetrics: [{ Namespace: 'Cofre', Dimensions: [[]] }] },
+      HoursSinceLastGoodConfigSnapshot: 3,
+    });
+  });
+
   it('refuses a malformed database list, naming the variable', () => {
     expect(() =>
       createFreshnessHandler({

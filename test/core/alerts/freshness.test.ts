@@ -10,7 +10,9 @@ import { FileHistoryStore } from '../../../core/history-store';
 import type { HistoryRecord } from '../../../core/history';
 import {
   assessRecoveryPointLag,
+  checkConfigFreshness,
   checkFreshness,
+  DEFAULT_CONFIG_SNAPSHOT_HOURS,
   DEFAULT_FRESHNESS_LIMITS,
   rdsLatestRestorableTime,
 } from '../../../core/alerts/freshness';
@@ -288,5 +290,48 @@ describeLocalAws('LatestRestorableTime from the RDS API (local AWS: moto)', () =
     const read = rdsLatestRestorableTime(rds);
     expect(await read({ rdsInstanceId: uniqueName('gone') })).toBeUndefined();
     expect(await read({ rdsClusterId: uniqueName('gone') })).toBeUndefined();
+  });
+});
+
+describe('configuration snapshot freshness', () => {
+  const config = (o: Partial<HistoryRecord> & Pick<HistoryRecord, 'status'>): HistoryRecord => {
+    const { database: _omit, ...rest } = record({ kind: 'config', ...o });
+    return rest;
+  };
+
+  it('the last good weekly snapshot 168 h ago is fresh, 170 h ago stale (169 h limit); its age is the datapoint, without dimensions', async () => {
+    const fresh = await checkConfigFreshness(
+      await storeWith(config({ status: 'succeeded', finishedAt: hoursBefore(168) })),
+      NOW,
+    );
+    expect(fresh.finding).toMatchObject({
+      check: 'config',
+      state: 'fresh',
+      age: 168,
+      limit: DEFAULT_CONFIG_SNAPSHOT_HOURS,
+    });
+    expect(fresh.metric).toEqual({
+      name: 'HoursSinceLastGoodConfigSnapshot',
+      dimensions: {},
+      value: 168,
+      unit: 'None',
+    });
+    const stale = await checkConfigFreshness(
+      await storeWith(config({ status: 'succeeded', finishedAt: hoursBefore(170) })),
+      NOW,
+    );
+    expect(stale.finding).toMatchObject({ state: 'stale', age: 170 });
+  });
+
+  it('only failed weekly snapshots, or none at all: no datapoint, so the alarm (missing data = breaching) fires', async () => {
+    const failed = await checkConfigFreshness(await storeWith(config({ status: 'failed' })), NOW);
+    expect(failed.finding.state).toBe('no-good-run');
+    expect(failed.metric).toBeUndefined();
+    const none = await checkConfigFreshness(
+      await storeWith(record({ kind: 'full', status: 'succeeded' })),
+      NOW,
+    );
+    expect(none.finding.state).toBe('no-history');
+    expect(none.metric).toBeUndefined();
   });
 });

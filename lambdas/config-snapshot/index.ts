@@ -1,0 +1,134 @@
+/**
+ * Configuration snapshots (core/config/): invoked by EventBridge rules for Secrets Manager API
+ * calls (via CloudTrail) and Parameter Store changes, it snapshots the changed secret or parameter
+ * into the vault's `config/`; invoked by the weekly schedule with `{"cofre":"config-weekly"}`, it
+ * snapshots everything configured and records kind `config` in the history. Values are never logged.
+ *
+ * Env: COFRE_VAULT_URL, COFRE_KMS_KEY_ARN, COFRE_OBJECT_LOCK_MODE, COFRE_CONFIG_TARGETS (JSON
+ * {"secrets":[…],"parameterPaths":[…],"dataClass":"general"}), COFRE_CONFIG_RETENTION (JSON
+ * {"days":90,"classes":{"health":{"years":7}}}), COFRE_HISTORY_TABLE.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KMS } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { jsonEnv, requiredEnv } from '../../core/alerts/env';
+import type { ConfigClients } from '../../core/config/aws';
+import { parseConfigEvent } from '../../core/config/events';
+import { snapshotAll, snapshotChange, type ConfigLog } from '../../core/config/snapshot';
+import type { ConfigTargets } from '../../core/config/targets';
+import type { ConfigRetention } from '../../core/config/types';
+import { buildKeys, type Keys } from '../../core/crypto';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+import { openVault, parseLockMode, type Vault } from '../../core/vault';
+
+/** The input the weekly schedule sends. */
+export const WEEKLY_INPUT = { cofre: 'config-weekly' } as const;
+
+const targetsSchema = z.strictObject({
+  secrets: z.array(z.string().min(1)),
+  parameterPaths: z.array(z.string().startsWith('/')),
+  dataClass: z.string().min(1).optional(),
+});
+const retentionSchema = z.strictObject({
+  days: z.number().int().positive(),
+  classes: z.record(z.string(), z.strictObject({ years: z.number().int().positive() })),
+});
+
+function parseEnvJson<T>(env: NodeJS.ProcessEnv, name: string, schema: z.ZodType<T>): T {
+  const parsed = schema.safeParse(jsonEnv(env, name));
+  if (!parsed.success)
+    throw new Error(
+      `environment variable ${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  return parsed.data;
+}
+
+/** The settings from the environment, or an error naming the variable. */
+export function configSnapshotSettings(env: NodeJS.ProcessEnv): {
+  targets: ConfigTargets;
+  retention: ConfigRetention;
+} {
+  return {
+    targets: parseEnvJson(env, 'COFRE_CONFIG_TARGETS', targetsSchema),
+    retention: parseEnvJson(env, 'COFRE_CONFIG_RETENTION', retentionSchema),
+  };
+}
+
+export interface ConfigSnapshotHandlerDeps {
+  readonly vault: Vault;
+  readonly keys: Keys;
+  readonly clients: ConfigClients;
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+  readonly history?: Pick<HistoryStore, 'put'> | undefined;
+  readonly now?: () => Date;
+}
+
+export function createConfigSnapshotHandler(deps: ConfigSnapshotHandlerDeps) {
+  const settings = configSnapshotSettings(deps.env);
+  const log: ConfigLog = (level, message, fields) => {
+    deps.logger[level](message, fields ?? {});
+  };
+  const common = {
+    ...settings,
+    vault: deps.vault,
+    keys: deps.keys,
+    clients: deps.clients,
+    log,
+    now: deps.now,
+  };
+  return async (event: unknown) => {
+    if (event && typeof event === 'object' && (event as { cofre?: unknown }).cofre === WEEKLY_INPUT.cofre) {
+      const report = await snapshotAll({ ...common, history: deps.history });
+      if (report.failures.length)
+        throw new Error(
+          `weekly configuration snapshot ${report.id}: ${report.failures.length} failed (see the log)`,
+        );
+      return { outcome: 'weekly', secrets: report.secrets, parameters: report.parameters };
+    }
+    const change = parseConfigEvent(event);
+    if (!change) {
+      deps.logger.info('not a configuration change event; nothing to do', {
+        source: (event as { source?: unknown } | undefined)?.source,
+      });
+      return { outcome: 'ignored' as const, reason: 'not a configuration change event' };
+    }
+    const outcome = await snapshotChange(common, change);
+    return outcome.outcome === 'written' ? { outcome: outcome.outcome, key: outcome.key } : outcome;
+  };
+}
+
+let handle: Promise<ReturnType<typeof createConfigSnapshotHandler>> | undefined;
+
+async function build() {
+  const kmsKeyArn = requiredEnv(process.env, 'COFRE_KMS_KEY_ARN');
+  const kms = new KMS({ maxAttempts: 3 });
+  return createConfigSnapshotHandler({
+    vault: openVault(requiredEnv(process.env, 'COFRE_VAULT_URL'), {
+      s3: new S3Client({ maxAttempts: 3 }),
+      sseKmsKeyId: kmsKeyArn,
+      objectLockMode: parseLockMode(
+        requiredEnv(process.env, 'COFRE_OBJECT_LOCK_MODE'),
+        'COFRE_OBJECT_LOCK_MODE',
+      ),
+    }),
+    keys: await buildKeys({ kmsKeyArn }, 'encrypt', () => kms),
+    clients: {
+      secrets: new SecretsManagerClient({ maxAttempts: 3 }),
+      ssm: new SSMClient({ maxAttempts: 3 }),
+    },
+    env: process.env,
+    logger: new Logger({ serviceName: 'cofre-config-snapshot' }),
+    history: new DynamoHistoryStore(
+      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+    ),
+  });
+}
+
+export const handler = async (event: unknown) => (await (handle ??= build()))(event);

@@ -7,6 +7,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Both cores: most files wait on PostgreSQL, MariaDB or moto, each in its own databases/resources.
+    maxWorkers: 2,
     // MariaDB's max_allowed_packet raised for the whole run; one local AWS (moto) for every file.
     globalSetup: ['test/helpers/global-setup.ts', 'test/helpers/moto-global-setup.ts'],
   },

@@ -299,7 +299,9 @@ for (const engine of ['postgres', 'mysql'] as const) {
         expect(stopped).toBe(true);
         expect(outcomes[0]).toMatchObject({ ok: false, exitCode: 1 });
         await local.start();
-        expect(await vault.list('')).toEqual([]);
+        // Nothing that looks like a backup; at most the chain's lock object, whose release failed
+        // while S3 was down (the next backup takes it over once it is stale, or released).
+        expect((await vault.list('')).filter((k) => !k.endsWith('/=lock.json'))).toEqual([]);
       } finally {
         await local.dispose();
       }

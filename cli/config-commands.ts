@@ -15,7 +15,7 @@ import {
 import { CONFIG_KINDS, type ConfigKind } from '../core/config/types';
 import { buildKeys } from '../core/crypto';
 import { UsageError } from '../core/errors';
-import { openVault } from '../core/vault';
+import { openVault, sdkClientConfig } from '../core/vault';
 import type { CliIo } from './cofre';
 
 interface CommonOpts {
@@ -37,29 +37,11 @@ function kindOf(value: string | undefined): ConfigKind | undefined {
 }
 
 /** SDK settings from the CLI's environment (endpoint, region, credentials), as openVault does for S3. */
-function sdkConfig(env: NodeJS.ProcessEnv, endpointVar: string) {
-  const endpoint = env[endpointVar] ?? env.AWS_ENDPOINT_URL;
-  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-  return {
-    maxAttempts: 3,
-    ...(endpoint ? { endpoint } : {}),
-    ...(region ? { region } : {}),
-    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-      ? {
-          credentials: {
-            accessKeyId: env.AWS_ACCESS_KEY_ID,
-            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-          },
-        }
-      : {}),
-  };
-}
 
 function clientsFor(env: NodeJS.ProcessEnv): ConfigClients {
   return {
-    secrets: new SecretsManagerClient(sdkConfig(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER')),
-    ssm: new SSMClient(sdkConfig(env, 'AWS_ENDPOINT_URL_SSM')),
+    secrets: new SecretsManagerClient(sdkClientConfig(env, 'AWS_ENDPOINT_URL_SECRETS_MANAGER')),
+    ssm: new SSMClient(sdkClientConfig(env, 'AWS_ENDPOINT_URL_SSM')),
   };
 }
 
@@ -69,7 +51,7 @@ async function keysFor(opts: KeyOpts, env: NodeJS.ProcessEnv) {
     'decrypt',
     () =>
       new KMS({
-        ...sdkConfig(env, 'AWS_ENDPOINT_URL_KMS'),
+        ...sdkClientConfig(env, 'AWS_ENDPOINT_URL_KMS'),
         ...(opts.kmsKey ? { region: opts.kmsKey.split(':')[3] } : {}),
       }),
   );

@@ -146,6 +146,14 @@ export async function latestFullBackups(
   return new Map([...latest.entries()].sort(([a], [b]) => a.localeCompare(b)));
 }
 
+/** The task error a failed restore test reports (Step Functions branches and retries on it). */
+function failureName(error: unknown, signal: AbortSignal | undefined): string {
+  if (error instanceof IntegrityError) return TASK_ERRORS.integrity;
+  if (error instanceof CancelledError || signal?.aborted) return TASK_ERRORS.cancelled;
+  if (error instanceof UsageError) return TASK_ERRORS.badInput;
+  return TASK_ERRORS.restore;
+}
+
 /**
  * Runs the restore test of every database of the job. Throws a {@link NamedError} naming every
  * database that failed (`Cofre.NothingToRestore` when the vault has no full backup,
@@ -246,16 +254,7 @@ export async function runRestoreTest(
       stopProbe();
       const dropError = await dropDatabase(deps.connection, scratch);
       if (dropError) log(`could not drop the scratch database ${scratch}: ${dropError}`);
-      const name =
-        error instanceof NamedError
-          ? error.name
-          : error instanceof IntegrityError
-            ? TASK_ERRORS.integrity
-            : error instanceof CancelledError || deps.signal?.aborted
-              ? TASK_ERRORS.cancelled
-              : error instanceof UsageError
-                ? TASK_ERRORS.badInput
-                : TASK_ERRORS.restore;
+      const name = error instanceof NamedError ? error.name : failureName(error, deps.signal);
       failures.push({ database, name, message: `backup ${entry.backupId}: ${messageOf(error)}` });
       log(`restore test of ${database} FAILED: ${name}: ${messageOf(error)}`);
     }
@@ -264,7 +263,8 @@ export async function runRestoreTest(
   let tenantTests = 0;
   const tenantDatabase = deps.connection.database;
   if (db.tenants && tenantDatabase && !deps.signal?.aborted) {
-    if ((await latestTenantBackups(deps.vault, db.id, tenantDatabase)).size === 0)
+    const latest = await latestTenantBackups(deps.vault, db.id, tenantDatabase);
+    if (latest.size === 0)
       log(`tenant restore test of ${tenantDatabase} skipped: no tenant backup with content digests yet`);
     else {
       tenantTests = 1;
@@ -278,20 +278,14 @@ export async function runRestoreTest(
           sourceId: db.id,
           turn: month.getUTCFullYear() * 12 + month.getUTCMonth(),
           scratchDatabase: scratch,
+          latest,
           log,
         });
         log(
           `tenant restore test of ${tenantDatabase} passed: tenant ${tenantRestore.tenant}, ${tenantRestore.rows} rows equal to their digests at backup time`,
         );
       } catch (error) {
-        const name =
-          error instanceof IntegrityError
-            ? TASK_ERRORS.integrity
-            : error instanceof CancelledError || deps.signal?.aborted
-              ? TASK_ERRORS.cancelled
-              : error instanceof UsageError
-                ? TASK_ERRORS.badInput
-                : TASK_ERRORS.restore;
+        const name = failureName(error, deps.signal);
         failures.push({
           database: tenantDatabase,
           name,

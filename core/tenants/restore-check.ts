@@ -34,6 +34,8 @@ export interface TenantRestoreCheckOptions {
   readonly turn: number;
   /** The scratch database to create (and drop). */
   readonly scratchDatabase: string;
+  /** {@link latestTenantBackups} when the caller has already read it (default: read here). */
+  readonly latest?: ReadonlyMap<string, CatalogEntry> | undefined;
   readonly log?: ((line: string) => void) | undefined;
 }
 
@@ -59,7 +61,7 @@ export async function checkTenantRestore(options: TenantRestoreCheckOptions): Pr
   const started = Date.now();
   const database = options.connection.database;
   if (!database) throw new UsageError('database: expected the tenants’ database');
-  const latest = await latestTenantBackups(options.vault, options.sourceId, database);
+  const latest = options.latest ?? (await latestTenantBackups(options.vault, options.sourceId, database));
   if (latest.size === 0)
     throw new UsageError(`no tenant backup with content digests of ${database} in ${options.vault.url}`);
   const [tenant, entry] = [...latest.entries()][options.turn % latest.size]!;

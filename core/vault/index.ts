@@ -22,6 +22,39 @@ export function parseLockMode(value: string, field: string): LockMode {
   return mode;
 }
 
+/**
+ * AWS SDK v3 client settings from the given environment (the CLI's), falling back to the SDK's own
+ * chain for what it does not set: the service's endpoint variable (`endpointVar`, e.g.
+ * `AWS_ENDPOINT_URL_S3`) or `AWS_ENDPOINT_URL`, the region, static credentials, and one retry
+ * policy (3 attempts) for every call.
+ */
+export function sdkClientConfig(
+  env: NodeJS.ProcessEnv,
+  endpointVar: string,
+): {
+  maxAttempts: number;
+  endpoint?: string;
+  region?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+} {
+  const endpoint = env[endpointVar] ?? env.AWS_ENDPOINT_URL;
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  return {
+    maxAttempts: 3,
+    ...(endpoint ? { endpoint } : {}),
+    ...(region ? { region } : {}),
+    ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? {
+          credentials: {
+            accessKeyId: env.AWS_ACCESS_KEY_ID,
+            secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+            ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
 /** Dependencies and settings for opening a vault. */
 export interface OpenVaultOptions {
   /** An S3 client to use; by default one is made from the standard AWS environment. */
@@ -60,27 +93,10 @@ export function openVault(url: string, options: OpenVaultOptions = {}): Vault {
   const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
   if (match) {
     const prefix = (match[2] ?? '').replace(/^\/+|\/+$/g, '');
-    const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL;
+    const config = sdkClientConfig(env, 'AWS_ENDPOINT_URL_S3');
+    // lib-storage retries parts through the client's retry policy.
     const client =
-      options.s3 ??
-      new S3Client({
-        ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
-        // From the given environment (the CLI's), falling back to the SDK's own chain.
-        ...(env.AWS_REGION || env.AWS_DEFAULT_REGION
-          ? { region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION }
-          : {}),
-        ...(env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
-          ? {
-              credentials: {
-                accessKeyId: env.AWS_ACCESS_KEY_ID,
-                secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
-                ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
-              },
-            }
-          : {}),
-        // One retry policy for every call; lib-storage retries parts through it.
-        maxAttempts: 3,
-      });
+      options.s3 ?? new S3Client({ ...config, ...(config.endpoint ? { forcePathStyle: true } : {}) });
     const fromEnv = env[LOCK_MODE_ENV];
     const objectLockMode =
       options.objectLockMode ?? (fromEnv ? parseLockMode(fromEnv, LOCK_MODE_ENV) : DEFAULT_LOCK_MODE);

@@ -307,16 +307,19 @@ const schedulesSchema = z
   })
   .describe('When each job runs, as EventBridge Scheduler expressions in `timeZone`.');
 
+/** COMPLIANCE or GOVERNANCE, COMPLIANCE by default (S3 Object Lock and AWS Backup Vault Lock alike). */
+const lockModeSchema = () =>
+  z
+    .enum(['COMPLIANCE', 'GOVERNANCE'], {
+      error: (iss) => `expected "COMPLIANCE" or "GOVERNANCE", got ${JSON.stringify(iss.input)}`,
+    })
+    .default('COMPLIANCE');
+
 const objectLockSchema = z
   .strictObject({
-    mode: z
-      .enum(['COMPLIANCE', 'GOVERNANCE'], {
-        error: (iss) => `expected "COMPLIANCE" or "GOVERNANCE", got ${JSON.stringify(iss.input)}`,
-      })
-      .default('COMPLIANCE')
-      .describe(
-        'Object Lock mode of the vault buckets. COMPLIANCE cannot be lifted by anyone, root included.',
-      ),
+    mode: lockModeSchema().describe(
+      'Object Lock mode of the vault buckets. COMPLIANCE cannot be lifted by anyone, root included.',
+    ),
     days: positiveInt('the default Object Lock retention in days', 36500)
       .default(30)
       .describe(
@@ -327,14 +330,9 @@ const objectLockSchema = z
 
 const vaultLockSchema = z
   .strictObject({
-    mode: z
-      .enum(['COMPLIANCE', 'GOVERNANCE'], {
-        error: (iss) => `expected "COMPLIANCE" or "GOVERNANCE", got ${JSON.stringify(iss.input)}`,
-      })
-      .default('COMPLIANCE')
-      .describe(
-        'AWS Backup Vault Lock mode of both snapshot vaults. COMPLIANCE becomes immutable once `graceDays` have passed after the first deploy: from then on nobody (root included, AWS Support included) can remove the lock, shorten retention or delete the vault while it holds recovery points. GOVERNANCE can be removed by a principal allowed backup:DeleteBackupVaultLockConfiguration.',
-      ),
+    mode: lockModeSchema().describe(
+      'AWS Backup Vault Lock mode of both snapshot vaults. COMPLIANCE becomes immutable once `graceDays` have passed after the first deploy: from then on nobody (root included, AWS Support included) can remove the lock, shorten retention or delete the vault while it holds recovery points. GOVERNANCE can be removed by a principal allowed backup:DeleteBackupVaultLockConfiguration.',
+    ),
     graceDays: z
       .number({ error: 'expected the Vault Lock grace period in days as a whole number' })
       .int({ error: 'expected the Vault Lock grace period in days as a whole number' })

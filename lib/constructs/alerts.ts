@@ -1103,7 +1103,7 @@ function cofreMetric(
 }
 
 /** `app-prod` → `AppProd` (construct ids). */
-function pascal(id: string): string {
+export function pascal(id: string): string {
   return id
     .split(/[^A-Za-z0-9]+/)
     .filter(Boolean)

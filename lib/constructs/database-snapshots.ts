@@ -13,6 +13,7 @@ import { Construct } from 'constructs';
 import { retentionFor, type RetentionSettings } from '../../core/retention';
 import type { CofreConfig } from '../config';
 import { acknowledge } from '../nag';
+import { pascal } from './alerts';
 
 /** AWS Backup limits the constructs below check at synth time. */
 export const SNAPSHOT_LIMITS = {
@@ -487,15 +488,6 @@ export class DatabaseSnapshots extends Construct {
       });
     return role;
   }
-}
-
-/** `app-prod` → `AppProd` (construct ids). */
-function pascal(id: string): string {
-  return id
-    .split(/[^A-Za-z0-9]+/)
-    .filter(Boolean)
-    .map((p) => p[0]!.toUpperCase() + p.slice(1))
-    .join('');
 }
 
 /** The RDS instances and Aurora clusters of a configuration (databases with `rdsInstanceId` or `rdsClusterId`). */

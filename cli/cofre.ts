@@ -3,21 +3,21 @@ import path from 'node:path';
 import { KMS } from '@aws-sdk/client-kms';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError } from 'commander';
-import { runBackup } from '../core/backup';
-import { findBackup, findLeftovers, readCatalog } from '../core/catalog';
-import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
-import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
-import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
-import { restoreBackup } from '../core/restore';
+import { runBackup } from '../core/backup/backup';
+import { findBackup, findLeftovers, readCatalog } from '../core/catalog/catalog';
+import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/sources/connection';
+import { buildKeys, keygen, type KeyOptions } from '../core/vault/crypto';
+import { CofreError, IntegrityError, UsageError, messageOf } from '../core/util/errors';
+import { restoreBackup } from '../core/restore/restore';
 import {
   CANCEL_GRACE_MS,
   DEFAULT_LOCK_TIMEOUT_MS,
   DEFAULT_STATEMENT_TIMEOUT_MS,
   parseDuration,
   withRun,
-} from '../core/run-context';
+} from '../core/util/run-context';
 import { killAllTools } from '../core/sources/process';
-import { verifyBackup, type VerifyReport } from '../core/verify';
+import { verifyBackup, type VerifyReport } from '../core/verify/verify';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
@@ -29,7 +29,7 @@ import {
   restoreOneTenant,
   withTenantModelOptions,
 } from './tenant-commands';
-import type { ProgressSample } from '../core/progress';
+import type { ProgressSample } from '../core/util/progress';
 import { backupSample, formatBytes, progressFor } from './progress';
 
 /** Where the CLI writes: stdout for `--json` results, stderr for people. */
@@ -74,7 +74,7 @@ function withSessionLimitOptions<C extends Command>(command: C): C {
 
 /**
  * The session limits given on the command line. Read before commander runs the action, so that the
- * whole action runs inside one run context (core/run-context.ts) with them and with the signal.
+ * whole action runs inside one run context (core/util/run-context.ts) with them and with the signal.
  */
 function sessionLimits(argv: readonly string[]): { lockTimeoutMs?: number; statementTimeoutMs?: number } {
   const value = (flag: string): string | undefined => {

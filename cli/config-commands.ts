@@ -13,8 +13,8 @@ import {
   summary,
 } from '../core/config/query';
 import { CONFIG_KINDS, type ConfigKind } from '../core/config/types';
-import { buildKeys } from '../core/crypto';
-import { UsageError } from '../core/errors';
+import { buildKeys } from '../core/vault/crypto';
+import { UsageError } from '../core/util/errors';
 import { openVault, sdkClientConfig } from '../core/vault';
 import type { CliIo } from './cofre';
 

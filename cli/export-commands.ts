@@ -1,8 +1,8 @@
 import { KMS } from '@aws-sdk/client-kms';
 import type { Command } from 'commander';
-import { buildKeys } from '../core/crypto';
-import { decryptBackup } from '../core/decrypt';
-import { exportBackup } from '../core/export';
+import { buildKeys } from '../core/vault/crypto';
+import { decryptBackup } from '../core/offline/decrypt';
+import { exportBackup } from '../core/offline/export';
 import { openVault } from '../core/vault';
 import type { CliIo } from './cofre';
 import { formatBytes, progressFor } from './progress';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors';
-import { runCofreLocal } from '../core/orchestration/local-pipeline';
+import { UsageError } from '../core/util/errors';
+import { runCofreLocal } from '../core/local/cofre-local';
 import type { CliIo } from './cofre';
 
 /**

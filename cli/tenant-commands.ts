@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
-import { UsageError } from '../core/errors';
+import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/sources/connection';
+import { UsageError } from '../core/util/errors';
 import { runTenantBackup, type TenantBackupOptions } from '../core/tenants/backup';
 import { checkCoverage, coverageProblems, formatCoverage, impactLines } from '../core/tenants/coverage';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/tenants/plan';

@@ -8,8 +8,8 @@
  * run is then late only once it is also later than the previous one took.
  */
 import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
-import type { HistoryKind, HistoryRecord } from '../history';
-import type { HistoryStore } from '../history-store';
+import type { HistoryKind, HistoryRecord } from '../history/records';
+import type { HistoryStore } from '../history/store';
 
 /** Metric names (namespace `Cofre`), fixed by the parallel-work contract. */
 export const FRESHNESS_METRICS = {

@@ -9,7 +9,7 @@
  * out, the PagerDuty subscription lets them through.
  */
 import { z } from 'zod';
-import { HISTORY_KINDS, HISTORY_STATUSES, type HistoryKind, type HistoryRecord } from '../history';
+import { HISTORY_KINDS, HISTORY_STATUSES, type HistoryKind, type HistoryRecord } from '../history/records';
 
 /** The state machines that report through `notify`. */
 export const NOTIFY_JOBS = [

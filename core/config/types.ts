@@ -6,7 +6,7 @@
  * the vault key (encryption context: kind, name, version), and `<base>.json`, its manifest, which
  * never holds the value, only its SHA-256. A deletion is a manifest alone (`state: "deleted"`).
  */
-import { GENERAL_CLASS, lifecycleExpiry, daysCoveringYears } from '../retention';
+import { GENERAL_CLASS, lifecycleExpiry, daysCoveringYears } from '../policy/retention';
 
 export const CONFIG_KINDS = ['secret', 'parameter'] as const;
 export type ConfigKind = (typeof CONFIG_KINDS)[number];

@@ -4,7 +4,7 @@
  * until the export finished cleanly), with a manifest that lists per-table row counts and the
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
-import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
+import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
 import {
   chainLink,
   tenantBackupFolder,
@@ -12,18 +12,18 @@ import {
   tenantHistoryOf,
   withChainLock,
   writeManifest,
-} from '../catalog';
-import { describeConnection, quoteIdentifier, type Connection } from '../connection';
-import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
-import { IntegrityError, UsageError, messageOf } from '../errors';
+} from '../catalog/catalog';
+import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
+import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../vault/crypto';
+import { IntegrityError, UsageError, messageOf } from '../util/errors';
 import {
   MANIFEST_FORMAT_VERSION,
   artifactEntry,
   newBackupId,
   type Manifest,
   type ManifestTenant,
-} from '../manifest';
-import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from '../pipeline';
+} from '../catalog/manifest';
+import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from '../backup/stream-encoder';
 import {
   CLASS_TAG,
   DEFAULT_RETENTION,
@@ -31,7 +31,7 @@ import {
   retentionFor,
   TIER_TAG,
   type RetentionSettings,
-} from '../retention';
+} from '../policy/retention';
 import { connectMysql, mysqlInfo } from '../sources/mysql';
 import { connectPostgres, postgresInfo } from '../sources/postgres';
 import type { SourceInfo } from '../sources/types';
@@ -39,7 +39,7 @@ import type { Vault } from '../vault';
 import { checkCoverage, coverageProblems } from './coverage';
 import { loadColumns, startTenantExport } from './export';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
-import { withRun } from '../run-context';
+import { withRun } from '../util/run-context';
 
 export interface TenantBackupOptions {
   /** The database (its name in the URL) holding the tenants. */

@@ -4,10 +4,10 @@
  * rows there are read back with the same export code, and each table's content digest must equal
  * the digest the backup recorded of the source's rows at backup time. The scratch copy is dropped.
  */
-import { readCatalog, sourcePrefixes, TENANT_PREFIX, type CatalogEntry } from '../catalog';
-import type { Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { IntegrityError, UsageError } from '../errors';
+import { readCatalog, sourcePrefixes, TENANT_PREFIX, type CatalogEntry } from '../catalog/catalog';
+import type { Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { IntegrityError, UsageError } from '../util/errors';
 import { dropDatabaseIfExists } from '../sources/admin';
 import type { Vault } from '../vault';
 import { startTenantExport } from './export';

@@ -15,14 +15,14 @@ import type { Readable, Writable } from 'node:stream';
 import type { Connection as MysqlConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { findBackup } from '../catalog';
-import { describeConnection, quoteIdentifier, type Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { checkKeyFits } from '../decrypt';
-import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
-import type { Artifact, Manifest } from '../manifest';
-import type { OnProgress } from '../progress';
-import { checkStored, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore';
+import { findBackup } from '../catalog/catalog';
+import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { checkKeyFits } from '../offline/decrypt';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
+import type { Artifact, Manifest } from '../catalog/manifest';
+import type { OnProgress } from '../util/progress';
+import { checkStored, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore/restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
 import { connectPostgres, postgresEnv } from '../sources/postgres';
@@ -40,7 +40,7 @@ import {
   type TenantPlan,
   type TenantPlanTable,
 } from './plan';
-import { withCancellableRun } from '../run-context';
+import { withCancellableRun } from '../util/run-context';
 
 export interface TenantRestoreOptions {
   readonly vault: import('../vault').Vault;
@@ -71,7 +71,7 @@ export interface TenantRestoreOptions {
   readonly acceptUnownedRows?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
-  /** Bytes of the stored artifact read so far (see core/progress.ts). */
+  /** Bytes of the stored artifact read so far (see core/util/progress.ts). */
   readonly onProgress?: OnProgress | undefined;
   readonly now?: (() => Date) | undefined;
 }

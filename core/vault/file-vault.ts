@@ -4,7 +4,7 @@ import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'nod
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OperationalError, messageOf } from '../errors';
+import { OperationalError, messageOf } from '../util/errors';
 import type { StoredObject, Vault, WriteOptions } from './types';
 
 const PARTIAL = '.partial-';

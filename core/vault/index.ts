@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { UsageError } from '../errors';
+import { UsageError } from '../util/errors';
 import { FileVault } from './file-vault';
 import { S3Vault } from './s3-vault';
 import { LOCK_MODES, type LockMode, type Vault } from './types';

@@ -27,7 +27,7 @@ import {
   type FreshnessTarget,
   type LatestRestorableTime,
 } from '../../core/alerts/freshness';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 
 const UNITS = { None: MetricUnit.NoUnit, Seconds: MetricUnit.Seconds, Count: MetricUnit.Count } as const;
 

@@ -2,15 +2,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup, type BackupOutcome } from '../../core/backup';
-import { plaintextOf } from '../../core/artifact';
-import { readCatalog } from '../../core/catalog';
+import { runBackup, type BackupOutcome } from '../../core/backup/backup';
+import { plaintextOf } from '../../core/catalog/artifact-reader';
+import { readCatalog } from '../../core/catalog/catalog';
 import { listMysqlDatabases } from '../../core/sources/mysql';
 import { listPostgresDatabases } from '../../core/sources/postgres';
-import { parseDatabaseUrl, type Engine } from '../../core/connection';
-import type { Keys } from '../../core/crypto';
-import { IntegrityError } from '../../core/errors';
-import { verifyBackup } from '../../core/verify';
+import { parseDatabaseUrl, type Engine } from '../../core/sources/connection';
+import type { Keys } from '../../core/vault/crypto';
+import { IntegrityError } from '../../core/util/errors';
+import { verifyBackup } from '../../core/verify/verify';
 import { FileVault, readAll, S3Vault, type Vault } from '../../core/vault';
 import {
   createDatabase,

@@ -6,8 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup } from '../../core/backup';
-import { parseDatabaseUrl } from '../../core/connection';
+import { runBackup } from '../../core/backup/backup';
+import { parseDatabaseUrl } from '../../core/sources/connection';
 import { FileVault } from '../../core/vault';
 import {
   createDatabase,

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { findBackup, sourcePrefixes } from '../../core/catalog';
+import { findBackup, sourcePrefixes } from '../../core/catalog/catalog';
 import { FileVault, type Vault } from '../../core/vault';
 import { tempDir } from '../helpers/cli';
 

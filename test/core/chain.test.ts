@@ -9,10 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBackup, type BackupOutcome } from '../../core/backup';
-import { CHAIN_LOCK_NAME, chainPrefix, findBackup, readCatalog } from '../../core/catalog';
-import { parseDatabaseUrl } from '../../core/connection';
-import type { Keys } from '../../core/crypto';
+import { runBackup, type BackupOutcome } from '../../core/backup/backup';
+import { CHAIN_LOCK_NAME, chainPrefix, findBackup, readCatalog } from '../../core/catalog/catalog';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import type { Keys } from '../../core/vault/crypto';
 import { FileVault, openVault } from '../../core/vault';
 import { cofre } from '../helpers/cli';
 import {

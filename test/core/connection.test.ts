@@ -1,7 +1,7 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { describe, expect, it } from 'vitest';
-import { parseDatabaseUrl, parseEngine, redactUrl, resolveCredentials } from '../../core/connection';
-import { UsageError } from '../../core/errors';
+import { parseDatabaseUrl, parseEngine, redactUrl, resolveCredentials } from '../../core/sources/connection';
+import { UsageError } from '../../core/util/errors';
 import { clientConfig, createSecret, describeLocalAws, localAws } from '../helpers/local-aws';
 
 describe('parseDatabaseUrl', () => {

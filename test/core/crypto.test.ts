@@ -6,8 +6,15 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { KMS } from '@aws-sdk/client-kms';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildKeys, decryptStream, encryptStream, keygen, readKeyFile, type Keys } from '../../core/crypto';
-import { UsageError } from '../../core/errors';
+import {
+  buildKeys,
+  decryptStream,
+  encryptStream,
+  keygen,
+  readKeyFile,
+  type Keys,
+} from '../../core/vault/crypto';
+import { UsageError } from '../../core/util/errors';
 import { readAll } from '../../core/vault';
 import { clientConfig, createKmsKey, describeLocalAws, localAws } from '../helpers/local-aws';
 

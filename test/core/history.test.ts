@@ -6,7 +6,7 @@ import {
   historyItem,
   NO_DATABASE,
   type HistoryRecord,
-} from '../../core/history';
+} from '../../core/history/records';
 
 const record: HistoryRecord = {
   id: '20240229T020000Z-app-prod-full',

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { byteMeter, createProgressReporter } from '../../core/progress';
+import { byteMeter, createProgressReporter } from '../../core/util/progress';
 
 const MiB = 1024 * 1024;
 

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runBackup } from '../../core/backup';
-import { parseDatabaseUrl } from '../../core/connection';
-import { restoreBackup } from '../../core/restore';
+import { runBackup } from '../../core/backup/backup';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { restoreBackup } from '../../core/restore/restore';
 import { DefinerRewriter } from '../../core/sources/mysql-definers';
 import { FileVault, readAll } from '../../core/vault';
 import {

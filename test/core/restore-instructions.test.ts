@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { manifestSchema, type Manifest } from '../../core/manifest';
-import { plainDumpName, restoreInstructions } from '../../core/restore-instructions';
+import { manifestSchema, type Manifest } from '../../core/catalog/manifest';
+import { plainDumpName, restoreInstructions } from '../../core/offline/restore-instructions';
 
 const ID = '20261123T050000123Z-1a2b3c4d';
 const FOLDER = `full/app-prod/clinic/${ID}`;

@@ -7,11 +7,11 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup } from '../../core/backup';
-import { parseDatabaseUrl } from '../../core/connection';
-import { buildKeys, keygen, type Keys } from '../../core/crypto';
-import { UsageError } from '../../core/errors';
-import { restoreBackup } from '../../core/restore';
+import { runBackup } from '../../core/backup/backup';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { buildKeys, keygen, type Keys } from '../../core/vault/crypto';
+import { UsageError } from '../../core/util/errors';
+import { restoreBackup } from '../../core/restore/restore';
 import { runTool } from '../../core/sources/process';
 import { FileVault } from '../../core/vault';
 import {

@@ -3,13 +3,13 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup } from '../../core/backup';
-import { readCatalog } from '../../core/catalog';
-import { parseDatabaseUrl, type Engine } from '../../core/connection';
-import { buildKeys, keygen, type Keys } from '../../core/crypto';
-import { IntegrityError, UsageError } from '../../core/errors';
-import { exportBackup } from '../../core/export';
-import { restoreBackup } from '../../core/restore';
+import { runBackup } from '../../core/backup/backup';
+import { readCatalog } from '../../core/catalog/catalog';
+import { parseDatabaseUrl, type Engine } from '../../core/sources/connection';
+import { buildKeys, keygen, type Keys } from '../../core/vault/crypto';
+import { IntegrityError, UsageError } from '../../core/util/errors';
+import { exportBackup } from '../../core/offline/export';
+import { restoreBackup } from '../../core/restore/restore';
 import { FileVault, S3Vault, type Vault } from '../../core/vault';
 import {
   createDatabase,

@@ -8,7 +8,7 @@ import {
   RETENTION_KINDS,
   retentionFor,
   type RetentionSettings,
-} from '../../core/retention';
+} from '../../core/policy/retention';
 
 const DEFAULTS: RetentionSettings = {
   tiers: { dailyDays: 30, weeklyWeeks: 12, monthlyMonths: 12, yearlyYears: 7 },

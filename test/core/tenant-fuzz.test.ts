@@ -6,7 +6,7 @@
  * `COFRE_FUZZ_SCHEMAS=<n>` runs more. Seeds that once failed stay in REGRESSION_SEEDS.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Keys } from '../../core/crypto';
+import type { Keys } from '../../core/vault/crypto';
 import { runFuzzSchema, type FuzzOutcome } from '../fixtures/tenant-fuzz';
 import { createDatabase, describeDatabase, type TestDatabase } from '../helpers/databases';
 import { testKeys } from '../helpers/engine';

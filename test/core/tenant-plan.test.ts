@@ -1,8 +1,8 @@
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { main } from '../../cli/cofre';
-import { parseDatabaseUrl } from '../../core/connection';
-import { UsageError } from '../../core/errors';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { UsageError } from '../../core/util/errors';
 import { discoverTenantPlan, type TenantPlan, type TenantPlanTable } from '../../core/tenants/plan';
 import {
   createDatabase,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideTier, localDate } from '../../core/tiers';
+import { decideTier, localDate } from '../../core/policy/tiers';
 
 const SP = 'America/Sao_Paulo';
 const at = (iso: string) => new Date(iso);

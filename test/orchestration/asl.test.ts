@@ -7,8 +7,8 @@ import {
   placeholdersOf,
   STATE_MACHINES_DIR,
   substitute,
-} from '../../core/orchestration/local-runner';
-import { JOBS } from '../../core/orchestration/job';
+} from '../../core/local/state-machine-runner';
+import { JOBS } from '../../core/aws/job';
 
 const files = readdirSync(STATE_MACHINES_DIR).filter((f) => f.endsWith('.asl.json'));
 const readme = readFileSync(path.join(STATE_MACHINES_DIR, 'README.md'), 'utf8');
@@ -16,7 +16,7 @@ const readme = readFileSync(path.join(STATE_MACHINES_DIR, 'README.md'), 'utf8');
 const documented = [...readme.matchAll(/^\| `\$\{([A-Za-z0-9_]+)\}` \|/gm)].map((m) => m[1]!).sort();
 
 describe('state-machines/*.asl.json', () => {
-  it('are the four jobs of the contract, one file per job of core/orchestration/job.ts', () => {
+  it('are the four jobs of the contract, one file per job of core/aws/job.ts', () => {
     expect(files.sort()).toEqual([
       'backup-database.asl.json',
       'backup-tenants.asl.json',

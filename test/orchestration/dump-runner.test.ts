@@ -13,9 +13,9 @@ import {
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { parseDatabaseUrl } from '../../core/connection';
-import { loadDemoData } from '../../core/orchestration/demo-data';
-import { startHeartbeats } from '../../core/orchestration/task';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { loadDemoData } from '../../core/local/demo-data';
+import { startHeartbeats } from '../../core/aws/task';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { createPostgresDatabase, describePostgres, type TestDatabase } from '../helpers/databases';
 import {

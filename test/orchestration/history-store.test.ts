@@ -7,8 +7,8 @@ import { rmSync } from 'node:fs';
 import { DynamoDBClient, GetItemCommand, ScanCommand as RawScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { HistoryRecord } from '../../core/history';
-import { DynamoHistoryStore, FileHistoryStore } from '../../core/history-store';
+import type { HistoryRecord } from '../../core/history/records';
+import { DynamoHistoryStore, FileHistoryStore } from '../../core/history/store';
 import { tempDir } from '../helpers/cli';
 import { clientConfig, createHistoryTable, describeLocalAws } from '../helpers/local-aws';
 

@@ -6,9 +6,9 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { parseDatabaseUrl } from '../../core/connection';
-import { keygen } from '../../core/crypto';
-import { loadDemoData } from '../../core/orchestration/demo-data';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { keygen } from '../../core/vault/crypto';
+import { loadDemoData } from '../../core/local/demo-data';
 import { cofre, tempDir } from '../helpers/cli';
 import {
   createPostgresDatabase,

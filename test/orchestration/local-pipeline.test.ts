@@ -5,12 +5,12 @@
 import { appendFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseDatabaseUrl } from '../../core/connection';
-import { buildKeys, type Keys } from '../../core/crypto';
-import { DEMO_TENANT_MODEL, DEMO_TENANTS, loadDemoData } from '../../core/orchestration/demo-data';
-import { NamedError } from '../../core/orchestration/errors';
-import { lockName } from '../../core/orchestration/job';
-import { runLocalJob, type LocalPipelineOptions } from '../../core/orchestration/local-runner';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { buildKeys, type Keys } from '../../core/vault/crypto';
+import { DEMO_TENANT_MODEL, DEMO_TENANTS, loadDemoData } from '../../core/local/demo-data';
+import { NamedError } from '../../core/aws/task-errors';
+import { lockName } from '../../core/aws/job';
+import { runLocalJob, type LocalPipelineOptions } from '../../core/local/state-machine-runner';
 import { filesUnder } from '../helpers/cli';
 import { createPostgresDatabase, describePostgres, type TestDatabase } from '../helpers/databases';
 import { testKeys } from '../helpers/engine';

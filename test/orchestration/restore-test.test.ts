@@ -9,23 +9,23 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkFreshness, FRESHNESS_METRICS } from '../../core/alerts/freshness';
 import { formatAlert } from '../../core/alerts/message';
-import { parseDatabaseUrl } from '../../core/connection';
-import { buildKeys, type Keys } from '../../core/crypto';
-import { FileHistoryStore } from '../../core/history-store';
-import { DEMO_TENANT_MODEL, loadDemoData } from '../../core/orchestration/demo-data';
-import { lockName } from '../../core/orchestration/job';
-import { runLocalJob, type LocalPipelineOptions } from '../../core/orchestration/local-runner';
-import type { BackupTaskOutput } from '../../core/orchestration/task';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { buildKeys, type Keys } from '../../core/vault/crypto';
+import { FileHistoryStore } from '../../core/history/store';
+import { DEMO_TENANT_MODEL, loadDemoData } from '../../core/local/demo-data';
+import { lockName } from '../../core/aws/job';
+import { runLocalJob, type LocalPipelineOptions } from '../../core/local/state-machine-runner';
+import type { BackupTaskOutput } from '../../core/aws/task';
 import {
   isScratchOf,
   runRestoreTest,
   scratchDatabaseName,
   serverIsRestoring,
-} from '../../core/orchestration/restore-test';
-import { parseContainerJob } from '../../core/orchestration/job';
-import { prepare } from '../../core/orchestration/steps';
+} from '../../core/verify/restore-test';
+import { parseContainerJob } from '../../core/aws/job';
+import { prepare } from '../../core/aws/steps';
 import type { Vault } from '../../core/vault';
-import { NamedError } from '../../core/orchestration/errors';
+import { NamedError } from '../../core/aws/task-errors';
 import { filesUnder } from '../helpers/cli';
 import {
   createPostgresDatabase,

@@ -2,17 +2,11 @@ import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { rmSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { backupMetrics } from '../../core/metrics';
-import { causeText } from '../../core/orchestration/errors';
-import { parseContainerJob, parseJobInput } from '../../core/orchestration/job';
-import {
-  batchIds,
-  prepare,
-  recordStep,
-  type PrepareEvent,
-  type PrepareResult,
-} from '../../core/orchestration/steps';
-import { FileHistoryStore } from '../../core/history-store';
+import { backupMetrics } from '../../core/policy/metrics';
+import { causeText } from '../../core/aws/task-errors';
+import { parseContainerJob, parseJobInput } from '../../core/aws/job';
+import { batchIds, prepare, recordStep, type PrepareEvent, type PrepareResult } from '../../core/aws/steps';
+import { FileHistoryStore } from '../../core/history/store';
 import { tempDir } from '../helpers/cli';
 import { createHistoryTable, describeLocalAws, localAws, localAwsEnv } from '../helpers/local-aws';
 

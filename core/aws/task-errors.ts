@@ -2,7 +2,7 @@
  * Error names the orchestration reports to Step Functions (the `Error` of SendTaskFailure, the
  * `errorType` of a Lambda), which the ASL files retry or catch on. See state-machines/README.md.
  */
-import { CancelledError, CofreError, IntegrityError, UsageError, messageOf } from '../errors';
+import { CancelledError, CofreError, IntegrityError, UsageError, messageOf } from '../util/errors';
 
 export const TASK_ERRORS = {
   /** Bad input or configuration: retrying cannot help. */

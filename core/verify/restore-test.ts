@@ -7,17 +7,23 @@
  * backup, its age, the tables and rows restored and the restore time: the measured RTO.
  */
 import { randomBytes } from 'node:crypto';
-import { FULL_PREFIX, GLOBALS_SEGMENT, readCatalog, sourcePrefixes, type CatalogEntry } from '../catalog';
-import type { Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
-import { createProgressReporter } from '../progress';
-import { restoreBackup } from '../restore';
+import {
+  FULL_PREFIX,
+  GLOBALS_SEGMENT,
+  readCatalog,
+  sourcePrefixes,
+  type CatalogEntry,
+} from '../catalog/catalog';
+import type { Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { CancelledError, IntegrityError, UsageError, messageOf } from '../util/errors';
+import { createProgressReporter } from '../util/progress';
+import { restoreBackup } from '../restore/restore';
 import { dropDatabaseIfExists, withAdmin } from '../sources/admin';
 import { checkTenantRestore, latestTenantBackups, type TenantRestoreCheck } from '../tenants/restore-check';
 import type { Vault } from '../vault';
-import { NamedError, TASK_ERRORS } from './errors';
-import type { ContainerJob } from './job';
+import { NamedError, TASK_ERRORS } from '../aws/task-errors';
+import type { ContainerJob } from '../aws/job';
 
 /** What marks a scratch database of a restore test: `<db>_cofre_rt_<8 hex>`. */
 export const SCRATCH_MARKER = '_cofre_rt_';

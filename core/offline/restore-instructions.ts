@@ -1,4 +1,4 @@
-import type { Artifact, Manifest } from './manifest';
+import type { Artifact, Manifest } from '../catalog/manifest';
 
 /**
  * `RESTORE_INSTRUCTIONS.md` of an offline export (`cofre export`): what the backup is, which key

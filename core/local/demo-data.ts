@@ -3,7 +3,7 @@
  * appointments and prescriptions (children reached through foreign keys only), and a shared
  * reference table. Deterministic (no random()), a few thousand rows.
  */
-import type { Connection } from '../connection';
+import type { Connection } from '../sources/connection';
 import type { TenantModel } from '../tenants/plan';
 import { connectPostgres } from '../sources/postgres';
 

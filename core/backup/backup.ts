@@ -6,13 +6,19 @@ import {
   historyOf,
   withChainLock,
   writeManifest,
-} from './catalog';
-import type { Connection, Engine } from './connection';
-import { describeConnection } from './connection';
-import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from './crypto';
-import { UsageError, messageOf } from './errors';
-import { MANIFEST_FORMAT_VERSION, artifactEntry, newBackupId, sha256, type Manifest } from './manifest';
-import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from './pipeline';
+} from '../catalog/catalog';
+import type { Connection, Engine } from '../sources/connection';
+import { describeConnection } from '../sources/connection';
+import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../vault/crypto';
+import { UsageError, messageOf } from '../util/errors';
+import {
+  MANIFEST_FORMAT_VERSION,
+  artifactEntry,
+  newBackupId,
+  sha256,
+  type Manifest,
+} from '../catalog/manifest';
+import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from './stream-encoder';
 import {
   CLASS_TAG,
   DEFAULT_RETENTION,
@@ -21,18 +27,18 @@ import {
   TIER_TAG,
   type RetentionSettings,
   type Tier,
-} from './retention';
-import { listMysqlDatabases, mysqlInfo, startMysqlDump } from './sources/mysql';
+} from '../policy/retention';
+import { listMysqlDatabases, mysqlInfo, startMysqlDump } from '../sources/mysql';
 import {
   listPostgresDatabases,
   postgresInfo,
   startPostgresDump,
   startPostgresGlobalsDump,
-} from './sources/postgres';
-import type { RunningDump, SourceInfo } from './sources/types';
-import { decideTier } from './tiers';
-import type { Vault } from './vault';
-import { withRun } from './run-context';
+} from '../sources/postgres';
+import type { RunningDump, SourceInfo } from '../sources/types';
+import { decideTier } from '../policy/tiers';
+import type { Vault } from '../vault';
+import { withRun } from '../util/run-context';
 
 export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { ENGINES } from './connection';
-import { RETENTION_KINDS } from './retention';
+import { ENGINES } from '../sources/connection';
+import { RETENTION_KINDS } from '../policy/retention';
 
 /**
  * `manifest.json`, written beside a backup's artifacts, last: a backup exists only when its manifest
@@ -170,7 +170,7 @@ export function parseManifest(bytes: Buffer): { manifest: Manifest } | { problem
   };
 }
 
-/** What a streamed artifact's manifest entry is made of (see core/pipeline.ts `streamToVault`). */
+/** What a streamed artifact's manifest entry is made of (see core/backup/stream-encoder.ts `streamToVault`). */
 export interface ArtifactInput {
   readonly name: string;
   readonly format: Artifact['format'];

@@ -1,9 +1,9 @@
 import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Readable } from 'node:stream';
-import { checkedCopy } from './artifact';
-import { byteMeter, type OnProgress } from './progress';
-import { findBackup } from './catalog';
+import { checkedCopy } from '../catalog/artifact-reader';
+import { byteMeter, type OnProgress } from '../util/progress';
+import { findBackup } from '../catalog/catalog';
 import {
   CancelledError,
   CofreError,
@@ -11,10 +11,10 @@ import {
   OperationalError,
   UsageError,
   messageOf,
-} from './errors';
-import { MANIFEST_NAME, type Manifest } from './manifest';
+} from '../util/errors';
+import { MANIFEST_NAME, type Manifest } from '../catalog/manifest';
 import { restoreInstructions } from './restore-instructions';
-import { FileVault, type Vault } from './vault';
+import { FileVault, type Vault } from '../vault';
 
 /** Written last at the root of an export: marks a complete offline copy of one backup. */
 export const EXPORT_MARKER = 'EXPORT.json';
@@ -35,7 +35,7 @@ export interface ExportOptions {
   /** A directory that does not exist yet (its parent must) or is empty. */
   readonly to: string;
   readonly signal?: AbortSignal | undefined;
-  /** Bytes of each artifact copied so far (see core/progress.ts). */
+  /** Bytes of each artifact copied so far (see core/util/progress.ts). */
   readonly onProgress?: OnProgress | undefined;
   readonly now?: () => Date;
 }

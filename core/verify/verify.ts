@@ -1,18 +1,18 @@
 import { createHash } from 'node:crypto';
 import { Transform, Writable } from 'node:stream';
-import { byteMeter, type OnProgress } from './progress';
+import { byteMeter, type OnProgress } from '../util/progress';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { findBackup, folderOf, type CatalogEntry } from './catalog';
-import { decryptStream, type Keys } from './crypto';
-import { checkKeyFits } from './decrypt';
-import { IntegrityError, messageOf } from './errors';
-import { exportedBackupId } from './export';
-import { MANIFEST_NAME, parseManifest, sha256, type Artifact, type Manifest } from './manifest';
-import { MysqldumpRowCounter } from './sources/mysqldump-rows';
-import { SectionCounter } from './tenants/format';
-import { spawnTool, type ToolProcess } from './sources/process';
-import { lockProblem, type StoredObject, type Vault } from './vault';
+import { findBackup, folderOf, type CatalogEntry } from '../catalog/catalog';
+import { decryptStream, type Keys } from '../vault/crypto';
+import { checkKeyFits } from '../offline/decrypt';
+import { IntegrityError, messageOf } from '../util/errors';
+import { exportedBackupId } from '../offline/export';
+import { MANIFEST_NAME, parseManifest, sha256, type Artifact, type Manifest } from '../catalog/manifest';
+import { MysqldumpRowCounter } from '../sources/mysqldump-rows';
+import { SectionCounter } from '../tenants/format';
+import { spawnTool, type ToolProcess } from '../sources/process';
+import { lockProblem, type StoredObject, type Vault } from '../vault';
 
 export interface VerifyOptions {
   readonly vault: Vault;
@@ -22,7 +22,7 @@ export interface VerifyOptions {
   /** Deep verification: decrypt with these keys, decompress, re-hash and parse the dump. */
   readonly deep?: Keys | undefined;
   readonly now?: Date;
-  /** `deep`: bytes of each artifact read so far (see core/progress.ts). */
+  /** `deep`: bytes of each artifact read so far (see core/util/progress.ts). */
   readonly onProgress?: OnProgress | undefined;
   readonly signal?: AbortSignal | undefined;
 }

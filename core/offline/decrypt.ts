@@ -5,14 +5,14 @@ import path from 'node:path';
 import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { findBackup } from './catalog';
-import { decryptStream, type Keys } from './crypto';
-import { CofreError, IntegrityError, UsageError, messageOf } from './errors';
-import { checkedCopy } from './artifact';
-import { byteMeter, type OnProgress } from './progress';
+import { findBackup } from '../catalog/catalog';
+import { decryptStream, type Keys } from '../vault/crypto';
+import { CofreError, IntegrityError, UsageError, messageOf } from '../util/errors';
+import { checkedCopy } from '../catalog/artifact-reader';
+import { byteMeter, type OnProgress } from '../util/progress';
 import { failure } from './export';
-import { MANIFEST_NAME, type Artifact } from './manifest';
-import type { Vault } from './vault';
+import { MANIFEST_NAME, type Artifact } from '../catalog/manifest';
+import type { Vault } from '../vault';
 
 export interface DecryptOptions {
   readonly vault: Vault;
@@ -22,7 +22,7 @@ export interface DecryptOptions {
   /** The plaintext dump to write; must not exist (its directory must). */
   readonly out: string;
   readonly signal?: AbortSignal | undefined;
-  /** Bytes of the stored artifact read so far (see core/progress.ts). */
+  /** Bytes of the stored artifact read so far (see core/util/progress.ts). */
   readonly onProgress?: OnProgress | undefined;
 }
 

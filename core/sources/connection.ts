@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { OperationalError, UsageError, messageOf } from './errors';
+import { OperationalError, UsageError, messageOf } from '../util/errors';
 
 export const ENGINES = ['postgres', 'mysql'] as const;
 export type Engine = (typeof ENGINES)[number];

@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { encryptStream, type Keys } from './crypto';
-import { CancelledError, CofreError, OperationalError, messageOf } from './errors';
-import type { RunningDump, TableCount } from './sources/types';
-import type { StoredObject, Vault, WriteOptions } from './vault';
+import { encryptStream, type Keys } from '../vault/crypto';
+import { CancelledError, CofreError, OperationalError, messageOf } from '../util/errors';
+import type { RunningDump, TableCount } from '../sources/types';
+import type { StoredObject, Vault, WriteOptions } from '../vault';
 
 /** Default zstd level: chosen from `npm run bench` (see README, Benchmarks). */
 export const DEFAULT_ZSTD_LEVEL = 1;

@@ -26,7 +26,7 @@ import {
   type HistoryKind,
   type HistoryRecord,
   type HistoryStatus,
-} from './history';
+} from './records';
 
 /** The history, as the pipeline reads and writes it (shape fixed by the parallel-work contract). */
 export interface HistoryStore {

@@ -5,7 +5,7 @@
  * table definition in lib/ agree on one shape. A test checks that the table's indexes in lib/ match
  * {@link HISTORY_INDEXES}.
  */
-import type { RetentionKind } from './retention';
+import type { RetentionKind } from '../policy/retention';
 
 /** What a history record is about. */
 export const HISTORY_KINDS = [

@@ -1,8 +1,8 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import { MANIFEST_NAME, parseManifest, serializeManifest, sha256, type Manifest } from './manifest';
-import { OperationalError, UsageError, messageOf } from './errors';
-import type { Vault } from './vault';
+import { OperationalError, UsageError, messageOf } from '../util/errors';
+import type { Vault } from '../vault';
 
 /**
  * Where backups live in a vault:

@@ -8,11 +8,11 @@ import { PassThrough, pipeline as pipeStages, Readable, Transform } from 'node:s
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { RowDataPacket } from 'mysql2/promise';
-import { checkedCopy } from './artifact';
-import { findBackup } from './catalog';
-import { quoteIdentifier, type Connection } from './connection';
-import { decryptStream, type Keys } from './crypto';
-import { checkKeyFits } from './decrypt';
+import { checkedCopy } from '../catalog/artifact-reader';
+import { findBackup } from '../catalog/catalog';
+import { quoteIdentifier, type Connection } from '../sources/connection';
+import { decryptStream, type Keys } from '../vault/crypto';
+import { checkKeyFits } from '../offline/decrypt';
 import {
   CancelledError,
   CofreError,
@@ -20,24 +20,24 @@ import {
   OperationalError,
   UsageError,
   messageOf,
-} from './errors';
-import type { Artifact, Manifest } from './manifest';
-import { byteMeter, type OnProgress } from './progress';
-import { connectMysql, spawnMysqlClient } from './sources/mysql';
-import { DefinerRewriter } from './sources/mysql-definers';
-import { MysqldumpTableSelector } from './sources/mysqldump-select';
-import { connectPostgres, countRows, postgresEnv } from './sources/postgres';
+} from '../util/errors';
+import type { Artifact, Manifest } from '../catalog/manifest';
+import { byteMeter, type OnProgress } from '../util/progress';
+import { connectMysql, spawnMysqlClient } from '../sources/mysql';
+import { DefinerRewriter } from '../sources/mysql-definers';
+import { MysqldumpTableSelector } from '../sources/mysqldump-select';
+import { connectPostgres, countRows, postgresEnv } from '../sources/postgres';
 import {
   describeEntry,
   missingDependencies,
   missingOwners,
   readToc,
   tableClosure,
-} from './sources/postgres-toc';
-import { spawnTool, type ToolProcess } from './sources/process';
-import type { TableCount } from './sources/types';
-import { detached, withCancellableRun } from './run-context';
-import type { Vault } from './vault';
+} from '../sources/postgres-toc';
+import { spawnTool, type ToolProcess } from '../sources/process';
+import type { TableCount } from '../sources/types';
+import { detached, withCancellableRun } from '../util/run-context';
+import type { Vault } from '../vault';
 
 export interface RestoreOptions {
   readonly vault: Vault;
@@ -65,7 +65,7 @@ export interface RestoreOptions {
   readonly spillDir?: string | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
-  /** Bytes of the stored artifact read so far, of its total (see core/progress.ts). */
+  /** Bytes of the stored artifact read so far, of its total (see core/util/progress.ts). */
   readonly onProgress?: OnProgress | undefined;
   readonly now?: (() => Date) | undefined;
 }

@@ -3,20 +3,20 @@
  * handlers in `lambdas/` and the local runner call exactly these. Inputs are what the ASL files'
  * `Payload` blocks send (see state-machines/README.md).
  */
-import { FULL_PREFIX, TENANT_PREFIX, readCatalog } from '../catalog';
-import type { Connection } from '../connection';
-import { IntegrityError, UsageError, messageOf } from '../errors';
-import type { HistoryRecord, HistoryStatus } from '../history';
-import type { HistoryStore, JobLock, RecentHistory } from '../history-store';
-import { newBackupId } from '../manifest';
-import { backupMetrics, failureMetrics, type MetricsSink } from '../metrics';
-import { decideTier } from '../tiers';
+import { FULL_PREFIX, TENANT_PREFIX, readCatalog } from '../catalog/catalog';
+import type { Connection } from '../sources/connection';
+import { IntegrityError, UsageError, messageOf } from '../util/errors';
+import type { HistoryRecord, HistoryStatus } from '../history/records';
+import type { HistoryStore, JobLock, RecentHistory } from '../history/store';
+import { newBackupId } from '../catalog/manifest';
+import { backupMetrics, failureMetrics, type MetricsSink } from '../policy/metrics';
+import { decideTier } from '../policy/tiers';
 import type { TenantModel } from '../tenants/plan';
 import type { Vault } from '../vault';
-import { verifyBackup } from '../verify';
+import { verifyBackup } from '../verify/verify';
 import { formatDuration } from '../alerts/message';
 import type { NotifyEvent } from '../alerts/notify';
-import { NamedError, TASK_ERRORS, causeText } from './errors';
+import { NamedError, TASK_ERRORS, causeText } from './task-errors';
 import {
   JOB_KIND,
   JOBS,

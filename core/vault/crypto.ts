@@ -15,7 +15,7 @@ import {
   type KeyringNode,
   type MessageHeader,
 } from '@aws-crypto/client-node';
-import { UsageError, messageOf } from './errors';
+import { UsageError, messageOf } from '../util/errors';
 
 /**
  * Client-side envelope encryption with the AWS Encryption SDK: AES-256-GCM data keys with key

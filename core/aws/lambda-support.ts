@@ -5,8 +5,8 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { DATABASE_DIMENSION, type MetricsSink } from '../metrics';
-import { asNamedError } from './errors';
+import { DATABASE_DIMENSION, type MetricsSink } from '../policy/metrics';
+import { asNamedError } from './task-errors';
 
 /**
  * The named environment variables, or one error naming every missing one. Called at module load,

@@ -15,19 +15,19 @@ import {
   type SFNClient,
 } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
-import { runBackup } from '../backup';
-import { sourcePrefixes } from '../catalog';
-import type { Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { CancelledError, IntegrityError, UsageError, messageOf } from '../errors';
+import { runBackup } from '../backup/backup';
+import { sourcePrefixes } from '../catalog/catalog';
+import type { Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { CancelledError, IntegrityError, UsageError, messageOf } from '../util/errors';
 import { runTenantBackup } from '../tenants/backup';
 import type { StoredObject, Vault, WriteOptions } from '../vault';
-import { verifyBackup } from '../verify';
-import { NamedError, TASK_ERRORS, taskErrorName } from './errors';
+import { verifyBackup } from '../verify/verify';
+import { NamedError, TASK_ERRORS, taskErrorName } from './task-errors';
 import type { ContainerJob } from './job';
-import { runRestoreTest, type RestoreTestTaskOutput } from './restore-test';
+import { runRestoreTest, type RestoreTestTaskOutput } from '../verify/restore-test';
 
-export type { RestoreTestResult, RestoreTestTaskOutput } from './restore-test';
+export type { RestoreTestResult, RestoreTestTaskOutput } from '../verify/restore-test';
 
 export const TASK_COMMANDS = ['backup', 'tenant-backup', 'verify-deep', 'restore-test'] as const;
 export type TaskCommand = (typeof TASK_COMMANDS)[number];

@@ -5,10 +5,10 @@
  * (runtime code does not import lib/; a test parses the schedule input that lib/ builds).
  */
 import { z } from 'zod';
-import { ENGINES } from '../connection';
-import { UsageError } from '../errors';
-import { DEFAULT_RETENTION, type RetentionSettings, type Tier } from '../retention';
-import type { HistoryKind } from '../history';
+import { ENGINES } from '../sources/connection';
+import { UsageError } from '../util/errors';
+import { DEFAULT_RETENTION, type RetentionSettings, type Tier } from '../policy/retention';
+import type { HistoryKind } from '../history/records';
 
 /** The orchestrated jobs (state machines). */
 export const JOBS = ['backup-database', 'backup-tenants', 'verify-integrity', 'restore-test'] as const;

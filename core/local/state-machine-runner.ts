@@ -10,15 +10,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { notify, parseNotifyEvent, type AlertMessage, type NotifyEvent } from '../alerts/notify';
-import type { Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { UsageError, messageOf } from '../errors';
-import type { MetricsSink } from '../metrics';
+import type { Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { UsageError, messageOf } from '../util/errors';
+import type { MetricsSink } from '../policy/metrics';
 import { listTenants as engineListTenants } from '../tenants/backup';
 import type { TenantModel } from '../tenants/plan';
 import type { Vault } from '../vault';
-import { NamedError, asNamedError } from './errors';
-import { JOBS, parseContainerJob, type ContainerJob, type JobName } from './job';
+import { NamedError, asNamedError } from '../aws/task-errors';
+import { JOBS, parseContainerJob, type ContainerJob, type JobName } from '../aws/job';
 import {
   listBackupsStep,
   listTenantsStep,
@@ -29,12 +29,12 @@ import {
   type RecordEvent,
   type StepHistory,
   type VerifyEvent,
-} from './steps';
-import { parseTaskCommand, readsBackups, runTaskCommand } from './task';
+} from '../aws/steps';
+import { parseTaskCommand, readsBackups, runTaskCommand } from '../aws/task';
 
 /**
  * Where the ASL files are: `state-machines/` of the checkout, found upwards from this file (it is
- * `core/orchestration/` from the sources, `dist/` in the CLI bundle).
+ * `core/local/` from the sources, `dist/` in the CLI bundle).
  */
 export const STATE_MACHINES_DIR = findUp(__dirname, 'state-machines');
 

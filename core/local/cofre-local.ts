@@ -13,19 +13,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import type { AlertMessage } from '../alerts/notify';
-import { parseDatabaseUrl, redactUrl, resolveCredentials, type Connection } from '../connection';
-import { buildKeys, keygen } from '../crypto';
-import { UsageError, messageOf } from '../errors';
-import { FileHistoryStore } from '../history-store';
-import type { MetricDatum } from '../metrics';
-import { restoreBackup, type RestoreReport } from '../restore';
+import { parseDatabaseUrl, redactUrl, resolveCredentials, type Connection } from '../sources/connection';
+import { buildKeys, keygen } from '../vault/crypto';
+import { UsageError, messageOf } from '../util/errors';
+import { FileHistoryStore } from '../history/store';
+import type { MetricDatum } from '../policy/metrics';
+import { restoreBackup, type RestoreReport } from '../restore/restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectPostgres, countRows } from '../sources/postgres';
 import type { TenantModel } from '../tenants/plan';
 import { openVault, type Vault } from '../vault';
 import { DEMO_TENANT_MODEL, loadDemoData } from './demo-data';
-import { runLocalJob, type LocalExecution } from './local-runner';
-import type { BackupTaskOutput } from './task';
+import { runLocalJob, type LocalExecution } from './state-machine-runner';
+import type { BackupTaskOutput } from '../aws/task';
 
 export interface LocalRunOptions {
   readonly env: NodeJS.ProcessEnv;

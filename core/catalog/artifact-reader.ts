@@ -2,10 +2,10 @@ import { createHash } from 'node:crypto';
 import { pipeline, Transform } from 'node:stream';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { decryptStream, type Keys } from './crypto';
-import { IntegrityError } from './errors';
+import { decryptStream, type Keys } from '../vault/crypto';
+import { IntegrityError } from '../util/errors';
 import type { Artifact } from './manifest';
-import type { Vault } from './vault';
+import type { Vault } from '../vault';
 
 /**
  * The plaintext of an artifact as a stream: read from the vault, authenticated and decrypted

@@ -3,7 +3,7 @@ import {
   backupIdTime,
   chainLink,
   chainPrefix,
-  historyOf,
+  priorBackupsOf,
   withChainLock,
   writeManifest,
 } from '../catalog/catalog';
@@ -188,8 +188,8 @@ async function backupOne(
   const zstdLevel = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await historyOf(options.vault, sourceId, database, options.log);
-  const tier = options.tier ?? decideTier(startedAt, history.backupIds.map(backupIdTime), timeZone);
+  const prior = await priorBackupsOf(options.vault, sourceId, database, options.log);
+  const tier = options.tier ?? decideTier(startedAt, prior.backupIds.map(backupIdTime), timeZone);
   const retention = retentionFor(tier, dataClass, settings);
   const folder = backupFolder(sourceId, database, backupId);
   const tags = { [TIER_TAG]: tier, [CLASS_TAG]: dataClass };
@@ -200,7 +200,7 @@ async function backupOne(
     'cofre:tier': tier,
   };
 
-  if (history.backupIds.length === 0) {
+  if (prior.backupIds.length === 0) {
     const lock = retention.lockUntil(now()).toISOString().slice(0, 10);
     options.log?.(
       `warning: first backup of ${database === null ? 'the server globals' : `"${database}"`} under source "${sourceId}" in ${options.vault.url}: it starts a new hash chain and is a ${tier} backup, ${
@@ -264,7 +264,7 @@ async function backupOne(
         largestStatementBytes: dump.largestStatementBytes?.(),
       }),
     ],
-    previous: chainLink(history.latest, lockUntil),
+    previous: chainLink(prior.latest, lockUntil),
   };
   const bytes = await writeManifest(options.vault, folder, manifest, {
     tags,

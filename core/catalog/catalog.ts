@@ -156,25 +156,28 @@ export function tenantChainPrefix(sourceId: string, database: string, tenant: st
   return `${[TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant)].join('/')}/`;
 }
 
-/** Earlier backups of one source and database: their ids (oldest first) and the newest good manifest. */
-export async function historyOf(
+/**
+ * Earlier backups of one source and database, read from the vault's manifests (not the history
+ * table): their ids (oldest first) and the newest good manifest.
+ */
+export async function priorBackupsOf(
   vault: Vault,
   sourceId: string,
   database: string | null,
   log?: (line: string) => void,
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
-  return historyUnder(vault, chainPrefix(sourceId, database), log);
+  return priorBackupsUnder(vault, chainPrefix(sourceId, database), log);
 }
 
 /** Earlier backups of one tenant: their ids (oldest first) and the newest good manifest. */
-export function tenantHistoryOf(
+export function priorTenantBackupsOf(
   vault: Vault,
   sourceId: string,
   database: string,
   tenant: string,
   log?: (line: string) => void,
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
-  return historyUnder(vault, tenantChainPrefix(sourceId, database, tenant), log);
+  return priorBackupsUnder(vault, tenantChainPrefix(sourceId, database, tenant), log);
 }
 
 /** A backup id made by Cofre (`20261128T193419184Z-85d6f4b0`). */
@@ -186,7 +189,7 @@ const BACKUP_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
  * in the future, or whose artifacts are missing or of the wrong size is skipped (and reported),
  * and the link goes to the newest good one before it.
  */
-async function historyUnder(
+async function priorBackupsUnder(
   vault: Vault,
   prefix: string,
   log: (line: string) => void = () => undefined,

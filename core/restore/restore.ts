@@ -130,7 +130,7 @@ async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreRepor
   // The cheap half of the check before anything is touched: the key is one the backup was
   // encrypted for, and the artifact is there, whole, unchanged.
   checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
-  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
+  await requireStoredIntact(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
   const input = { ...options, manifest, artifact, key: `${entry.folder}/${artifact.name}` };
   let result: Omit<RestoreReport, 'backupId' | 'startedAt' | 'durationMs'>;
   if (options.table) {
@@ -162,7 +162,7 @@ interface Input extends RestoreOptions {
  * anything is touched: on S3 from the stored SHA-256 checksum and ETag (no download); in a file
  * vault by hashing the file once. The restore's own stream checks every byte again.
  */
-export async function checkStored(
+export async function requireStoredIntact(
   vault: Vault,
   key: string,
   artifact: Artifact,

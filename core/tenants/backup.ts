@@ -9,7 +9,7 @@ import {
   chainLink,
   tenantBackupFolder,
   tenantChainPrefix,
-  tenantHistoryOf,
+  priorTenantBackupsOf,
   withChainLock,
   writeManifest,
 } from '../catalog/catalog';
@@ -234,7 +234,7 @@ async function backupTenant(
   const retention = retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant, options.log);
+  const prior = await priorTenantBackupsOf(options.vault, sourceId, database, tenant, options.log);
   const folder = tenantBackupFolder(sourceId, database, tenant, backupId);
   const tags = { [TIER_TAG]: 'tenant', [CLASS_TAG]: dataClass };
   const encryptionContext = {
@@ -294,7 +294,7 @@ async function backupTenant(
         largestStatementBytes: dump.largestStatementBytes?.(),
       }),
     ],
-    previous: chainLink(history.latest, lockUntil),
+    previous: chainLink(prior.latest, lockUntil),
   };
   await writeManifest(options.vault, folder, manifest, {
     tags,

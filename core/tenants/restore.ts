@@ -22,7 +22,7 @@ import { checkKeyFits } from '../offline/decrypt';
 import { IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
 import type { Artifact, Manifest } from '../catalog/manifest';
 import type { OnProgress } from '../util/progress';
-import { checkStored, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore/restore';
+import { requireStoredIntact, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore/restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
 import { connectPostgres, postgresEnv } from '../sources/postgres';
@@ -152,7 +152,7 @@ async function restoreTenantInRun(options: TenantRestoreOptions): Promise<Tenant
     throw new UsageError('--dry-run and --into-database: choose one');
   const model = modelFor(manifest, options);
   checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
-  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
+  await requireStoredIntact(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
 
   let loadInto = target;
   if (options.intoDatabase) {

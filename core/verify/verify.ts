@@ -62,7 +62,7 @@ export async function verifyBackup(options: VerifyOptions): Promise<VerifyReport
   const expired = new Date(manifest.retention.lockUntil).getTime() <= now.getTime();
   for (const artifact of manifest.artifacts) {
     const key = `${entry.folder}/${artifact.name}`;
-    const found = await checkStored(options.vault, key, artifact, problems, checked);
+    const found = await storedObjectProblems(options.vault, key, artifact, problems, checked);
     if (found) checkLock(options.vault, key, found, manifest, expired, problems, checked);
     // A key the artifact was not encrypted for is bad input (exit 2), as on restore and decrypt.
     if (found && options.deep) checkKeyFits(options.deep, artifact, `backup ${manifest.backupId}`);
@@ -110,7 +110,12 @@ function checkLock(
   else checked.push(`${key}: Object Lock ${stored.lock!.mode} until ${stored.lock!.until.toISOString()}`);
 }
 
-async function checkStored(
+/**
+ * The stored object against its manifest entry (size; S3 checksum or ETag, or a file's SHA-256):
+ * each mismatch is added to `problems` (verify reports them all; restore's `requireStoredIntact`
+ * stops at the first).
+ */
+async function storedObjectProblems(
   vault: Vault,
   key: string,
   artifact: Artifact,

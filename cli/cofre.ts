@@ -19,8 +19,8 @@ import {
 import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify/verify';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
-import { addConfigCommands } from './config-commands';
-import { addExportCommands } from './export-commands';
+import { addConfigCommands } from './config-command';
+import { addExportCommands } from './export-command';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
 import {
@@ -28,7 +28,7 @@ import {
   backupTenants,
   restoreOneTenant,
   withTenantModelOptions,
-} from './tenant-commands';
+} from './tenant-command';
 import type { ProgressSample } from '../core/util/progress';
 import { backupSample, formatBytes, progressFor } from './progress';
 

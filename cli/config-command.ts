@@ -16,7 +16,7 @@ import { CONFIG_KINDS, type ConfigKind } from '../core/config/types';
 import { buildKeys } from '../core/vault/crypto';
 import { UsageError } from '../core/util/errors';
 import { openVault, sdkClientConfig } from '../core/vault';
-import type { CliIo } from './cofre';
+import type { CliIo } from './io';
 
 interface CommonOpts {
   readonly vault: string;
@@ -60,7 +60,7 @@ async function keysFor(opts: KeyOpts, env: NodeJS.ProcessEnv) {
 const short = (sha: string | undefined) => (sha ? sha.slice(0, 16) : '-');
 
 /** `cofre config list|show|restore|diff`: configuration snapshots in the vault's `config/`. */
-export function addConfigCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
+export function addConfigCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const config = program
     .command('config')
     .description('configuration snapshots (Secrets Manager secrets, SSM parameters) in the vault, by date');

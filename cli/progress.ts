@@ -5,7 +5,7 @@ import {
   type ProgressReporter,
   type ProgressSample,
 } from '../core/util/progress';
-import type { CliIo } from './cofre';
+import type { CliIo } from './io';
 
 export { formatBytes };
 

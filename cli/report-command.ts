@@ -14,7 +14,7 @@ import { readCatalog } from '../core/catalog/catalog';
 import { UsageError } from '../core/util/errors';
 import { DynamoHistoryStore } from '../core/history/store';
 import { openVault } from '../core/vault';
-import type { CliIo } from './cofre';
+import type { CliIo } from './io';
 
 interface ReportOpts {
   readonly month: string;

@@ -5,7 +5,7 @@ import { runTenantBackup, type TenantBackupOptions } from '../core/tenants/backu
 import { checkCoverage, coverageProblems, formatCoverage, impactLines } from '../core/tenants/coverage';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/tenants/plan';
 import { restoreTenant, type TenantRestoreOptions } from '../core/tenants/restore';
-import type { CliIo } from './cofre';
+import type { CliIo } from './io';
 import { backupSample, formatBytes, progressFor } from './progress';
 
 interface PlanOpts {
@@ -77,7 +77,7 @@ export function formatTenantPlan(plan: TenantPlan): string {
 }
 
 /** `cofre tenant plan`: which tables hold one tenant's rows, how they are selected, in which order. */
-export function addTenantCommands(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
+export function addTenantCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
   const tenant = program.command('tenant').description('per-tenant data: discover the tenant model');
   tenant
     .command('plan')

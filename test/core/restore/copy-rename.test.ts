@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { renameCopyTarget } from '../../../core/restore/restore';
+import { renameCopyTarget } from '../../../core/restore/postgres';
 import { readAll } from '../../../core/vault';
 
 /** The data-only script pg_restore writes for one table, with multibyte UTF-8 in its rows. */

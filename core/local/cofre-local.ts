@@ -17,7 +17,7 @@ import { parseDatabaseUrl, redactUrl, resolveCredentials, type Connection } from
 import { buildKeys, keygen } from '../vault/crypto';
 import { UsageError, messageOf } from '../util/errors';
 import { FileHistoryStore } from '../history/store';
-import type { MetricDatum } from '../policy/metrics';
+import type { MetricDatum, MetricName } from '../policy/metrics';
 import { restoreBackup, type RestoreReport } from '../restore/restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectPostgres, countRows } from '../sources/postgres';
@@ -68,7 +68,7 @@ export interface LocalRunReport {
     readonly rows?: number;
     readonly problem?: string;
   };
-  readonly metrics: readonly { database: string; name: string; value: number }[];
+  readonly metrics: readonly { database: string; name: MetricName; value: number }[];
   readonly notifications: readonly string[];
   readonly kept: boolean;
   readonly durationMs: number;
@@ -471,9 +471,8 @@ function printReport(r: LocalRunReport, log: (line: string) => void): void {
     log(
       `  restore test    ${t.ok ? 'SUCCEEDED' : 'FAILED'} in ${s(t.durationMs)}: ${t.ok ? `${t.backupId} restored into ${t.database}: ${t.tables} tables, ${t.rows} rows, every count equal to the manifest and the source` : t.problem}`,
     );
-  const m = r.metrics.filter((x) =>
-    ['BackupSizeBytes', 'BackupDurationSeconds', 'CompressionRatio'].includes(x.name),
-  );
+  const shown: readonly MetricName[] = ['BackupSizeBytes', 'BackupDurationSeconds', 'CompressionRatio'];
+  const m = r.metrics.filter((x) => shown.includes(x.name));
   if (m.length) log(`  metrics         ${m.map((x) => `${x.name}=${x.value}`).join(', ')}`);
   log(`  result          ${r.ok ? 'OK' : 'FAILED'} (${s(r.durationMs)})`);
 }

@@ -1,7 +1,8 @@
 /**
- * CloudWatch metrics of the pipeline (namespace `Cofre`, dimension `Database`): their names, and the
- * pure computation of one backup's metrics. The Lambdas emit them as EMF with Powertools Metrics; the
- * local runner prints them. Alarms (lib/) are built on the same names.
+ * The metric factory: the one source of Cofre's CloudWatch namespace, every metric name and its
+ * unit. The runtime publishers (the pipeline Lambdas' EMF, the freshness check, the local runner) and
+ * the alarms and dashboard of lib/constructs/alerts build their metrics from here, so a misspelled
+ * name is a type error instead of an alarm that never fires. Pure: lib/ imports it.
  */
 
 export const METRICS_NAMESPACE = 'Cofre';
@@ -18,13 +19,43 @@ export const METRICS = {
   BackupSizeDeviationPercent: { name: 'BackupSizeDeviationPercent', unit: 'Percent' },
   /** 1 when the backup ran longer than `thresholds.maxDurationMinutes`, else 0. */
   BackupDurationOverThreshold: { name: 'BackupDurationOverThreshold', unit: 'Count' },
-  // The freshness metrics (lambdas/freshness) (names listed here so alarms and emitters share one list).
+  // The freshness check's metrics (core/alerts/freshness.ts, published by lambdas/freshness).
   HoursSinceLastGoodBackup: { name: 'HoursSinceLastGoodBackup', unit: 'None' },
   DaysSinceLastGoodRestoreTest: { name: 'DaysSinceLastGoodRestoreTest', unit: 'None' },
   HoursSinceLastVerifiedTenantExport: { name: 'HoursSinceLastVerifiedTenantExport', unit: 'None' },
-} as const;
+  /** Duration of the latest good restore test: the measured RTO. */
+  LastRestoreTestDurationSeconds: { name: 'LastRestoreTestDurationSeconds', unit: 'Seconds' },
+  /** 1 when the latest restore test succeeded, 0 when it failed. */
+  LastRestoreTestPassed: { name: 'LastRestoreTestPassed', unit: 'Count' },
+  /** Hours since the last completed AWS Backup snapshot of an RDS/Aurora database. */
+  HoursSinceLastGoodSnapshot: { name: 'HoursSinceLastGoodSnapshot', unit: 'None' },
+  /** Minutes between now and the database's LatestRestorableTime: the point-in-time recovery lag. */
+  RecoveryPointLagMinutes: { name: 'RecoveryPointLagMinutes', unit: 'None' },
+  /** Hours since the last weekly configuration snapshot that wrote every configured value. */
+  HoursSinceLastGoodConfigSnapshot: { name: 'HoursSinceLastGoodConfigSnapshot', unit: 'None' },
+} as const satisfies Record<string, { name: string; unit: string }>;
 export type MetricName = keyof typeof METRICS;
 export type MetricUnit = (typeof METRICS)[MetricName]['unit'];
+
+/** One of Cofre's metrics as CloudWatch names it (what a CDK `Metric` and an alarm need). */
+export interface MetricIdentity {
+  readonly namespace: typeof METRICS_NAMESPACE;
+  readonly metricName: MetricName;
+  readonly dimensionsMap: Readonly<Record<string, string>>;
+}
+
+/** The metric `name` with these dimensions, in Cofre's namespace. */
+export function metricIdentity(
+  name: MetricName,
+  dimensions: Readonly<Record<string, string>> = {},
+): MetricIdentity {
+  return { namespace: METRICS_NAMESPACE, metricName: METRICS[name].name, dimensionsMap: { ...dimensions } };
+}
+
+/** One value of the metric `name`, with its unit. */
+export function datum(name: MetricName, value: number): MetricDatum {
+  return { name, unit: METRICS[name].unit, value };
+}
 
 /** One value to emit. */
 export interface MetricDatum {
@@ -60,38 +91,25 @@ export interface BackupMetrics {
 /** The metrics of one successful backup, and its anomalies. */
 export function backupMetrics(m: BackupMeasurement): BackupMetrics {
   const metrics: MetricDatum[] = [
-    { ...METRICS.BackupSucceeded, name: 'BackupSucceeded', value: 1 },
-    { ...METRICS.BackupSizeBytes, name: 'BackupSizeBytes', value: m.storedBytes },
-    { ...METRICS.BackupDurationSeconds, name: 'BackupDurationSeconds', value: round(m.durationSeconds) },
+    datum('BackupSucceeded', 1),
+    datum('BackupSizeBytes', m.storedBytes),
+    datum('BackupDurationSeconds', round(m.durationSeconds)),
   ];
-  if (m.storedBytes > 0)
-    metrics.push({
-      ...METRICS.CompressionRatio,
-      name: 'CompressionRatio',
-      value: round(m.rawBytes / m.storedBytes),
-    });
+  if (m.storedBytes > 0) metrics.push(datum('CompressionRatio', round(m.rawBytes / m.storedBytes)));
   const anomalies: string[] = [];
   const previous = m.previousStoredBytes.slice(0, TRAILING_BACKUPS).filter((b) => b > 0);
   let sizeDeviationPercent: number | undefined;
   if (previous.length > 0) {
     const average = previous.reduce((a, b) => a + b, 0) / previous.length;
     sizeDeviationPercent = round(((m.storedBytes - average) / average) * 100);
-    metrics.push({
-      ...METRICS.BackupSizeDeviationPercent,
-      name: 'BackupSizeDeviationPercent',
-      value: sizeDeviationPercent,
-    });
+    metrics.push(datum('BackupSizeDeviationPercent', sizeDeviationPercent));
     if (Math.abs(sizeDeviationPercent) > m.sizeAnomalyPercent)
       anomalies.push(
         `size ${m.storedBytes} bytes is ${sizeDeviationPercent > 0 ? '+' : ''}${sizeDeviationPercent} % from the average of the last ${previous.length} good backups (${Math.round(average)} bytes); threshold ±${m.sizeAnomalyPercent} %`,
       );
   }
   const durationOverThreshold = m.durationSeconds > m.maxDurationMinutes * 60;
-  metrics.push({
-    ...METRICS.BackupDurationOverThreshold,
-    name: 'BackupDurationOverThreshold',
-    value: durationOverThreshold ? 1 : 0,
-  });
+  metrics.push(datum('BackupDurationOverThreshold', durationOverThreshold ? 1 : 0));
   if (durationOverThreshold)
     anomalies.push(
       `took ${Math.round(m.durationSeconds)} s, more than the threshold of ${m.maxDurationMinutes} minutes`,
@@ -101,7 +119,7 @@ export function backupMetrics(m: BackupMeasurement): BackupMetrics {
 
 /** The metric of a failed run. */
 export function failureMetrics(): MetricDatum[] {
-  return [{ ...METRICS.BackupFailed, name: 'BackupFailed', value: 1 }];
+  return [datum('BackupFailed', 1)];
 }
 
 /** Where metrics go: Powertools Metrics in a Lambda, the console locally, an array in tests. */

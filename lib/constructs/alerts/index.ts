@@ -27,13 +27,13 @@ import { CfnSubscription, Subscription, SubscriptionProtocol, Topic } from 'aws-
 import { Queue, QueueEncryption, type IQueue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { BACKUP_EVENT_TYPES } from '../../core/alerts/backup-events';
-import type { CofreConfig } from '../config';
-import { acknowledge } from '../nag';
-import type { BackupHistory } from './backup-history';
-import type { BackupVault } from './backup-vault';
-import { CofreFunction } from './cofre-function';
-import { administeredKeyPolicy, logsEncryptionStatement, usableOnlyThroughServices } from './key-policy';
+import { BACKUP_EVENT_TYPES } from '../../../core/alerts/backup-events';
+import type { CofreConfig } from '../../config';
+import { acknowledge } from '../../nag';
+import type { BackupHistory } from '../backup-history';
+import type { BackupVault } from '../backup-vault';
+import { CofreFunction } from '../cofre-function';
+import { administeredKeyPolicy, logsEncryptionStatement, usableOnlyThroughServices } from '../key-policy';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 

@@ -1,75 +1,47 @@
-import path from 'node:path';
-import { ArnFormat, CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
+import { CfnOutput, Duration } from 'aws-cdk-lib';
 import {
   Alarm,
   ComparisonOperator,
-  Dashboard,
-  GraphWidget,
   MathExpression,
   Metric,
-  SingleValueWidget,
-  TextWidget,
   TreatMissingData,
-  AlarmStatusWidget,
-  type IMetric,
-  type IWidget,
+  type Dashboard,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule } from 'aws-cdk-lib/aws-events';
-import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
-import { AnyPrincipal, Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
+import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
+import type { Key } from 'aws-cdk-lib/aws-kms';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { Schedule, ScheduleExpression, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
-import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
-import { CfnSubscription, Subscription, SubscriptionProtocol, Topic } from 'aws-cdk-lib/aws-sns';
-import { Queue, QueueEncryption, type IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { Topic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import { BACKUP_EVENT_TYPES } from '../../../core/alerts/backup-events';
 import type { CofreConfig } from '../../config';
 import { acknowledge } from '../../nag';
 import type { BackupHistory } from '../backup-history';
 import type { BackupVault } from '../backup-vault';
-import { CofreFunction } from '../cofre-function';
-import { administeredKeyPolicy, logsEncryptionStatement, usableOnlyThroughServices } from '../key-policy';
+import type { CofreFunction } from '../cofre-function';
+import { databaseAlarms, replicationAlarms, type AlarmSpec } from './alarms';
+import { createAlertsDashboard } from './dashboard';
+import { createAlertFunctions } from './functions';
+import { cofreMetric } from './metrics';
+import { acknowledgeAlertsNagFindings } from './nag';
+import { alertQueue, createAlertRoutes } from './routing';
 
-const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
+export { EMAIL_FILTER_POLICY, PAGERDUTY_FILTER_POLICY } from './routing';
+
+/**
+ * CofreAlerts: routes (routing.ts), the alert Lambdas and their schedules (functions.ts), the alarms
+ * (alarms.ts, and the alarmOn* methods below for what other constructs create), the dashboard
+ * (dashboard.ts) and the cdk-nag acknowledgements (nag.ts). Every Cofre metric comes from the metric
+ * factory in core/policy/metrics.ts (metrics.ts).
+ */
 
 /** Where an alarm goes: `critical` → e-mail + PagerDuty; `high` → the same, PagerDuty severity `error`; `warning` → e-mail. */
 export type AlertSeverity = 'critical' | 'high' | 'warning';
 
-/** The namespace of Cofre's own metrics. */
-export const COFRE_NAMESPACE = 'Cofre';
-
 /** Id of the vault's replication rule (`BackupVault`), a dimension of the S3 replication metrics. */
 export const REPLICATION_RULE_ID = 'cofre-replicate-to-dr';
-
-/**
- * Subscription filter of the e-mail subscriptions on the alerts topic: every message for people, and
- * CloudWatch alarm messages (which carry no attributes); not the successes that only resolve a
- * PagerDuty incident (`audience: pagerduty`, sent when `notifyOnSuccess` is off).
- */
-export const EMAIL_FILTER_POLICY = { $or: [{ audience: ['people'] }, { audience: [{ exists: false }] }] };
-
-/**
- * Subscription filter of the PagerDuty Lambda: critical pipeline messages (trigger), successes
- * (resolve), and CloudWatch alarm messages (no attributes: trigger on ALARM, resolve on OK).
- * `severity: critical` alone would drop the successes and alarms that resolve incidents.
- */
-export const PAGERDUTY_FILTER_POLICY = {
-  $or: [{ severity: ['critical'] }, { outcome: ['succeeded'] }, { severity: [{ exists: false }] }],
-};
-
-/** S3 storage types of `AWS/S3 BucketSizeBytes` shown on the dashboard (the vault's lifecycle uses these). */
-const STORAGE_TYPES = [
-  'StandardStorage',
-  'StandardIAStorage',
-  'GlacierInstantRetrievalStorage',
-  'GlacierStorage',
-  'DeepArchiveStorage',
-];
 
 /** A database the alerts watch. */
 export interface AlertedDatabase {
@@ -215,7 +187,6 @@ export class CofreAlerts extends Construct {
 
   constructor(scope: Construct, id: string, props: CofreAlertsProps) {
     super(scope, id);
-    const stack = Stack.of(this);
     const maxDurationMinutes = props.maxDurationMinutes ?? 30;
     const sizeAnomalyPercent = props.sizeAnomalyPercent ?? 30;
     const maxSizeGiB = props.maxSizeGiB ?? 50;
@@ -234,228 +205,35 @@ export class CofreAlerts extends Construct {
     const snapshotMaxAgeHours = props.snapshotMaxAgeHours ?? 26;
     check('rpoMinutes', rpoMinutes, 1, 1440);
     check('snapshotMaxAgeHours', snapshotMaxAgeHours, 1, 24 * 400);
-    const rdsDatabases = props.databases.filter((d) => d.rds !== undefined);
     if (props.emails.length === 0)
       throw new Error(
         `CofreAlerts ${this.node.path}: emails must hold at least one address, so that failures reach a person`,
       );
 
-    this.key = this.createKey();
-
-    const topicProps = { masterKey: this.key, enforceSSL: true };
-    this.topic = new Topic(this, 'Topic', { ...topicProps, displayName: 'Cofre alerts (critical)' });
-    this.warningTopic = new Topic(this, 'WarningTopic', {
-      ...topicProps,
-      displayName: 'Cofre alerts (warning)',
-    });
-    for (const topic of [this.topic, this.warningTopic]) this.restrictPublishing(topic);
+    const routes = createAlertRoutes(this, props.emails);
+    this.key = routes.key;
+    this.topic = routes.topic;
+    this.warningTopic = routes.warningTopic;
+    this.undeliveredQueue = routes.undeliveredQueue;
     this.criticalAction = new SnsAction(this.topic);
     this.warningAction = new SnsAction(this.warningTopic);
-    // Messages SNS could not deliver to a subscriber (e-mail or the PagerDuty Lambda) land here.
-    this.undeliveredQueue = this.queue('UndeliveredQueue');
 
-    props.emails.forEach((email, i) => {
-      const critical = new Subscription(this, `Email${i}`, {
-        topic: this.topic,
-        endpoint: email,
-        protocol: SubscriptionProtocol.EMAIL,
-        deadLetterQueue: this.undeliveredQueue,
-      });
-      (critical.node.defaultChild as CfnSubscription).filterPolicy = EMAIL_FILTER_POLICY;
-      new Subscription(this, `WarningEmail${i}`, {
-        topic: this.warningTopic,
-        endpoint: email,
-        protocol: SubscriptionProtocol.EMAIL,
-        deadLetterQueue: this.undeliveredQueue,
-      });
-    });
-
-    // Notify: invoked synchronously by the state machines.
-    this.notifyFunction = new CofreFunction(this, 'Notify', {
-      entry: path.join(LAMBDAS, 'notify', 'index.ts'),
-      description: 'Cofre: formats a job outcome and publishes it to the alerts topic',
-      encryptionKey: this.key,
-      environment: {
-        COFRE_TOPIC_ARN: this.topic.topicArn,
-        COFRE_NOTIFY_ON_SUCCESS: String(props.notifyOnSuccess ?? false),
-        COFRE_VAULT_URL: `s3://${props.vault.bucket.bucketName}`,
-      },
-    });
-    this.topic.grantPublish(this.notifyFunction.function);
-
-    if (props.pagerDutyRoutingKeySecretArn) {
-      const secret = Secret.fromSecretCompleteArn(
-        this,
-        'PagerDutySecret',
-        props.pagerDutyRoutingKeySecretArn,
-      );
-      const pd = new CofreFunction(this, 'PagerDuty', {
-        entry: path.join(LAMBDAS, 'pagerduty', 'index.ts'),
-        description: 'Cofre: sends critical alerts to PagerDuty (Events API v2 trigger / resolve)',
-        encryptionKey: this.key,
-        asyncInvocation: true,
-        environment: { COFRE_PAGERDUTY_SECRET_ARN: secret.secretArn },
-      });
-      secret.grantRead(pd.function);
-      const subscription = new Subscription(this, 'PagerDutySubscription', {
-        topic: this.topic,
-        endpoint: pd.function.functionArn,
-        protocol: SubscriptionProtocol.LAMBDA,
-        deadLetterQueue: this.undeliveredQueue,
-      });
-      (subscription.node.defaultChild as CfnSubscription).filterPolicy = PAGERDUTY_FILTER_POLICY;
-      pd.function.addPermission('InvokedByTheAlertsTopic', {
-        principal: new ServicePrincipal('sns.amazonaws.com'),
-        sourceArn: this.topic.topicArn,
-      });
-      this.pagerDutyFunction = pd;
-      // If PagerDuty cannot be reached, e-mail says so (paging about PagerDuty would go nowhere).
-      this.alarmOnFunction(pd.function, 'PagerDuty', 'warning');
-      this.alarmOnQueue(pd.deadLetterQueue!, 'PagerDutyDeadLetters', 'warning');
-    }
-
-    // Freshness: hourly.
-    this.freshnessFunction = new CofreFunction(this, 'Freshness', {
-      entry: path.join(LAMBDAS, 'freshness', 'index.ts'),
-      description: 'Cofre: hourly freshness of backups, tenant exports and restore tests (metrics)',
-      encryptionKey: this.key,
-      asyncInvocation: true,
-      timeout: Duration.minutes(2),
-      environment: {
-        COFRE_HISTORY_TABLE: props.history.table.tableName,
-        COFRE_DATABASES: JSON.stringify(
-          props.databases.map((d) => ({
-            database: d.id,
-            tenants: d.tenants,
-            ...(d.rds
-              ? {
-                  rds:
-                    d.rds.rdsClusterId !== undefined
-                      ? { rdsClusterId: d.rds.rdsClusterId }
-                      : { rdsInstanceId: d.rds.rdsInstanceId },
-                }
-              : {}),
-          })),
-        ),
-        COFRE_MAX_DURATION_MINUTES: String(maxDurationMinutes),
-        COFRE_RESTORE_TEST_MAX_AGE_DAYS: String(restoreTestMaxAgeDays),
-        ...(rdsDatabases.length
-          ? {
-              COFRE_RPO_MINUTES: String(rpoMinutes),
-              COFRE_SNAPSHOT_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
-            }
-          : {}),
-      },
-    });
-    props.history.grantReadHistory(this.freshnessFunction.function);
-    if (rdsDatabases.length) {
-      // LatestRestorableTime of exactly the protected instances and clusters.
-      this.freshnessFunction.function.addToRolePolicy(
-        new PolicyStatement({
-          actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters'],
-          resources: rdsDatabases.map((d) => d.rds!.resourceArn),
-        }),
-      );
-      // AWS Backup job events (backup, copy to the DR vault, restore) of RDS and Aurora → record + notify.
-      const fn = new CofreFunction(this, 'BackupEvents', {
-        entry: path.join(LAMBDAS, 'backup-events', 'index.ts'),
-        description:
-          'Cofre: records AWS Backup job events of the RDS/Aurora databases and reports ended jobs',
-        encryptionKey: this.key,
-        asyncInvocation: true,
-        environment: {
-          COFRE_HISTORY_TABLE: props.history.table.tableName,
-          COFRE_TOPIC_ARN: this.topic.topicArn,
-          COFRE_NOTIFY_ON_SUCCESS: String(props.notifyOnSuccess ?? false),
-          COFRE_SNAPSHOT_DATABASES: JSON.stringify(
-            rdsDatabases.map((d) => ({ database: d.id, resourceArn: d.rds!.resourceArn })),
-          ),
-        },
-      });
-      props.history.grantRecord(fn.function);
-      this.topic.grantPublish(fn.function);
-      this.backupEventsFunction = fn;
-      this.backupEventsRule = new Rule(this, 'BackupEventsRule', {
-        description: 'Cofre: AWS Backup job state changes of RDS and Aurora (backup, copy, restore)',
-        eventPattern: {
-          source: ['aws.backup'],
-          detailType: [...BACKUP_EVENT_TYPES],
-          detail: { resourceType: ['RDS', 'Aurora'] },
-        },
-        targets: [
-          new LambdaFunction(fn.function, {
-            deadLetterQueue: fn.deadLetterQueue,
-            retryAttempts: 4,
-            maxEventAge: Duration.hours(6),
-          }),
-        ],
-      });
-      this.alarmOnFunction(fn.function, 'BackupEvents', 'critical');
-      this.alarmOnQueue(fn.deadLetterQueue!, 'BackupEventsDeadLetters', 'critical');
-    }
-
-    // Monthly report.
-    this.monthlyReportFunction = new CofreFunction(this, 'MonthlyReport', {
-      entry: path.join(LAMBDAS, 'monthly-report', 'index.ts'),
-      description: "Cofre: e-mails the previous month's report (runs, success rate, restore tests, cost)",
-      encryptionKey: this.key,
-      asyncInvocation: true,
-      timeout: Duration.minutes(5),
-      memorySize: 512,
-      environment: {
-        COFRE_HISTORY_TABLE: props.history.table.tableName,
-        COFRE_TOPIC_ARN: this.topic.topicArn,
-        COFRE_VAULT_BUCKET: props.vault.bucket.bucketName,
-        COFRE_PRICES: JSON.stringify(props.prices),
-        COFRE_ALARM_PREFIX: `${stack.stackName}-`,
-      },
-    });
-    props.history.grantReadHistory(this.monthlyReportFunction.function);
-    // The report reads a whole month of records: a scan of the table (never of other tables).
-    props.history.table.grant(this.monthlyReportFunction.function, 'dynamodb:Scan');
-    this.topic.grantPublish(this.monthlyReportFunction.function);
-    this.monthlyReportFunction.function.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['cloudwatch:GetMetricData', 'cloudwatch:DescribeAlarmHistory'],
-        resources: ['*'],
-      }),
-    );
-    acknowledge(this.monthlyReportFunction.function.role!.node.findChild('DefaultPolicy'), {
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason:
-        'cloudwatch:GetMetricData and cloudwatch:DescribeAlarmHistory support no resource-level permissions; the report only reads the vault size and the alarm history.',
-    });
-
-    // Schedules (EventBridge Scheduler invokes Lambda asynchronously).
-    this.scheduleDeadLetterQueue = this.queue('ScheduleDeadLetterQueue');
-    const scheduleRole = new Role(this, 'ScheduleRole', {
-      description: 'EventBridge Scheduler invokes the Cofre freshness and monthly-report Lambdas',
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
-      }),
-    });
-    const target = (fn: IFunction) =>
-      new LambdaInvoke(fn, {
-        role: scheduleRole,
-        deadLetterQueue: this.scheduleDeadLetterQueue,
-        retryAttempts: 2,
-        maxEventAge: Duration.minutes(30),
-      });
-    new Schedule(this, 'FreshnessSchedule', {
-      description: 'Cofre: hourly freshness check',
-      schedule: ScheduleExpression.expression('cron(10 * * * ? *)'),
-      target: target(this.freshnessFunction.function),
-      timeWindow: TimeWindow.off(),
-    });
-    new Schedule(this, 'MonthlyReportSchedule', {
-      description: 'Cofre: monthly report, on the 1st',
-      schedule: ScheduleExpression.expression(
-        props.monthlyReportSchedule ?? 'cron(0 8 1 * ? *)',
-        TimeZone.of(props.timeZone ?? 'America/Sao_Paulo'),
-      ),
-      target: target(this.monthlyReportFunction.function),
-      timeWindow: TimeWindow.off(),
-    });
+    const limits = {
+      maxDurationMinutes,
+      sizeAnomalyPercent,
+      maxSizeGiB,
+      restoreTestMaxAgeDays,
+      rpoMinutes,
+      snapshotMaxAgeHours,
+    };
+    const functions = createAlertFunctions(this, props, limits);
+    this.notifyFunction = functions.notify;
+    this.pagerDutyFunction = functions.pagerDuty;
+    this.freshnessFunction = functions.freshness;
+    this.backupEventsFunction = functions.backupEvents;
+    this.backupEventsRule = functions.backupEventsRule;
+    this.monthlyReportFunction = functions.monthlyReport;
+    this.scheduleDeadLetterQueue = functions.scheduleDeadLetterQueue;
 
     // Alarms on the alert machinery itself.
     this.alarmOnFunction(this.freshnessFunction.function, 'FreshnessCheck', 'critical');
@@ -467,157 +245,12 @@ export class CofreAlerts extends Construct {
     // Undelivered e-mail may be the warning route itself failing: this one pages.
     this.alarmOnQueue(this.undeliveredQueue, 'UndeliveredAlerts', 'critical');
 
-    // Per database: freshness (missing data = breaching), size and duration.
-    const graceHours = 24 + maxDurationMinutes / 60;
-    for (const db of props.databases) {
-      const key = pascal(db.id);
-      const fresh = (metricName: string, dims: Record<string, string>) =>
-        cofreMetric(metricName, dims, 'Maximum', Duration.hours(1));
-      this.addAlarm(`${key}FullBackupStale`, {
-        severity: 'critical',
-        description: `${db.id}: no good full backup for more than ${graceHours} h (or the freshness check stopped)`,
-        metric: fresh('HoursSinceLastGoodBackup', { Database: db.id, Kind: 'full' }),
-        threshold: graceHours,
-        evaluationPeriods: 2,
-        treatMissingData: TreatMissingData.BREACHING,
-      });
-      if (db.tenants)
-        this.addAlarm(`${key}TenantExportStale`, {
-          severity: 'warning',
-          description: `${db.id}: no verified tenant export for more than ${graceHours} h (the full backup still holds every tenant)`,
-          metric: fresh('HoursSinceLastVerifiedTenantExport', { Database: db.id }),
-          threshold: graceHours,
-          evaluationPeriods: 2,
-          treatMissingData: TreatMissingData.BREACHING,
-        });
-      this.addAlarm(`${key}RestoreTestStale`, {
-        severity: 'high',
-        description: `${db.id}: no good restore test for more than ${restoreTestMaxAgeDays} days`,
-        metric: fresh('DaysSinceLastGoodRestoreTest', { Database: db.id }),
-        threshold: restoreTestMaxAgeDays,
-        evaluationPeriods: 2,
-        treatMissingData: TreatMissingData.BREACHING,
-      });
-      this.addAlarm(`${key}SizeAnomaly`, {
-        severity: 'warning',
-        description: `${db.id}: backup size differs from the trailing average by more than ${sizeAnomalyPercent} %`,
-        metric: new MathExpression({
-          expression: 'ABS(deviation)',
-          usingMetrics: {
-            deviation: cofreMetric(
-              'BackupSizeDeviationPercent',
-              { Database: db.id },
-              'Maximum',
-              Duration.hours(1),
-            ),
-          },
-          period: Duration.hours(1),
-          label: 'size deviation from the trailing average (%)',
-        }),
-        threshold: sizeAnomalyPercent,
-      });
-      this.addAlarm(`${key}BackupTooLarge`, {
-        severity: 'warning',
-        description: `${db.id}: a backup is larger than ${maxSizeGiB} GiB`,
-        metric: cofreMetric('BackupSizeBytes', { Database: db.id }, 'Maximum', Duration.hours(1)),
-        threshold: maxSizeGiB * 1024 ** 3,
-      });
-      this.addAlarm(`${key}BackupTooSlow`, {
-        severity: 'warning',
-        description: `${db.id}: a backup took longer than ${maxDurationMinutes} min`,
-        metric: cofreMetric('BackupDurationSeconds', { Database: db.id }, 'Maximum', Duration.hours(1)),
-        threshold: maxDurationMinutes * 60,
-      });
-    }
+    for (const spec of databaseAlarms(props, limits)) this.addAlarm(spec);
+    const replication = replicationAlarms(props);
+    for (const spec of replication?.alarms ?? []) this.addAlarm(spec);
 
-    // AWS Backup databases: snapshot age and point-in-time lag (missing data = breaching).
-    for (const db of rdsDatabases) {
-      const key = pascal(db.id);
-      this.addAlarm(`${key}SnapshotStale`, {
-        severity: 'critical',
-        description: `${db.id}: no completed AWS Backup snapshot for more than ${snapshotMaxAgeHours} h (or the freshness check stopped)`,
-        metric: cofreMetric('HoursSinceLastGoodSnapshot', { Database: db.id }, 'Maximum', Duration.hours(1)),
-        threshold: snapshotMaxAgeHours,
-        evaluationPeriods: 2,
-        treatMissingData: TreatMissingData.BREACHING,
-      });
-      this.addAlarm(`${key}RecoveryPointLag`, {
-        severity: 'critical',
-        description: `${db.id}: the latest restorable time is more than ${rpoMinutes} min old (RPO), or RDS reports none`,
-        metric: cofreMetric('RecoveryPointLagMinutes', { Database: db.id }, 'Maximum', Duration.hours(1)),
-        threshold: rpoMinutes,
-        evaluationPeriods: 1,
-        treatMissingData: TreatMissingData.BREACHING,
-      });
-    }
-
-    // Replication of the vault to the DR region (S3 Replication Time Control: 15 minutes).
-    let replication: { latency: Metric; failed: Metric } | undefined;
-    if (props.replicaBucketName) {
-      const dims = {
-        SourceBucket: props.vault.bucket.bucketName,
-        DestinationBucket: props.replicaBucketName,
-        RuleId: REPLICATION_RULE_ID,
-      };
-      replication = {
-        latency: new Metric({
-          namespace: 'AWS/S3',
-          metricName: 'ReplicationLatency',
-          dimensionsMap: dims,
-          statistic: 'Maximum',
-          period: Duration.minutes(5),
-        }),
-        failed: new Metric({
-          namespace: 'AWS/S3',
-          metricName: 'OperationsFailedReplication',
-          dimensionsMap: dims,
-          statistic: 'Sum',
-          period: Duration.minutes(5),
-        }),
-      };
-      this.addAlarm('ReplicationLate', {
-        severity: 'warning',
-        description:
-          'Vault replication to the DR region is later than its 15-minute Replication Time Control',
-        metric: replication.latency,
-        threshold: 900,
-        evaluationPeriods: 3,
-      });
-      this.addAlarm('ReplicationFailed', {
-        severity: 'warning',
-        description: 'Objects of the vault failed to replicate to the DR region',
-        metric: replication.failed,
-        threshold: 0,
-      });
-    }
-
-    this.dashboard = this.createDashboard(props, replication);
-    if (rdsDatabases.length)
-      this.dashboard.addWidgets(
-        new GraphWidget({
-          title: 'Point-in-time lag (min, now - LatestRestorableTime)',
-          left: rdsDatabases.map((db) =>
-            cofreMetric('RecoveryPointLagMinutes', { Database: db.id }, 'Maximum', Duration.hours(1)).with({
-              label: db.id,
-            }),
-          ),
-          leftAnnotations: [{ value: rpoMinutes, label: `RPO ${rpoMinutes} min` }],
-          width: 12,
-        }),
-        new GraphWidget({
-          title: 'Hours since the last AWS Backup snapshot',
-          left: rdsDatabases.map((db) =>
-            cofreMetric('HoursSinceLastGoodSnapshot', { Database: db.id }, 'Maximum', Duration.hours(1)).with(
-              {
-                label: db.id,
-              },
-            ),
-          ),
-          leftAnnotations: [{ value: snapshotMaxAgeHours, label: `alarm at ${snapshotMaxAgeHours} h` }],
-          width: 12,
-        }),
-      );
-    this.acknowledgeNagFindings(scheduleRole, props.history);
+    this.dashboard = createAlertsDashboard(this, props, this.alarmList, replication?.metrics, limits);
+    acknowledgeAlertsNagFindings(this, functions.scheduleRole, props.history);
 
     new CfnOutput(this, 'AlertsTopicArn', {
       description: 'Critical alerts (e-mail + PagerDuty); publish here to test the wiring',
@@ -641,7 +274,8 @@ export class CofreAlerts extends Construct {
       'COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS',
       String(maxAgeHours),
     );
-    return this.addAlarm('ConfigSnapshotStale', {
+    return this.addAlarm({
+      id: 'ConfigSnapshotStale',
       severity: 'critical',
       description: `no good weekly configuration snapshot for more than ${maxAgeHours} h (or the freshness check stopped)`,
       metric: cofreMetric('HoursSinceLastGoodConfigSnapshot', {}, 'Maximum', Duration.hours(1)),
@@ -653,7 +287,8 @@ export class CofreAlerts extends Construct {
 
   /** Alarms when `fn` reports an error (Errors ≥ 1 in 5 minutes). */
   public alarmOnFunction(fn: IFunction, name: string, severity: AlertSeverity = 'warning'): Alarm {
-    return this.addAlarm(`${name}Errors`, {
+    return this.addAlarm({
+      id: `${name}Errors`,
       severity,
       description: `Lambda ${name} failed`,
       metric: fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
@@ -663,7 +298,8 @@ export class CofreAlerts extends Construct {
 
   /** Alarms when a (dead-letter) queue holds a message. */
   public alarmOnQueue(queue: IQueue, name: string, severity: AlertSeverity = 'warning'): Alarm {
-    return this.addAlarm(`${name}Depth`, {
+    return this.addAlarm({
+      id: `${name}Depth`,
       severity,
       description: `Queue ${name} holds messages that could not be delivered`,
       metric: queue.metricApproximateNumberOfMessagesVisible({
@@ -682,7 +318,8 @@ export class CofreAlerts extends Construct {
   public alarmOnStateMachine(stateMachine: IStateMachine, name: string): Alarm[] {
     const period = Duration.minutes(5);
     return [
-      this.addAlarm(`${name}TimedOutOrAborted`, {
+      this.addAlarm({
+        id: `${name}TimedOutOrAborted`,
         severity: 'critical',
         description: `State machine ${name}: an execution timed out or was aborted (no notification was sent)`,
         metric: new MathExpression({
@@ -696,7 +333,8 @@ export class CofreAlerts extends Construct {
         }),
         threshold: 0,
       }),
-      this.addAlarm(`${name}Failed`, {
+      this.addAlarm({
+        id: `${name}Failed`,
         severity: 'warning',
         description: `State machine ${name}: an execution failed (its notify message has the details)`,
         metric: stateMachine.metricFailed({ period, statistic: 'Sum' }),
@@ -710,7 +348,7 @@ export class CofreAlerts extends Construct {
    * The stopped-task events are kept in a queue (14 days) for investigation.
    */
   public alarmOnTaskFailures(clusterArn: string, name = 'DumpTasks'): Alarm {
-    const events = this.queue(`${name}FailureEvents`);
+    const events = alertQueue(this, this.key, `${name}FailureEvents`);
     const rule = new Rule(this, `${name}FailureRule`, {
       description: `Cofre: ECS tasks of ${name} that failed`,
       eventPattern: {
@@ -730,7 +368,8 @@ export class CofreAlerts extends Construct {
       { id: 'AwsSolutions-SQS3', reason: keptForInvestigation },
       { id: 'Serverless-SQSRedrivePolicy', reason: keptForInvestigation },
     );
-    return this.addAlarm(`${name}TaskFailures`, {
+    return this.addAlarm({
+      id: `${name}TaskFailures`,
       severity: 'warning',
       description: `ECS tasks of ${name} stopped with an error (events in the ${name}FailureEvents queue)`,
       metric: new Metric({
@@ -744,98 +383,8 @@ export class CofreAlerts extends Construct {
     });
   }
 
-  private acknowledgeNagFindings(scheduleRole: Role, history: BackupHistory): void {
-    const logicalId = (c: Construct) =>
-      Stack.of(this).resolve((c.node.defaultChild as CfnElement).logicalId) as string;
-    const historyIndex = {
-      id: `AwsSolutions-IAM5[Resource::<${logicalId(history.table)}.Arn>/index/*]`,
-      reason:
-        'Reading the history means querying its global secondary indexes (latest good run by database, kind and status); index/* names only the indexes of the one history table.',
-    };
-    const functions: [CofreFunction | undefined, string, boolean][] = [
-      [this.notifyFunction, 'notify (publishes to the alerts topic)', false],
-      [this.pagerDutyFunction, 'PagerDuty relay (reads its secret, calls PagerDuty over HTTPS)', false],
-      [this.freshnessFunction, 'freshness check (queries the history, emits EMF metrics)', true],
-      [this.monthlyReportFunction, 'monthly report (reads history and CloudWatch, publishes)', true],
-      [this.backupEventsFunction, 'AWS Backup events (writes job records, publishes alerts)', true],
-    ];
-    for (const [fn, what, readsHistory] of functions) {
-      if (!fn) continue;
-      const role = fn.function.role!;
-      acknowledge(role, {
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-        reason: `CDK attaches AWSLambdaBasicExecutionRole so the ${what} Lambda can write its logs: only creating log streams and putting log events, into its explicit KMS-encrypted log group.`,
-      });
-      const policy = role.node.findChild('DefaultPolicy');
-      acknowledge(
-        policy,
-        {
-          id: 'HIPAA.Security-IAMNoInlinePolicy',
-          reason: `This policy belongs to the ${what} Lambda role alone and is generated from grants on named resources; a managed policy would only make it attachable to other principals.`,
-        },
-        {
-          id: 'AwsSolutions-IAM5[Resource::*]',
-          reason: `X-Ray tracing actions (xray:PutTraceSegments, xray:PutTelemetryRecords) take no resource; every data action of the ${what} Lambda names its topic, table, secret or key.`,
-        },
-        {
-          id: 'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
-          reason: `Publishing to the KMS-encrypted alerts topic needs GenerateDataKey* on the alerts key only (the ${what} Lambda), and the key policy allows it only through SNS, Lambda and SQS.`,
-        },
-        ...(readsHistory ? [historyIndex] : []),
-      );
-      acknowledge(fn.function, {
-        id: 'HIPAA.Security-LambdaInsideVPC',
-        reason: `The ${what} Lambda calls only AWS APIs (and PagerDuty) over TLS with IAM authorization and never a database; a VPC would need NAT to reach them without narrowing what it can reach.`,
-      });
-      if (fn.deadLetterQueue) {
-        const isDlq = `This queue is itself the dead-letter queue of the ${what} Lambda (kept 14 days, alarmed on depth); a queue behind it would only move the events again.`;
-        acknowledge(fn.deadLetterQueue, { id: 'Serverless-SQSRedrivePolicy', reason: isDlq });
-      }
-    }
-    const syncNotify = `The state machines invoke the notify Lambda synchronously (lambda:invoke waits and retries), so a failure becomes a state error and the execution fails (alarmed); a DLQ only receives asynchronous events.`;
-    acknowledge(
-      this.notifyFunction.function,
-      { id: 'HIPAA.Security-LambdaDLQ', reason: syncNotify },
-      { id: 'Serverless-LambdaDLQ', reason: syncNotify },
-    );
-    for (const [queue, what] of [
-      [this.scheduleDeadLetterQueue, 'the freshness and monthly-report schedules'],
-      [this.undeliveredQueue, 'the alert topics subscriptions (e-mail and PagerDuty)'],
-    ] as const) {
-      const isDlq = `This queue is itself the dead-letter queue of ${what}, kept 14 days and alarmed on depth; a queue behind it would only move the messages again.`;
-      acknowledge(
-        queue,
-        { id: 'AwsSolutions-SQS3', reason: isDlq },
-        { id: 'Serverless-SQSRedrivePolicy', reason: isDlq },
-      );
-    }
-    const schedulePolicy = scheduleRole.node.findChild('DefaultPolicy');
-    acknowledge(
-      schedulePolicy,
-      {
-        id: 'HIPAA.Security-IAMNoInlinePolicy',
-        reason:
-          'This policy belongs to the alerts schedule role alone (invoke two named Lambdas, send to their dead-letter queue); a managed policy would only make it attachable elsewhere.',
-      },
-      ...[this.freshnessFunction, this.monthlyReportFunction].map((fn) => ({
-        id: `AwsSolutions-IAM5[Resource::<${logicalId(fn.function)}.Arn>:*]`,
-        reason:
-          'lambda:InvokeFunction on the function and its versions (<arn>:*), as the scheduler target grant writes it; no other function.',
-      })),
-    );
-  }
-
-  private addAlarm(
-    id: string,
-    o: {
-      severity: AlertSeverity;
-      description: string;
-      metric: IMetric;
-      threshold: number;
-      evaluationPeriods?: number;
-      treatMissingData?: TreatMissingData;
-    },
-  ): Alarm {
+  private addAlarm(o: AlarmSpec): Alarm {
+    const id = o.id;
     if (this.alarms.has(id)) throw new Error(`CofreAlerts ${this.node.path}: alarm ${id} exists already`);
     const alarm = new Alarm(this, id, {
       alarmDescription: `[${o.severity}] ${o.description}`,
@@ -853,253 +402,6 @@ export class CofreAlerts extends Construct {
     this.alarmList.push(alarm);
     return alarm;
   }
-
-  /** An SQS queue encrypted with the alerts key, TLS only, kept 14 days. */
-  private queue(id: string): Queue {
-    return new Queue(this, id, {
-      encryption: QueueEncryption.KMS,
-      encryptionMasterKey: this.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-  }
-
-  private createKey(): Key {
-    const stack = Stack.of(this);
-    const policy = administeredKeyPolicy();
-    const sourceAccount = { StringEquals: { 'aws:SourceAccount': stack.account } };
-    policy.addStatements(
-      logsEncryptionStatement(this),
-      usableOnlyThroughServices(this, 'AccountUsesTheKeyOnlyThroughSnsLambdaAndSqs', [
-        'sns',
-        'lambda',
-        'sqs',
-      ]),
-      // CloudWatch alarms publish to the encrypted topics; SNS and EventBridge write to the encrypted queues.
-      new PolicyStatement({
-        sid: 'AlarmsAndDeliveriesOfThisAccount',
-        principals: [
-          new ServicePrincipal('cloudwatch.amazonaws.com'),
-          new ServicePrincipal('sns.amazonaws.com'),
-          new ServicePrincipal('events.amazonaws.com'),
-        ],
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
-        resources: ['*'],
-        conditions: sourceAccount,
-      }),
-    );
-    const key = new Key(this, 'Key', {
-      description: `Cofre alerts key (${stack.region}): topics, alert Lambdas' logs, environments and queues`,
-      enableKeyRotation: true,
-      policy,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    key.addAlias('alias/cofre-alerts');
-    return key;
-  }
-
-  /** TLS only (enforceSSL), nobody outside this account, and CloudWatch alarms of this account. */
-  private restrictPublishing(topic: Topic): void {
-    const stack = Stack.of(this);
-    topic.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'CloudWatchAlarmsOfThisAccountPublish',
-        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['sns:Publish'],
-        resources: [topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': stack.formatArn({
-              service: 'cloudwatch',
-              resource: 'alarm',
-              resourceName: '*',
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-    );
-    topic.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'DenyPublishingFromOtherAccounts',
-        effect: Effect.DENY,
-        principals: [new AnyPrincipal()],
-        actions: ['sns:Publish'],
-        resources: [topic.topicArn],
-        conditions: {
-          StringNotEquals: { 'aws:PrincipalAccount': stack.account },
-          Bool: { 'aws:PrincipalIsAWSService': 'false' },
-        },
-      }),
-    );
-    topic.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'DenyServicesActingForOtherAccounts',
-        effect: Effect.DENY,
-        principals: [new AnyPrincipal()],
-        actions: ['sns:Publish'],
-        resources: [topic.topicArn],
-        conditions: {
-          StringNotEquals: { 'aws:SourceAccount': stack.account },
-          Bool: { 'aws:PrincipalIsAWSService': 'true' },
-        },
-      }),
-    );
-  }
-
-  private createDashboard(
-    props: CofreAlertsProps,
-    replication: { latency: Metric; failed: Metric } | undefined,
-  ): Dashboard {
-    const dashboard = new Dashboard(this, 'Dashboard', {
-      defaultInterval: Duration.days(30),
-    });
-    const day = Duration.days(1);
-    const perDb = (metricName: string, statistic: string, period = day) =>
-      props.databases.map((db) =>
-        cofreMetric(metricName, { Database: db.id }, statistic, period).with({ label: db.id }),
-      );
-    const schedules = Object.entries(props.scheduleSummary ?? {})
-      .map(([job, expression]) => `| ${job} | \`${expression}\` |`)
-      .join('\n');
-    const widgets: IWidget[][] = [
-      [
-        new TextWidget({
-          markdown: [
-            '# Cofre backups',
-            `Alarms: critical → e-mail + PagerDuty, warning → e-mail. Schedules (${props.timeZone ?? 'America/Sao_Paulo'}):`,
-            '',
-            '| job | schedule |',
-            '|---|---|',
-            schedules || '| (none given) | |',
-          ].join('\n'),
-          width: 8,
-          height: 6,
-        }),
-        new AlarmStatusWidget({
-          title: 'Alarms',
-          alarms: this.alarmList,
-          width: 16,
-          height: 6,
-        }),
-      ],
-      ...props.databases.map((db) => [
-        new SingleValueWidget({
-          title: `${db.id}: status`,
-          metrics: [
-            cofreMetric(
-              'HoursSinceLastGoodBackup',
-              { Database: db.id, Kind: 'full' },
-              'Maximum',
-              Duration.hours(1),
-            ).with({
-              label: 'hours since last good full backup',
-            }),
-            ...(db.tenants
-              ? [
-                  cofreMetric(
-                    'HoursSinceLastVerifiedTenantExport',
-                    { Database: db.id },
-                    'Maximum',
-                    Duration.hours(1),
-                  ).with({
-                    label: 'hours since last tenant export',
-                  }),
-                ]
-              : []),
-            cofreMetric(
-              'DaysSinceLastGoodRestoreTest',
-              { Database: db.id },
-              'Maximum',
-              Duration.hours(1),
-            ).with({
-              label: 'days since last good restore test',
-            }),
-            cofreMetric('LastRestoreTestPassed', { Database: db.id }, 'Minimum', Duration.hours(1)).with({
-              label: 'last restore test passed (1 = yes)',
-            }),
-            cofreMetric(
-              'LastRestoreTestDurationSeconds',
-              { Database: db.id },
-              'Maximum',
-              Duration.hours(1),
-            ).with({
-              label: 'last restore test RTO (s)',
-            }),
-          ],
-          width: 16,
-          height: 4,
-        }),
-        new SingleValueWidget({
-          title: `${db.id}: success rate, 30 days (%)`,
-          metrics: [
-            new MathExpression({
-              expression: '100 * ok / (ok + FILL(failed, 0))',
-              usingMetrics: {
-                ok: cofreMetric('BackupSucceeded', { Database: db.id }, 'Sum', Duration.days(30)),
-                failed: cofreMetric('BackupFailed', { Database: db.id }, 'Sum', Duration.days(30)),
-              },
-              period: Duration.days(30),
-              label: 'success rate (%)',
-            }),
-          ],
-          setPeriodToTimeRange: true,
-          width: 8,
-          height: 4,
-        }),
-      ]),
-      [
-        new GraphWidget({
-          title: 'Backup size (bytes stored)',
-          left: perDb('BackupSizeBytes', 'Maximum'),
-          width: 8,
-        }),
-        new GraphWidget({
-          title: 'Backup duration (s)',
-          left: perDb('BackupDurationSeconds', 'Maximum'),
-          width: 8,
-        }),
-        new GraphWidget({ title: 'Compression ratio', left: perDb('CompressionRatio', 'Average'), width: 8 }),
-      ],
-      [
-        new GraphWidget({
-          title: 'Vault size by storage class',
-          left: STORAGE_TYPES.map(
-            (type) =>
-              new Metric({
-                namespace: 'AWS/S3',
-                metricName: 'BucketSizeBytes',
-                dimensionsMap: { BucketName: props.vault.bucket.bucketName, StorageType: type },
-                statistic: 'Average',
-                period: day,
-                label: type,
-              }),
-          ),
-          stacked: true,
-          width: 12,
-        }),
-        new GraphWidget({
-          title: 'Replication to the DR vault',
-          left: replication ? [replication.latency.with({ label: 'latency (s)' })] : [],
-          right: replication ? [replication.failed.with({ label: 'failed operations' })] : [],
-          width: 12,
-        }),
-      ],
-    ];
-    for (const row of widgets) dashboard.addWidgets(...row);
-    return dashboard;
-  }
-}
-
-/** A metric of namespace `Cofre`. */
-function cofreMetric(
-  metricName: string,
-  dimensionsMap: Record<string, string>,
-  statistic: string,
-  period: Duration,
-): Metric {
-  return new Metric({ namespace: COFRE_NAMESPACE, metricName, dimensionsMap, statistic, period });
 }
 
 /** `app-prod` → `AppProd` (construct ids). */

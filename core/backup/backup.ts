@@ -1,24 +1,11 @@
-import {
-  backupFolder,
-  backupIdTime,
-  chainLink,
-  chainPrefix,
-  priorBackupsOf,
-  withChainLock,
-  writeManifest,
-} from '../catalog/catalog';
+import { backupFolder, backupIdTime, chainPrefix, priorBackupsOf, withChainLock } from '../catalog/catalog';
 import type { Connection, Engine } from '../sources/connection';
 import { describeConnection } from '../sources/connection';
-import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../vault/crypto';
+import type { Keys } from '../vault/crypto';
 import { UsageError, messageOf } from '../util/errors';
-import {
-  MANIFEST_FORMAT_VERSION,
-  artifactEntry,
-  newBackupId,
-  sha256,
-  type Manifest,
-} from '../catalog/manifest';
-import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from './stream-encoder';
+import { newBackupId, sha256, type Manifest } from '../catalog/manifest';
+import { DEFAULT_ZSTD_LEVEL, type Progress } from './stream-encoder';
+import { writeBackup } from './write';
 import {
   CLASS_TAG,
   DEFAULT_RETENTION,
@@ -216,63 +203,36 @@ async function backupOne(
   else if (c.engine === 'postgres') dump = await startPostgresDump(c, database);
   else dump = await startMysqlDump(c, database, info.serverVersion);
 
-  const artifactName = `${database === null ? 'globals' : encodeURIComponent(database)}.${dump.extension}.zst.enc`;
-  const lockUntil = retention.lockUntil(now());
-  const result = await streamToVault({
-    dump,
+  const { manifest, manifestBytes, result } = await writeBackup({
     vault: options.vault,
-    key: `${folder}/${artifactName}`,
-    writeOptions: { tags, lockUntil },
     keys: options.keys,
+    folder,
+    artifactName: `${database === null ? 'globals' : encodeURIComponent(database)}.${dump.extension}.zst.enc`,
+    dump,
+    tags,
+    retention,
     encryptionContext,
     zstdLevel,
+    latest: prior.latest,
+    startedAt,
+    now,
     signal: options.signal,
     onProgress: (p) => options.onProgress?.(database ?? 'globals', p),
-  });
-  const finishedAt = now();
-  const manifest: Manifest = {
-    formatVersion: MANIFEST_FORMAT_VERSION,
-    backupId,
-    kind: database === null ? 'globals' : 'full',
-    engine: c.engine,
-    serverVersion: info.serverVersion,
-    toolVersions: { ...info.toolVersions, cofre: COFRE_VERSION, node: process.versions.node },
-    sourceId,
-    source: { host: c.host, port: c.port, user: c.user, database },
-    tier,
-    dataClass,
-    timeZone,
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    durationMs: finishedAt.getTime() - startedAt.getTime(),
-    retention: {
-      expireAfterDays: retention.expireAfterDays,
-      lockUntil: lockUntil.toISOString(),
-      lockMode: options.vault.objectLockMode,
-    },
-    artifacts: [
-      artifactEntry({
-        name: artifactName,
-        format: dump.format,
-        result,
-        onS3: options.vault.kind === 's3',
-        zstdLevel,
-        algorithmSuite: ALGORITHM_SUITE_NAME,
-        frameLength: FRAME_LENGTH,
-        keyIds: options.keys.keyIds,
-        encryptionContext,
-        largestStatementBytes: dump.largestStatementBytes?.(),
-      }),
-    ],
-    previous: chainLink(prior.latest, lockUntil),
-  };
-  const bytes = await writeManifest(options.vault, folder, manifest, {
-    tags,
-    lockUntil: retention.lockUntil(now()),
-    signal: options.signal,
+    body: () => ({
+      backupId,
+      kind: database === null ? 'globals' : 'full',
+      engine: c.engine,
+      serverVersion: info.serverVersion,
+      toolVersions: { ...info.toolVersions, cofre: COFRE_VERSION, node: process.versions.node },
+      sourceId,
+      source: { host: c.host, port: c.port, user: c.user, database },
+      tier,
+      dataClass,
+      timeZone,
+    }),
   });
   options.log?.(
-    `backup ${backupId} (${tier}) of ${database ?? 'globals'}: ${result.tables.length} tables, ${result.rawBytes} bytes dumped, ${result.storedBytes} stored, sha256 ${sha256(bytes).slice(0, 12)}…`,
+    `backup ${backupId} (${tier}) of ${database ?? 'globals'}: ${result.tables.length} tables, ${result.rawBytes} bytes dumped, ${result.storedBytes} stored, sha256 ${sha256(manifestBytes).slice(0, 12)}…`,
   );
   return { ok: true, database, folder, manifest };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { encryptStream, type Keys } from '../vault/crypto';
+import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, encryptStream, type Keys } from '../vault/crypto';
 import { CancelledError, CofreError, OperationalError, messageOf } from '../util/errors';
 import type { RunningDump, TableCount } from '../sources/types';
 import type { StoredObject, Vault, WriteOptions } from '../vault';
@@ -27,8 +27,19 @@ export interface StreamResult {
   readonly plainSha256: string;
   /** SHA-256 (hex) of the stored (encrypted) bytes. */
   readonly storedSha256: string;
+  /** What the vault reported for the object (S3: ETag, checksum, version). */
   readonly stored: StoredObject;
+  /** The vault is S3: the manifest records what S3 reported. */
+  readonly onS3: boolean;
   readonly tables: readonly TableCount[];
+  readonly zstdLevel: number;
+  /** How the bytes were encrypted: suite, frame length, the keys that can open them, the context. */
+  readonly encryption: {
+    readonly algorithmSuite: string;
+    readonly frameLength: number;
+    readonly keyIds: readonly string[];
+    readonly encryptionContext: Record<string, string>;
+  };
 }
 
 export interface StreamToVaultOptions {
@@ -184,6 +195,14 @@ async function run(options: StreamToVaultOptions): Promise<StreamResult> {
     plainSha256: plainHash.digest('hex'),
     storedSha256: storedHash.digest('hex'),
     stored: written.value,
+    onS3: options.vault.kind === 's3',
     tables,
+    zstdLevel: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL,
+    encryption: {
+      algorithmSuite: ALGORITHM_SUITE_NAME,
+      frameLength: FRAME_LENGTH,
+      keyIds: options.keys.keyIds,
+      encryptionContext: options.encryptionContext,
+    },
   };
 }

@@ -170,7 +170,7 @@ export function parseManifest(bytes: Buffer): { manifest: Manifest } | { problem
   };
 }
 
-/** What a streamed artifact's manifest entry is made of (see core/backup/stream-encoder.ts `streamToVault`). */
+/** What a streamed artifact's manifest entry is made of (`StreamResult` of core/backup/stream-encoder.ts). */
 export interface ArtifactInput {
   readonly name: string;
   readonly format: Artifact['format'];
@@ -185,15 +185,17 @@ export interface ArtifactInput {
       readonly checksumSha256?: string;
       readonly versionId?: string;
     };
+    /** S3 vaults record what S3 reported at upload. */
+    readonly onS3: boolean;
     readonly tables: readonly { readonly schema: string; readonly name: string; readonly rows: number }[];
+    readonly zstdLevel: number;
+    readonly encryption: {
+      readonly algorithmSuite: string;
+      readonly frameLength: number;
+      readonly keyIds: readonly string[];
+      readonly encryptionContext: Record<string, string>;
+    };
   };
-  /** S3 vaults record what S3 reported at upload. */
-  readonly onS3: boolean;
-  readonly zstdLevel: number;
-  readonly algorithmSuite: string;
-  readonly frameLength: number;
-  readonly keyIds: readonly string[];
-  readonly encryptionContext: Record<string, string>;
   readonly largestStatementBytes?: number | undefined;
 }
 
@@ -205,7 +207,7 @@ export function artifactEntry(a: ArtifactInput): Artifact {
     format: a.format,
     bytes: { raw: result.rawBytes, compressed: result.compressedBytes, stored: result.storedBytes },
     sha256: { stored: result.storedSha256, plain: result.plainSha256 },
-    ...(a.onS3
+    ...(result.onS3
       ? {
           s3: {
             ...(result.stored.etag ? { etag: result.stored.etag } : {}),
@@ -214,13 +216,13 @@ export function artifactEntry(a: ArtifactInput): Artifact {
           },
         }
       : {}),
-    compression: { algorithm: 'zstd', level: a.zstdLevel },
+    compression: { algorithm: 'zstd', level: result.zstdLevel },
     encryption: {
       scheme: 'aws-encryption-sdk',
-      algorithmSuite: a.algorithmSuite,
-      frameLength: a.frameLength,
-      keyIds: [...a.keyIds],
-      encryptionContext: a.encryptionContext,
+      algorithmSuite: result.encryption.algorithmSuite,
+      frameLength: result.encryption.frameLength,
+      keyIds: [...result.encryption.keyIds],
+      encryptionContext: result.encryption.encryptionContext,
     },
     tables: result.tables.map((t) => ({ schema: t.schema, name: t.name, rows: t.rows })),
     ...(a.largestStatementBytes !== undefined ? { largestStatementBytes: a.largestStatementBytes } : {}),

@@ -6,24 +6,17 @@
  */
 import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
 import {
-  chainLink,
   tenantBackupFolder,
   tenantChainPrefix,
   priorTenantBackupsOf,
   withChainLock,
-  writeManifest,
 } from '../catalog/catalog';
 import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
-import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../vault/crypto';
+import type { Keys } from '../vault/crypto';
 import { IntegrityError, UsageError, messageOf } from '../util/errors';
-import {
-  MANIFEST_FORMAT_VERSION,
-  artifactEntry,
-  newBackupId,
-  type Manifest,
-  type ManifestTenant,
-} from '../catalog/manifest';
-import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from '../backup/stream-encoder';
+import { newBackupId, type Manifest, type ManifestTenant } from '../catalog/manifest';
+import { DEFAULT_ZSTD_LEVEL, type Progress } from '../backup/stream-encoder';
+import { writeBackup } from '../backup/write';
 import {
   CLASS_TAG,
   DEFAULT_RETENTION,
@@ -245,61 +238,34 @@ async function backupTenant(
     'cofre:tier': 'tenant',
   };
   const dump = await startTenantExport(c, plan, tenant);
-  const artifactName = 'tenant.sql.zst.enc';
-  const lockUntil = retention.lockUntil(now());
-  const result = await streamToVault({
-    dump,
+  const { manifest, result } = await writeBackup({
     vault: options.vault,
-    key: `${folder}/${artifactName}`,
-    writeOptions: { tags, lockUntil },
     keys: options.keys,
+    folder,
+    artifactName: 'tenant.sql.zst.enc',
+    dump,
+    tags,
+    retention,
     encryptionContext,
     zstdLevel,
+    latest: prior.latest,
+    startedAt,
+    now,
     signal: options.signal,
     onProgress: (p) => options.onProgress?.(tenant, p),
-  });
-  const finishedAt = now();
-  const manifest: Manifest = {
-    formatVersion: MANIFEST_FORMAT_VERSION,
-    backupId,
-    kind: 'tenant',
-    tenant: manifestTenant(plan, tenant, dump.contentHashes()),
-    engine: c.engine,
-    serverVersion: info.serverVersion,
-    toolVersions: { cofre: COFRE_VERSION, node: process.versions.node },
-    sourceId,
-    source: { host: c.host, port: c.port, user: c.user, database },
-    tier: 'tenant',
-    dataClass,
-    timeZone: options.timeZone ?? DEFAULT_TIME_ZONE,
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    durationMs: finishedAt.getTime() - startedAt.getTime(),
-    retention: {
-      expireAfterDays: retention.expireAfterDays,
-      lockUntil: lockUntil.toISOString(),
-      lockMode: options.vault.objectLockMode,
-    },
-    artifacts: [
-      artifactEntry({
-        name: artifactName,
-        format: dump.format,
-        result,
-        onS3: options.vault.kind === 's3',
-        zstdLevel,
-        algorithmSuite: ALGORITHM_SUITE_NAME,
-        frameLength: FRAME_LENGTH,
-        keyIds: options.keys.keyIds,
-        encryptionContext,
-        largestStatementBytes: dump.largestStatementBytes?.(),
-      }),
-    ],
-    previous: chainLink(prior.latest, lockUntil),
-  };
-  await writeManifest(options.vault, folder, manifest, {
-    tags,
-    lockUntil: retention.lockUntil(now()),
-    signal: options.signal,
+    body: () => ({
+      backupId,
+      kind: 'tenant',
+      tenant: manifestTenant(plan, tenant, dump.contentHashes()),
+      engine: c.engine,
+      serverVersion: info.serverVersion,
+      toolVersions: { cofre: COFRE_VERSION, node: process.versions.node },
+      sourceId,
+      source: { host: c.host, port: c.port, user: c.user, database },
+      tier: 'tenant',
+      dataClass,
+      timeZone: options.timeZone ?? DEFAULT_TIME_ZONE,
+    }),
   });
   const rows = result.tables.reduce((n, t) => n + t.rows, 0);
   options.log?.(

@@ -2,16 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { link, lstat, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { Duplex, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
 import { findBackup } from '../catalog/catalog';
-import { decryptStream, type Keys } from '../vault/crypto';
+import { type Keys } from '../vault/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../util/errors';
-import { checkedCopy } from '../catalog/artifact-reader';
-import { byteMeter, type OnProgress } from '../util/progress';
+import { plaintextStages, requireValidManifest } from '../catalog/artifact-reader';
+import { type OnProgress } from '../util/progress';
 import { failure } from './export';
-import { MANIFEST_NAME, type Artifact } from '../catalog/manifest';
+import { type Artifact } from '../catalog/manifest';
 import type { Vault } from '../vault';
 
 export interface DecryptOptions {
@@ -98,12 +96,7 @@ export async function decryptBackup(options: DecryptOptions): Promise<DecryptRep
   if (!(await lstat(dir).catch(() => undefined))?.isDirectory())
     throw new UsageError(`--out: the directory ${dir} does not exist`);
   const entry = await findBackup(options.vault, options.backupId);
-  if (!entry.manifest)
-    throw new IntegrityError(
-      `backup ${options.backupId}: its manifest is not valid: ${(entry.problems ?? []).join('; ')}`,
-      (entry.problems ?? []).map((p) => `${entry.folder}/${MANIFEST_NAME}: ${p}`),
-    );
-  const manifest = entry.manifest;
+  const manifest = requireValidManifest(entry);
   if (manifest.artifacts.length !== 1)
     throw new UsageError(
       `--backup: ${manifest.backupId} has ${manifest.artifacts.length} artifacts; cofre decrypt writes one dump`,
@@ -119,22 +112,13 @@ export async function decryptBackup(options: DecryptOptions): Promise<DecryptRep
   let stage: 'read' | 'check' | 'write' | undefined;
   const source = await options.vault.read(key, options.signal);
   const sink = createWriteStream(temp, { flags: 'wx', mode: 0o600 });
-  const checks: [Transform, Duplex, Transform, Transform] = [
-    checkedCopy(
-      `artifact ${key}: the stored bytes`,
-      { bytes: artifact.bytes.stored, sha256: artifact.sha256.stored },
-      byteMeter(options.onProgress, artifact.bytes.stored),
-    ),
-    decryptStream(options.keys, artifact.encryption.encryptionContext),
-    zlib.createZstdDecompress(),
-    checkedCopy(
-      `artifact ${key}: the decrypted dump`,
-      { bytes: artifact.bytes.raw, sha256: artifact.sha256.plain },
-      (c) => {
-        plainBytes += c.length;
-      },
-    ),
-  ];
+  const stages = plaintextStages(
+    { key, artifact, keys: options.keys, onProgress: options.onProgress },
+    (c) => {
+      plainBytes += c.length;
+    },
+  );
+  const checks = [stages.stored, stages.decrypt, stages.decompress, stages.plain] as const;
   // A failing stream emits its error first; the pipeline then destroys the others with it.
   source.once('error', () => (stage ??= 'read'));
   for (const c of checks) c.once('error', () => (stage ??= 'check'));

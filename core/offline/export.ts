@@ -1,7 +1,7 @@
 import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Readable } from 'node:stream';
-import { checkedCopy } from '../catalog/artifact-reader';
+import { checkedCopy, requireValidManifest } from '../catalog/artifact-reader';
 import { byteMeter, type OnProgress } from '../util/progress';
 import { findBackup } from '../catalog/catalog';
 import {
@@ -114,12 +114,7 @@ export async function exportBackup(options: ExportOptions): Promise<ExportReport
   }
   const { existed } = await checkTarget(to);
   const entry = await findBackup(options.vault, options.backupId);
-  if (!entry.manifest)
-    throw new IntegrityError(
-      `backup ${options.backupId}: its manifest is not valid: ${(entry.problems ?? []).join('; ')}`,
-      (entry.problems ?? []).map((p) => `${entry.folder}/${MANIFEST_NAME}: ${p}`),
-    );
-  const manifest: Manifest = entry.manifest;
+  const manifest: Manifest = requireValidManifest(entry);
   if (options.signal?.aborted) throw new CancelledError(String(options.signal.reason ?? 'aborted'));
 
   if (!existed) await mkdir(to);

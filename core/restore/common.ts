@@ -1,137 +1,23 @@
 /** What both engines' restores share: the checked plaintext stream, feeding a tool, spilling, table names and counts. */
 
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, pipeline as pipeStages, Readable, Transform } from 'node:stream';
+import { pipeline as pipeStages, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
-import { checkedCopy } from '../catalog/artifact-reader';
-import { decryptStream } from '../vault/crypto';
-import {
-  CancelledError,
-  CofreError,
-  IntegrityError,
-  OperationalError,
-  UsageError,
-  messageOf,
-} from '../util/errors';
+import { verifiedPlaintext } from '../catalog/artifact-reader';
+import { CancelledError, IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
 import type { Artifact, Manifest } from '../catalog/manifest';
-import { byteMeter, type OnProgress } from '../util/progress';
 import type { ToolProcess } from '../sources/process';
 import type { TableCount } from '../sources/types';
-import type { Vault } from '../vault';
 import type { RestoreOptions } from './restore';
 
 export interface Input extends RestoreOptions {
   readonly manifest: Manifest;
   readonly artifact: Artifact;
   readonly key: string;
-}
-
-/**
- * The artifact is in the vault with the size and checksum its manifest records, checked before
- * anything is touched: on S3 from the stored SHA-256 checksum and ETag (no download); in a file
- * vault by hashing the file once. The restore's own stream checks every byte again.
- */
-export async function requireStoredIntact(
-  vault: Vault,
-  key: string,
-  artifact: Artifact,
-  onProgress?: OnProgress,
-): Promise<void> {
-  const stat = await vault.stat(key);
-  if (!stat) throw new IntegrityError(`artifact ${key} is missing; nothing was restored`);
-  if (stat.bytes !== artifact.bytes.stored)
-    throw new IntegrityError(
-      `artifact ${key} has ${stat.bytes} bytes, the manifest records ${artifact.bytes.stored}; nothing was restored`,
-    );
-  if (vault.kind === 'file') {
-    // A local file has no stored checksum: read it once and hash it (local disk reads at several
-    // hundred MB/s, a small part of a restore), so a corrupted artifact fails here, before the
-    // target or a temporary database exists.
-    const hash = createHash('sha256');
-    const meter = byteMeter(onProgress, artifact.bytes.stored, 'checked');
-    for await (const chunk of await vault.read(key)) {
-      hash.update(chunk as Buffer);
-      meter?.(chunk as Buffer);
-    }
-    const digest = hash.digest('hex');
-    if (digest !== artifact.sha256.stored)
-      throw new IntegrityError(
-        `artifact ${key} has SHA-256 ${digest}, the manifest records ${artifact.sha256.stored}; nothing was restored`,
-      );
-    return;
-  }
-  const s3 = artifact.s3;
-  if (s3?.checksumSha256 && stat.checksumSha256 && s3.checksumSha256 !== stat.checksumSha256)
-    throw new IntegrityError(
-      `artifact ${key}: its S3 SHA-256 checksum differs from the manifest's; nothing was restored`,
-    );
-  if (s3?.etag && stat.etag && s3.etag !== stat.etag)
-    throw new IntegrityError(
-      `artifact ${key}: its S3 ETag differs from the manifest's; nothing was restored`,
-    );
-}
-
-/**
- * The artifact's plaintext, checked as it streams: the SHA-256 and size of the stored bytes and of
- * the plaintext must match the manifest, or the stream fails at its end (before the consumer's
- * `end`), with an {@link IntegrityError}. Authentication failures (tampering, wrong key) fail it too.
- */
-export async function verifiedPlaintext(
-  input: Pick<Input, 'vault' | 'key' | 'artifact' | 'keys' | 'signal' | 'onProgress'>,
-): Promise<Readable> {
-  const { artifact } = input;
-  const source = await input.vault.read(input.key, input.signal);
-  const tapStored = checkedCopy(
-    `artifact ${input.key} (stored bytes)`,
-    { bytes: artifact.bytes.stored, sha256: artifact.sha256.stored },
-    byteMeter(input.onProgress, artifact.bytes.stored),
-  );
-  const tapPlain = checkedCopy(`artifact ${input.key} (decrypted dump)`, {
-    bytes: artifact.bytes.raw,
-    sha256: artifact.sha256.plain,
-  });
-  // `out` is fed with .pipe(), outside the pipeline: a failing stage must not destroy it with the
-  // raw error before it can be given the clear one below.
-  const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  tapPlain.pipe(out, { end: false });
-  // A consumer that stops early (a failed tool, a cancelled run) stops the read: otherwise the
-  // pipeline stalls on back-pressure forever, holding the vault's file or connection open.
-  out.once('close', () => {
-    if (!source.destroyed && !source.readableEnded) source.destroy();
-  });
-  pipeline(
-    source,
-    tapStored,
-    decryptStream(input.keys, artifact.encryption.encryptionContext),
-    zlib.createZstdDecompress({ chunkSize: 1024 * 1024 }),
-    tapPlain,
-  ).then(
-    () => {
-      tapPlain.once('end', () => out.end());
-      if (tapPlain.readableEnded) out.end();
-    },
-    (error: unknown) => {
-      out.destroy(
-        error instanceof CofreError
-          ? error
-          : new IntegrityError(
-              // The key was checked to be one the artifact is encrypted for: this is damage.
-              `artifact ${input.key} is damaged: it fails authentication while decrypting (${messageOf(error)}); nothing of it was kept`,
-            ),
-      );
-    },
-  );
-  // A consumer that attaches after the stream has already failed (a tiny corrupt artifact fails
-  // before the first read) still gets the error from its pipeline or iterator; without this
-  // listener the 'error' event would crash the process first.
-  out.on('error', () => undefined);
-  return out;
 }
 
 export function compareCounts(

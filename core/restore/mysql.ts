@@ -12,7 +12,8 @@ import { MysqldumpTableSelector } from '../sources/mysqldump-select';
 import type { TableCount } from '../sources/types';
 import { detached } from '../util/run-context';
 import type { RestoreReport } from './restore';
-import { type Input, verifiedPlaintext, compareCounts, feedTool, findManifestTable } from './common';
+import { verifiedPlaintext } from '../catalog/artifact-reader';
+import { type Input, compareCounts, feedTool, findManifestTable } from './common';
 
 // ---------------------------------------------------------------------------------------------
 // MySQL / MariaDB

@@ -2,12 +2,12 @@ import { findBackup } from '../catalog/catalog';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { checkKeyFits } from '../offline/decrypt';
-import { IntegrityError, UsageError } from '../util/errors';
+import { UsageError } from '../util/errors';
 import type { OnProgress } from '../util/progress';
 import type { TableCount } from '../sources/types';
 import { withCancellableRun } from '../util/run-context';
 import type { Vault } from '../vault';
-import { requireStoredIntact } from './common';
+import { requireStoredIntact, requireValidManifest } from '../catalog/artifact-reader';
 import { restorePostgresDatabase, restorePostgresTable } from './postgres';
 import { restoreMysqlDatabase, restoreMysqlTable } from './mysql';
 
@@ -79,11 +79,7 @@ export function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
 async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
-  if (!entry.manifest)
-    throw new IntegrityError(
-      `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
-    );
-  const manifest = entry.manifest;
+  const manifest = requireValidManifest(entry);
   const artifact = manifest.artifacts[0]!;
   if (!options.target.database)
     throw new UsageError('--target-url: expected a database name in the URL path');

@@ -18,7 +18,7 @@ import { checkKeyFits } from '../offline/decrypt';
 import { IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
 import type { Artifact, Manifest } from '../catalog/manifest';
 import type { OnProgress } from '../util/progress';
-import { requireStoredIntact, verifiedPlaintext } from '../restore/common';
+import { requireStoredIntact, requireValidManifest, verifiedPlaintext } from '../catalog/artifact-reader';
 import { ensurePacket } from '../restore/mysql';
 import { restoreBackup } from '../restore/restore';
 import { dropDatabaseIfExists } from '../sources/admin';
@@ -132,11 +132,7 @@ async function restoreTenantInRun(options: TenantRestoreOptions): Promise<Tenant
   const startedAt = (options.now ?? (() => new Date()))();
   const log = options.log ?? (() => undefined);
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
-  if (!entry.manifest)
-    throw new IntegrityError(
-      `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
-    );
-  const manifest = entry.manifest;
+  const manifest = requireValidManifest(entry);
   const artifact = manifest.artifacts[0]!;
   const target = options.target;
   if (!target.database) throw new UsageError('--target-url: expected the tenants’ database in the URL path');

@@ -18,6 +18,7 @@ import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../util/errors';
 import { createProgressReporter } from '../util/progress';
+import { requireValidManifest } from '../catalog/artifact-reader';
 import { restoreBackup } from '../restore/restore';
 import { dropDatabaseIfExists, withAdmin } from '../sources/admin';
 import { checkTenantRestore, latestTenantBackups, type TenantRestoreCheck } from '../tenants/restore-check';
@@ -205,11 +206,7 @@ export async function runRestoreTest(
       ? probe(deps.connection, scratch, deps.onProgress, deps.probeIntervalMs ?? 60_000)
       : () => undefined;
     try {
-      if (!entry.manifest)
-        throw new IntegrityError(
-          `backup ${entry.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
-        );
-      const manifest = entry.manifest;
+      const manifest = requireValidManifest(entry);
       const progress = createProgressReporter({
         write: (t) => {
           log(t.trimEnd());

@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { plaintextOf } from '../../core/catalog/artifact-reader';
+import { verifiedPlaintext } from '../../core/catalog/artifact-reader';
 import { parseDatabaseUrl, type Engine } from '../../core/sources/connection';
 import { buildKeys, keygen, type Keys } from '../../core/vault/crypto';
 import type { Manifest } from '../../core/catalog/manifest';
@@ -49,7 +49,10 @@ export async function loadDumpInto(
       : spawnMysqlClient(target, target.database!);
   tool.stdout.resume();
   try {
-    await pipeline(await plaintextOf(vault, folder, artifact, keys), tool.stdin!);
+    await pipeline(
+      await verifiedPlaintext({ vault, key: `${folder}/${artifact.name}`, artifact, keys }),
+      tool.stdin!,
+    );
   } catch (error) {
     await tool.finished; // the tool's own message says why it stopped reading
     throw error;

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup, type BackupOutcome } from '../../../core/backup/backup';
-import { plaintextOf } from '../../../core/catalog/artifact-reader';
+import { verifiedPlaintext } from '../../../core/catalog/artifact-reader';
 import { readCatalog } from '../../../core/catalog/catalog';
 import { listMysqlDatabases } from '../../../core/sources/mysql';
 import { listPostgresDatabases } from '../../../core/sources/postgres';
@@ -202,7 +202,14 @@ for (const engine of ['postgres', 'mysql'] as const) {
           'ok',
         );
         const sql = (
-          await readAll(await plaintextOf(vault, globals.folder, globals.manifest.artifacts[0]!, keys))
+          await readAll(
+            await verifiedPlaintext({
+              vault,
+              key: `${globals.folder}/${globals.manifest.artifacts[0]!.name}`,
+              artifact: globals.manifest.artifacts[0]!,
+              keys,
+            }),
+          )
         ).toString();
         expect(sql).toMatch(/CREATE ROLE postgres;/);
       });

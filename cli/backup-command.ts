@@ -3,6 +3,7 @@ import path from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Command } from 'commander';
 import { runBackup } from '../core/backup/backup';
+import { summarize } from '../core/catalog/manifest';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/sources/connection';
 import { buildKeys } from '../core/vault/crypto';
 import { UsageError } from '../core/util/errors';
@@ -116,17 +117,17 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       backups: outcomes.flatMap((o) =>
         o.ok
           ? [
-              {
-                backupId: o.manifest.backupId,
+              ((s) => ({
+                backupId: s.backupId,
                 database: o.database,
-                tier: o.manifest.tier,
+                tier: s.tier,
                 location: `${vault.url}/${o.folder}`,
-                rawBytes: o.manifest.artifacts[0]!.bytes.raw,
-                storedBytes: o.manifest.artifacts[0]!.bytes.stored,
-                durationMs: o.manifest.durationMs,
-                tables: o.manifest.artifacts[0]!.tables.length,
-                rows: o.manifest.artifacts[0]!.tables.reduce((n, t) => n + t.rows, 0),
-              },
+                rawBytes: s.rawBytes,
+                storedBytes: s.storedBytes,
+                durationMs: s.durationMs,
+                tables: s.tables,
+                rows: s.rows,
+              }))(summarize(o.manifest)),
             ]
           : [],
       ),

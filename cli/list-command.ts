@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { readCatalog } from '../core/catalog/catalog';
 import { openVault } from '../core/vault';
+import { summarize } from '../core/catalog/manifest';
 import type { CliIo } from './io';
 import { formatBytes } from './progress';
 
@@ -45,7 +46,7 @@ export function addListCommand(program: Command, io: CliIo, _setExitCode: (code:
         const m = e.manifest;
         if (!m)
           return { backupId: e.backupId, location: e.folder, status: 'invalid', problems: e.problems ?? [] };
-        const a = m.artifacts[0]!;
+        const s = summarize(m);
         return {
           backupId: m.backupId,
           sourceId: m.sourceId,
@@ -57,10 +58,10 @@ export function addListCommand(program: Command, io: CliIo, _setExitCode: (code:
           dataClass: m.dataClass,
           startedAt: m.startedAt,
           durationMs: m.durationMs,
-          rawBytes: a.bytes.raw,
-          storedBytes: m.artifacts.reduce((n, x) => n + x.bytes.stored, 0),
-          tables: a.tables.length,
-          rows: a.tables.reduce((n, t) => n + t.rows, 0),
+          rawBytes: s.rawBytes,
+          storedBytes: s.storedBytes,
+          tables: s.tables,
+          rows: s.rows,
           lockUntil: m.retention.lockUntil,
           status:
             new Date(m.retention.lockUntil).getTime() <= now

@@ -5,6 +5,7 @@ import { runTenantBackup, type TenantBackupOptions } from '../core/tenants/backu
 import { checkCoverage, coverageProblems, formatCoverage, impactLines } from '../core/tenants/coverage';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/tenants/plan';
 import { restoreTenant, type TenantRestoreOptions } from '../core/tenants/restore';
+import { summarize } from '../core/catalog/manifest';
 import type { CliIo } from './io';
 import { backupSample, formatBytes, progressFor } from './progress';
 
@@ -181,9 +182,9 @@ export async function backupTenants(
   const ok = outcomes.filter((o) => o.ok);
   const failed = outcomes.filter((o) => !o.ok);
   for (const o of ok) {
-    const a = o.manifest.artifacts[0]!;
+    const s = summarize(o.manifest);
     io.stderr(
-      `OK ${o.manifest.backupId} tenant ${o.tenant}: ${a.tables.length} tables, ${a.tables.reduce((n, t) => n + t.rows, 0)} rows, ${formatBytes(a.bytes.raw)} → ${formatBytes(a.bytes.stored)}\n`,
+      `OK ${s.backupId} tenant ${o.tenant}: ${s.tables} tables, ${s.rows} rows, ${formatBytes(s.rawBytes)} → ${formatBytes(s.storedBytes)}\n`,
     );
   }
   if (failed.length)
@@ -199,8 +200,8 @@ export async function backupTenants(
           backupId: o.manifest.backupId,
           tenant: o.tenant,
           location: `${options.vault.url}/${o.folder}`,
-          rawBytes: o.manifest.artifacts[0]!.bytes.raw,
-          storedBytes: o.manifest.artifacts[0]!.bytes.stored,
+          rawBytes: summarize(o.manifest).rawBytes,
+          storedBytes: summarize(o.manifest).storedBytes,
           durationMs: o.manifest.durationMs,
           tables: o.manifest.artifacts[0]!.tables,
         })),

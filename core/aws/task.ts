@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
 import { runBackup } from '../backup/backup';
+import { summarize, type Manifest } from '../catalog/manifest';
 import { sourcePrefixes } from '../catalog/catalog';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
@@ -195,27 +196,9 @@ export async function runTaskCommand(
   };
 }
 
-function summary(
-  database: string | null,
-  folder: string,
-  m: {
-    backupId: string;
-    tier: string;
-    durationMs: number;
-    artifacts: readonly { bytes: { raw: number; stored: number }; tables: readonly { rows: number }[] }[];
-  },
-): BackupSummary {
-  return {
-    backupId: m.backupId,
-    database,
-    folder,
-    tier: m.tier,
-    rawBytes: m.artifacts.reduce((n, a) => n + a.bytes.raw, 0),
-    storedBytes: m.artifacts.reduce((n, a) => n + a.bytes.stored, 0),
-    durationMs: m.durationMs,
-    tables: m.artifacts.reduce((n, a) => n + a.tables.length, 0),
-    rows: m.artifacts.reduce((n, a) => n + a.tables.reduce((r, t) => r + t.rows, 0), 0),
-  };
+function summary(database: string | null, folder: string, m: Manifest): BackupSummary {
+  const { backupId, tier, rawBytes, storedBytes, durationMs, tables, rows } = summarize(m);
+  return { backupId, database, folder, tier, rawBytes, storedBytes, durationMs, tables, rows };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -228,3 +228,31 @@ export function artifactEntry(a: ArtifactInput): Artifact {
     ...(a.largestStatementBytes !== undefined ? { largestStatementBytes: a.largestStatementBytes } : {}),
   };
 }
+
+/** What a backup holds, in numbers: for the CLI, the tenant commands and the Fargate task's output. */
+export interface ManifestSummary {
+  readonly backupId: string;
+  readonly tier: string;
+  /** Plaintext bytes dumped, all artifacts. */
+  readonly rawBytes: number;
+  /** Bytes stored in the vault, all artifacts. */
+  readonly storedBytes: number;
+  readonly durationMs: number;
+  readonly tables: number;
+  readonly rows: number;
+}
+
+/** The numbers of a backup, summed over its artifacts. */
+export function summarize(
+  m: Pick<Manifest, 'backupId' | 'tier' | 'durationMs' | 'artifacts'>,
+): ManifestSummary {
+  return {
+    backupId: m.backupId,
+    tier: m.tier,
+    rawBytes: m.artifacts.reduce((n, a) => n + a.bytes.raw, 0),
+    storedBytes: m.artifacts.reduce((n, a) => n + a.bytes.stored, 0),
+    durationMs: m.durationMs,
+    tables: m.artifacts.reduce((n, a) => n + a.tables.length, 0),
+    rows: m.artifacts.reduce((n, a) => n + a.tables.reduce((r, t) => r + t.rows, 0), 0),
+  };
+}

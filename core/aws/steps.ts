@@ -3,7 +3,8 @@
  * handlers in `lambdas/` and the local runner call exactly these. Inputs are what the ASL files'
  * `Payload` blocks send (see state-machines/README.md).
  */
-import { FULL_PREFIX, TENANT_PREFIX, readCatalog } from '../catalog/catalog';
+import { readCatalog, type CatalogEntry } from '../catalog/catalog';
+import { fullSourcePrefix, sourcePrefixes } from '../catalog/keys';
 import type { Connection } from '../sources/connection';
 import { IntegrityError, UsageError, messageOf } from '../util/errors';
 import type { HistoryRecord, HistoryStatus } from '../history/records';
@@ -334,12 +335,12 @@ export async function recordStep(event: RecordEvent, deps: RecordDeps): Promise<
   } else if (job === 'backup-database') {
     const verified = state.verified?.result;
     bytes = verified?.summary?.storedBytes;
-    location = `${deps.vaultUrl}/${FULL_PREFIX}/${encodeURIComponent(database)}/`;
+    location = `${deps.vaultUrl}/${fullSourcePrefix(database)}`;
     const ids = (verified?.backups ?? []).map((b) => `${b.database ?? 'globals'} ${b.backupId}`);
     message = `${ids.length} backup(s) verified: ${ids.join(', ')}${verified?.anomalies?.length ? `; anomalies: ${verified.anomalies.join('; ')}` : ''}`;
   } else if (job === 'restore-test') {
     const restores = state.restore?.restores ?? [];
-    location = `${deps.vaultUrl}/${FULL_PREFIX}/${encodeURIComponent(database)}/`;
+    location = `${deps.vaultUrl}/${fullSourcePrefix(database)}`;
     bytes = sum(restores.map((r) => r.storedBytes));
     message = restoreTestMessage(restores);
     summary = {
@@ -508,11 +509,9 @@ export async function listBackupsStep(
   const job = parseContainerJob(event.job, 'job');
   const now = (deps.now ?? (() => new Date()))();
   const since = new Date(now.getTime() - (job.verifyDays ?? 7) * 86_400_000).toISOString();
-  const source = encodeURIComponent(job.database.id);
-  const catalog = [
-    ...(await readCatalog(deps.vault, `${FULL_PREFIX}/${source}/`)),
-    ...(await readCatalog(deps.vault, `${TENANT_PREFIX}/${source}/`)),
-  ];
+  const catalog: CatalogEntry[] = [];
+  for (const prefix of sourcePrefixes(job.database.id))
+    catalog.push(...(await readCatalog(deps.vault, prefix)));
   const ids = catalog.filter((e) => !e.manifest || e.manifest.startedAt >= since).map((e) => e.backupId);
   const batches = batchIds(ids, VERIFY_BATCH_SIZE).map((b) => ({ ...job, backupIds: b }));
   return { count: ids.length, batches };

@@ -17,7 +17,7 @@ import {
 import { z } from 'zod';
 import { runBackup } from '../backup/backup';
 import { summarize, type Manifest } from '../catalog/manifest';
-import { sourcePrefixes } from '../catalog/catalog';
+import { sourcePrefixes } from '../catalog/keys';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../util/errors';

@@ -1,4 +1,5 @@
-import { backupFolder, backupIdTime, chainPrefix, priorBackupsOf, withChainLock } from '../catalog/catalog';
+import { priorBackupsOf, withChainLock } from '../catalog/catalog';
+import { backupFolder, backupIdTime, chainPrefix } from '../catalog/keys';
 import type { Connection, Engine } from '../sources/connection';
 import { describeConnection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';

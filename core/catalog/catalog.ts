@@ -1,65 +1,24 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
-import { MANIFEST_NAME, parseManifest, serializeManifest, sha256, type Manifest } from './manifest';
+import {
+  BACKUP_ID,
+  MANIFEST_NAME,
+  parseManifest,
+  serializeManifest,
+  sha256,
+  type Manifest,
+} from './manifest';
 import { OperationalError, UsageError, messageOf } from '../util/errors';
 import type { Vault } from '../vault';
-
-/**
- * Where backups live in a vault:
- *   full/<source id>/<database>/<backup id>/manifest.json      (+ the artifacts beside it)
- *   full/<source id>/=globals/<backup id>/…                     (PostgreSQL roles and tablespaces)
- *   tenants/<source id>/<database>/<tenant>/<backup id>/…       (one tenant's rows)
- * Path segments are URI-encoded, so any database name or tenant id is a safe single segment.
- */
-export const FULL_PREFIX = 'full';
-export const TENANT_PREFIX = 'tenants';
-/** Every prefix that holds backups. */
-export const BACKUP_PREFIXES = [`${FULL_PREFIX}/`, `${TENANT_PREFIX}/`] as const;
-export const GLOBALS_SEGMENT = '=globals';
-
-export function databaseSegment(database: string | null): string {
-  return database === null ? GLOBALS_SEGMENT : segment(database);
-}
-
-export function backupFolder(sourceId: string, database: string | null, backupId: string): string {
-  return [FULL_PREFIX, segment(sourceId), databaseSegment(database), backupId].join('/');
-}
-
-export function tenantBackupFolder(
-  sourceId: string,
-  database: string,
-  tenant: string,
-  backupId: string,
-): string {
-  return [TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant), backupId].join('/');
-}
-
-function tenantSegments(sourceId: string, database: string, tenant: string): string[] {
-  return [segment(sourceId), segment(database), segment(tenant)];
-}
-
-/**
- * One path segment: URI-encoded, and "." / ".." (which encodeURIComponent leaves as they are, and
- * which a file vault would resolve to the folder itself or its parent) with their dots encoded.
- */
-function segment(value: string): string {
-  const encoded = encodeURIComponent(value);
-  return /^\.+$/.test(encoded) ? encoded.replace(/\./g, '%2E') : encoded;
-}
-
-/** The folder a manifest's backup lives in (by its kind). */
-export function folderOf(manifest: Manifest, backupId = manifest.backupId): string {
-  return manifest.kind === 'tenant' && manifest.tenant
-    ? tenantBackupFolder(manifest.sourceId, manifest.source.database ?? '', manifest.tenant.id, backupId)
-    : backupFolder(manifest.sourceId, manifest.source.database, backupId);
-}
-
-/** The time a backup id was made (its sortable timestamp). */
-export function backupIdTime(backupId: string): Date {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z/.exec(backupId);
-  if (!m) throw new Error(`not a backup id: ${backupId}`);
-  return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!, +m[7]!));
-}
+import {
+  BACKUP_PREFIXES,
+  folderOf,
+  backupIdTime,
+  backupIdOf,
+  chainPrefix,
+  tenantChainPrefix,
+  CHAIN_LOCK_NAME,
+} from './keys';
 
 /** One manifest found in a vault. */
 export interface CatalogEntry {
@@ -82,11 +41,6 @@ export async function manifestKeys(vault: Vault, prefix?: string): Promise<strin
   return keys
     .filter((k) => k.endsWith(`/${MANIFEST_NAME}`))
     .sort((a, b) => backupIdOf(a).localeCompare(backupIdOf(b)));
-}
-
-function backupIdOf(manifestKey: string): string {
-  const parts = manifestKey.split('/');
-  return parts[parts.length - 2] ?? '';
 }
 
 async function readEntry(vault: Vault, key: string): Promise<CatalogEntry | undefined> {
@@ -116,15 +70,6 @@ export async function readCatalog(vault: Vault, prefix?: string): Promise<Catalo
 }
 
 /**
- * The key prefixes of one source's backups (`full/<id>/`, `tenants/<id>/`): all its dump task may
- * list in the vault (the task role's `s3:ListBucket` is limited to them).
- */
-export function sourcePrefixes(sourceId: string): string[] {
-  const id = encodeURIComponent(sourceId);
-  return [`${FULL_PREFIX}/${id}/`, `${TENANT_PREFIX}/${id}/`];
-}
-
-/**
  * The backup with this id, or a usage error naming it. Looks under `prefixes` only when given
  * (a dump task may list only its own source's prefixes), else in the whole vault.
  */
@@ -144,16 +89,6 @@ export async function findBackup(
       `--backup: no backup "${backupId}" in ${vault.url} (run "cofre list --vault ${vault.url}")`,
     );
   return entry;
-}
-
-/** The folder (ending in `/`) that holds one chain: the backups of one source and database. */
-export function chainPrefix(sourceId: string, database: string | null): string {
-  return `${[FULL_PREFIX, segment(sourceId), databaseSegment(database)].join('/')}/`;
-}
-
-/** The folder (ending in `/`) that holds one tenant's chain. */
-export function tenantChainPrefix(sourceId: string, database: string, tenant: string): string {
-  return `${[TENANT_PREFIX, ...tenantSegments(sourceId, database, tenant)].join('/')}/`;
 }
 
 /**
@@ -179,9 +114,6 @@ export function priorTenantBackupsOf(
 ): Promise<{ backupIds: string[]; latest: CatalogEntry | undefined }> {
   return priorBackupsUnder(vault, tenantChainPrefix(sourceId, database, tenant), log);
 }
-
-/** A backup id made by Cofre (`20261128T193419184Z-85d6f4b0`). */
-const BACKUP_ID = /^\d{8}T\d{9}Z-[0-9a-f]{8}$/;
 
 /**
  * The chain's history. Only a backup that is one can be the previous link: a folder whose
@@ -232,11 +164,6 @@ async function unfitLink(vault: Vault, entry: CatalogEntry): Promise<string | un
   return undefined;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The chain lock
-
-/** The lock object of a chain, beside its backups: only one backup of a chain runs at a time. */
-export const CHAIN_LOCK_NAME = '=lock.json';
 /** A lock older than this is left by a run that died (no backup runs this long); the next run removes it. */
 export const CHAIN_LOCK_STALE_MS = 12 * 3600_000;
 

@@ -5,12 +5,8 @@
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
 import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
-import {
-  tenantBackupFolder,
-  tenantChainPrefix,
-  priorTenantBackupsOf,
-  withChainLock,
-} from '../catalog/catalog';
+import { priorTenantBackupsOf, withChainLock } from '../catalog/catalog';
+import { tenantBackupFolder, tenantChainPrefix } from '../catalog/keys';
 import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { IntegrityError, UsageError, messageOf } from '../util/errors';

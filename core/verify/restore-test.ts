@@ -7,13 +7,8 @@
  * backup, its age, the tables and rows restored and the restore time: the measured RTO.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  FULL_PREFIX,
-  GLOBALS_SEGMENT,
-  readCatalog,
-  sourcePrefixes,
-  type CatalogEntry,
-} from '../catalog/catalog';
+import { readCatalog, type CatalogEntry } from '../catalog/catalog';
+import { fullSourcePrefix, GLOBALS_SEGMENT, sourcePrefixes } from '../catalog/keys';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../util/errors';
@@ -139,7 +134,7 @@ export async function latestFullBackups(
   job: Pick<ContainerJob, 'database'>,
 ): Promise<Map<string, CatalogEntry>> {
   const db = job.database;
-  const prefix = `${FULL_PREFIX}/${encodeURIComponent(db.id)}/`;
+  const prefix = fullSourcePrefix(db.id);
   const latest = new Map<string, CatalogEntry>();
   // Oldest first: a later entry of the same database replaces an earlier one.
   for (const entry of await readCatalog(vault, prefix)) {
@@ -180,7 +175,7 @@ export async function runRestoreTest(
   if (backups.size === 0)
     throw new NamedError(
       TASK_ERRORS.nothingToRestore,
-      `restore-test of ${db.id}: no full backup${Array.isArray(db.databases) ? ` of ${db.databases.join(', ')}` : ''} in ${deps.vault.url}/${FULL_PREFIX}/${encodeURIComponent(db.id)}/ to restore (has backup-database run?)`,
+      `restore-test of ${db.id}: no full backup${Array.isArray(db.databases) ? ` of ${db.databases.join(', ')}` : ''} in ${deps.vault.url}/${fullSourcePrefix(db.id)} to restore (has backup-database run?)`,
     );
   await dropLeftovers(deps.connection, [...backups.keys()], log);
 

@@ -6,7 +6,7 @@ import { ContainerImage } from 'aws-cdk-lib/aws-ecs';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backupFolder, tenantBackupFolder } from '../../core/catalog/catalog';
+import { backupFolder, tenantBackupFolder } from '../../core/catalog/keys';
 import { jobInputSchema } from '../../core/aws/job';
 import { parseConfig, type CofreConfigInput } from '../../lib/config';
 import {

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { findBackup, sourcePrefixes } from '../../../core/catalog/catalog';
+import { findBackup } from '../../../core/catalog/catalog';
+import { sourcePrefixes } from '../../../core/catalog/keys';
 import { FileVault, type Vault } from '../../../core/vault';
 import { tempDir } from '../../helpers/cli';
 

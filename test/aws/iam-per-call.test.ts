@@ -41,11 +41,13 @@ import type { JobName } from '../../core/orchestration/job';
 import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/orchestration/local-runner';
 import { openVault, S3Vault } from '../../core/vault';
 import { rdsLatestRestorableTime } from '../../core/alerts/freshness';
-import { RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { BackupClient } from '@aws-sdk/client-backup';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
 import { createPagerDutyHandler } from '../../lambdas/pagerduty';
+import { createRestoreValidationHandler } from '../../lambdas/restore-validation';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { cofre, tempDir } from '../helpers/cli';
 import { createPostgresDatabase, postgresAvailable, type TestDatabase } from '../helpers/databases';
@@ -402,6 +404,73 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect(out.runs).toBeGreaterThan(0);
   });
 
+  it('restore validation (snapshot restore test): describes the job and the restored instance, reads the secret and the manifests, records, reports and alerts', async () => {
+    if (skipWithoutPostgres()) return;
+    const env = iam.environments.get('restore-validation')!;
+    const rds = new RDSClient({});
+    // The temporary instance AWS Backup restores (moto's endpoint answers no connection: a FAILED test).
+    const restoredId = `awsbackup-restore-test-${Date.now()}`;
+    const setup = new RDSClient(clientConfig());
+    checker.exempt(setup);
+    await setup.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: restoredId,
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t4g.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'postgres',
+        MasterUserPassword: 'not-used-1234',
+      }),
+    );
+    const source = (JSON.parse(env.COFRE_RESTORE_TEST_DATABASES!) as { resourceArn: string }[])[0]!;
+    const jobId = `IAM-${Date.now()}`;
+    // moto implements no restore jobs: DescribeRestoreJob is answered here (still checked against IAM).
+    checker.addStub('BackupClient/DescribeRestoreJobCommand', () => ({
+      RestoreJobId: jobId,
+      Status: 'COMPLETED',
+      CreationDate: new Date(Date.now() - 1800_000),
+      CompletionDate: new Date(),
+      SourceResourceArn: source.resourceArn,
+      RecoveryPointCreationDate: new Date(),
+      CreatedResourceArn: `arn:aws:rds:${iam.region}:${iam.account}:db:${restoredId}`,
+      CreatedBy: { RestoreTestingPlanArn: env.COFRE_RESTORE_TESTING_PLAN_ARN },
+    }));
+    const handle = createRestoreValidationHandler({
+      history: new DynamoHistoryStore(
+        DynamoDBDocumentClient.from(new DynamoDBClient({})),
+        env.COFRE_HISTORY_TABLE!,
+      ),
+      backup: new BackupClient({}),
+      rds,
+      secrets: new SecretsManagerClient({}),
+      s3: new S3Client({ forcePathStyle: true }),
+      sns: new SNSClient({}),
+      env: { ...env, AWS_REGION: process.env.AWS_REGION },
+      logger: silent,
+    });
+    const before = checker.records.length;
+    const out = await checker.as('restore-validation', () =>
+      handle({
+        source: 'aws.backup',
+        'detail-type': 'Restore Job State Change',
+        detail: { restoreJobId: jobId, status: 'COMPLETED', resourceType: 'RDS' },
+      }),
+    );
+    expect(out.ignored).toBe(false);
+    const actions = new Set(checker.records.slice(before).map((r) => r.action));
+    for (const action of [
+      'backup:DescribeRestoreJob',
+      'rds:DescribeDBInstances',
+      'secretsmanager:GetSecretValue',
+      's3:ListBucket',
+      's3:GetObject',
+      'dynamodb:PutItem',
+      'backup:PutRestoreValidationResult',
+      'sns:Publish',
+    ])
+      expect([...actions]).toContain(action);
+  }, 60_000);
+
   it('PagerDuty relay reads its routing key from Secrets Manager and pages', async () => {
     const handle = createPagerDutyHandler({
       secrets: new SecretsManagerClient({}),
@@ -494,7 +563,12 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   it('each asynchronously invoked Lambda can put a failed event into its encrypted dead-letter queue', async () => {
     // Not a call of our code: Lambda delivers the event with the function's execution role, and an
     // SSE-KMS queue needs the sender to make and read a data key under the queue's key (via SQS).
-    expect([...iam.deadLetterQueues.keys()].sort()).toEqual(['freshness', 'monthly-report', 'pagerduty']);
+    expect([...iam.deadLetterQueues.keys()].sort()).toEqual([
+      'freshness',
+      'monthly-report',
+      'pagerduty',
+      'restore-validation',
+    ]);
     const problems: string[] = [];
     for (const [role, { queueArn, keyArn }] of iam.deadLetterQueues) {
       const kms = (action: string): IamRequest => ({

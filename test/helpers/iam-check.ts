@@ -47,6 +47,8 @@ const STUBBED: Record<string, (input: Record<string, unknown>) => Record<string,
   'SFNClient/SendTaskHeartbeatCommand': () => ({}),
   // moto does not implement DescribeAlarmHistory.
   'CloudWatchClient/DescribeAlarmHistoryCommand': () => ({ AlarmHistoryItems: [] }),
+  // moto implements no AWS Backup restore jobs (DescribeRestoreJob is stubbed per test: addStub).
+  'BackupClient/PutRestoreValidationResultCommand': () => ({}),
 };
 
 /** What a test knows about the resources: which key protects which bucket, table or topic. */
@@ -388,6 +390,13 @@ export function iamRequestsOf(
     ];
   }
 
+  // Restore jobs are no IAM resource: both actions are authorized on "*".
+  if (
+    clientName === 'BackupClient' &&
+    (command === 'DescribeRestoreJob' || command === 'PutRestoreValidationResult')
+  )
+    return [{ action: `backup:${command}`, resource: '*', context: {} }];
+
   if (clientName === 'SecretsManagerClient' && command === 'GetSecretValue') {
     const id = str('SecretId');
     const resource = id.startsWith('arn:')
@@ -684,6 +693,11 @@ export class IamChecker {
         }
         return result;
       };
+  }
+
+  /** Answers `<Client>/<Command>` with `fn` instead of the local AWS (a call moto does not implement); still checked. */
+  addStub(key: string, fn: (input: Record<string, unknown>) => Record<string, unknown>): void {
+    STUBBED[key] = fn;
   }
 
   /** Distinct (role, action) pairs recorded. */

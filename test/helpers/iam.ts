@@ -51,6 +51,7 @@ export type RuntimeRoleName =
   | 'pagerduty'
   | 'freshness'
   | 'monthly-report'
+  | 'restore-validation'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -149,6 +150,11 @@ function defaultPhysical(ctx: { region: string }, logicalId: string, type: strin
       return {
         Ref: arn('ecs', `task-definition/${name}:1`),
         TaskDefinitionArn: arn('ecs', `task-definition/${name}:1`),
+      };
+    case 'AWS::Backup::RestoreTestingPlan':
+      return {
+        Ref: name,
+        RestoreTestingPlanArn: arn('backup', `restore-testing-plan:${name}`),
       };
     case 'AWS::Events::Rule':
       return { Ref: name, Arn: arn('events', `rule/${name}`) };
@@ -463,6 +469,8 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   lambda('freshness', alerts.freshnessFunction);
   lambda('monthly-report', alerts.monthlyReportFunction);
   if (alerts.pagerDutyFunction) lambda('pagerduty', alerts.pagerDutyFunction);
+  if (primary.snapshotRestoreTests)
+    lambda('restore-validation', primary.snapshotRestoreTests.validationFunction);
   return out;
 }
 

@@ -154,30 +154,12 @@ export async function compareWithManifests(
   const checks: TableCheck[] = [];
   for (const [database, manifest] of manifests) {
     const tables = manifest.artifacts.flatMap((a) => a.tables);
-    let count: ((t: { schema: string; name: string }) => Promise<number>) | undefined;
-    let close: () => Promise<void> = () => Promise.resolve();
+    let session: {
+      count: (t: { schema: string; name: string }) => Promise<number>;
+      close: () => Promise<void>;
+    };
     try {
-      if (target.engine === 'postgres') {
-        const client = await connectPostgres({ ...target, database }, database);
-        close = () => client.end().catch(() => undefined);
-        count = async (t) =>
-          Number(
-            (
-              await client.query<{ n: string }>(
-                `SELECT count(*) AS n FROM ONLY ${quoteIdentifier('postgres', t.schema)}.${quoteIdentifier('postgres', t.name)}`,
-              )
-            ).rows[0]!.n,
-          );
-      } else {
-        const conn = await connectMysql({ ...target, database }, database);
-        close = () => conn.end().catch(() => undefined);
-        count = async (t) => {
-          const [rows] = await conn.query(
-            `SELECT count(*) AS n FROM ${quoteIdentifier('mysql', database)}.${quoteIdentifier('mysql', t.name)}`,
-          );
-          return Number((rows as { n: unknown }[])[0]!.n);
-        };
-      }
+      session = await openCounter(target, database);
     } catch (error) {
       const problem = `cannot connect: ${messageOf(error)}`;
       for (const t of tables)
@@ -185,6 +167,7 @@ export async function compareWithManifests(
       if (tables.length === 0) checks.push({ database, table: '(database)', expected: 0, problem });
       continue;
     }
+    const { count, close } = session;
     try {
       for (const t of tables) {
         const table = tableName(target.engine, t);
@@ -208,6 +191,40 @@ export async function compareWithManifests(
     }
   }
   return checks;
+}
+
+/** A session on one database of the restored copy that counts a table's rows exactly. */
+async function openCounter(
+  target: Omit<Connection, 'database'>,
+  database: string,
+): Promise<{
+  count: (t: { schema: string; name: string }) => Promise<number>;
+  close: () => Promise<void>;
+}> {
+  if (target.engine === 'postgres') {
+    const client = await connectPostgres({ ...target, database }, database);
+    return {
+      count: async (t) =>
+        Number(
+          (
+            await client.query<{ n: string }>(
+              `SELECT count(*) AS n FROM ONLY ${quoteIdentifier('postgres', t.schema)}.${quoteIdentifier('postgres', t.name)}`,
+            )
+          ).rows[0]!.n,
+        ),
+      close: () => client.end().catch(() => undefined),
+    };
+  }
+  const conn = await connectMysql({ ...target, database }, database);
+  return {
+    count: async (t) => {
+      const [rows] = await conn.query(
+        `SELECT count(*) AS n FROM ${quoteIdentifier('mysql', database)}.${quoteIdentifier('mysql', t.name)}`,
+      );
+      return Number((rows as { n: unknown }[])[0]!.n);
+    },
+    close: () => conn.end().catch(() => undefined),
+  };
 }
 
 function tableName(engine: Engine, t: { schema: string; name: string }): string {

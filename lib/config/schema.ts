@@ -662,7 +662,8 @@ export const configSchema = z
     // The AWS Backup restore testing plan runs on the restore test's schedule, and takes cron only.
     if (
       config.databases.some((db) => db.snapshotRestoreTest !== undefined) &&
-      !/^cron\(/.test(config.schedules.restoreTest)
+      !/^cron\(/.test(config.schedules.restoreTest) &&
+      scheduleExpressionProblem(config.schedules.restoreTest) === undefined
     )
       ctx.addIssue({
         code: 'custom',

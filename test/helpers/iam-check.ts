@@ -397,6 +397,28 @@ export function iamRequestsOf(
   )
     return [{ action: `backup:${command}`, resource: '*', context: {} }];
 
+  if (clientName === 'SecretsManagerClient' && command === 'DescribeSecret') {
+    const id = str('SecretId');
+    const resource = id.startsWith('arn:')
+      ? id
+      : `arn:aws:secretsmanager:${region}:${account}:secret:${id}-??????`;
+    return [{ action: 'secretsmanager:DescribeSecret', resource, context: {} }];
+  }
+  if (clientName === 'SecretsManagerClient' && command === 'ListSecrets')
+    return [{ action: 'secretsmanager:ListSecrets', resource: '*', context: {} }];
+
+  if (clientName === 'SSMClient') {
+    // Parameter ARNs are the name after "parameter" (a leading "/" kept); a path has no trailing "/".
+    const parameter = (name: string) =>
+      `arn:aws:ssm:${region}:${account}:parameter${name.startsWith('/') ? '' : '/'}${name.replace(/(.)\/+$/, '$1')}`;
+    if (command === 'GetParametersByPath')
+      return [{ action: 'ssm:GetParametersByPath', resource: parameter(str('Path')), context: {} }];
+    if (command === 'GetParameter' || command === 'GetParameterHistory')
+      return [{ action: `ssm:${command}`, resource: parameter(str('Name')), context: {} }];
+    if (command === 'DescribeParameters')
+      return [{ action: 'ssm:DescribeParameters', resource: '*', context: {} }];
+  }
+
   if (clientName === 'SecretsManagerClient' && command === 'GetSecretValue') {
     const id = str('SecretId');
     const resource = id.startsWith('arn:')

@@ -37,6 +37,9 @@ export interface LocalResources {
   /** Secret ARN of each database of the config (`databases[].credentialsSecretArn`), by id. */
   readonly databaseSecretArns: Readonly<Record<string, string>>;
   readonly pagerDutySecretArn: string;
+  /** The configuration snapshots' secret (`configuration.secretArns`) and parameter path (`ssmParameterPaths`). */
+  readonly configSecretArn: string;
+  readonly configParameterPath: string;
 }
 
 /** The runtime roles: the dump task of each database, and every Lambda that runs our code. */
@@ -52,6 +55,8 @@ export type RuntimeRoleName =
   | 'freshness'
   | 'monthly-report'
   | 'restore-validation'
+  | 'backup-events'
+  | 'config-snapshot'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -280,6 +285,11 @@ export function configFor(resources: LocalResources): (c: CofreConfigInput) => C
       return { ...db, credentialsSecretArn: arn };
     }),
     alerts: { ...c.alerts, pagerDutyRoutingKeySecretArn: resources.pagerDutySecretArn },
+    configuration: {
+      ...c.configuration,
+      secretArns: [resources.configSecretArn],
+      ssmParameterPaths: [resources.configParameterPath],
+    },
   });
 }
 
@@ -469,6 +479,8 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   lambda('freshness', alerts.freshnessFunction);
   lambda('monthly-report', alerts.monthlyReportFunction);
   if (alerts.pagerDutyFunction) lambda('pagerduty', alerts.pagerDutyFunction);
+  if (alerts.backupEventsFunction) lambda('backup-events', alerts.backupEventsFunction);
+  if (primary.configSnapshots) lambda('config-snapshot', primary.configSnapshots.snapshotFunction);
   if (primary.snapshotRestoreTests)
     lambda('restore-validation', primary.snapshotRestoreTests.validationFunction);
   return out;

@@ -345,7 +345,10 @@ const schedulesSchema = z
       'cron(0 3 ? * WED *)',
       'Deep integrity verification of recent backups.',
     ),
-    restoreTest: scheduleExpression('cron(0 4 ? * SUN#1 *)', 'Automated restore test.'),
+    restoreTest: scheduleExpression(
+      'cron(0 4 ? * SUN#1 *)',
+      'Automated restore test: the logical restore of each database, and the AWS Backup restore testing plan of the RDS instances (which takes `cron(...)` only).',
+    ),
   })
   .describe('When each job runs, as EventBridge Scheduler expressions in `timeZone`.');
 

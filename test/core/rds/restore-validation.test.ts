@@ -174,6 +174,36 @@ for (const engine of ['postgres', 'mysql'] as const) {
         }
       });
 
+      it('does not compare a database that was not in the latest backup run (dropped since), and says so', async () => {
+        const gone = await createDatabase(engine, 'rds-gone');
+        let goneName: string;
+        try {
+          await run(engine, gone.url, [SQL[engine][0]!, SQL[engine][1]!]);
+          const [old] = await runBackup({
+            connection: parseDatabaseUrl(engine, gone.url),
+            vault,
+            keys,
+            sourceId: 'app-prod',
+            dataClass: 'health',
+            now: () => new Date(Date.now() - 10 * 86_400_000),
+          });
+          if (!old?.ok) throw new Error(`backup failed: ${JSON.stringify(old)}`);
+          goneName = gone.name;
+        } finally {
+          await gone.drop();
+        }
+        const all = { ...tested, databases: 'all' as const };
+        expect([...(await manifestsBefore(vault, all, snapshotAt)).keys()].sort()).toEqual(
+          [db.name, goneName].sort(),
+        );
+        const v = await validateRestoredInstance(job(), all, { ...target(), vault });
+        expect(v.passed).toBe(true);
+        expect(Object.keys(v.backups)).toEqual([db.name]);
+        expect(v.message).toMatch(
+          new RegExp(`not compared \\(not in the latest backup run\\): ${goneName} \\(last backup `),
+        );
+      }, 60_000);
+
       it('reports an unreachable instance as FAILED (no crash), naming every table it could not check', async () => {
         const v = await validateRestoredInstance(job(), tested, {
           endpointOf: () => Promise.resolve({ host: '127.0.0.1', port: 1 }),

@@ -48,6 +48,7 @@ export interface RestoreTestedDatabase {
 export interface RestoreJobFacts {
   readonly restoreJobId: string;
   readonly status: string;
+  readonly statusMessage?: string | undefined;
   readonly creationDate: Date;
   readonly completionDate?: Date | undefined;
   readonly sourceResourceArn?: string | undefined;
@@ -102,6 +103,9 @@ export interface RestoreValidationDeps {
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
 }
+
+/** Restore job states that end a restore test without a restored instance (AWS Backup `RestoreJobStatus`). */
+export const RESTORE_FAILED_STATES = ['FAILED', 'ABORTED'] as const;
 
 const eventSchema = z.looseObject({
   source: z.literal('aws.backup'),
@@ -335,22 +339,31 @@ export async function handleRestoreTestEvent(
   const job = await deps.describeRestoreJob(parsed.data.detail.restoreJobId);
   if (job.restoreTestingPlanArn !== deps.restoreTestingPlanArn)
     return { ignored: true, reason: 'not a restore job of the Cofre restore testing plan' };
-  if (job.status !== 'COMPLETED')
-    return { ignored: true, reason: `restore job ${job.restoreJobId} is ${job.status}, not COMPLETED` };
+  const restoreFailed = (RESTORE_FAILED_STATES as readonly string[]).includes(job.status);
+  if (job.status !== 'COMPLETED' && !restoreFailed)
+    return { ignored: true, reason: `restore job ${job.restoreJobId} is ${job.status}, not ended` };
   if (job.validationStatus && job.validationStatus !== 'VALIDATING')
     return {
       ignored: true,
       reason: `restore job ${job.restoreJobId} was already validated (${job.validationStatus})`,
     };
   const db = deps.databases.find((d) => d.resourceArn === job.sourceResourceArn);
-  const validation: SnapshotRestoreValidation = db
-    ? await validateRestoredInstance(job, db, deps)
-    : {
+  const validation: SnapshotRestoreValidation = restoreFailed
+    ? {
+        // Nothing was restored: a failed restore test (there is nothing to validate or report).
         passed: false,
-        message: `the restored source ${job.sourceResourceArn ?? '(none named)'} is not an RDS instance of the Cofre configuration`,
+        message: `${db?.database ?? job.sourceResourceArn ?? 'the source'}: the restore of the snapshot ended ${job.status}${job.statusMessage ? `: ${job.statusMessage}` : ''}`,
         tables: [],
         backups: {},
-      };
+      }
+    : db
+      ? await validateRestoredInstance(job, db, deps)
+      : {
+          passed: false,
+          message: `the restored source ${job.sourceResourceArn ?? '(none named)'} is not an RDS instance of the Cofre configuration`,
+          tables: [],
+          backups: {},
+        };
   log(`restore test ${validation.passed ? 'passed' : 'FAILED'}: ${validation.message}`);
   const finished = job.completionDate ?? (deps.now ?? (() => new Date()))();
   const record: HistoryRecord = {
@@ -367,11 +380,12 @@ export async function handleRestoreTestEvent(
     requestedBy: 'aws-backup',
   };
   await deps.history.put(record);
-  await deps.putValidationResult(
-    job.restoreJobId,
-    validation.passed ? 'SUCCESSFUL' : 'FAILED',
-    truncate(validation.message, MAX_MESSAGE),
-  );
+  if (!restoreFailed)
+    await deps.putValidationResult(
+      job.restoreJobId,
+      validation.passed ? 'SUCCESSFUL' : 'FAILED',
+      truncate(validation.message, MAX_MESSAGE),
+    );
   if (!validation.passed)
     await deps.notify({
       outcome: 'failed',
@@ -407,6 +421,7 @@ export function describeRestoreJobWith(backup: BackupClient): RestoreValidationD
     return {
       restoreJobId,
       status: out.Status ?? 'UNKNOWN',
+      statusMessage: out.StatusMessage,
       creationDate: out.CreationDate,
       completionDate: out.CompletionDate,
       sourceResourceArn: out.SourceResourceArn,

@@ -313,6 +313,32 @@ describeLocalAws('snapshot restore test: event → validation → history, AWS B
     expect(records.map((r) => r.id)).not.toContain(snapshotRestoreTestId(done));
   });
 
+  it('a restore job of the plan that FAILED is a failed restore test: recorded and alerted, nothing to report to AWS Backup', async () => {
+    if (skip()) return;
+    const id = job(`RFAIL-${uniqueName('j')}`, {
+      Status: 'FAILED',
+      StatusMessage: 'DB subnet group app-prod-subnets does not exist',
+      CompletionDate: new Date('2026-11-01T07:02:00.000Z'),
+      CreatedResourceArn: undefined,
+    });
+    const out = await handleRestoreTestEvent(
+      restoreJobEvent(id, 'FAILED'),
+      deps({ host: '127.0.0.1', port: 1 }),
+    );
+    expect(out.ignored).toBe(false);
+    const records = await store.between('2026-11-01T00:00:00.000Z', '2026-11-02T00:00:00.000Z');
+    expect(records.find((r) => r.id === snapshotRestoreTestId(id))).toMatchObject({
+      status: 'failed',
+      method: 'snapshot',
+      database: 'app-prod',
+      message:
+        'app-prod: the restore of the snapshot ended FAILED: DB subnet group app-prod-subnets does not exist',
+    });
+    expect(validationCalls()).toEqual([]);
+    const messages = await topic.receive(2);
+    expect(messages.map((m) => m.subject)).toEqual([expect.stringMatching(/FAILED restore test app-prod/)]);
+  });
+
   it('a restore of a source Cofre does not know is FAILED, naming it', async () => {
     if (skip()) return;
     const id = job(`UNKNOWN-${uniqueName('j')}`, {

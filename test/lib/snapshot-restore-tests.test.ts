@@ -2,6 +2,8 @@ import type { Template as TemplateType } from 'aws-cdk-lib/assertions';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig, type CofreConfigInput } from '../../lib/config';
+import { RESTORE_FAILED_STATES } from '../../core/rds/restore-validation';
+import { RESTORE_ENDED_IN_FAILURE } from '../../lib/constructs/snapshot-restore-tests';
 import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
 import { buildTestApp, exampleConfig } from '../helpers/cdk';
 import { actionsOf, arnOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/template';
@@ -219,12 +221,13 @@ describe('monthly AWS Backup restore test of the RDS instances (non-default conf
     });
   });
 
-  it('triggers the validation on completed RDS restore jobs, with a dead-letter queue and critical alarms', () => {
+  it('triggers the validation on ended RDS restore jobs (completed, failed, aborted), with a dead-letter queue and critical alarms', () => {
+    expect([...RESTORE_ENDED_IN_FAILURE]).toEqual([...RESTORE_FAILED_STATES]);
     const rule = resourceOf(template, tests().rule).Properties;
     expect(rule.EventPattern).toEqual({
       source: ['aws.backup'],
       'detail-type': ['Restore Job State Change'],
-      detail: { resourceType: ['RDS'], status: ['COMPLETED'] },
+      detail: { resourceType: ['RDS'], status: ['COMPLETED', 'FAILED', 'ABORTED'] },
     });
     const targets = rule.Targets as { Arn: unknown; DeadLetterConfig: unknown }[];
     expect(targets[0]!.Arn).toEqual(arnOf(tests().validationFunction.function));

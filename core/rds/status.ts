@@ -159,7 +159,7 @@ function restoreTestSummary(r: HistoryRecord): RestoreTestSummary {
   };
 }
 
-/** The newest restore test of one method among the newest few of each status. */
+/** The newest restore test of a database (any method), optionally of one status. */
 async function latestRestoreTest(
   history: Pick<HistoryStore, 'latest'>,
   database: string,

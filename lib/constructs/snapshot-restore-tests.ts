@@ -93,7 +93,7 @@ export interface SnapshotRestoreTestsProps {
  */
 export const RESTORE_ENDED_IN_FAILURE = ['FAILED', 'ABORTED'] as const;
 
-/** RDS instance ids AWS Backup restore testing gives its temporary instances are not known in advance. */
+/** AWS Backup's range for the start and validation windows of restore testing, in hours. */
 const HOURS = { min: 1, max: 168 } as const;
 
 /**
@@ -257,16 +257,16 @@ export class SnapshotRestoreTests extends Construct {
       },
     });
     this.validationFunction = fn;
-    const role = fn.function;
-    props.history.grantRecord(role);
-    props.alerts.topic.grantPublish(role);
+    const grantee = fn.function;
+    props.history.grantRecord(grantee);
+    props.alerts.topic.grantPublish(grantee);
     props.vault.grantRead(
-      role,
+      grantee,
       props.databases.map((db) => `full/${encodeURIComponent(db.id)}/`),
     );
     for (const db of props.databases)
-      Secret.fromSecretCompleteArn(this, `Secret-${db.id}`, db.credentialsSecretArn).grantRead(role);
-    role.addToRolePolicy(
+      Secret.fromSecretCompleteArn(this, `Secret-${db.id}`, db.credentialsSecretArn).grantRead(grantee);
+    grantee.addToRolePolicy(
       new PolicyStatement({
         sid: 'ReadAndReportRestoreJobs',
         actions: ['backup:DescribeRestoreJob', 'backup:PutRestoreValidationResult'],
@@ -279,7 +279,7 @@ export class SnapshotRestoreTests extends Construct {
       resourceName: '*',
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
-    role.addToRolePolicy(
+    grantee.addToRolePolicy(
       new PolicyStatement({
         sid: 'EndpointOfTheRestoredInstance',
         actions: ['rds:DescribeDBInstances'],

@@ -24,6 +24,10 @@ export default defineConfig({
         subnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
         securityGroupId: 'sg-0123456789abcdef0',
       },
+      snapshotRestoreTest: {
+        dbSubnetGroupName: 'app-prod-subnets',
+        vpcSecurityGroupIds: ['sg-0123456789abcdef2'],
+      },
       dataClass: 'health',
       tenants: { table: 'public.clinics', keyColumn: 'id', tenantColumn: 'clinic_id' },
     },

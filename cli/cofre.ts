@@ -10,6 +10,7 @@ import type { CliIo } from './io';
 import { addKeygenCommand } from './keygen-command';
 import { addListCommand } from './list-command';
 import { addLocalCommand } from './local-command';
+import { addRdsCommand } from './rds-command';
 import { addReportCommand } from './report-command';
 import { addRestoreCommand } from './restore-command';
 import { addTenantCommand } from './tenant-command';
@@ -57,6 +58,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addLocalCommand(program, io, (c) => (exitCode = c));
   addReportCommand(program, io);
   addConfigCommand(program, io, (c) => (exitCode = c));
+  addRdsCommand(program, io, (c) => (exitCode = c));
   try {
     const limits = sessionLimits(argv);
     await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));

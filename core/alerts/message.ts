@@ -223,6 +223,14 @@ function runbook(event: NotifyEvent, vault: string): string[] {
       '4. Take a snapshot now once fixed: aws backup start-backup-job --backup-vault-name <snapshot vault> --resource-arn <database ARN> --iam-role-arn <backup role ARN>',
       '5. The logical dumps in the vault still protect the data meanwhile (npx cofre list).',
     ];
+  if (event.job === 'restore-test' && event.record?.method === 'snapshot')
+    return [
+      `1. Open the AWS Backup restore job (Backup console > Jobs > Restore jobs, id ${event.record.id.replace(/^awsbackup-restore-test-/, '')}); the Cause above names each table that failed and why.`,
+      "2. \"cannot connect\": the temporary instance is in the source's DB subnet group and security groups (databases[].snapshotRestoreTest); those groups must accept the validation Lambda's security group (databases[].network.securityGroupId), and the Lambda's subnets need a route to the AWS APIs (NAT or VPC endpoints).",
+      '3. "fewer than the N of backup ...": the snapshot holds fewer rows than a Cofre dump taken before it. Do not delete anything: compare with that backup (npx cofre restore --backup <id> into a scratch database) and treat an unexplained loss like a failed integrity verification.',
+      '4. "no Cofre full backup finished before the snapshot": check the backup-database runs (npx cofre list).',
+      '5. Check the snapshots and their DR copies: npx cofre rds status; run the test again from the restore testing plan (Backup console > Restore testing) once fixed. The DaysSinceLastGoodRestoreTest alarm clears with the next good test.',
+    ];
   if (event.job === 'restore-test')
     return [
       '1. Open the execution (link above): the cause names each database, its backup and what failed.',

@@ -54,6 +54,11 @@ export interface HistoryRecord {
   readonly message?: string;
   /** Who started the run: `schedule`, an IAM principal ARN, or a local user name. */
   readonly requestedBy: string;
+  /**
+   * Restore tests: `snapshot` for an AWS Backup restore test of an RDS snapshot (absent: a logical
+   * restore of a Cofre backup).
+   */
+  readonly method?: 'snapshot';
 }
 
 /** The key attributes derived from a record (never written by hand: see {@link historyItem}). */

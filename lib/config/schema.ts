@@ -127,6 +127,33 @@ const networkSchema = z
   })
   .describe('Network placement of the dump tasks.');
 
+const securityGroupId = z.string().regex(/^sg-[0-9a-f]{8,17}$/, {
+  error: (iss) => `expected a security group id like "sg-0abc12345def67890", got "${String(iss.input)}"`,
+});
+
+const snapshotRestoreTestSchema = z
+  .strictObject({
+    dbSubnetGroupName: z
+      .string()
+      .regex(/^(?!default$)[A-Za-z0-9 ._-]{1,255}$/, {
+        error: (iss) =>
+          `expected the name of the source instance's DB subnet group (letters, digits, spaces, ".", "_", "-"; not "default"), got "${String(iss.input)}"`,
+      })
+      .describe(
+        "DB subnet group of the source RDS instance: the monthly AWS Backup restore test restores into it, so the temporary instance lands in the source's subnets (never the default VPC).",
+      ),
+    vpcSecurityGroupIds: z
+      .array(securityGroupId)
+      .min(1, { error: 'expected at least one security group id (those of the source instance)' })
+      .max(5, { error: 'expected at most 5 security group ids' })
+      .describe(
+        'Security groups of the source RDS instance, given to the temporary instance; they must accept connections from `network.securityGroupId` (the validation Lambda runs with it).',
+      ),
+  })
+  .describe(
+    'Monthly AWS Backup restore test of an RDS instance (required with `rdsInstanceId`): where the temporary instance is restored.',
+  );
+
 export const databaseSchema = z
   .strictObject({
     id: name('database id').describe('Short id used in backup keys, metrics and alerts (e.g. `app-prod`).'),
@@ -176,8 +203,23 @@ export const databaseSchema = z
       .default(DATA_CLASS_DEFAULT)
       .describe('Data class of this database; must be `general` or a key of `retention.classes`.'),
     tenants: tenantModelSchema.optional(),
+    snapshotRestoreTest: snapshotRestoreTestSchema.optional(),
   })
   .superRefine((db, ctx) => {
+    if (db.rdsInstanceId !== undefined && db.snapshotRestoreTest === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['snapshotRestoreTest'],
+        message:
+          'is required with rdsInstanceId: the monthly AWS Backup restore test needs the DB subnet group and security groups of the source instance ({ dbSubnetGroupName, vpcSecurityGroupIds }), or AWS would restore into the default VPC',
+      });
+    const sourceCount = [db.rdsInstanceId, db.rdsClusterId, db.host].filter((v) => v !== undefined).length;
+    if (db.rdsInstanceId === undefined && db.snapshotRestoreTest !== undefined && sourceCount === 1)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['snapshotRestoreTest'],
+        message: `applies only to an RDS instance (rdsInstanceId); ${db.rdsClusterId !== undefined ? 'AWS Backup restores an Aurora cluster without instances, so its snapshot restore test is not built' : 'a self-managed server has no AWS Backup snapshots'}: remove it`,
+      });
     for (const field of ['rdsInstanceId', 'rdsClusterId'] as const) {
       const value = db[field];
       if (value !== undefined && !RDS_IDENTIFIER.test(value))
@@ -303,7 +345,10 @@ const schedulesSchema = z
       'cron(0 3 ? * WED *)',
       'Deep integrity verification of recent backups.',
     ),
-    restoreTest: scheduleExpression('cron(0 4 ? * SUN#1 *)', 'Automated restore test.'),
+    restoreTest: scheduleExpression(
+      'cron(0 4 ? * SUN#1 *)',
+      'Automated restore test: the logical restore of each database, and the AWS Backup restore testing plan of the RDS instances (which takes `cron(...)` only).',
+    ),
   })
   .describe('When each job runs, as EventBridge Scheduler expressions in `timeZone`.');
 
@@ -617,6 +662,17 @@ export const configSchema = z
       checkClass(bucket.dataClass, ['buckets', i, 'dataClass']);
     });
     checkClass(config.configuration.dataClass, ['configuration', 'dataClass']);
+    // The AWS Backup restore testing plan runs on the restore test's schedule, and takes cron only.
+    if (
+      config.databases.some((db) => db.snapshotRestoreTest !== undefined) &&
+      !/^cron\(/.test(config.schedules.restoreTest) &&
+      scheduleExpressionProblem(config.schedules.restoreTest) === undefined
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedules', 'restoreTest'],
+        message: `expected a cron expression such as "cron(0 4 ? * SUN#1 *)": the AWS Backup restore testing plan of the RDS instances runs on it and accepts cron only, got "${config.schedules.restoreTest}"`,
+      });
     // The shortest-lived kinds of backup (values that failed their own check are reported once, not again here).
     const { tiers, tenantExportDays } = config.retention;
     const shortest = [

@@ -4,6 +4,7 @@ import { Rule, type EventPattern } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Construct } from 'constructs';
@@ -196,13 +197,7 @@ export class ConfigSnapshots extends Construct {
     );
 
     // Lifecycle: snapshots expire exactly when their Object Lock ends (configRetentionDays per class).
-    for (const c of [GENERAL_CLASS, ...Object.keys(props.retention.classes)]) {
-      props.vault.bucket.addLifecycleRule({
-        id: `cofre-config-${c}`,
-        tagFilters: { [TIER_TAG]: CONFIG_TIER, [CLASS_TAG]: c },
-        expiration: Duration.days(configRetentionDays(c, props.retention)),
-      });
-    }
+    addConfigSnapshotLifecycle(props.vault.bucket, props.retention);
 
     // On change.
     const target = new LambdaFunction(fn, {
@@ -354,5 +349,21 @@ export class ConfigSnapshots extends Construct {
           'lambda:InvokeFunction on the configuration snapshot function and its versions (<arn>:*), as the scheduler target grant writes it; no other function.',
       },
     );
+  }
+}
+
+/**
+ * The lifecycle rules of configuration snapshots on a vault bucket, one per data class on the config
+ * tier, expiring each snapshot when its Object Lock ends: on the primary vault, and on the DR vault,
+ * where replication puts the replicas with the same tags (without a rule there they would be kept
+ * forever).
+ */
+export function addConfigSnapshotLifecycle(bucket: Bucket, retention: ConfigRetention): void {
+  for (const c of [GENERAL_CLASS, ...Object.keys(retention.classes)]) {
+    bucket.addLifecycleRule({
+      id: `cofre-config-${c}`,
+      tagFilters: { [TIER_TAG]: CONFIG_TIER, [CLASS_TAG]: c },
+      expiration: Duration.days(configRetentionDays(c, retention)),
+    });
   }
 }

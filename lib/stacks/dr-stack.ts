@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { BackupVault } from '../constructs/backup-vault';
+import { addConfigSnapshotLifecycle } from '../constructs/config-snapshots';
 import { SnapshotVault, snapshotDatabasesOf, snapshotVaultLockOf } from '../constructs/database-snapshots';
 
 /** Properties of {@link CofreDrStack}. */
@@ -30,6 +31,13 @@ export class CofreDrStack extends Stack {
       breakGlassRoleArn: props.config.breakGlassRoleArn,
       acceptReplication: true,
     });
+    // Replication brings the configuration snapshots (config/) here with their tags: the same expiry.
+    const { secretArns, ssmParameterPaths } = props.config.configuration;
+    if (secretArns.length || ssmParameterPaths.length)
+      addConfigSnapshotLifecycle(this.vault.bucket, {
+        days: props.config.retention.configSnapshotDays,
+        classes: props.config.retention.classes,
+      });
     if (snapshotDatabasesOf(props.config).length > 0) {
       this.snapshotVault = new SnapshotVault(this, 'SnapshotVault', {
         lock: snapshotVaultLockOf(props.config),

@@ -12,6 +12,7 @@ import {
   snapshotVaultLockOf,
 } from '../constructs/database-snapshots';
 import { ConfigSnapshots } from '../constructs/config-snapshots';
+import { restoreTestedInstancesOf, SnapshotRestoreTests } from '../constructs/snapshot-restore-tests';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -38,6 +39,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly pipeline: BackupPipeline;
   /** AWS Backup of the RDS instances and Aurora clusters (when the config has any). */
   public readonly snapshots?: { readonly vault: SnapshotVault; readonly plans: DatabaseSnapshots };
+  /** The monthly AWS Backup restore test of the RDS instances (when the config has any). */
+  public readonly snapshotRestoreTests?: SnapshotRestoreTests;
   /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
   public readonly configSnapshots?: ConfigSnapshots;
 
@@ -83,6 +86,20 @@ export class CofrePrimaryStack extends Stack {
         ...(this.snapshots ? { snapshotResourceArns: this.snapshots.plans.resourceArns } : {}),
       }),
     );
+    const restoreTested = this.snapshots
+      ? restoreTestedInstancesOf(props.config, this.snapshots.plans.resourceArns)
+      : [];
+    if (this.snapshots && restoreTested.length > 0)
+      this.snapshotRestoreTests = new SnapshotRestoreTests(this, 'SnapshotRestoreTests', {
+        databases: restoreTested,
+        snapshotVault: this.snapshots.vault,
+        vault: this.vault,
+        history: this.history,
+        alerts: this.alerts,
+        schedule: props.config.schedules.restoreTest,
+        timeZone: props.config.timeZone,
+        notifyOnSuccess: props.config.alerts.notifyOnSuccess,
+      });
     this.pipeline = new BackupPipeline(this, 'Pipeline', {
       config: props.config,
       vault: this.vault,

@@ -27,13 +27,14 @@ import {
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SNSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { parseDatabaseUrl } from '../../core/sources/connection';
-import type { Keys } from '../../core/vault/crypto';
+import { buildKeys, type Keys } from '../../core/vault/crypto';
 import { DynamoHistoryStore, FileHistoryStore } from '../../core/history/store';
 import { DEMO_TENANT_MODEL, loadDemoData } from '../../core/local/demo-data';
 import { NamedError } from '../../core/aws/task-errors';
@@ -41,11 +42,15 @@ import type { JobName } from '../../core/aws/job';
 import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/local/state-machine-runner';
 import { openVault, S3Vault } from '../../core/vault';
 import { rdsLatestRestorableTime } from '../../core/alerts/freshness';
-import { RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import { BackupClient } from '@aws-sdk/client-backup';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
 import { createPagerDutyHandler } from '../../lambdas/pagerduty';
+import { createBackupEventsHandler } from '../../lambdas/backup-events';
+import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
+import { createRestoreValidationHandler } from '../../lambdas/restore-validation';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { cofre, tempDir } from '../helpers/cli';
 import { createPostgresDatabase, postgresAvailable, type TestDatabase } from '../helpers/databases';
@@ -67,6 +72,8 @@ import {
   describeLocalAws,
   localAws,
   localAwsEnv,
+  ssmClient,
+  uniqueParameterPath,
   type LocalAws,
   type TopicWithQueue,
 } from '../helpers/local-aws';
@@ -87,6 +94,8 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   const pagerDutyBodies: unknown[] = [];
   const executions: Partial<Record<JobName, LocalExecution>> = {};
   let pgMissing: string | undefined;
+  /** Setup clients made before the checker exists (exempted once it does). */
+  const checker0Exempt: SSMClient[] = [];
 
   beforeAll(async () => {
     pgMissing = await postgresAvailable();
@@ -133,6 +142,18 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
     ]);
     topic = alerts;
+    // What the configuration snapshots protect: one secret and one parameter path.
+    const configSecretArn = await createSecret(aws.secrets, { apiKey: 'config-value' }, 'config');
+    const configParameterPath = uniqueParameterPath('iam-config');
+    const ssm = ssmClient();
+    checker0Exempt.push(ssm);
+    for (const [name, value] of [
+      ['feature-flags', 'on'],
+      ['db/pool-size', '20'],
+    ])
+      await ssm.send(
+        new PutParameterCommand({ Name: `${configParameterPath}/${name}`, Value: value, Type: 'String' }),
+      );
     const [vaultKeyArn, drVaultKeyArn, historyKeyArn, alertsKeyArn, pipelineKeyArn] = keys as [
       string,
       string,
@@ -156,12 +177,15 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         [OTHER_DATABASE]: ledgerSecret,
       },
       pagerDutySecretArn,
+      configSecretArn,
+      configParameterPath,
     };
     const made = Date.now();
     iam = synthesizeIam(resources);
     const synthesized = Date.now();
     checker = new IamChecker(iam, 'enforce');
     for (const client of Object.values(aws)) checker.exempt(client);
+    for (const client of checker0Exempt) checker.exempt(client);
     checker.interceptAll();
     for (const [name, value] of Object.entries(localAwsEnv()))
       if (name.startsWith('AWS_')) vi.stubEnv(name, value);
@@ -402,6 +426,149 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect(out.runs).toBeGreaterThan(0);
   });
 
+  it('restore validation (snapshot restore test): describes the job and the restored instance, reads the secret and the manifests, records, reports and alerts', async () => {
+    if (skipWithoutPostgres()) return;
+    const env = iam.environments.get('restore-validation')!;
+    const rds = new RDSClient({});
+    // The temporary instance AWS Backup restores (moto's endpoint answers no connection: a FAILED test).
+    const restoredId = `awsbackup-restore-test-${Date.now()}`;
+    const setup = new RDSClient(clientConfig());
+    checker.exempt(setup);
+    await setup.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: restoredId,
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t4g.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'postgres',
+        MasterUserPassword: 'not-used-1234',
+      }),
+    );
+    const source = (JSON.parse(env.COFRE_RESTORE_TEST_DATABASES!) as { resourceArn: string }[])[0]!;
+    const jobId = `IAM-${Date.now()}`;
+    // moto implements no restore jobs: DescribeRestoreJob is answered here (still checked against IAM).
+    checker.addStub('BackupClient/DescribeRestoreJobCommand', () => ({
+      RestoreJobId: jobId,
+      Status: 'COMPLETED',
+      CreationDate: new Date(Date.now() - 1800_000),
+      CompletionDate: new Date(),
+      SourceResourceArn: source.resourceArn,
+      RecoveryPointCreationDate: new Date(),
+      CreatedResourceArn: `arn:aws:rds:${iam.region}:${iam.account}:db:${restoredId}`,
+      CreatedBy: { RestoreTestingPlanArn: env.COFRE_RESTORE_TESTING_PLAN_ARN },
+    }));
+    const handle = createRestoreValidationHandler({
+      history: new DynamoHistoryStore(
+        DynamoDBDocumentClient.from(new DynamoDBClient({})),
+        env.COFRE_HISTORY_TABLE!,
+      ),
+      backup: new BackupClient({}),
+      rds,
+      secrets: new SecretsManagerClient({}),
+      s3: new S3Client({ forcePathStyle: true }),
+      sns: new SNSClient({}),
+      env: { ...env, AWS_REGION: process.env.AWS_REGION },
+      logger: silent,
+    });
+    const before = checker.records.length;
+    const out = await checker.as('restore-validation', () =>
+      handle({
+        source: 'aws.backup',
+        'detail-type': 'Restore Job State Change',
+        detail: { restoreJobId: jobId, status: 'COMPLETED', resourceType: 'RDS' },
+      }),
+    );
+    expect(out.ignored).toBe(false);
+    const actions = new Set(checker.records.slice(before).map((r) => r.action));
+    for (const action of [
+      'backup:DescribeRestoreJob',
+      'rds:DescribeDBInstances',
+      'secretsmanager:GetSecretValue',
+      's3:ListBucket',
+      's3:GetObject',
+      'dynamodb:PutItem',
+      'backup:PutRestoreValidationResult',
+      'sns:Publish',
+    ])
+      expect([...actions]).toContain(action);
+  }, 60_000);
+
+  it('AWS Backup events: a failed snapshot job is recorded and alerted under the backup-events role', async () => {
+    const env = iam.environments.get('backup-events')!;
+    const [db] = JSON.parse(env.COFRE_SNAPSHOT_DATABASES!) as { resourceArn: string }[];
+    const handle = createBackupEventsHandler({
+      history: new DynamoHistoryStore(
+        DynamoDBDocumentClient.from(new DynamoDBClient({})),
+        env.COFRE_HISTORY_TABLE!,
+      ),
+      sns: new SNSClient({}),
+      env: { ...env, AWS_REGION: process.env.AWS_REGION },
+      logger: silent,
+    });
+    const before = checker.records.length;
+    const out = await checker.as('backup-events', () =>
+      handle({
+        source: 'aws.backup',
+        'detail-type': 'Backup Job State Change',
+        time: new Date().toISOString(),
+        detail: {
+          backupJobId: `IAM-${Date.now()}`,
+          state: 'FAILED',
+          resourceArn: db!.resourceArn,
+          resourceType: 'RDS',
+          creationDate: new Date().toISOString(),
+        },
+      }),
+    );
+    expect(out).toMatchObject({ ignored: false, notified: true });
+    const actions = new Set(checker.records.slice(before).map((r) => r.action));
+    expect([...actions].sort()).toEqual([
+      'dynamodb:PutItem',
+      'kms:Decrypt',
+      'kms:GenerateDataKey',
+      'sns:Publish',
+    ]);
+  });
+
+  it('configuration snapshots: the weekly snapshot reads the configured secret and parameters, writes config/, records', async () => {
+    const env = iam.environments.get('config-snapshot')!;
+    const before = checker.records.length;
+    const out = await checker.as('config-snapshot', async () => {
+      const kms = new KMS({});
+      const handle = createConfigSnapshotHandler({
+        vault: openVault(env.COFRE_VAULT_URL!, {
+          s3: new S3Client({ forcePathStyle: true }),
+          sseKmsKeyId: env.COFRE_KMS_KEY_ARN,
+          objectLockMode: 'COMPLIANCE',
+        }),
+        keys: await buildKeys({ kmsKeyArn: env.COFRE_KMS_KEY_ARN! }, 'encrypt', () => kms),
+        clients: { secrets: new SecretsManagerClient({}), ssm: new SSMClient({}) },
+        env,
+        logger: silent,
+        history: new DynamoHistoryStore(
+          DynamoDBDocumentClient.from(new DynamoDBClient({})),
+          env.COFRE_HISTORY_TABLE!,
+        ),
+      });
+      return handle({ cofre: 'config-weekly' });
+    });
+    expect(out).toMatchObject({ outcome: 'weekly', secrets: 1, parameters: 2 });
+    const actions = new Set(checker.records.slice(before).map((r) => r.action));
+    for (const action of [
+      'secretsmanager:GetSecretValue',
+      'ssm:GetParametersByPath',
+      's3:PutObject',
+      'kms:GenerateDataKey',
+      'dynamodb:PutItem',
+    ])
+      expect([...actions]).toContain(action);
+    const writes = checker.records
+      .slice(before)
+      .filter((r) => r.action === 's3:PutObject')
+      .map((r) => r.resource);
+    expect(writes.every((r) => r.startsWith(`arn:aws:s3:::${resources.vaultBucket}/config/`))).toBe(true);
+  });
+
   it('PagerDuty relay reads its routing key from Secrets Manager and pages', async () => {
     const handle = createPagerDutyHandler({
       secrets: new SecretsManagerClient({}),
@@ -487,14 +654,30 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     const pairs = checker.pairs();
     console.log(`[iam] ${pairs.length} distinct (role, action) pairs checked:\n${pairs.join('\n')}`);
     expect(checker.records.length).toBeGreaterThan(0);
-    const denied = checker.records.filter((r) => r.decision !== 'Allowed');
+    // An optional request (HeadObject's legal hold field) denied only leaves that field out, as in
+    // AWS: the configuration snapshot Lambda reads back the lock, never a legal hold.
+    const denied = checker.records.filter((r) => r.decision !== 'Allowed' && !r.optional);
+    expect([
+      ...new Set(
+        checker.records
+          .filter((r) => r.decision !== 'Allowed' && r.optional)
+          .map((r) => `${r.role} ${r.action}`),
+      ),
+    ]).toEqual(['config-snapshot s3:GetObjectLegalHold']);
     expect(denied.map((d) => `${d.role} ${d.action} ${d.resource} (${d.command})`)).toEqual([]);
   });
 
   it('each asynchronously invoked Lambda can put a failed event into its encrypted dead-letter queue', async () => {
     // Not a call of our code: Lambda delivers the event with the function's execution role, and an
     // SSE-KMS queue needs the sender to make and read a data key under the queue's key (via SQS).
-    expect([...iam.deadLetterQueues.keys()].sort()).toEqual(['freshness', 'monthly-report', 'pagerduty']);
+    expect([...iam.deadLetterQueues.keys()].sort()).toEqual([
+      'backup-events',
+      'config-snapshot',
+      'freshness',
+      'monthly-report',
+      'pagerduty',
+      'restore-validation',
+    ]);
     const problems: string[] = [];
     for (const [role, { queueArn, keyArn }] of iam.deadLetterQueues) {
       const kms = (action: string): IamRequest => ({

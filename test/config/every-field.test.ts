@@ -68,10 +68,12 @@ const CHANGES: Record<string, (c: Config) => void> = {
   'databases[].rdsInstanceId': (c) => (db0(c).rdsInstanceId = 'app-other'),
   'databases[].rdsClusterId': (c) => {
     delete db0(c).rdsInstanceId;
+    delete db0(c).snapshotRestoreTest;
     db0(c).rdsClusterId = 'app-cluster';
   },
   'databases[].host': (c) => {
     delete db0(c).rdsInstanceId;
+    delete db0(c).snapshotRestoreTest;
     db0(c).host = 'db.example.com';
   },
   'databases[].port': (c) => (db0(c).port = 6432),
@@ -87,6 +89,10 @@ const CHANGES: Record<string, (c: Config) => void> = {
   'databases[].network.availabilityZones': (c) =>
     (db0(c).network.availabilityZones = ['sa-east-1a', 'sa-east-1b']),
   'databases[].dataClass': (c) => (db0(c).dataClass = 'accounting'),
+  'databases[].snapshotRestoreTest.dbSubnetGroupName': (c) =>
+    (db0(c).snapshotRestoreTest!.dbSubnetGroupName = 'app-prod-other-subnets'),
+  'databases[].snapshotRestoreTest.vpcSecurityGroupIds': (c) =>
+    (db0(c).snapshotRestoreTest!.vpcSecurityGroupIds = ['sg-0fedcba9876543210']),
   'databases[].tenants.table': (c) => (db0(c).tenants!.table = 'public.tenants'),
   'databases[].tenants.keyColumn': (c) => (db0(c).tenants!.keyColumn = 'clinic_key'),
   'databases[].tenants.tenantColumn': (c) => (db0(c).tenants!.tenantColumn = 'tenant'),

@@ -47,6 +47,8 @@ const STUBBED: Record<string, (input: Record<string, unknown>) => Record<string,
   'SFNClient/SendTaskHeartbeatCommand': () => ({}),
   // moto does not implement DescribeAlarmHistory.
   'CloudWatchClient/DescribeAlarmHistoryCommand': () => ({ AlarmHistoryItems: [] }),
+  // moto implements no AWS Backup restore jobs (DescribeRestoreJob is stubbed per test: addStub).
+  'BackupClient/PutRestoreValidationResultCommand': () => ({}),
 };
 
 /** What a test knows about the resources: which key protects which bucket, table or topic. */
@@ -388,6 +390,35 @@ export function iamRequestsOf(
     ];
   }
 
+  // Restore jobs are no IAM resource: both actions are authorized on "*".
+  if (
+    clientName === 'BackupClient' &&
+    (command === 'DescribeRestoreJob' || command === 'PutRestoreValidationResult')
+  )
+    return [{ action: `backup:${command}`, resource: '*', context: {} }];
+
+  if (clientName === 'SecretsManagerClient' && command === 'DescribeSecret') {
+    const id = str('SecretId');
+    const resource = id.startsWith('arn:')
+      ? id
+      : `arn:aws:secretsmanager:${region}:${account}:secret:${id}-??????`;
+    return [{ action: 'secretsmanager:DescribeSecret', resource, context: {} }];
+  }
+  if (clientName === 'SecretsManagerClient' && command === 'ListSecrets')
+    return [{ action: 'secretsmanager:ListSecrets', resource: '*', context: {} }];
+
+  if (clientName === 'SSMClient') {
+    // Parameter ARNs are the name after "parameter" (a leading "/" kept); a path has no trailing "/".
+    const parameter = (name: string) =>
+      `arn:aws:ssm:${region}:${account}:parameter${name.startsWith('/') ? '' : '/'}${name.replace(/(.)\/+$/, '$1')}`;
+    if (command === 'GetParametersByPath')
+      return [{ action: 'ssm:GetParametersByPath', resource: parameter(str('Path')), context: {} }];
+    if (command === 'GetParameter' || command === 'GetParameterHistory')
+      return [{ action: `ssm:${command}`, resource: parameter(str('Name')), context: {} }];
+    if (command === 'DescribeParameters')
+      return [{ action: 'ssm:DescribeParameters', resource: '*', context: {} }];
+  }
+
   if (clientName === 'SecretsManagerClient' && command === 'GetSecretValue') {
     const id = str('SecretId');
     const resource = id.startsWith('arn:')
@@ -684,6 +715,11 @@ export class IamChecker {
         }
         return result;
       };
+  }
+
+  /** Answers `<Client>/<Command>` with `fn` instead of the local AWS (a call moto does not implement); still checked. */
+  addStub(key: string, fn: (input: Record<string, unknown>) => Record<string, unknown>): void {
+    STUBBED[key] = fn;
   }
 
   /** Distinct (role, action) pairs recorded. */

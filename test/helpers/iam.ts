@@ -37,6 +37,9 @@ export interface LocalResources {
   /** Secret ARN of each database of the config (`databases[].credentialsSecretArn`), by id. */
   readonly databaseSecretArns: Readonly<Record<string, string>>;
   readonly pagerDutySecretArn: string;
+  /** The configuration snapshots' secret (`configuration.secretArns`) and parameter path (`ssmParameterPaths`). */
+  readonly configSecretArn: string;
+  readonly configParameterPath: string;
 }
 
 /** The runtime roles: the dump task of each database, and every Lambda that runs our code. */
@@ -51,6 +54,9 @@ export type RuntimeRoleName =
   | 'pagerduty'
   | 'freshness'
   | 'monthly-report'
+  | 'restore-validation'
+  | 'backup-events'
+  | 'config-snapshot'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -149,6 +155,11 @@ function defaultPhysical(ctx: { region: string }, logicalId: string, type: strin
       return {
         Ref: arn('ecs', `task-definition/${name}:1`),
         TaskDefinitionArn: arn('ecs', `task-definition/${name}:1`),
+      };
+    case 'AWS::Backup::RestoreTestingPlan':
+      return {
+        Ref: name,
+        RestoreTestingPlanArn: arn('backup', `restore-testing-plan:${name}`),
       };
     case 'AWS::Events::Rule':
       return { Ref: name, Arn: arn('events', `rule/${name}`) };
@@ -274,6 +285,11 @@ export function configFor(resources: LocalResources): (c: CofreConfigInput) => C
       return { ...db, credentialsSecretArn: arn };
     }),
     alerts: { ...c.alerts, pagerDutyRoutingKeySecretArn: resources.pagerDutySecretArn },
+    configuration: {
+      ...c.configuration,
+      secretArns: [resources.configSecretArn],
+      ssmParameterPaths: [resources.configParameterPath],
+    },
   });
 }
 
@@ -463,6 +479,10 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   lambda('freshness', alerts.freshnessFunction);
   lambda('monthly-report', alerts.monthlyReportFunction);
   if (alerts.pagerDutyFunction) lambda('pagerduty', alerts.pagerDutyFunction);
+  if (alerts.backupEventsFunction) lambda('backup-events', alerts.backupEventsFunction);
+  if (primary.configSnapshots) lambda('config-snapshot', primary.configSnapshots.snapshotFunction);
+  if (primary.snapshotRestoreTests)
+    lambda('restore-validation', primary.snapshotRestoreTests.validationFunction);
   return out;
 }
 

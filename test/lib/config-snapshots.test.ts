@@ -1,6 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SECRET_EVENT_NAMES } from '../../core/config/events';
+import type { CofreDrStack } from '../../lib/stacks/dr-stack';
 import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
 import { ConfigSnapshots } from '../../lib/constructs/config-snapshots';
 import { parseConfig } from '../../lib/config';
@@ -10,9 +11,10 @@ import { actionsOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/tem
 const SECRET = 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:app-prod/config-AbCdEf';
 
 let primary: CofrePrimaryStack;
+let dr: CofreDrStack;
 let template: Template;
 beforeAll(() => {
-  ({ primary } = buildTestApp());
+  ({ primary, dr } = buildTestApp());
   template = Template.fromStack(primary);
 });
 
@@ -104,7 +106,10 @@ describe('ConfigSnapshots in the primary stack (example configuration)', () => {
     expect(
       statementsOf(keyPolicy).some(
         (s) =>
-          JSON.stringify(s.Principal) === JSON.stringify({ AWS: fnRole }) &&
+          // One principal, or several when CDK's policy minimization merged equal statements.
+          [(s.Principal as { AWS: unknown }).AWS]
+            .flat()
+            .some((p) => JSON.stringify(p) === JSON.stringify(fnRole)) &&
           actionsOf(s).includes('kms:GenerateDataKey'),
       ),
     ).toBe(true);
@@ -133,6 +138,23 @@ describe('ConfigSnapshots in the primary stack (example configuration)', () => {
       ],
     });
     expect(rules.find((r) => r.Id === 'cofre-config-health')?.ExpirationInDays).toBe(365 * 7 + 2);
+  });
+
+  it('the DR vault, where replication puts the replicas with their tags, expires them by the same rules', () => {
+    type LifecycleRule = { Id: string; ExpirationInDays?: number; TagFilters?: unknown; Status: string };
+    const configRules = (bucket: ReturnType<typeof resourceOf>) =>
+      (bucket.Properties.LifecycleConfiguration as { Rules: LifecycleRule[] }).Rules.filter((r) =>
+        r.Id.startsWith('cofre-config-'),
+      );
+    const primaryRules = configRules(resourceOf(template, primary.vault.bucket));
+    const drRules = configRules(resourceOf(Template.fromStack(dr), dr.vault.bucket));
+    expect(primaryRules.map((r) => r.Id).sort()).toEqual([
+      'cofre-config-accounting',
+      'cofre-config-general',
+      'cofre-config-health',
+      'cofre-config-labour',
+    ]);
+    expect(drRules).toEqual(primaryRules);
   });
 
   it('alarms: the weekly snapshot age (missing data breaching), the function errors and its dead letters', () => {
@@ -185,11 +207,14 @@ describe('ConfigSnapshots in the primary stack (example configuration)', () => {
   });
 
   it('without configured secrets or parameters there is no snapshot function, rule or alarm', () => {
-    const { primary: p } = buildTestApp((c) => ({
+    const { primary: p, dr: d } = buildTestApp((c) => ({
       ...c,
       configuration: { secretArns: [], ssmParameterPaths: [] },
     }));
     expect(p.configSnapshots).toBeUndefined();
+    expect(JSON.stringify(resourceOf(Template.fromStack(d), d.vault.bucket).Properties)).not.toContain(
+      'cofre-config-',
+    );
     const t = Template.fromStack(p);
     expect(
       Object.keys(

@@ -32,6 +32,8 @@ function nonDefault(c: CofreConfigInput): CofreConfigInput {
     tenants: undefined,
   };
   delete aurora.rdsInstanceId;
+  // AWS Backup restores Aurora without instances: no snapshot restore test.
+  delete aurora.snapshotRestoreTest;
   aurora.rdsClusterId = 'ledger-aurora-cluster';
   return {
     ...c,
@@ -387,6 +389,7 @@ describe('synth-time validation', () => {
       'an Aurora cluster id RDS would refuse',
       (c: CofreConfigInput) => {
         delete c.databases![0]!.rdsInstanceId;
+        delete c.databases![0]!.snapshotRestoreTest;
         c.databases![0]!.rdsClusterId = '1cluster';
         return c;
       },

@@ -126,7 +126,7 @@ describe.each(regions)('the %s vault key (%s, %s)', (which, stackName, region) =
     }
   });
 
-  it('names no other principal than the account, the replication role and (primary) the pipeline roles and the configuration snapshot role that write or read backups', () => {
+  it('names no other principal than the account, the replication role and (primary) the pipeline roles, the configuration snapshot role and the restore validation role that write or read backups', () => {
     const principals = statementsOf(keyPolicyOf(byDefault, which, stackName)).flatMap((s) =>
       [(s.Principal as { AWS: unknown }).AWS].flat().map((p) => JSON.stringify(p)),
     );
@@ -146,6 +146,8 @@ describe.each(regions)('the %s vault key (%s, %s)', (which, stackName, region) =
             pipeline.functions['list-backups'].function.role!,
             // Configuration snapshots (the example configures some): encrypts config/ snapshots.
             byDefault.app.primary.configSnapshots!.snapshotFunction.function.role!,
+            // The snapshot restore test (the example has an RDS instance): reads its manifests.
+            byDefault.app.primary.snapshotRestoreTests!.validationFunction.function.role!,
           ].map((role) => JSON.stringify(arnOf(role)))
         : [];
     const others = principals.slice(1).filter((p) => !replication.includes(p));

@@ -29,7 +29,7 @@ export type Severity = 'critical' | 'warning' | 'info';
 /** `people`: for the e-mail subscribers; `pagerduty`: only resolves a PagerDuty incident. */
 export type Audience = 'people' | 'pagerduty';
 
-/** What the pipeline knows about a run when it reports it (shape fixed by the parallel-work contract). */
+/** What the pipeline knows about a run when it reports it. */
 export interface NotifyEvent {
   readonly outcome: NotifyOutcome;
   readonly job: NotifyJob;

@@ -77,10 +77,6 @@ export function encodeName(name: string): string {
   return encodeURIComponent(name).replace(/\./g, '%2E');
 }
 
-export function decodeName(segment: string): string {
-  return decodeURIComponent(segment);
-}
-
 /** `config/<kind>/<encoded name>/`. */
 export function snapshotFolder(kind: ConfigKind, name: string): string {
   return `${CONFIG_PREFIX}/${kind}/${encodeName(name)}/`;
@@ -99,8 +95,6 @@ export interface ConfigRetention {
   /** Legal years per data class (`retention.classes`). */
   readonly classes: Readonly<Record<string, { readonly years: number }>>;
 }
-
-export const DEFAULT_CONFIG_RETENTION: ConfigRetention = { days: 90, classes: {} };
 
 /** Days a configuration snapshot of `dataClass` is kept. */
 export function configRetentionDays(dataClass: string, retention: ConfigRetention): number {

@@ -28,7 +28,7 @@ import {
   type HistoryStatus,
 } from './records';
 
-/** The history, as the pipeline reads and writes it (shape fixed by the parallel-work contract). */
+/** The history, as the pipeline reads and writes it. */
 export interface HistoryStore {
   /** Writes a record (replacing the record with the same id: `running` → `succeeded`). */
   put(record: HistoryRecord): Promise<void>;

@@ -2,7 +2,7 @@
  * `cofre local` (`npm start`): the whole pipeline on this machine, no AWS. A source database
  * ($DATABASE_URL, or an embedded PostgreSQL 15 with a generated multi-tenant demo dataset), a vault
  * (an S3 server on loopback, or `--vault file:///…`), a raw AES key, a file history; then the SAME
- * backup-database and backup-tenants state machines as in AWS (local-runner.ts), a restore test into
+ * backup-database and backup-tenants state machines as in AWS (state-machine-runner.ts), a restore test into
  * a scratch database with row-count validation, and a report.
  */
 import { spawnSync } from 'node:child_process';

@@ -12,13 +12,13 @@ import { StateMachine } from 'aws-local-stepfunctions';
 import { notify, parseNotifyEvent, type AlertMessage, type NotifyEvent } from '../alerts/notify';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
-import { UsageError, messageOf } from '../util/errors';
+import { messageOf } from '../util/errors';
 import type { MetricsSink } from '../policy/metrics';
 import { listTenants as engineListTenants } from '../tenants/backup';
 import type { TenantModel } from '../tenants/plan';
 import type { Vault } from '../vault';
 import { NamedError, asNamedError } from '../aws/task-errors';
-import { JOBS, parseContainerJob, type ContainerJob, type JobName } from '../aws/job';
+import { parseContainerJob, type ContainerJob, type JobName } from '../aws/job';
 import {
   listBackupsStep,
   listTenantsStep,
@@ -346,10 +346,4 @@ export async function runLocalJob(
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }
-}
-
-/** Checks that a value is a job name. */
-export function localJobName(value: string): JobName {
-  if ((JOBS as readonly string[]).includes(value)) return value as JobName;
-  throw new UsageError(`job: expected one of ${JOBS.join(', ')}, got "${value}"`);
 }

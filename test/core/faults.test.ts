@@ -5,8 +5,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -35,6 +34,7 @@ import {
 import { testKeys } from '../helpers/engine';
 import { loadTenantFixture, TENANT_MODEL, tenantChecksums } from '../helpers/tenant-fixture';
 import { discoverTenantPlan } from '../../core/tenants/plan';
+import { tempDir } from '../helpers/temp';
 
 /** The bound the issue sets: a faulted run ends within 10 s. */
 const BOUND_MS = 10_000;
@@ -198,7 +198,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       }
       tenants = await createDatabase(engine, 'fault_tn');
       await loadTenantFixture(engine, tenants.url, { tenants: 6 });
-      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-faults-'));
+      dir = tempDir('faults');
       vaultUrl = `file://${dir}/vault`;
       vault = openVault(vaultUrl);
       ({ keys, keyFile } = await testKeys());

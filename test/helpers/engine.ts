@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { verifiedPlaintext } from '../../core/catalog/artifact-reader';
@@ -11,13 +9,11 @@ import { spawnMysqlClient } from '../../core/sources/mysql';
 import { postgresEnv } from '../../core/sources/postgres';
 import { spawnTool } from '../../core/sources/process';
 import type { Vault } from '../../core/vault';
+import { tempDir } from './temp';
 
 /** A fresh local AES key for a test. */
 export async function testKeys(): Promise<{ keyFile: string; keys: Keys }> {
-  const keyFile = path.join(
-    mkdtempSync(path.join(os.tmpdir(), 'cofre-key-')),
-    `k-${randomBytes(3).toString('hex')}`,
-  );
+  const keyFile = path.join(tempDir('key'), `k-${randomBytes(3).toString('hex')}`);
   await keygen(keyFile);
   return { keyFile, keys: await buildKeys({ keyFile }, 'encrypt') };
 }

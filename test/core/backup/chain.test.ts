@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ import {
   type TestDatabase,
 } from '../../helpers/databases';
 import { testKeys } from '../../helpers/engine';
+import { tempDir } from '../../helpers/temp';
 
 function manifestPath(vault: FileVault, folder: string): string {
   return path.join(vault.root, ...folder.split('/'), 'manifest.json');
@@ -52,7 +53,7 @@ describePostgres('the hash chain cannot be forked or fooled', () => {
                INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 500) g;
                CREATE TABLE "Weird ""T""" (x int); INSERT INTO "Weird ""T""" VALUES (1), (2), (3);`),
     );
-    dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-chain-'));
+    dir = tempDir('chain');
     ({ keys, keyFile } = await testKeys());
   }, 60_000);
   afterAll(async () => {
@@ -171,7 +172,7 @@ describePostgres('the hash chain cannot be forked or fooled', () => {
 
 describe('verify --all of nothing', () => {
   it('an empty vault is exit 3 and says nothing was verified; a missing one is exit 2', async () => {
-    const empty = await mkdtemp(path.join(os.tmpdir(), 'cofre-empty-'));
+    const empty = tempDir('empty');
     try {
       const r = await cofre(['verify', '--vault', `file://${empty}`, '--all']);
       expect(r.code).toBe(3);

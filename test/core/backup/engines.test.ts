@@ -1,5 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup, type BackupOutcome } from '../../../core/backup/backup';
@@ -26,6 +25,7 @@ import {
 import { filesUnder } from '../../helpers/cli';
 import { loadDumpInto, manifestRows, testKeys } from '../../helpers/engine';
 import { startLocalS3, type LocalS3 } from '../../helpers/s3';
+import { tempDir } from '../../helpers/temp';
 
 function ok(outcomes: BackupOutcome[]): Extract<BackupOutcome, { ok: true }> {
   expect(outcomes.map((o) => (o.ok ? 'ok' : o.error))).toEqual(['ok']);
@@ -33,7 +33,7 @@ function ok(outcomes: BackupOutcome[]): Extract<BackupOutcome, { ok: true }> {
 }
 
 function fileVault(): FileVault {
-  return new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-fv-')));
+  return new FileVault(tempDir('fv'));
 }
 
 /** Kills the database session that is streaming the dump (as a failover or an admin would). */

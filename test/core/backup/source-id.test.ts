@@ -2,9 +2,6 @@
  * The default source id is the backed-up database's own name (not the database named in the URL),
  * and the first backup of a new source warns that it will be yearly and locked until a date.
  */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup } from '../../../core/backup/backup';
 import { parseDatabaseUrl } from '../../../core/sources/connection';
@@ -17,6 +14,7 @@ import {
   type TestDatabase,
 } from '../../helpers/databases';
 import { testKeys } from '../../helpers/engine';
+import { tempDir } from '../../helpers/temp';
 
 describePostgres('default source id and the first-backup warning', () => {
   let db: TestDatabase;
@@ -30,7 +28,7 @@ describePostgres('default source id and the first-backup warning', () => {
 
   it('files a database under its own name whatever database the URL names, one chain for both', async () => {
     const { keys } = await testKeys();
-    const vault = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-srcid-')));
+    const vault = new FileVault(tempDir('srcid'));
     const logs: string[] = [];
     const now = new Date('2026-11-28T12:00:00Z');
     const [viaAdmin] = await runBackup({

@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { expect, it } from 'vitest';
 import type { Keys } from '../../../core/vault/crypto';
@@ -8,6 +5,7 @@ import { streamToVault } from '../../../core/backup/stream-encoder';
 import type { RunningDump, TableCount } from '../../../core/sources/types';
 import { FileVault } from '../../../core/vault';
 import { testKeys } from '../../helpers/engine';
+import { tempDir } from '../../helpers/temp';
 
 /** A dump that runs until aborted, and records that it was. */
 function endlessDump(): RunningDump & { aborted: boolean; stdout: PassThrough } {
@@ -31,7 +29,7 @@ function endlessDump(): RunningDump & { aborted: boolean; stdout: PassThrough } 
 
 it('stops the dump tool even when the pipeline cannot be built', async () => {
   const dump = endlessDump();
-  const vault = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-pl-')));
+  const vault = new FileVault(tempDir('pl'));
   const broken = { keyring: null, keyIds: [] } as unknown as Keys;
   await expect(
     streamToVault({
@@ -55,7 +53,7 @@ it('reports the dump tool’s failure, not the broken pipe it causes, and keeps 
     completed: Promise.reject(new Error('pg_dump failed (exit code 1): connection lost')),
   };
   failing.completed.catch(() => undefined);
-  const vault = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-pl-')));
+  const vault = new FileVault(tempDir('pl'));
   const { keys } = await testKeys();
   await expect(
     streamToVault({

@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBackup } from '../../../core/backup/backup';
@@ -18,6 +15,7 @@ import {
   type TestDatabase,
 } from '../../helpers/databases';
 import { testKeys } from '../../helpers/engine';
+import { tempDir } from '../../helpers/temp';
 
 describe('DefinerRewriter', () => {
   const dump = [
@@ -68,7 +66,7 @@ describeMysql('restoring MySQL objects whose definer does not exist on the targe
       );
     });
     ({ keys } = await testKeys());
-    vault = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-def-')));
+    vault = new FileVault(tempDir('def'));
     const [outcome] = await runBackup({ connection: parseDatabaseUrl('mysql', db.url), vault, keys });
     if (!outcome?.ok) throw new Error('backup failed');
     backupId = outcome.manifest.backupId;

@@ -7,8 +7,7 @@
  * Runs against a private MariaDB server started for this file (its defaults, its own port and data
  * directory), so raising and lowering the global never disturbs other test runs on the shared server.
  */
-import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +25,7 @@ import {
   startPrivateMariadb,
   type PrivateMariadb,
 } from '../../helpers/private-mariadb';
+import { tempDir } from '../../helpers/temp';
 
 const DEFAULT_PACKET = 16 * 1024 * 1024;
 const BLOB_BYTES = 11 * 1024 * 1024;
@@ -79,7 +79,7 @@ suite('MySQL restore of a statement larger than the default max_allowed_packet',
       await c.query("GRANT ALL ON `restored\\_%`.* TO 'restorer'@'%'");
     });
     ({ keys } = await testKeys());
-    vault = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-packet-')));
+    vault = new FileVault(tempDir('packet'));
     const [outcome] = await runBackup({ connection: parseDatabaseUrl('mysql', url('src')), vault, keys });
     if (!outcome?.ok) throw new Error(`backup failed: ${outcome?.ok === false ? outcome.error : ''}`);
     backupId = outcome.manifest.backupId;
@@ -122,7 +122,7 @@ suite('MySQL restore of a statement larger than the default max_allowed_packet',
   });
 
   it('puts it back when the restore fails after loading (row counts differ)', async () => {
-    const copy = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-packet-bad-')));
+    const copy = new FileVault(tempDir('packet-bad'));
     cpSync(vault.root, copy.root, { recursive: true });
     const entry = (await readCatalog(copy)).find((e) => e.backupId === backupId)!;
     const manifestPath = path.join(copy.root, entry.folder, 'manifest.json');

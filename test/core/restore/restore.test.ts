@@ -1,6 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup } from '../../../core/backup/backup';
@@ -25,6 +24,7 @@ import {
   type TestDatabase,
 } from '../../helpers/databases';
 import { startLocalS3, type LocalS3 } from '../../helpers/s3';
+import { tempDir } from '../../helpers/temp';
 
 function urlFor(engine: Engine, name: string): string {
   const u = new URL(engine === 'postgres' ? PG_ADMIN_URL : MYSQL_ADMIN_URL);
@@ -79,7 +79,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       source = await createDatabase(engine, 'rs_src');
       await loadTrickySchema(engine, source.url);
       expected = await tableChecksums(engine, source.url);
-      const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-'));
+      const dir = tempDir('rs');
       const keyFile = path.join(dir, 'key');
       await keygen(keyFile);
       const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
@@ -139,7 +139,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     );
 
     it('restores from an exported folder (an offline copy) with the escrow key only', async () => {
-      const to = path.join(mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-exp-')), 'usb');
+      const to = path.join(tempDir('rs-exp'), 'usb');
       await exportBackup({ vault: s3Vault, backupId: s3Backup, to });
       const t = target('rs_export');
       const report = await restoreBackup({
@@ -178,7 +178,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     });
 
     it('rejects a corrupted or truncated artifact (exit 3) and a wrong key (exit 2), and leaves no database', async () => {
-      const copy = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-bad-')));
+      const copy = new FileVault(tempDir('rs-bad'));
       cpSync(fileVault.root, copy.root, { recursive: true });
       const entry = (await readCatalog(copy)).find((e) => e.backupId === fileBackup)!;
       const file = path.join(copy.root, entry.folder, entry.manifest!.artifacts[0]!.name);
@@ -209,7 +209,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     });
 
     it('checks a corrupted artifact before it creates or touches anything (exit 3)', async () => {
-      const copy = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-first-')));
+      const copy = new FileVault(tempDir('rs-first'));
       cpSync(fileVault.root, copy.root, { recursive: true });
       const entry = (await readCatalog(copy)).find((e) => e.backupId === fileBackup)!;
       const file = path.join(copy.root, entry.folder, entry.manifest!.artifacts[0]!.name);
@@ -243,7 +243,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     });
 
     it('reports a row-count mismatch (exit 3), naming the table, and keeps nothing', async () => {
-      const copy = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-rs-rows-')));
+      const copy = new FileVault(tempDir('rs-rows'));
       cpSync(fileVault.root, copy.root, { recursive: true });
       const entry = (await readCatalog(copy)).find((e) => e.backupId === fileBackup)!;
       const manifestPath = path.join(copy.root, entry.folder, 'manifest.json');

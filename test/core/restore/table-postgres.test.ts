@@ -3,8 +3,6 @@
  * (sequence and default, keys, indexes, triggers, policies, comments, grants, the foreign keys of
  * other tables into it), or not at all.
  */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runBackup } from '../../../core/backup/backup';
@@ -21,6 +19,7 @@ import {
   withPostgresClient,
   type TestDatabase,
 } from '../../helpers/databases';
+import { tempDir } from '../../helpers/temp';
 
 const SCHEMA = `
 CREATE SCHEMA shop;
@@ -79,7 +78,7 @@ describePostgres('one-table restore of a dropped PostgreSQL table', () => {
   beforeAll(async () => {
     source = await createDatabase('postgres', 'rt_src');
     await sql(source, SCHEMA);
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-rt-'));
+    const dir = tempDir('rt');
     await keygen(path.join(dir, 'key'));
     keys = await buildKeys({ keyFile: path.join(dir, 'key') }, 'encrypt');
     vault = new FileVault(path.join(dir, 'vault'));

@@ -1,5 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -32,6 +31,7 @@ import {
   TENANT_MODEL,
   tenantChecksums,
 } from '../../helpers/tenant-fixture';
+import { tempDir } from '../../helpers/temp';
 
 const TENANTS = 50;
 
@@ -83,7 +83,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       plan = await discoverTenantPlan(connection(), TENANT_MODEL);
       original = await tableChecksums(engine, db.url);
       tenant7 = await checksums7();
-      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-'));
+      dir = tempDir('tenant');
       vault = openVault(`file://${dir}/vault`);
       keys = (await testKeys()).keys;
     }, 120_000);
@@ -350,7 +350,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     beforeAll(async () => {
       db = await createDatabase(engine, 'tenant_tricky');
       await loadTrickySchema(engine, db.url);
-      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-tricky-'));
+      dir = tempDir('tenant-tricky');
     }, 120_000);
     afterAll(async () => {
       await db.drop();

@@ -3,8 +3,7 @@
  * and through a nullable FK (mostly NULL) straight to a directly owned table. Every row of the
  * tenant must be backed up and restored, on both engines, whatever the NOT NULL path's ON DELETE.
  */
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { chmod, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -29,6 +28,7 @@ import {
   type TestDatabase,
 } from '../../helpers/databases';
 import { testKeys } from '../../helpers/engine';
+import { tempDir } from '../../helpers/temp';
 
 type Row = Record<string, unknown>;
 
@@ -107,7 +107,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         beforeAll(async () => {
           db = await createDatabase(engine, 'tenant_paths');
           for (const s of [...schema(engine, onDelete), ...data(perTenant)]) await exec(engine, db.url, s);
-          dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-paths-'));
+          dir = tempDir('tenant-paths');
           vault = openVault(`file://${dir}/vault`);
           keys = (await testKeys()).keys;
         }, 60_000);
@@ -227,7 +227,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     beforeAll(async () => {
       db = await createDatabase(engine, 'tenant_unowned');
       for (const s of [...schema(engine, 'CASCADE'), ...data(20)]) await exec(engine, db.url, s);
-      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-unowned-'));
+      dir = tempDir('tenant-unowned');
       vault = openVault(`file://${dir}/vault`);
       keys = (await testKeys()).keys;
       await exec(
@@ -318,7 +318,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
     beforeAll(async () => {
       db = await createDatabase(engine, 'tenant_rt');
       for (const s of [...schema(engine, 'CASCADE'), ...data(30)]) await exec(engine, db.url, s);
-      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-tenant-rt-'));
+      dir = tempDir('tenant-rt');
     }, 60_000);
     afterAll(async () => {
       await db.drop();

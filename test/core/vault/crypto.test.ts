@@ -1,6 +1,5 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { chmodSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -17,8 +16,9 @@ import {
 import { UsageError } from '../../../core/util/errors';
 import { readAll } from '../../../core/vault';
 import { clientConfig, createKmsKey, describeLocalAws, localAws } from '../../helpers/local-aws';
+import { tempDir } from '../../helpers/temp';
 
-const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-crypto-'));
+const dir = tempDir('crypto');
 const context = { 'cofre:backup-id': '20261123T000000000Z-00000000', 'cofre:tier': 'daily' };
 
 async function seal(keys: Keys, plaintext: Buffer, ctx = context): Promise<Buffer> {

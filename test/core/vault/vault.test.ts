@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import os from 'node:os';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
@@ -22,6 +21,7 @@ import {
   type LocalAws,
 } from '../../helpers/local-aws';
 import { startLocalS3, type LocalS3 } from '../../helpers/s3';
+import { tempDir } from '../../helpers/temp';
 
 /** A body that sends `bytes` and then fails, as a dump that dies half-way does. */
 function failingBody(bytes: number): Readable {
@@ -98,7 +98,7 @@ function behavesAsAVault(name: string, make: () => Vault, conditionalWrites = tr
   });
 }
 
-const root = mkdtempSync(path.join(os.tmpdir(), 'cofre-vault-'));
+const root = tempDir('vault');
 behavesAsAVault('file', () => new FileVault(root));
 
 let s3: LocalS3;
@@ -123,7 +123,7 @@ behavesAsAVault(
 
 describe('file vault atomicity', () => {
   it('never shows a temporary file and removes it on failure', async () => {
-    const vault = new FileVault(mkdtempSync(path.join(os.tmpdir(), 'cofre-vault-')));
+    const vault = new FileVault(tempDir('vault'));
     await expect(vault.write('x/a.bin', failingBody(1024 * 1024), { tags: {} })).rejects.toThrow();
     expect(await vault.partials()).toEqual([]);
     expect(readdirSync(path.join(vault.root, 'x'))).toEqual([]);

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { COFRE_VERSION } from '../core/backup/backup';
 import { killAllTools } from '../core/sources/process';
 import { CofreError, messageOf } from '../core/util/errors';
 import { CANCEL_GRACE_MS, parseDuration, withRun } from '../core/util/run-context';
@@ -43,8 +44,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   let exitCode = 0;
   const program = new Command('cofre')
     .description('Cofre: verified, encrypted backups of PostgreSQL and MySQL/MariaDB')
+    .version(COFRE_VERSION)
     .exitOverride()
-    .configureOutput({ writeOut: io.stderr, writeErr: io.stderr })
+    // Help and --version are the output asked for (stdout); usage errors go to stderr.
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run "cofre --help" for usage)');
 
   addKeygenCommand(program, io, (c) => (exitCode = c));

@@ -18,6 +18,7 @@ import {
 } from '../core/run-context';
 import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify';
+import { writableDirProblem } from '../core/fs-problems';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
@@ -176,6 +177,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       throw new UsageError(
         `--vault: the parent directory ${path.dirname(vault.root)} does not exist (is the disk mounted?); Cofre creates only ${path.basename(vault.root)} itself`,
       );
+    // A read-only disk (or one this user may not write) is refused before anything starts.
+    const unwritable = vault instanceof FileVault ? await writableDirProblem(vault.root) : undefined;
+    if (unwritable) throw new UsageError(`--vault: ${unwritable}; nothing was written`);
     const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
     const resolved = await resolveCredentials(connection, {
       env: io.env,

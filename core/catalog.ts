@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { Readable } from 'node:stream';
 import { MANIFEST_NAME, parseManifest, serializeManifest, sha256, type Manifest } from './manifest';
-import { OperationalError, UsageError, messageOf } from './errors';
+import { CofreError, OperationalError, UsageError, messageOf } from './errors';
 import type { Vault } from './vault';
 
 /**
@@ -369,7 +369,12 @@ export function chainLink(latest: CatalogEntry | undefined, lockUntil: Date): Ma
   };
 }
 
-/** Writes a backup's manifest, last: from then on the backup exists. Returns the bytes written. */
+/**
+ * Writes a backup's manifest, last: from then on the backup exists. Returns the bytes written. When
+ * the manifest cannot be written (a full disk, a lost connection), the backup's artifacts are not a
+ * backup: a file vault's are removed at once (the folder is this run's own, by its new backup id);
+ * an S3 vault's stay under Object Lock, are reported by `verify` and expire by their tier.
+ */
 export async function writeManifest(
   vault: Vault,
   folder: string,
@@ -377,9 +382,25 @@ export async function writeManifest(
   options: { tags: Record<string, string>; lockUntil: Date; signal?: AbortSignal | undefined },
 ): Promise<Buffer> {
   const bytes = serializeManifest(manifest);
-  await vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
-    ...options,
-    contentType: 'application/json',
-  });
+  try {
+    await vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
+      ...options,
+      contentType: 'application/json',
+    });
+  } catch (error) {
+    const keys = manifest.artifacts.map((a) => `${folder}/${a.name}`);
+    let what: string;
+    if (vault.kind === 'file') {
+      const kept: string[] = [];
+      for (const key of keys) await vault.remove(key).catch(() => kept.push(key));
+      what = kept.length
+        ? `; could not remove ${kept.join(', ')} (the next backup removes it)`
+        : '; its artifact was removed';
+    } else
+      what = `; its artifact ${keys.join(', ')} stays under Object Lock without a manifest (not a backup; verify reports it, the lifecycle expires it)`;
+    // A cancellation or usage error keeps its own kind and code.
+    if (error instanceof CofreError && !(error.constructor === OperationalError)) throw error;
+    throw new OperationalError(`manifest not written: ${messageOf(error)}${what}`, { cause: error });
+  }
   return bytes;
 }

@@ -170,8 +170,13 @@ async function run(options: StreamToVaultOptions): Promise<StreamResult> {
   // Let the source release its connections before reporting.
   await dump.completed.catch(() => undefined);
   if (piped.status === 'rejected' || written.status === 'rejected' || firstError !== undefined) {
+    const writeError: unknown = written.status === 'rejected' ? written.reason : undefined;
+    // The vault says what a failed write means ("no space left on the device at …"); the pipe
+    // only sees the same error raw, often first.
     const error: unknown =
-      firstError ?? (piped.status === 'rejected' ? piped.reason : (written as PromiseRejectedResult).reason);
+      firstError instanceof CofreError || !(writeError instanceof CofreError)
+        ? (firstError ?? (piped.status === 'rejected' ? piped.reason : writeError))
+        : writeError;
     if (error instanceof CofreError) throw error;
     throw new OperationalError(`writing ${options.key} to ${options.vault.url} failed: ${messageOf(error)}`, {
       cause: error,

@@ -21,6 +21,7 @@ import {
   UsageError,
   messageOf,
 } from './errors';
+import { writableDirProblem } from './fs-problems';
 import type { Artifact, Manifest } from './manifest';
 import { byteMeter, type OnProgress } from './progress';
 import { connectMysql, spawnMysqlClient } from './sources/mysql';
@@ -109,6 +110,10 @@ export function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
 
 async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
+  if (options.spillDir !== undefined) {
+    const unwritable = await writableDirProblem(options.spillDir);
+    if (unwritable) throw new UsageError(`--spill-dir: ${unwritable}; nothing was changed`);
+  }
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   if (!entry.manifest)
     throw new IntegrityError(

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OperationalError, messageOf } from '../errors';
+import { describeWriteError } from '../fs-problems';
 import type { StoredObject, Vault, WriteOptions } from './types';
 
 const PARTIAL = '.partial-';
@@ -35,7 +36,7 @@ export class FileVault implements Vault {
   async write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject> {
     const final = this.pathOf(key);
     const dir = path.dirname(final);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true }).catch((error: unknown) => this.writeFailed(error, key, final));
     const temp = `${final}${PARTIAL}${randomBytes(6).toString('hex')}`;
     try {
       await pipeline(body, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), {
@@ -52,7 +53,7 @@ export class FileVault implements Vault {
       await fsyncDir(dir);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      throw error;
+      return this.writeFailed(error, key, final);
     }
     const info = await stat(final);
     return { key, bytes: info.size };
@@ -104,21 +105,39 @@ export class FileVault implements Vault {
 
   async createExclusive(key: string, bytes: Buffer): Promise<boolean> {
     const file = this.pathOf(key);
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true }).catch((error: unknown) =>
+      this.writeFailed(error, key, file),
+    );
     let handle;
     try {
       handle = await open(file, 'wx', 0o600);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw error;
+      return this.writeFailed(error, key, file);
     }
     try {
       await handle.writeFile(bytes);
       await handle.sync();
-    } finally {
-      await handle.close();
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(file).catch(() => undefined);
+      return this.writeFailed(error, key, file);
     }
+    await handle.close();
     return true;
+  }
+
+  /**
+   * Throws a write's file-system error as what it is ("read-only file system at …", "no space left
+   * on the device at …"), naming the vault and key; a cancellation or any other error unchanged.
+   */
+  private async writeFailed(error: unknown, key: string, file: string): Promise<never> {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || code === 'ERR_STREAM_PREMATURE_CLOSE')
+      throw error;
+    throw new OperationalError(`${this.url}: cannot write ${key}: ${await describeWriteError(error, file)}`, {
+      cause: error,
+    });
   }
 
   release(key: string): Promise<void> {

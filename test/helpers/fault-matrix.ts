@@ -1,0 +1,38 @@
+/**
+ * The fault matrix of issue 16 as the tests measured it: with COFRE_FAULT_MATRIX=<file.jsonl> set,
+ * each fault case appends one row (engine, fault, operation, exit code, reason, time to end,
+ * leftovers); `npx tsx scripts/fault-matrix.ts <file.jsonl>` renders them as a markdown table.
+ * Without the variable nothing is written.
+ */
+import { appendFileSync } from 'node:fs';
+
+export interface FaultCell {
+  readonly engine: 'postgres' | 'mysql' | 'file' | 's3' | '-';
+  readonly fault: string;
+  readonly operation: string;
+  /** The exit code, or the error class for in-process runs (`rejects`). */
+  readonly outcome: string;
+  /** The one-line reason the run gave (trimmed). */
+  readonly reason: string;
+  /** From the fault to the end of the run. */
+  readonly ms: number;
+  /** What was left afterwards, as the test checked it ("none", or what the next run removed). */
+  readonly leftovers: string;
+}
+
+export function recordFault(cell: FaultCell): void {
+  const file = process.env.COFRE_FAULT_MATRIX;
+  if (!file) return;
+  const reason = cell.reason.replace(/\s+/g, ' ').trim().slice(0, 300);
+  // One short line per append: whole lines even when test files run in parallel workers.
+  appendFileSync(file, `${JSON.stringify({ ...cell, reason })}\n`);
+}
+
+/** The first line starting with `cofre:` or `FAILED` in `stderr` (the run's one-line reason). */
+export function reasonLine(stderr: string): string {
+  return (
+    stderr
+      .split('\n')
+      .find((l) => l.startsWith('cofre:') || l.startsWith('FAILED') || l.startsWith('LEFTOVER')) ?? ''
+  );
+}

@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -108,6 +108,77 @@ export class FileVault implements Vault {
     await mkdir(path.dirname(file), { recursive: true }).catch((error: unknown) =>
       this.writeFailed(error, key, file),
     );
+    // Written whole under a temporary name, then hard-linked to the key: link() fails if the key
+    // exists (O_EXCL's guarantee), and a reader never sees a lock half written.
+    const temp = await this.writeTemp(key, file, bytes);
+    try {
+      await link(temp, file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      // File systems without hard links (FAT/exFAT disks): O_EXCL, written in place.
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP')
+        return await this.createInPlace(key, file, bytes);
+      return await this.writeFailed(error, key, file);
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+    await fsyncDir(path.dirname(file));
+    return true;
+  }
+
+  async replaceExclusive(key: string, expected: Buffer, bytes: Buffer): Promise<boolean> {
+    return this.withClaim(key, expected, async (file) => {
+      const temp = await this.writeTemp(key, file, bytes);
+      try {
+        await rename(temp, file);
+      } catch (error) {
+        await unlink(temp).catch(() => undefined);
+        return this.writeFailed(error, key, file);
+      }
+      await fsyncDir(path.dirname(file));
+    });
+  }
+
+  async release(key: string, expected?: Buffer): Promise<void> {
+    if (expected === undefined) return this.remove(key);
+    await this.withClaim(key, expected, async (file) => {
+      await unlink(file);
+    });
+  }
+
+  /**
+   * Runs `change` on the key's file only if its content is `expected`, holding a claim for that
+   * content (`<key>.claim-<sha256>`, made with `O_EXCL`): two writers changing the same content
+   * cannot both pass the check. False when the claim is taken or the content is another.
+   */
+  private async withClaim(
+    key: string,
+    expected: Buffer,
+    change: (file: string) => Promise<void>,
+  ): Promise<boolean> {
+    const file = this.pathOf(key);
+    const claim = `${file}.claim-${createHash('sha256').update(expected).digest('hex').slice(0, 16)}`;
+    try {
+      await (await open(claim, 'wx', 0o600)).close();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      return this.writeFailed(error, key, claim);
+    }
+    try {
+      const current = await readFile(file).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (!current?.equals(expected)) return false;
+      await change(file);
+      return true;
+    } finally {
+      await unlink(claim).catch(() => undefined);
+    }
+  }
+
+  private async createInPlace(key: string, file: string, bytes: Buffer): Promise<boolean> {
     let handle;
     try {
       handle = await open(file, 'wx', 0o600);
@@ -127,6 +198,24 @@ export class FileVault implements Vault {
     return true;
   }
 
+  /** `bytes` in a new fsynced temporary file beside `file`; returns its path. */
+  private async writeTemp(key: string, file: string, bytes: Buffer): Promise<string> {
+    const temp = `${file}${PARTIAL}${randomBytes(6).toString('hex')}`;
+    try {
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      return this.writeFailed(error, key, file);
+    }
+    return temp;
+  }
+
   /**
    * Throws a write's file-system error as what it is ("read-only file system at …", "no space left
    * on the device at …"), naming the vault and key; a cancellation or any other error unchanged.
@@ -138,10 +227,6 @@ export class FileVault implements Vault {
     throw new OperationalError(`${this.url}: cannot write ${key}: ${await describeWriteError(error, file)}`, {
       cause: error,
     });
-  }
-
-  release(key: string): Promise<void> {
-    return this.remove(key);
   }
 
   async remove(key: string): Promise<void> {

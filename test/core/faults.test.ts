@@ -354,7 +354,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       });
       expect(next?.ok).toBe(true);
       expect(lines.join('\n')).toMatch(
-        /releasing the stale chain lock .*: its process \d+ on this host is gone/,
+        /taking over the stale chain lock .*: its process \d+ on this host is gone/,
       );
       expect(lines.join('\n')).toMatch(/removing .*\.partial-[0-9a-f]+: a temporary file/);
       expect(filesUnder(vaultDir).filter((f) => f.includes('.partial-') || f.endsWith('=lock.json'))).toEqual(

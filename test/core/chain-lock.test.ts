@@ -180,7 +180,7 @@ function behavesAsAChainLock(name: string, make: () => Promise<Vault>) {
         fault: 'chain lock taken over while the backup runs',
         operation: 'full backup (holder)',
         outcome: 'CancelledError (exit 1)',
-        reason: String((await running.catch((e: unknown) => e))).split('\n')[0]!,
+        reason: String(await running.catch((e: unknown) => e)).split('\n')[0]!,
         ms: Date.now() - started,
         leftovers: "none (manifest not written; the new holder's lock kept)",
       });

@@ -23,7 +23,19 @@ export interface FaultCell {
 export function recordFault(cell: FaultCell): void {
   const file = process.env.COFRE_FAULT_MATRIX;
   if (!file) return;
-  const reason = cell.reason.replace(/\s+/g, ' ').trim().slice(0, 300);
+  // Names that change from run to run are shortened, so the table reads as the cases, not the paths.
+  const reason = cell.reason
+    .replace(/\s+/g, ' ')
+    .replace(/cofre_t_[a-z_]+?_\d+_[0-9a-f]{8}(_cofre_restoring_[0-9a-f]+)?/g, (_m, tmp?: string) =>
+      tmp ? '<db>_cofre_restoring_<hex>' : '<db>',
+    )
+    .replace(/file:\/\/\/tmp\/[\w.-]+(\/[\w.-]+)*/g, 'file://<dir>')
+    .replace(/\/tmp\/cofre-[\w-]+/g, '<dir>')
+    .replace(/\d{8}T\d{9}Z-[0-9a-f]{8}/g, '<id>')
+    .replace(/\b[0-9a-f]{64}\b/g, '<sha256>')
+    .replace(/\b\d{4}-\d\d-\d\dT[\d:.]+Z/g, '<time>')
+    .trim()
+    .slice(0, 260);
   // One short line per append: whole lines even when test files run in parallel workers.
   appendFileSync(file, `${JSON.stringify({ ...cell, reason })}\n`);
 }

@@ -927,6 +927,86 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(Number(count!.n)).toBe(150_000);
       expect(await tableNames(engine, source.url)).toEqual(tablesBefore);
     }, 90_000);
+
+    it.runIf(engine === 'mysql')(
+      'restore --force behind a metadata lock held by another session: ends at --lock-timeout, target unchanged',
+      async () => {
+        const target = newTarget('fault_mdl');
+        await sql(engine, MYSQL_ADMIN_URL, `CREATE DATABASE \`${target.name}\``);
+        await sql(engine, target.url, 'CREATE TABLE keep (id INT PRIMARY KEY)');
+        await sql(engine, target.url, 'INSERT INTO keep VALUES (1), (2), (3)');
+        const holder = await holdMysql(target.url, 'SELECT * FROM keep');
+        const started = Date.now();
+        let failed: unknown;
+        try {
+          failed = await withRun({ lockTimeoutMs: 1500 }, () =>
+            restoreBackup({ vault, backupId: fullId, keys, target: target.connection, force: true }),
+          ).catch((e: unknown) => e);
+        } finally {
+          await holder.release();
+        }
+        const ms = Date.now() - started;
+        expect(failed).toBeInstanceOf(Error);
+        expect((failed as Error).message).toMatch(/lock/i);
+        expect(ms).toBeLessThan(BOUND_MS + 5_000); // the whole artifact is checked before the drop
+        expect(await tableNames(engine, target.url)).toEqual(['keep']);
+        recordFault({
+          engine,
+          fault: 'lock held by another session (metadata lock)',
+          operation: 'full restore --force',
+          outcome: 'exit 1',
+          reason: firstLine(failed),
+          ms,
+          leftovers: 'none (the target unchanged)',
+        });
+      },
+      60_000,
+    );
+
+    it('restoring to a URL of the other engine names the backup’s engine (exit 2), nothing made', async () => {
+      const other = engine === 'postgres' ? 'mysql' : 'postgres';
+      const target = uniqueDatabaseName('fault_engine');
+      const r = await cofre([
+        'restore',
+        '--vault',
+        vaultUrl,
+        '--backup',
+        fullId,
+        '--target-url',
+        urlFor(other, target),
+        '--key-file',
+        keyFile,
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^cofre: --target-url: backup ${fullId} is a ${engine} backup, the target URL is ${other} `,
+          'm',
+        ),
+      );
+      expect(r.stderr).not.toMatch(/--engine/);
+      expect(await databasesLike(other, target)).toEqual([]);
+    });
+
+    it('list says "missing" for a backup whose artifact is gone, never "ok"', async () => {
+      const vaultDir = path.join(dir, 'missing-artifact');
+      const v = openVault(`file://${vaultDir}`);
+      const [t] = await runTenantBackup({
+        connection: parseDatabaseUrl(engine, tenants.url),
+        model: TENANT_MODEL,
+        tenants: ['2'],
+        vault: v,
+        keys,
+      });
+      if (!t?.ok) throw new Error('tenant backup failed');
+      rmSync(path.join(vaultDir, ...t.folder.split('/'), t.manifest.artifacts[0]!.name), { force: true });
+      const listed = await cofre(['list', '--vault', `file://${vaultDir}`, '--json']);
+      const rows = (JSON.parse(listed.stdout) as { backups: { backupId: string; status: string }[] }).backups;
+      expect(rows.find((b) => b.backupId === t.manifest.backupId)?.status).toBe('missing');
+      const table = await cofre(['list', '--vault', `file://${vaultDir}`]);
+      expect(table.stdout + table.stderr).toMatch(new RegExp(`${t.manifest.backupId}.*missing`));
+      expect(table.stdout + table.stderr).not.toMatch(new RegExp(`${t.manifest.backupId}.*\\bok\\b`));
+    });
   });
 }
 

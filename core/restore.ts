@@ -37,7 +37,7 @@ import {
 } from './sources/postgres-toc';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { TableCount } from './sources/types';
-import { detached, withCancellableRun } from './run-context';
+import { currentRun, detached, withCancellableRun } from './run-context';
 import type { Vault } from './vault';
 
 export interface RestoreOptions {
@@ -869,7 +869,13 @@ async function restoreMysqlDatabase(
       await pipeline(await verifiedPlaintext(input), new PassThrough().resume());
       log(`--force: dropping database "${database}" (${objects} objects) and restoring into it`);
     }
-    if (exists) await conn.query(`DROP DATABASE ${quoteMysql(database)}`);
+    if (exists)
+      await conn.query(`DROP DATABASE ${quoteMysql(database)}`).catch((error: unknown) => {
+        throw new OperationalError(
+          `--force: could not drop "${database}", nothing was changed: ${messageOf(error)}${/lock wait/i.test(messageOf(error)) ? ` (another session holds a lock on one of its tables; waited ${currentRun().lockTimeoutMs / 1000} s, --lock-timeout)` : ''}`,
+          { cause: error },
+        );
+      });
     await conn.query(
       `CREATE DATABASE ${quoteMysql(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
     );

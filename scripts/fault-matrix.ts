@@ -24,7 +24,7 @@ const lines = [
   '| --- | --- | --- | --- | --- | ---: | --- |',
   ...rows.map(
     (r) =>
-      `| ${cell(r.fault)} | ${cell(r.operation)} | ${r.engine} | ${cell(r.outcome)} | ${cell(r.reason)} | ${(r.ms / 1000).toFixed(1)} s | ${cell(r.leftovers)} |`,
+      `| ${cell(r.fault)} | ${cell(r.operation)} | ${r.engine} | ${cell(r.outcome)} | ${cell(r.reason)} | ${r.ms < 0 ? '—' : `${(r.ms / 1000).toFixed(1)} s`} | ${cell(r.leftovers)} |`,
   ),
 ];
 process.stdout.write(`${lines.join('\n')}\n\n${rows.length} cases.\n`);

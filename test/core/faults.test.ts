@@ -420,7 +420,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         operation: 'full backup',
         outcome: 'killed; next backup exit 0',
         reason: reasonLine(report.stderr),
-        ms: 0,
+        ms: -1, // not a timed run: what the next run found
         leftovers: 'temporary file and lock: reported by verify, removed by the next backup',
       });
     }, 90_000);
@@ -450,7 +450,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         operation: 'full backup',
         outcome: 'next backup exit 0',
         reason: reasonLine(report.stderr),
-        ms: 0,
+        ms: -1, // not a timed run: what the next run found
         leftovers: 'artifact without manifest: reported by verify, removed by the next backup',
       });
     }, 90_000);
@@ -495,7 +495,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         operation: 'full restore',
         outcome: 'killed; next restore exit 0',
         reason: lines.find((l) => l.startsWith('dropping')) ?? '',
-        ms: 0,
+        ms: -1, // not a timed run: what the next run found
         leftovers:
           engine === 'postgres'
             ? 'temporary database: dropped by the next restore once older than the abandon age'
@@ -722,7 +722,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
           operation,
           outcome: `exit ${o?.ok === false ? o.exitCode : 0} for the second; the first exit 0`,
           reason: o?.ok === false ? o.error : '',
-          ms: 0,
+          ms: -1, // not a timed run: what the next run found
           leftovers: 'none (the second wrote nothing)',
         });
       expect((await readCatalog(v)).length).toBe(2);

@@ -14,7 +14,7 @@ export interface FaultCell {
   readonly outcome: string;
   /** The one-line reason the run gave (trimmed). */
   readonly reason: string;
-  /** From the fault to the end of the run. */
+  /** From the fault to the end of the run; negative when not a timed run (what a next run found). */
   readonly ms: number;
   /** What was left afterwards, as the test checked it ("none", or what the next run removed). */
   readonly leftovers: string;

@@ -144,10 +144,14 @@ export async function acquireChainLock(
         `taking over the stale chain lock ${where}${body ? ` of ${describeHolder(body, now)}` : ''}: ${stale}`,
       );
       current = bodyAt(new Date().toISOString());
-      if (!(await vault.replaceExclusive(key, existing, current)))
+      if (!(await vault.replaceExclusive(key, existing, current))) {
+        const now2 = await vault.readBytes(key).catch(() => undefined);
         throw new ChainLockError(
-          `another backup of ${options.chain} took over the stale chain lock ${where} at the same moment; this run did not start and wrote nothing`,
+          now2 !== undefined && now2.equals(existing)
+            ? `the stale chain lock ${where} could not be taken over although it did not change: another run is taking it over right now, or (file vault) a run that crashed while renewing it left a "${key.split('/').pop()!}.claim-*" file beside it; if that file is older than a minute, delete it. This run did not start and wrote nothing`
+            : `another backup of ${options.chain} took over the stale chain lock ${where} at the same moment; this run did not start and wrote nothing`,
         );
+      }
     }
   }
 

@@ -4,6 +4,8 @@
  * over by exactly one run, saying whose it was; a holder that lost its lock does not commit.
  * On the file vault and on S3 (moto honours If-None-Match and If-Match).
  */
+import { createHash } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAIN_LOCK_NAME, chainPrefix, withChainLock } from '../../core/catalog';
@@ -114,7 +116,7 @@ function behavesAsAChainLock(name: string, make: () => Promise<Vault>) {
       for (const r of runs)
         if (r.status === 'rejected')
           expect(String(r.reason)).toMatch(
-            /another backup of .* (is running|took over the stale chain lock|took the chain lock)/,
+            /another backup of .* (is running|took over the stale chain lock|took the chain lock)|another run is taking it over right now/,
           );
     });
 
@@ -187,6 +189,23 @@ function behavesAsAChainLock(name: string, make: () => Promise<Vault>) {
     });
   });
 }
+
+describe('a claim left by a run that crashed while renewing (file vault)', () => {
+  it('blocks only the takeover of that lock version, and the message says which file to delete', async () => {
+    const dir = tempDir('claim');
+    const vault = new FileVault(dir);
+    const p = 'full/src/db/';
+    const body = foreignLock(60 * 60_000);
+    expect(await vault.createExclusive(`${p}${CHAIN_LOCK_NAME}`, body)).toBe(true);
+    const claim = `${dir}/${p}${CHAIN_LOCK_NAME}.claim-${createHash('sha256').update(body).digest('hex').slice(0, 16)}`;
+    writeFileSync(claim, '');
+    await expect(withChainLock(vault, p, () => Promise.resolve())).rejects.toThrow(
+      /could not be taken over although it did not change: .* left a "=lock\.json\.claim-\*" file beside it; if that file is older than a minute, delete it/,
+    );
+    rmSync(claim);
+    expect(await withChainLock(vault, p, () => Promise.resolve('ran'))).toBe('ran');
+  });
+});
 
 behavesAsAChainLock('a file vault', () => Promise.resolve(new FileVault(tempDir('chain-lock'))));
 

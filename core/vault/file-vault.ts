@@ -9,6 +9,13 @@ import { describeWriteError } from '../fs-problems';
 import type { StoredObject, Vault, WriteOptions } from './types';
 
 const PARTIAL = '.partial-';
+/**
+ * Temporary files of lock writes (`=lock.json.tmp-<hex>`): named apart from `.partial-` because a
+ * backup holding its chain's lock removes `.partial-` files there, and a contender's lock file
+ * being written is not a leftover. One older than {@link LOCK_TEMP_STALE_MS} is (its writer died).
+ */
+const LOCK_TEMP = '.tmp-';
+const LOCK_TEMP_STALE_MS = 60_000;
 
 /**
  * A vault in a local directory (`file:///abs/dir`): each object is written to a temporary name
@@ -97,7 +104,7 @@ export class FileVault implements Vault {
       throw error;
     }
     for (const entry of entries) {
-      if (!entry.isFile() || entry.name.includes(PARTIAL)) continue;
+      if (!entry.isFile() || entry.name.includes(PARTIAL) || entry.name.includes(LOCK_TEMP)) continue;
       out.push(path.relative(this.root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'));
     }
     return out.sort();
@@ -200,7 +207,7 @@ export class FileVault implements Vault {
 
   /** `bytes` in a new fsynced temporary file beside `file`; returns its path. */
   private async writeTemp(key: string, file: string, bytes: Buffer): Promise<string> {
-    const temp = `${file}${PARTIAL}${randomBytes(6).toString('hex')}`;
+    const temp = `${file}${LOCK_TEMP}${randomBytes(6).toString('hex')}`;
     try {
       const handle = await open(temp, 'wx', 0o600);
       try {
@@ -239,17 +246,25 @@ export class FileVault implements Vault {
   async partialKeys(prefix: string): Promise<string[]> {
     const base = path.join(this.root, ...prefix.replace(/\/$/, '').split('/').filter(Boolean));
     const entries = await readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
-    return entries
-      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
-      .map((e) => path.relative(this.root, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
-      .sort();
+    const keys: string[] = [];
+    for (const e of entries) {
+      if (!e.isFile()) continue;
+      const file = path.join(e.parentPath, e.name);
+      if (!e.name.includes(PARTIAL)) {
+        if (!e.name.includes(LOCK_TEMP)) continue;
+        const info = await stat(file).catch(() => undefined);
+        if (!info || Date.now() - info.mtimeMs < LOCK_TEMP_STALE_MS) continue;
+      }
+      keys.push(path.relative(this.root, file).split(path.sep).join('/'));
+    }
+    return keys.sort();
   }
 
   /** Temporary files of unfinished writes (there should be none once a run has ended). */
   async partials(): Promise<string[]> {
     const entries = await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []);
     return entries
-      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
+      .filter((e) => e.isFile() && (e.name.includes(PARTIAL) || e.name.includes(LOCK_TEMP)))
       .map((e) => path.join(e.parentPath, e.name));
   }
 }

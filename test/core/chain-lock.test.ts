@@ -5,7 +5,7 @@
  * On the file vault and on S3 (moto honours If-None-Match and If-Match).
  */
 import { createHash } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHAIN_LOCK_NAME, chainPrefix, withChainLock } from '../../core/catalog';
@@ -204,6 +204,32 @@ describe('a claim left by a run that crashed while renewing (file vault)', () =>
     );
     rmSync(claim);
     expect(await withChainLock(vault, p, () => Promise.resolve('ran'))).toBe('ran');
+  });
+});
+
+describe('temporary files of lock writes (file vault)', () => {
+  it('a contender’s lock file being written is not a leftover; one older than a minute is removed', async () => {
+    const dir = tempDir('lock-temp');
+    const vault = new FileVault(dir);
+    const p = 'full/src/db/';
+    mkdirSync(`${dir}/${p}`, { recursive: true });
+    const fresh = `${dir}/${p}${CHAIN_LOCK_NAME}.tmp-aaaaaaaaaaaa`;
+    const old = `${dir}/${p}${CHAIN_LOCK_NAME}.tmp-bbbbbbbbbbbb`;
+    writeFileSync(fresh, '{}');
+    writeFileSync(old, '{}');
+    const then = new Date(Date.now() - 5 * 60_000);
+    utimesSync(old, then, then);
+    const lines: string[] = [];
+    await withChainLock(
+      vault,
+      p,
+      () => Promise.resolve(),
+      (l) => lines.push(l),
+    );
+    expect(existsSync(fresh)).toBe(true);
+    expect(existsSync(old)).toBe(false);
+    expect(lines.join('\n')).toMatch(/removing .*=lock\.json\.tmp-bbbbbbbbbbbb: a temporary file/);
+    expect(await vault.list('full/')).toEqual([]);
   });
 });
 

@@ -31,6 +31,7 @@ export function recordFault(cell: FaultCell): void {
     )
     .replace(/file:\/\/\/tmp\/[\w.-]+(\/[\w.-]+)*/g, 'file://<dir>')
     .replace(/\/tmp\/cofre-[\w-]+/g, '<dir>')
+    .replace(/s3:\/\/cofre-t-[\w-]+\/p\d+/g, 's3://<bucket>/<prefix>')
     .replace(/\d{8}T\d{9}Z-[0-9a-f]{8}/g, '<id>')
     .replace(/\b[0-9a-f]{64}\b/g, '<sha256>')
     .replace(/\b\d{4}-\d\d-\d\dT[\d:.]+Z/g, '<time>')
@@ -40,11 +41,12 @@ export function recordFault(cell: FaultCell): void {
   appendFileSync(file, `${JSON.stringify({ ...cell, reason })}\n`);
 }
 
-/** The first line starting with `cofre:` or `FAILED` in `stderr` (the run's one-line reason). */
+/** The last line starting with `cofre:`, `FAILED` or `LEFTOVER` in `stderr` (the run's one-line reason). */
 export function reasonLine(stderr: string): string {
   return (
     stderr
       .split('\n')
-      .find((l) => l.startsWith('cofre:') || l.startsWith('FAILED') || l.startsWith('LEFTOVER')) ?? ''
+      .filter((l) => l.startsWith('cofre:') || l.startsWith('FAILED') || l.startsWith('LEFTOVER'))
+      .pop() ?? ''
   );
 }

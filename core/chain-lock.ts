@@ -199,7 +199,8 @@ export async function acquireChainLock(
       clearInterval(timer);
       await renewing;
       released = true;
-      if (controller.signal.aborted) return; // not ours any more: nothing to free
+      // Only if it is still the version this run wrote (a lock taken over is the new holder's);
+      // also after a lost renewal, when the vault is reachable again.
       await vault.release(key, current);
     },
   };

@@ -207,6 +207,60 @@ describe('a claim left by a run that crashed while renewing (file vault)', () =>
   });
 });
 
+describe('a holder that cannot reach its vault to renew (S3 unreachable)', () => {
+  it('keeps retrying, and after half the stale time stops its run and does not commit', async () => {
+    const inner = new FileVault(tempDir('unreachable'));
+    let reachable = true;
+    const vault: Vault = {
+      url: inner.url,
+      kind: inner.kind,
+      objectLockMode: inner.objectLockMode,
+      write: (k, b, o) => inner.write(k, b, o),
+      read: (k, sig) => inner.read(k, sig),
+      readBytes: (k) => inner.readBytes(k),
+      stat: (k) => inner.stat(k),
+      list: (p) => inner.list(p),
+      createExclusive: (k, b) => inner.createExclusive(k, b),
+      remove: (k) => inner.remove(k),
+      release: (k, e) => inner.release(k, e),
+      replaceExclusive: (k, e, b) =>
+        reachable ? inner.replaceExclusive(k, e, b) : Promise.reject(new Error('connect ETIMEDOUT')),
+    };
+    const lines: string[] = [];
+    const started = Date.now();
+    const running = withChainLock(
+      vault,
+      'full/src/db/',
+      async (lock) => {
+        reachable = false;
+        await sleep(900); // renewals every 200 ms fail; lost after 500 ms
+        expect(currentRun().signal?.aborted).toBe(true);
+        reachable = true;
+        await lock.confirm();
+        return 'committed';
+      },
+      (l) => lines.push(l),
+      { staleAfterMs: 1_000 },
+    );
+    await expect(running).rejects.toThrow(
+      /the chain lock .* is no longer this run's \(not renewed for \d+ s: connect ETIMEDOUT\); the backup is not committed/,
+    );
+    expect(lines.join('\n')).toMatch(/could not renew the chain lock .* \(retrying\): connect ETIMEDOUT/);
+    // Reachable again: its lock, still the version it wrote, is freed.
+    expect(await inner.readBytes(`full/src/db/${CHAIN_LOCK_NAME}`)).toBeUndefined();
+    recordFault({
+      engine: 'file',
+      fault: 'vault unreachable while the backup runs (lock not renewable)',
+      operation: 'full backup (holder)',
+      outcome: 'CancelledError (exit 1)',
+      reason: String(await running.catch((e: unknown) => e)).split('\n')[0]!,
+      ms: Date.now() - started,
+      leftovers:
+        'the lock (not releasable while unreachable): stale after 10 min, taken over by the next run',
+    });
+  });
+});
+
 describe('temporary files of lock writes (file vault)', () => {
   it('a contender’s lock file being written is not a leftover; one older than a minute is removed', async () => {
     const dir = tempDir('lock-temp');

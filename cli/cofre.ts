@@ -5,6 +5,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { Command, CommanderError } from 'commander';
 import { runBackup } from '../core/backup';
 import { findBackup, findLeftovers, readCatalog } from '../core/catalog';
+import { DEFAULT_CHAIN_LOCK_STALE_MS, MIN_CHAIN_LOCK_STALE_MS, heartbeatMs } from '../core/chain-lock';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/connection';
 import { buildKeys, keygen, type KeyOptions } from '../core/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../core/errors';
@@ -18,6 +19,7 @@ import {
 } from '../core/run-context';
 import { killAllTools } from '../core/sources/process';
 import { verifyBackup, type VerifyReport } from '../core/verify';
+import { writableDirProblem } from '../core/fs-problems';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
@@ -71,6 +73,15 @@ function withSessionLimitOptions<C extends Command>(command: C): C {
       `how long one database statement may run (e.g. 90m, 6h; 0: no limit; default ${DEFAULT_STATEMENT_TIMEOUT_MS / 3600_000}h)`,
     );
   return command;
+}
+
+/** `--chain-lock-stale-after`: at least a second, so that renewals have time to happen. */
+function chainLockStaleAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value, '--chain-lock-stale-after');
+  if (ms < MIN_CHAIN_LOCK_STALE_MS)
+    throw new UsageError(`--chain-lock-stale-after: expected at least 1s, got "${value}"`);
+  return ms;
 }
 
 /**
@@ -156,11 +167,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       'with --all-tenants: go ahead although the coverage check finds rows owned by no tenant or by more than one',
     )
     .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
+    .option(
+      '--chain-lock-stale-after <duration>',
+      `a chain lock its backup has not renewed for this long is stale and taken over (e.g. 10m; default ${DEFAULT_CHAIN_LOCK_STALE_MS / 60_000}m; renewed every ${heartbeatMs(DEFAULT_CHAIN_LOCK_STALE_MS) / 1000} s)`,
+    )
     .option('--json', 'print one JSON summary on stdout');
   withSessionLimitOptions(backupCommand);
   withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
     const engine = parseEngine(String(opts.engine));
     const connection = parseDatabaseUrl(engine, String(opts.url));
+    const chainLockStaleAfterMs = chainLockStaleAfter(opts.chainLockStaleAfter as string | undefined);
     const databasesOpt = opts.databases as string | undefined;
     const databases =
       databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
@@ -177,6 +193,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       throw new UsageError(
         `--vault: the parent directory ${path.dirname(vault.root)} does not exist (is the disk mounted?); Cofre creates only ${path.basename(vault.root)} itself`,
       );
+    // A read-only disk (or one this user may not write) is refused before anything starts.
+    const unwritable = vault instanceof FileVault ? await writableDirProblem(vault.root) : undefined;
+    if (unwritable) throw new UsageError(`--vault: ${unwritable}; nothing was written`);
     const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
     const resolved = await resolveCredentials(connection, {
       env: io.env,
@@ -194,6 +213,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       timeZone: opts.timeZone as string,
       zstdLevel: opts.zstdLevel as number | undefined,
       signal: io.signal,
+      chainLockStaleAfterMs,
     };
     if (opts.tenant !== undefined || opts.allTenants) {
       exitCode = await backupTenants(opts, io, common);

@@ -32,6 +32,7 @@ import {
 import type { RunningDump, SourceInfo } from './sources/types';
 import { decideTier } from './tiers';
 import type { Vault } from './vault';
+import type { HeldChainLock } from './chain-lock';
 import { withRun } from './run-context';
 
 export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
@@ -58,6 +59,8 @@ export interface BackupOptions {
   readonly tier?: Tier | undefined;
   readonly zstdLevel?: number | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
+  readonly chainLockStaleAfterMs?: number | undefined;
   readonly onProgress?: ((database: string, progress: Progress) => void) | undefined;
   readonly log?: ((line: string) => void) | undefined;
   readonly now?: (() => Date) | undefined;
@@ -148,8 +151,9 @@ async function runBackupInRun(options: BackupOptions): Promise<BackupOutcome[]> 
       const outcome = await withChainLock(
         options.vault,
         chainPrefix(sourceId, database),
-        () => backupOne(options, info, sourceId, database),
+        (lock) => backupOne(options, info, sourceId, database, lock),
         log,
+        { staleAfterMs: options.chainLockStaleAfterMs },
       );
       outcomes.push(outcome);
     } catch (error) {
@@ -173,6 +177,7 @@ async function backupOne(
   info: SourceInfo,
   sourceId: string,
   database: string | null,
+  lock: HeldChainLock,
 ): Promise<BackupOutcome> {
   const now = options.now ?? (() => new Date());
   const c = options.connection;
@@ -260,6 +265,8 @@ async function backupOne(
     ],
     previous: chainLink(history.latest, lockUntil),
   };
+  // The commit point: only while this run still holds its chain's lock.
+  await lock.confirm();
   const bytes = await writeManifest(options.vault, folder, manifest, {
     tags,
     lockUntil: retention.lockUntil(now()),

@@ -8,6 +8,7 @@ import zlib from 'node:zlib';
 import { findBackup } from './catalog';
 import { decryptStream, type Keys } from './crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from './errors';
+import { writableDirProblem } from './fs-problems';
 import { checkedCopy } from './artifact';
 import { byteMeter, type OnProgress } from './progress';
 import { failure } from './export';
@@ -97,6 +98,8 @@ export async function decryptBackup(options: DecryptOptions): Promise<DecryptRep
   const dir = path.dirname(out);
   if (!(await lstat(dir).catch(() => undefined))?.isDirectory())
     throw new UsageError(`--out: the directory ${dir} does not exist`);
+  const unwritable = await writableDirProblem(dir);
+  if (unwritable) throw new UsageError(`--out: ${unwritable}; nothing was written`);
   const entry = await findBackup(options.vault, options.backupId);
   if (!entry.manifest)
     throw new IntegrityError(

@@ -12,6 +12,7 @@ import {
   UsageError,
   messageOf,
 } from './errors';
+import { writableDirProblem } from './fs-problems';
 import { MANIFEST_NAME, type Manifest } from './manifest';
 import { restoreInstructions } from './restore-instructions';
 import { FileVault, type Vault } from './vault';
@@ -113,6 +114,8 @@ export async function exportBackup(options: ExportOptions): Promise<ExportReport
       throw new UsageError(`--to: ${to} is inside the vault ${options.vault.url}; export to another place`);
   }
   const { existed } = await checkTarget(to);
+  const unwritable = await writableDirProblem(to);
+  if (unwritable) throw new UsageError(`--to: ${unwritable}; nothing was written`);
   const entry = await findBackup(options.vault, options.backupId);
   if (!entry.manifest)
     throw new IntegrityError(

@@ -21,6 +21,7 @@ import {
   UsageError,
   messageOf,
 } from './errors';
+import { writableDirProblem } from './fs-problems';
 import type { Artifact, Manifest } from './manifest';
 import { byteMeter, type OnProgress } from './progress';
 import { connectMysql, spawnMysqlClient } from './sources/mysql';
@@ -36,7 +37,7 @@ import {
 } from './sources/postgres-toc';
 import { spawnTool, type ToolProcess } from './sources/process';
 import type { TableCount } from './sources/types';
-import { detached, withCancellableRun } from './run-context';
+import { currentRun, detached, withCancellableRun } from './run-context';
 import type { Vault } from './vault';
 
 export interface RestoreOptions {
@@ -109,6 +110,10 @@ export function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
 
 async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
+  if (options.spillDir !== undefined) {
+    const unwritable = await writableDirProblem(options.spillDir);
+    if (unwritable) throw new UsageError(`--spill-dir: ${unwritable}; nothing was changed`);
+  }
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   if (!entry.manifest)
     throw new IntegrityError(
@@ -663,10 +668,25 @@ async function restorePostgresTable(
       try {
         await Promise.all([feedTool(input, sql), into, psql.finished]);
       } catch (error) {
+        // psql that stopped at an error (a lock timeout, a constraint) breaks the pipe into it
+        // first: its own error says why, the pipe's EPIPE does not.
+        const why = isPipeError(error)
+          ? await Promise.race([
+              psql.finished.then(
+                () => undefined,
+                (e: unknown) => e,
+              ),
+              new Promise<undefined>((r) =>
+                setTimeout(() => {
+                  r(undefined);
+                }, 2000).unref(),
+              ),
+            ])
+          : undefined;
         sql.kill();
         psql.kill();
         if (input.intoTable) await client.query(`DROP TABLE IF EXISTS ${dest}`).catch(() => undefined);
-        throw error;
+        throw why ?? error;
       }
     }
     const counted = await countPostgres(target, database, [{ ...table, name: destName }]);
@@ -681,6 +701,12 @@ async function restorePostgresTable(
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** A write into a pipe whose reader is gone (the tool at the other end stopped). */
+function isPipeError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED';
 }
 
 /**
@@ -843,7 +869,13 @@ async function restoreMysqlDatabase(
       await pipeline(await verifiedPlaintext(input), new PassThrough().resume());
       log(`--force: dropping database "${database}" (${objects} objects) and restoring into it`);
     }
-    if (exists) await conn.query(`DROP DATABASE ${quoteMysql(database)}`);
+    if (exists)
+      await conn.query(`DROP DATABASE ${quoteMysql(database)}`).catch((error: unknown) => {
+        throw new OperationalError(
+          `--force: could not drop "${database}", nothing was changed: ${messageOf(error)}${/lock wait/i.test(messageOf(error)) ? ` (another session holds a lock on one of its tables; waited ${currentRun().lockTimeoutMs / 1000} s, --lock-timeout)` : ''}`,
+          { cause: error },
+        );
+      });
     await conn.query(
       `CREATE DATABASE ${quoteMysql(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
     );

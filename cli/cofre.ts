@@ -21,6 +21,7 @@ import { verifyBackup, type VerifyReport } from '../core/verify';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
+import { addFilesCommand } from './files-command';
 import { addLocalCommand } from './local-command';
 import { addReportCommand } from './report-command';
 import {
@@ -550,6 +551,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addLocalCommand(program, io, (c) => (exitCode = c));
   addReportCommand(program, io);
   addConfigCommands(program, io, (c) => (exitCode = c));
+  addFilesCommand(program, io, (c) => (exitCode = c));
   try {
     const limits = sessionLimits(argv);
     await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));

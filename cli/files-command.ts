@@ -1,0 +1,268 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { Option, type Command } from 'commander';
+import { parseAsOf } from '../core/config/query';
+import { UsageError } from '../core/errors';
+import { listFileVersions, restoreFiles, type FilesSelection, type FilesTarget } from '../core/files/restore';
+import { syncBucket } from '../core/files/sync';
+import { openFilesVault } from '../core/files/vault';
+import { LOCK_MODE_ENV, parseLockMode, sdkClientConfig, type LockMode } from '../core/vault';
+import type { CliIo } from './cofre';
+import { formatBytes, progressFor } from './progress';
+
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+interface CommonOpts {
+  readonly bucket: string;
+  readonly vault: string;
+  readonly kmsKey?: string;
+  readonly endpoint?: string;
+  readonly json?: boolean;
+}
+
+function bucketName(value: string, flag: string): string {
+  if (!BUCKET.test(value)) throw new UsageError(`${flag}: expected an S3 bucket name, got "${value}"`);
+  return value;
+}
+
+/** The files vault's S3 client: the standard AWS environment (`AWS_ENDPOINT_URL_S3`, credentials, region). */
+function vaultClient(env: NodeJS.ProcessEnv): S3Client {
+  const config = sdkClientConfig(env, 'AWS_ENDPOINT_URL_S3');
+  return new S3Client({ ...config, ...(config.endpoint ? { forcePathStyle: true } : {}) });
+}
+
+/**
+ * The source's S3 client: `--endpoint` (or `COFRE_FILES_ENDPOINT`), credentials from
+ * `COFRE_FILES_ACCESS_KEY_ID` / `COFRE_FILES_SECRET_ACCESS_KEY` when set (a MinIO or Supabase key),
+ * else the AWS ones; path-style addressing, as S3-compatible stores expect.
+ */
+function sourceClient(opts: CommonOpts, env: NodeJS.ProcessEnv): { client: S3Client; endpoint: string } {
+  const base = sdkClientConfig(env, 'AWS_ENDPOINT_URL_S3');
+  const endpoint = opts.endpoint ?? env.COFRE_FILES_ENDPOINT ?? base.endpoint;
+  if (opts.endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(opts.endpoint))
+    throw new UsageError(
+      `--endpoint: expected an http(s) URL such as https://minio.example.com:9000, got "${opts.endpoint}"`,
+    );
+  const credentials =
+    env.COFRE_FILES_ACCESS_KEY_ID && env.COFRE_FILES_SECRET_ACCESS_KEY
+      ? { accessKeyId: env.COFRE_FILES_ACCESS_KEY_ID, secretAccessKey: env.COFRE_FILES_SECRET_ACCESS_KEY }
+      : base.credentials;
+  const client = new S3Client({
+    maxAttempts: base.maxAttempts,
+    region: env.COFRE_FILES_REGION ?? base.region ?? 'us-east-1',
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    ...(credentials ? { credentials } : {}),
+  });
+  return { client, endpoint: endpoint ?? 'AWS S3' };
+}
+
+function lockModeOf(value: string | undefined, env: NodeJS.ProcessEnv): LockMode {
+  if (value !== undefined) return parseLockMode(value, '--object-lock-mode');
+  const fromEnv = env[LOCK_MODE_ENV];
+  return fromEnv ? parseLockMode(fromEnv, LOCK_MODE_ENV) : 'COMPLIANCE';
+}
+
+function positiveInt(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1 || n > 36500)
+      throw new UsageError(`${flag}: expected a whole number of days between 1 and 36500, got "${value}"`);
+    return n;
+  };
+}
+
+const common = (c: Command) =>
+  c
+    .requiredOption('--bucket <bucket>', 'the protected bucket (its name in the files vault)')
+    .requiredOption('--vault <vault>', 'the files vault, s3://bucket/prefix')
+    .option(
+      '--endpoint <url>',
+      'S3-compatible endpoint of the source (MinIO, Supabase Storage); default COFRE_FILES_ENDPOINT, else the AWS S3 endpoint',
+    )
+    .option('--json', 'print one JSON object on stdout');
+
+/** `cofre files sync|restore|list`: application files from S3-compatible stores, by date. */
+export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
+  const files = program
+    .command('files')
+    .description('application files (S3-compatible buckets) copied into a files vault; restore as of a date');
+
+  common(
+    files
+      .command('sync')
+      .description(
+        'copy new and changed objects of a source bucket into the files vault and write its catalogue (one run)',
+      )
+      .option('--prefix <prefix...>', 'only these prefixes (default: the whole bucket)')
+      .option('--full', 'copy every object again (the weekly full copy), not only new and changed ones')
+      .option('--data-class <class>', 'data class of the files (tagged on the catalogue)', 'general')
+      .addOption(
+        new Option('--lock-days <days>', 'Object Lock retention of what this run writes, in days')
+          .default(30)
+          .argParser(positiveInt('--lock-days')),
+      )
+      .option(
+        '--object-lock-mode <mode>',
+        `COMPLIANCE, GOVERNANCE or none (default ${LOCK_MODE_ENV}, else COMPLIANCE)`,
+      )
+      .option('--kms-key <arn>', 'KMS key for SSE-KMS of the vault copies'),
+  ).action(
+    async (
+      opts: CommonOpts & {
+        prefix?: string[];
+        full?: boolean;
+        dataClass: string;
+        lockDays: number;
+        objectLockMode?: string;
+      },
+    ) => {
+      const bucket = bucketName(opts.bucket, '--bucket');
+      const objectLockMode = lockModeOf(opts.objectLockMode, io.env);
+      const vault = openFilesVault(opts.vault, {
+        client: vaultClient(io.env),
+        sseKmsKeyId: opts.kmsKey,
+        objectLockMode,
+      });
+      const { client, endpoint } = sourceClient(opts, io.env);
+      const progress = progressFor(io);
+      const result = await syncBucket({
+        source: { client, bucket, prefixes: opts.prefix ?? [], endpoint },
+        vault,
+        kind: opts.full ? 'full' : 'differential',
+        dataClass: opts.dataClass,
+        lockDays: opts.lockDays,
+        signal: io.signal,
+        log: (line) => {
+          progress.log(line);
+        },
+        onProgress: (p) => {
+          progress.update(`files sync ${bucket}`, {
+            bytes: p.bytes,
+            verb: 'copied',
+            extra: `${p.objects} objects listed, ${p.copied} copied`,
+          });
+        },
+      });
+      progress.done();
+      const m = result.manifest;
+      io.stderr(
+        `OK files run ${m.runId} of ${bucket}: ${m.counts.objects} objects (${formatBytes(m.bytes.objects)}) catalogued; ${m.counts.copied} copied (${m.counts.new} new, ${m.counts.changed} changed, ${formatBytes(m.bytes.copied)}), ${m.counts.unchanged} unchanged, ${m.counts.deleted} deleted at the source${m.counts.vanished ? `, ${m.counts.vanished} vanished during the run` : ''}\n`,
+      );
+      if (opts.json) io.stdout(`${JSON.stringify(m)}\n`);
+      setExitCode(0);
+    },
+  );
+
+  common(
+    files
+      .command('restore')
+      .description(
+        'bring back one file (--key), a folder such as a tenant (--prefix) or the whole bucket (--all) as it was at --as-of',
+      )
+      .option('--key <key>', 'one object')
+      .option('--prefix <prefix>', 'every object under a prefix, e.g. tenants/42/')
+      .option('--all', 'every object of the bucket')
+      .requiredOption(
+        '--as-of <time>',
+        'point in time (2026-11-27T18:00-03:00, or 2026-11-27 = the end of that day UTC)',
+      )
+      .option(
+        '--to-bucket <bucket>',
+        'write into this bucket on the source endpoint (default: the original bucket)',
+      )
+      .option('--download <path>', 'write to local files instead (a file for --key, a directory otherwise)')
+      .option('--dry-run', 'only list what would come back, with counts and bytes')
+      .option('--force', 'replace objects at the target that are newer than the version coming back'),
+  ).action(
+    async (
+      opts: CommonOpts & {
+        key?: string;
+        prefix?: string;
+        all?: boolean;
+        asOf: string;
+        toBucket?: string;
+        download?: string;
+        dryRun?: boolean;
+        force?: boolean;
+      },
+    ) => {
+      const bucket = bucketName(opts.bucket, '--bucket');
+      const chosen = [opts.key !== undefined, opts.prefix !== undefined, opts.all === true].filter(Boolean);
+      if (chosen.length !== 1)
+        throw new UsageError('--key K, --prefix P or --all: expected exactly one (what to bring back)');
+      if (opts.key === '') throw new UsageError('--key: expected an object key, got ""');
+      if (opts.prefix === '')
+        throw new UsageError('--prefix: expected a prefix such as tenants/42/ (or --all)');
+      if (opts.toBucket !== undefined && opts.download !== undefined)
+        throw new UsageError('--to-bucket or --download: expected at most one');
+      const asOf = parseAsOf(opts.asOf, '--as-of');
+      if (asOf.getTime() > Date.now()) throw new UsageError(`--as-of: ${opts.asOf} is in the future`);
+      const selection: FilesSelection =
+        opts.key !== undefined
+          ? { key: opts.key }
+          : opts.prefix !== undefined
+            ? { prefix: opts.prefix }
+            : { all: true };
+      let target: FilesTarget;
+      if (opts.download !== undefined) target = { kind: 'download', path: opts.download };
+      else {
+        const toBucket = bucketName(opts.toBucket ?? bucket, opts.toBucket ? '--to-bucket' : '--bucket');
+        const { client, endpoint } = sourceClient(opts, io.env);
+        target = { kind: 'bucket', client, bucket: toBucket, endpoint };
+      }
+      const vault = openFilesVault(opts.vault, { client: vaultClient(io.env), objectLockMode: 'none' });
+      const progress = progressFor(io);
+      const report = await restoreFiles({
+        vault,
+        bucket,
+        selection,
+        asOf,
+        target,
+        dryRun: opts.dryRun,
+        force: opts.force,
+        signal: io.signal,
+        onProgress: (p) => {
+          progress.update(`files restore ${bucket}`, {
+            bytes: p.bytes,
+            verb: 'restored',
+            extra: `${p.objects} objects`,
+          });
+        },
+      });
+      progress.done();
+      const verb = report.dryRun ? 'would restore' : 'restored';
+      if (report.dryRun || report.items.length <= 50)
+        for (const i of report.items)
+          io.stderr(`  ${i.action.padEnd(10)} ${i.key} (${formatBytes(i.size)})\n`);
+      io.stderr(
+        `${report.dryRun ? 'DRY RUN' : 'OK'} ${bucket} as of ${report.asOf} (run ${report.runId}, finished ${report.runFinishedAt}) into ${report.target}: ${report.selected.objects} objects (${formatBytes(report.selected.bytes)}) selected; ${verb} ${report.restored.objects} (${formatBytes(report.restored.bytes)}), ${report.identical} already identical, ${report.keptNewer.length} kept because the target holds a newer one${report.keptNewer.length ? ' (--force replaces them)' : ''}\n`,
+      );
+      if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
+      // One named file that was not brought back is a refusal, not a success: exit 2, nothing changed.
+      if (!report.dryRun && 'key' in selection && report.keptNewer.length)
+        throw new UsageError(
+          `--key: ${selection.key} at ${report.target} is newer than the version of ${report.asOf}; it was kept. Use --to-bucket or --download for a copy beside it, or --force to replace it`,
+        );
+      setExitCode(0);
+    },
+  );
+
+  common(
+    files
+      .command('list')
+      .description(
+        'the versions of one file the files vault keeps (copies and deletions noticed), newest first',
+      )
+      .requiredOption('--key <key>', 'the object key'),
+  ).action(async (opts: CommonOpts & { key: string }) => {
+    const bucket = bucketName(opts.bucket, '--bucket');
+    const vault = openFilesVault(opts.vault, { client: vaultClient(io.env), objectLockMode: 'none' });
+    const versions = await listFileVersions(vault, bucket, opts.key);
+    for (const v of versions)
+      io.stderr(
+        `${v.storedAt}  ${v.state === 'deleted' ? 'DELETED at the source' : `${formatBytes(v.size).padEnd(10)} etag ${v.sourceEtag ?? '-'} modified ${v.sourceLastModified ?? '-'}`}  version ${v.versionId}${v.lockUntil ? `  locked ${v.lockMode} until ${v.lockUntil}` : ''}\n`,
+      );
+    if (!versions.length) io.stderr(`no version of ${opts.key} of bucket ${bucket} in ${vault.url}\n`);
+    if (opts.json) io.stdout(`${JSON.stringify({ bucket, key: opts.key, versions })}\n`);
+    setExitCode(0);
+  });
+}

@@ -1,0 +1,194 @@
+/**
+ * `cofre files sync|restore|list` against the local AWS (moto S3 as source and files vault): the
+ * commands run in-process with the standard AWS environment, and bad input is exit 2 with one line
+ * naming the flag, before anything is read or written.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import {
+  CreateBucketCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
+import { beforeAll, expect, it } from 'vitest';
+import { cofre, tempDir } from '../helpers/cli';
+import {
+  createVaultBucket,
+  describeLocalAws,
+  localAws,
+  localAwsEnv,
+  REGION,
+  uniqueName,
+} from '../helpers/local-aws';
+
+describeLocalAws('cofre files', () => {
+  const aws = localAws();
+  let source: string;
+  let vault: string;
+  let env: NodeJS.ProcessEnv;
+  let firstRunAt: Date;
+
+  const put = (key: string, body: string) =>
+    aws.s3.send(new PutObjectCommand({ Bucket: source, Key: key, Body: body }));
+  const read = async (bucket: string, key: string) =>
+    (await aws.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body!.transformToString();
+
+  beforeAll(async () => {
+    source = uniqueName('docs');
+    await aws.s3.send(
+      new CreateBucketCommand({ Bucket: source, CreateBucketConfiguration: { LocationConstraint: REGION } }),
+    );
+    vault = `s3://${await createVaultBucket(aws.s3, { mode: 'GOVERNANCE', days: 1 })}/files-vault`;
+    env = { ...localAwsEnv(), COFRE_OBJECT_LOCK_MODE: 'GOVERNANCE' };
+    await put('tenants/42/nfe-1.xml', '<nfe>1</nfe>');
+    await put('tenants/42/nfe-2.xml', '<nfe>2</nfe>');
+    await put('tenants/7/receipt.pdf', 'receipt');
+    const first = await cofre(
+      ['files', 'sync', '--bucket', source, '--vault', vault, '--lock-days', '2', '--json'],
+      env,
+    );
+    expect(first.stderr).toMatch(/OK files run .*: 3 objects .* catalogued; 3 copied \(3 new, 0 changed/);
+    expect(first.code).toBe(0);
+    firstRunAt = new Date(Date.parse((JSON.parse(first.stdout) as { finishedAt: string }).finishedAt) + 1000);
+    await new Promise((r) => setTimeout(r, 1100)); // the next run finishes in a later second
+    await put('tenants/42/nfe-1.xml', '<nfe>1 corrected</nfe>');
+    const second = await cofre(
+      ['files', 'sync', '--bucket', source, '--vault', vault, '--lock-days', '2'],
+      env,
+    );
+    expect(second.stderr).toMatch(/3 objects .* catalogued; 1 copied \(0 new, 1 changed.*2 unchanged/);
+    expect(second.code).toBe(0);
+  }, 60_000);
+
+  it('restore --dry-run prints counts and bytes and changes nothing', async () => {
+    const out = await cofre(
+      [
+        'files',
+        'restore',
+        '--bucket',
+        source,
+        '--vault',
+        vault,
+        '--prefix',
+        'tenants/42/',
+        '--as-of',
+        firstRunAt.toISOString(),
+        '--dry-run',
+        '--json',
+      ],
+      env,
+    );
+    expect(out.code).toBe(0);
+    expect(out.stderr).toMatch(
+      /DRY RUN .*: 2 objects \(24 B\) selected; would restore 0 \(0 B\), 1 already identical, 1 kept because the target holds a newer one/,
+    );
+    const report = JSON.parse(out.stdout) as { selected: { objects: number; bytes: number } };
+    expect(report.selected).toEqual({ objects: 2, bytes: 24 });
+    expect(await read(source, 'tenants/42/nfe-1.xml')).toBe('<nfe>1 corrected</nfe>');
+  });
+
+  it('restore --key refuses to replace a newer object (exit 2, unchanged), --download brings that version beside it', async () => {
+    const args = [
+      'files',
+      'restore',
+      '--bucket',
+      source,
+      '--vault',
+      vault,
+      '--key',
+      'tenants/42/nfe-1.xml',
+      '--as-of',
+      firstRunAt.toISOString(),
+    ];
+    const refused = await cofre(args, env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /--key: tenants\/42\/nfe-1.xml .* is newer than the version of .*; it was kept/,
+    );
+    expect(await read(source, 'tenants/42/nfe-1.xml')).toBe('<nfe>1 corrected</nfe>');
+    const file = path.join(tempDir('files-cli'), 'nfe-1.xml');
+    const downloaded = await cofre([...args, '--download', file], env);
+    expect(downloaded.code).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe('<nfe>1</nfe>');
+    const forced = await cofre([...args, '--force'], env);
+    expect(forced.code).toBe(0);
+    expect(await read(source, 'tenants/42/nfe-1.xml')).toBe('<nfe>1</nfe>');
+  });
+
+  it('restore --all --to-bucket writes the bucket as it was into another bucket', async () => {
+    const other = uniqueName('copy');
+    await aws.s3.send(
+      new CreateBucketCommand({ Bucket: other, CreateBucketConfiguration: { LocationConstraint: REGION } }),
+    );
+    const out = await cofre(
+      [
+        'files',
+        'restore',
+        '--bucket',
+        source,
+        '--vault',
+        vault,
+        '--all',
+        '--as-of',
+        new Date().toISOString(),
+        '--to-bucket',
+        other,
+      ],
+      env,
+    );
+    expect(out.code).toBe(0);
+    const listed = await aws.s3.send(new ListObjectsV2Command({ Bucket: other }));
+    expect(listed.Contents?.map((o) => o.Key)).toEqual([
+      'tenants/42/nfe-1.xml',
+      'tenants/42/nfe-2.xml',
+      'tenants/7/receipt.pdf',
+    ]);
+    expect(await read(other, 'tenants/42/nfe-1.xml')).toBe('<nfe>1 corrected</nfe>');
+  });
+
+  it('list shows the kept versions of one file with their locks', async () => {
+    const out = await cofre(
+      ['files', 'list', '--bucket', source, '--vault', vault, '--key', 'tenants/42/nfe-1.xml', '--json'],
+      env,
+    );
+    expect(out.code).toBe(0);
+    const { versions } = JSON.parse(out.stdout) as { versions: { size: number; lockMode: string }[] };
+    expect(versions.map((v) => [v.size, v.lockMode])).toEqual([
+      [22, 'GOVERNANCE'],
+      [12, 'GOVERNANCE'],
+    ]);
+    expect(out.stderr).toMatch(/locked GOVERNANCE until/);
+  });
+
+  it.each([
+    [['--key', 'a', '--prefix', 'b'], /--key K, --prefix P or --all: expected exactly one/],
+    [[], /--key K, --prefix P or --all: expected exactly one/],
+    [['--all', '--as-of', 'yesterday'], /--as-of: expected a date/],
+    [
+      ['--all', '--to-bucket', 'x-bucket', '--download', '/tmp/x'],
+      /--to-bucket or --download: expected at most one/,
+    ],
+    [['--all', '--to-bucket', 'Not_A_Bucket'], /--to-bucket: expected an S3 bucket name/],
+    [['--key', 'nope.pdf'], /--key: "nope.pdf" was not in bucket/],
+  ])('restore %j is bad input: exit 2, one line naming the flag', async (extra, message) => {
+    const args = ['files', 'restore', '--bucket', source, '--vault', vault, ...extra];
+    if (!extra.includes('--as-of')) args.push('--as-of', new Date().toISOString());
+    const out = await cofre(args, env);
+    expect(out.stderr).toMatch(message);
+    expect(out.code).toBe(2);
+  });
+
+  it('a vault that is not an S3 bucket, a bad bucket name and a bad --lock-days are exit 2', async () => {
+    for (const [args, message] of [
+      [['--bucket', source, '--vault', 'file:///tmp/v'], /--vault: expected s3:\/\/bucket\/prefix/],
+      [['--bucket', 'UPPER', '--vault', vault], /--bucket: expected an S3 bucket name/],
+      [['--bucket', source, '--vault', vault, '--lock-days', '0'], /--lock-days: expected a whole number/],
+      [['--bucket', source, '--vault', vault, '--object-lock-mode', 'soft'], /--object-lock-mode: expected/],
+    ] as const) {
+      const out = await cofre(['files', 'sync', ...args], env);
+      expect(out.stderr).toMatch(message);
+      expect(out.code).toBe(2);
+    }
+  });
+});

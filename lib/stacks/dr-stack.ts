@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { BackupVault } from '../constructs/backup-vault';
+import { awsBucketsOf, bucketRetentionDaysOf } from '../constructs/bucket-backups';
 import { SnapshotVault, snapshotDatabasesOf, snapshotVaultLockOf } from '../constructs/database-snapshots';
 
 /** Properties of {@link CofreDrStack}. */
@@ -30,9 +31,9 @@ export class CofreDrStack extends Stack {
       breakGlassRoleArn: props.config.breakGlassRoleArn,
       acceptReplication: true,
     });
-    if (snapshotDatabasesOf(props.config).length > 0) {
+    if (snapshotDatabasesOf(props.config).length > 0 || awsBucketsOf(props.config).length > 0) {
       this.snapshotVault = new SnapshotVault(this, 'SnapshotVault', {
-        lock: snapshotVaultLockOf(props.config),
+        lock: snapshotVaultLockOf(props.config, bucketRetentionDaysOf(props.config)),
       });
       new CfnOutput(this, 'SnapshotVaultName', {
         description: 'AWS Backup vault with the DR-region copies of the RDS/Aurora recovery points',

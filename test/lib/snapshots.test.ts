@@ -466,11 +466,12 @@ describe('synth-time validation', () => {
   });
 });
 
-describe('a configuration without RDS databases', () => {
+describe('a configuration without RDS databases (or application buckets)', () => {
   it('creates no snapshot vault or plan', () => {
     const { primary, dr } = buildTestApp((c) => ({
       ...c,
       databases: c.databases!.filter((db) => db.host !== undefined),
+      buckets: [],
     }));
     expect(primary.snapshots).toBeUndefined();
     expect(dr.snapshotVault).toBeUndefined();

@@ -1,7 +1,9 @@
+import { BackupClient } from '@aws-sdk/client-backup';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Option, type Command } from 'commander';
 import { parseAsOf } from '../core/config/query';
 import { UsageError } from '../core/errors';
+import { listBucketRecoveryPoints, restoreAwsBucket } from '../core/files/aws-restore';
 import { listFileVersions, restoreFiles, type FilesSelection, type FilesTarget } from '../core/files/restore';
 import { syncBucket } from '../core/files/sync';
 import { openFilesVault } from '../core/files/vault';
@@ -13,10 +15,25 @@ const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 interface CommonOpts {
   readonly bucket: string;
-  readonly vault: string;
+  readonly vault?: string;
+  readonly backupVault?: string;
+  readonly roleArn?: string;
   readonly kmsKey?: string;
   readonly endpoint?: string;
   readonly json?: boolean;
+}
+
+function filesVaultUrl(opts: CommonOpts): string {
+  if (opts.vault === undefined)
+    throw new UsageError(
+      '--vault: expected the files vault (s3://bucket/prefix) of the S3-compatible source',
+    );
+  return opts.vault;
+}
+
+/** AWS Backup's client (region and endpoint from the standard environment). */
+function backupClient(env: NodeJS.ProcessEnv): BackupClient {
+  return new BackupClient(sdkClientConfig(env, 'AWS_ENDPOINT_URL_BACKUP'));
 }
 
 function bucketName(value: string, flag: string): string {
@@ -73,7 +90,7 @@ function positiveInt(flag: string) {
 const common = (c: Command) =>
   c
     .requiredOption('--bucket <bucket>', 'the protected bucket (its name in the files vault)')
-    .requiredOption('--vault <vault>', 'the files vault, s3://bucket/prefix')
+    .option('--vault <vault>', 'the files vault, s3://bucket/prefix (S3-compatible sources)')
     .option(
       '--endpoint <url>',
       'S3-compatible endpoint of the source (MinIO, Supabase Storage); default COFRE_FILES_ENDPOINT, else the AWS S3 endpoint',
@@ -117,7 +134,7 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
     ) => {
       const bucket = bucketName(opts.bucket, '--bucket');
       const objectLockMode = lockModeOf(opts.objectLockMode, io.env);
-      const vault = openFilesVault(opts.vault, {
+      const vault = openFilesVault(filesVaultUrl(opts), {
         client: vaultClient(io.env),
         sseKmsKeyId: opts.kmsKey,
         objectLockMode,
@@ -158,9 +175,18 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
       .description(
         'bring back one file (--key), a folder such as a tenant (--prefix) or the whole bucket (--all) as it was at --as-of',
       )
-      .option('--key <key>', 'one object')
-      .option('--prefix <prefix>', 'every object under a prefix, e.g. tenants/42/')
+      .option('--key <key...>', 'one object (AWS buckets: several, batched 5 per restore job)')
+      .option('--prefix <prefix...>', 'every object under a prefix, e.g. tenants/42/ (AWS buckets: several)')
       .option('--all', 'every object of the bucket')
+      .option(
+        '--backup-vault <name>',
+        'AWS S3 buckets: the AWS Backup vault of their recovery points (stack output SnapshotVaultName), instead of --vault',
+      )
+      .option(
+        '--role-arn <arn>',
+        'AWS S3 buckets: the role AWS Backup restores with (stack output BucketBackupRoleArn)',
+      )
+      .option('--new-bucket', 'AWS S3 buckets: AWS Backup creates --to-bucket (name it cofre-restore-…)')
       .requiredOption(
         '--as-of <time>',
         'point in time (2026-11-27T18:00-03:00, or 2026-11-27 = the end of that day UTC)',
@@ -175,33 +201,46 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
   ).action(
     async (
       opts: CommonOpts & {
-        key?: string;
-        prefix?: string;
+        key?: string[];
+        prefix?: string[];
         all?: boolean;
         asOf: string;
         toBucket?: string;
         download?: string;
         dryRun?: boolean;
         force?: boolean;
+        newBucket?: boolean;
       },
     ) => {
       const bucket = bucketName(opts.bucket, '--bucket');
       const chosen = [opts.key !== undefined, opts.prefix !== undefined, opts.all === true].filter(Boolean);
       if (chosen.length !== 1)
         throw new UsageError('--key K, --prefix P or --all: expected exactly one (what to bring back)');
-      if (opts.key === '') throw new UsageError('--key: expected an object key, got ""');
-      if (opts.prefix === '')
+      if (opts.key?.some((k) => k === '')) throw new UsageError('--key: expected an object key, got ""');
+      if (opts.prefix?.some((p) => p === ''))
         throw new UsageError('--prefix: expected a prefix such as tenants/42/ (or --all)');
       if (opts.toBucket !== undefined && opts.download !== undefined)
         throw new UsageError('--to-bucket or --download: expected at most one');
+      if ((opts.vault === undefined) === (opts.backupVault === undefined))
+        throw new UsageError(
+          '--vault VAULT (an S3-compatible source) or --backup-vault NAME (an AWS S3 bucket): expected exactly one',
+        );
       const asOf = parseAsOf(opts.asOf, '--as-of');
       if (asOf.getTime() > Date.now()) throw new UsageError(`--as-of: ${opts.asOf} is in the future`);
-      const selection: FilesSelection =
-        opts.key !== undefined
-          ? { key: opts.key }
-          : opts.prefix !== undefined
-            ? { prefix: opts.prefix }
-            : { all: true };
+      const items: FilesSelection[] = opts.all
+        ? [{ all: true }]
+        : [...(opts.key ?? []).map((key) => ({ key })), ...(opts.prefix ?? []).map((prefix) => ({ prefix }))];
+      if (opts.backupVault !== undefined) {
+        await restoreFromAwsBackup(opts, { bucket, items, asOf }, io);
+        setExitCode(0);
+        return;
+      }
+      if (items.length !== 1)
+        throw new UsageError(
+          `${opts.key ? '--key' : '--prefix'}: one at a time for an S3-compatible source (several are for AWS buckets, batched into restore jobs)`,
+        );
+      if (opts.newBucket) throw new UsageError('--new-bucket: only for AWS S3 buckets (--backup-vault)');
+      const selection = items[0]!;
       let target: FilesTarget;
       if (opts.download !== undefined) target = { kind: 'download', path: opts.download };
       else {
@@ -209,7 +248,10 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
         const { client, endpoint } = sourceClient(opts, io.env);
         target = { kind: 'bucket', client, bucket: toBucket, endpoint };
       }
-      const vault = openFilesVault(opts.vault, { client: vaultClient(io.env), objectLockMode: 'none' });
+      const vault = openFilesVault(filesVaultUrl(opts), {
+        client: vaultClient(io.env),
+        objectLockMode: 'none',
+      });
       const progress = progressFor(io);
       const report = await restoreFiles({
         vault,
@@ -252,10 +294,35 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
       .description(
         'the versions of one file the files vault keeps (copies and deletions noticed), newest first',
       )
-      .requiredOption('--key <key>', 'the object key'),
+      .requiredOption('--key <key>', 'the object key')
+      .option(
+        '--backup-vault <name>',
+        'AWS S3 buckets: list the recovery points of the bucket in this AWS Backup vault instead',
+      ),
   ).action(async (opts: CommonOpts & { key: string }) => {
     const bucket = bucketName(opts.bucket, '--bucket');
-    const vault = openFilesVault(opts.vault, { client: vaultClient(io.env), objectLockMode: 'none' });
+    if (opts.backupVault !== undefined) {
+      const points = await listBucketRecoveryPoints(
+        backupClient(io.env),
+        `arn:aws:s3:::${bucket}`,
+        opts.backupVault,
+      );
+      for (const p of points)
+        io.stderr(
+          `${p.createdAt.toISOString()}  ${p.continuous ? 'continuous (point in time)' : 'periodic'}  ${p.status}  ${p.arn}\n`,
+        );
+      if (!points.length) io.stderr(`no recovery point of bucket ${bucket} in ${opts.backupVault}\n`);
+      io.stderr(
+        `(AWS Backup keeps recovery points of the whole bucket; any of them restores ${opts.key} with "cofre files restore --backup-vault")\n`,
+      );
+      if (opts.json) io.stdout(`${JSON.stringify({ bucket, key: opts.key, recoveryPoints: points })}\n`);
+      setExitCode(0);
+      return;
+    }
+    const vault = openFilesVault(filesVaultUrl(opts), {
+      client: vaultClient(io.env),
+      objectLockMode: 'none',
+    });
     const versions = await listFileVersions(vault, bucket, opts.key);
     for (const v of versions)
       io.stderr(
@@ -265,4 +332,50 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
     if (opts.json) io.stdout(`${JSON.stringify({ bucket, key: opts.key, versions })}\n`);
     setExitCode(0);
   });
+}
+
+/** `files restore --backup-vault`: AWS Backup restore jobs for an AWS S3 bucket. */
+async function restoreFromAwsBackup(
+  opts: CommonOpts & {
+    toBucket?: string;
+    download?: string;
+    dryRun?: boolean;
+    force?: boolean;
+    newBucket?: boolean;
+  },
+  what: { bucket: string; items: FilesSelection[]; asOf: Date },
+  io: CliIo,
+): Promise<void> {
+  if (opts.download !== undefined)
+    throw new UsageError(
+      '--download: not for AWS S3 buckets; restore into a new bucket with --to-bucket cofre-restore-…',
+    );
+  if (opts.force)
+    throw new UsageError(
+      '--force: AWS Backup never overwrites an object present in the target bucket; for an older version of a present file, restore into a new bucket (--to-bucket cofre-restore-… --new-bucket)',
+    );
+  if (opts.roleArn === undefined || !/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/.test(opts.roleArn))
+    throw new UsageError(
+      `--role-arn: expected the ARN of the role AWS Backup restores with (stack output BucketBackupRoleArn), got ${opts.roleArn === undefined ? 'nothing' : `"${opts.roleArn}"`}`,
+    );
+  const toBucket = opts.toBucket === undefined ? undefined : bucketName(opts.toBucket, '--to-bucket');
+  const report = await restoreAwsBucket({
+    backup: backupClient(io.env),
+    bucket: what.bucket,
+    vaultName: opts.backupVault!,
+    roleArn: opts.roleArn,
+    items: what.items,
+    asOf: what.asOf,
+    toBucket,
+    newBucket: opts.newBucket ?? false,
+    dryRun: opts.dryRun,
+    signal: io.signal,
+    log: (line) => {
+      io.stderr(`${line}\n`);
+    },
+  });
+  io.stderr(
+    `${report.dryRun ? 'DRY RUN' : 'OK'} ${what.bucket} as of ${report.asOf} from ${report.recoveryPointArn} (${report.why}${report.restoreTime ? `, restored to ${report.restoreTime}` : ''}) into ${report.destinationBucket}: ${report.jobs.length} restore job${report.jobs.length === 1 ? '' : 's'} ${report.dryRun ? 'would start' : 'completed'}; AWS Backup leaves every object already in the target bucket as it is\n`,
+  );
+  if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
 }

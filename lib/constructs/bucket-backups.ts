@@ -101,8 +101,9 @@ const CRON = /^cron\((\S+) (\S+) (\S+) (\S+) (\S+) (\S+)\)$/;
  * new restore buckets named `cofre-restore-*`), narrower than AWS's AWSBackupServiceRolePolicyForS3Backup
  * and …ForS3Restore, which cover every bucket of the account.
  *
- * AWS Backup needs S3 versioning on each bucket: Cofre does not turn it on (it checks and reports
- * it, `cofre files status`); a bucket without versioning fails its backup jobs, which alert.
+ * AWS Backup needs S3 versioning on each bucket: Cofre does not turn it on. A bucket without
+ * versioning fails its backup jobs, and the job events (resource type S3) reach the history and the
+ * critical alerts through the backup-events Lambda, naming the bucket.
  */
 export class BucketBackups extends Construct {
   /** One plan per bucket name. */

@@ -105,6 +105,7 @@ export class CofrePrimaryStack extends Stack {
         history: this.history,
         replicaBucketName: props.drStack.vault.bucket.bucketName,
         ...(this.snapshots ? { snapshotResourceArns: this.snapshots.plans.resourceArns } : {}),
+        ...(this.bucketBackups ? { bucketArns: this.bucketBackups.bucketArns } : {}),
       }),
     );
     this.pipeline = new BackupPipeline(this, 'Pipeline', {

@@ -11,7 +11,14 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import { beforeAll, expect, it } from 'vitest';
+import {
+  BackupClient,
+  DescribeRestoreJobCommand,
+  ListRecoveryPointsByResourceCommand,
+  StartRestoreJobCommand,
+} from '@aws-sdk/client-backup';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cofre, tempDir } from '../helpers/cli';
 import {
   createVaultBucket,
@@ -190,5 +197,100 @@ describeLocalAws('cofre files', () => {
       expect(out.stderr).toMatch(message);
       expect(out.code).toBe(2);
     }
+  });
+});
+
+describe('cofre files restore --backup-vault (AWS S3 buckets, AWS Backup mocked: moto has no restore jobs)', () => {
+  const backupMock = mockClient(BackupClient);
+  const env = { AWS_REGION: 'sa-east-1', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
+  const ROLE = 'arn:aws:iam::111111111111:role/cofre-bucket-backup';
+  const base = ['files', 'restore', '--bucket', 'app-prod-documents', '--backup-vault', 'CofreVault'];
+  beforeEach(() => {
+    backupMock.reset();
+    backupMock.on(ListRecoveryPointsByResourceCommand).resolves({
+      RecoveryPoints: [
+        {
+          RecoveryPointArn: 'arn:aws:backup:sa-east-1:111111111111:recovery-point:2026-11-27',
+          CreationDate: new Date('2026-11-27T06:00:00Z'),
+          Status: 'COMPLETED',
+          BackupVaultName: 'CofreVault',
+        },
+      ],
+    });
+    let n = 0;
+    backupMock.on(StartRestoreJobCommand).callsFake(() => ({ RestoreJobId: `job-${++n}` }));
+    backupMock.on(DescribeRestoreJobCommand).resolves({ Status: 'COMPLETED' });
+  });
+  afterAll(() => {
+    backupMock.restore();
+  });
+
+  it('six keys become two restore jobs into a new cofre-restore bucket, both watched to COMPLETED', async () => {
+    const keys = Array.from({ length: 6 }, (_, i) => `tenants/42/nfe-${i}.xml`);
+    const out = await cofre(
+      [
+        ...base,
+        '--role-arn',
+        ROLE,
+        '--key',
+        ...keys,
+        '--as-of',
+        '2026-11-27T18:00-03:00',
+        '--to-bucket',
+        'cofre-restore-docs',
+        '--new-bucket',
+        '--json',
+      ],
+      env,
+    );
+    expect(out.stderr).toMatch(
+      /OK app-prod-documents as of 2026-11-27T21:00:00.000Z .* into cofre-restore-docs: 2 restore jobs completed/,
+    );
+    expect(out.code).toBe(0);
+    const calls = backupMock.commandCalls(StartRestoreJobCommand).map((c) => c.args[0].input.Metadata!);
+    expect(calls.map((m) => (JSON.parse(m.ItemsToRestore!) as string[]).length)).toEqual([5, 1]);
+    expect(calls[0]).toMatchObject({ DestinationBucketName: 'cofre-restore-docs', NewBucket: 'true' });
+  });
+
+  it.each([
+    [['--key', 'a', '--as-of', '2026-11-27'], /--role-arn: expected the ARN of the role/],
+    [
+      ['--role-arn', ROLE, '--key', 'a', '--as-of', '2026-11-27', '--download', '/tmp/x'],
+      /--download: not for AWS S3 buckets/,
+    ],
+    [
+      ['--role-arn', ROLE, '--key', 'a', '--as-of', '2026-11-27', '--force'],
+      /--force: AWS Backup never overwrites/,
+    ],
+    [
+      ['--role-arn', ROLE, '--key', 'a', '--as-of', '2026-11-27', '--vault', 's3://v'],
+      /--vault VAULT .* or --backup-vault NAME .*: expected exactly one/,
+    ],
+  ])('%j is bad input: exit 2, nothing started', async (extra, message) => {
+    const out = await cofre([...base, ...extra], env);
+    expect(out.stderr).toMatch(message);
+    expect(out.code).toBe(2);
+    expect(backupMock.commandCalls(StartRestoreJobCommand)).toHaveLength(0);
+  });
+
+  it('several --key for an S3-compatible source are bad input', async () => {
+    const out = await cofre(
+      [
+        'files',
+        'restore',
+        '--bucket',
+        'docs',
+        '--vault',
+        's3://v',
+        '--key',
+        'a',
+        'b',
+        '--as-of',
+        '2026-11-27',
+      ],
+      env,
+    );
+    expect(out.stderr).toMatch(/--key: one at a time for an S3-compatible source/);
+    expect(out.code).toBe(2);
   });
 });

@@ -13,6 +13,7 @@ import {
 } from '@aws-sdk/client-backup';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { backupJobRun, parseBackupJobEvent } from '../../core/alerts/backup-events';
 import { UsageError } from '../../core/errors';
 import { itemBatches, restoreAwsBucket } from '../../core/files/aws-restore';
 
@@ -213,5 +214,63 @@ describe('restore of an AWS S3 bucket through AWS Backup', () => {
     expect(itemBatches('b', k(5)).map((b) => b?.length)).toEqual([5]);
     expect(itemBatches('b', k(6)).map((b) => b?.length)).toEqual([5, 1]);
     expect(itemBatches('b', [{ all: true }])).toEqual([undefined]);
+  });
+});
+
+describe('AWS Backup job events of an application bucket', () => {
+  const buckets = [{ database: 's3:app-prod-documents', resourceArn: 'arn:aws:s3:::app-prod-documents' }];
+  const event = (detailType: string, detail: Record<string, unknown>) => ({
+    source: 'aws.backup',
+    'detail-type': detailType,
+    time: '2026-11-28T06:10:00Z',
+    detail: { resourceArn: 'arn:aws:s3:::app-prod-documents', resourceType: 'S3', ...detail },
+  });
+
+  it('a failed backup job of the bucket is a failed history record and a critical alert naming the bucket', () => {
+    const run = backupJobRun(
+      parseBackupJobEvent(
+        event('Backup Job State Change', {
+          backupJobId: 'b-1',
+          state: 'FAILED',
+          statusMessage: 'Bucket versioning is not enabled',
+          recoveryPointArn: periodic('2026-11-28'),
+        }),
+      ),
+      buckets,
+    )!;
+    expect(run.record).toMatchObject({
+      database: 's3:app-prod-documents',
+      kind: 'snapshot',
+      status: 'failed',
+    });
+    expect(run.notify).toMatchObject({
+      outcome: 'failed',
+      error: 'AwsBackup.FAILED',
+      cause: expect.stringContaining('Bucket versioning is not enabled') as unknown,
+    });
+  });
+
+  it('a completed continuous backup is a pitr record; another bucket of the account is ignored', () => {
+    const done = backupJobRun(
+      parseBackupJobEvent(
+        event('Backup Job State Change', {
+          backupJobId: 'b-2',
+          state: 'COMPLETED',
+          recoveryPointArn: CONTINUOUS,
+        }),
+      ),
+      buckets,
+    )!;
+    expect(done.record).toMatchObject({ kind: 'pitr', status: 'succeeded' });
+    const other = parseBackupJobEvent({
+      ...event('Backup Job State Change', { backupJobId: 'b-3', state: 'FAILED' }),
+      detail: {
+        backupJobId: 'b-3',
+        state: 'FAILED',
+        resourceArn: 'arn:aws:s3:::someone-else',
+        resourceType: 'S3',
+      },
+    });
+    expect(backupJobRun(other, buckets)).toBeUndefined();
   });
 });

@@ -150,6 +150,24 @@ describe('AWS Backup of the application buckets', () => {
   });
 });
 
+describe('job events of the buckets go to history and alerts', () => {
+  it('the backup-events rule matches S3 jobs and the Lambda knows each bucket by ARN', () => {
+    const { primary } = buildTestApp();
+    const template = Template.fromStack(primary);
+    const rule = resourceOf(template, primary.alerts.backupEventsRule!);
+    expect(rule.Properties.EventPattern).toMatchObject({
+      source: ['aws.backup'],
+      detail: { resourceType: ['RDS', 'Aurora', 'S3'] },
+    });
+    const fn = resourceOf(template, primary.alerts.backupEventsFunction!.function);
+    const env = (fn.Properties.Environment as { Variables: Record<string, string> }).Variables;
+    expect(JSON.parse(env.COFRE_SNAPSHOT_DATABASES!)).toContainEqual({
+      database: 's3:app-prod-documents',
+      resourceArn: 'arn:aws:s3:::app-prod-documents',
+    });
+  }, 120_000);
+});
+
 describe('the example configuration protects its documents bucket', () => {
   it('with AWS Backup, in the snapshot vault shared with the RDS plans', () => {
     const { primary } = buildTestApp();

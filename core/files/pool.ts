@@ -38,7 +38,17 @@ export class TaskPool {
   async add(task: (signal: AbortSignal) => Promise<void>): Promise<void> {
     while (this.running.size >= this.size && !this.failure) await Promise.race(this.running);
     this.throwIfFailed();
-    const p: Promise<void> = task(this.controller.signal)
+    // Each task gets its own signal, tied to the pool's only while it runs: whatever the SDK hangs on
+    // a request's signal is let go with the task (listeners on one long-lived signal would pile up).
+    const child = new AbortController();
+    const forward = () => {
+      child.abort(this.controller.signal.reason);
+    };
+    this.controller.signal.addEventListener('abort', forward, { once: true });
+    const p: Promise<void> = task(child.signal)
+      .finally(() => {
+        this.controller.signal.removeEventListener('abort', forward);
+      })
       .catch((error: unknown) => {
         // A task that fails because the pool was already aborted (settle, the outer signal) is not the cause.
         if (!this.failure && !this.controller.signal.aborted) {

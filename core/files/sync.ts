@@ -6,6 +6,7 @@ import {
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
+  PutObjectRetentionCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -69,6 +70,8 @@ export interface SyncResult {
 }
 
 const PART_SIZE = 8 * 1024 * 1024;
+/** Objects up to this size are copied with one PutObject. */
+const SMALL_OBJECT = 1024 * 1024;
 
 /**
  * One run: lists the source (ListObjectsV2, paged), copies new and changed objects (by size and
@@ -311,27 +314,41 @@ class Copier {
     });
     const lastModified = (got.LastModified ?? new Date(0)).toISOString();
     const etag = unquote(got.ETag);
-    const upload = new Upload({
-      client: vault.client,
-      partSize: PART_SIZE,
-      queueSize: 1,
-      leavePartsOnError: false,
-      params: {
-        Bucket: vault.bucket,
-        Key: vault.keyOf(objectKeyIn(source.bucket, key)),
-        Body: meter,
-        ContentType: got.ContentType ?? 'application/octet-stream',
-        Metadata: { [SOURCE_ETAG_META]: etag, [SOURCE_MODIFIED_META]: lastModified },
-        ChecksumAlgorithm: 'SHA256',
-        ...this.sseParams,
-        ...this.lockParams,
-      },
-    });
+    const params = {
+      Bucket: vault.bucket,
+      Key: vault.keyOf(objectKeyIn(source.bucket, key)),
+      ContentType: got.ContentType ?? 'application/octet-stream',
+      Metadata: { [SOURCE_ETAG_META]: etag, [SOURCE_MODIFIED_META]: lastModified },
+      ChecksumAlgorithm: 'SHA256' as const,
+      ...this.sseParams,
+      ...this.lockParams,
+    };
     const onAbort = () => meter.destroy(new Error('copy aborted'));
     signal.addEventListener('abort', onAbort, { once: true });
-    let out;
+    let out: { VersionId?: string | undefined };
+    const multipart = !(got.ContentLength !== undefined && got.ContentLength <= SMALL_OBJECT);
     try {
-      [, out] = await Promise.all([pipeline(got.Body as Readable, meter), upload.done()]);
+      if (!multipart) {
+        // A small object is read whole (in memory, never to disk) and stored with one PutObject:
+        // a multipart Upload per object would cost a part buffer each.
+        const chunks: Buffer[] = [];
+        await pipeline(got.Body as Readable, meter, async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) chunks.push(chunk);
+          yield* [];
+        });
+        out = await vault.client.send(new PutObjectCommand({ ...params, Body: Buffer.concat(chunks) }), {
+          abortSignal: signal,
+        });
+      } else {
+        const upload = new Upload({
+          client: vault.client,
+          partSize: PART_SIZE,
+          queueSize: 1,
+          leavePartsOnError: false,
+          params: { ...params, Body: meter },
+        });
+        [, out] = await Promise.all([pipeline(got.Body as Readable, meter), upload.done()]);
+      }
     } catch (error) {
       meter.destroy();
       throw new OperationalError(
@@ -349,7 +366,7 @@ class Copier {
       throw new OperationalError(
         `the files vault ${vault.url} returned no version id for ${key}: is versioning enabled on bucket ${vault.bucket}?`,
       );
-    await this.checkLockOnce(objectKeyIn(source.bucket, key), out.VersionId);
+    await this.checkLock(objectKeyIn(source.bucket, key), out.VersionId, multipart);
     return { key, versionId: out.VersionId, size, etag, lastModified, sha256: hash.digest('hex') };
   }
 
@@ -380,21 +397,35 @@ class Copier {
   /**
    * The first copy of a run is read back: S3 must report the configured lock on it (a bucket that
    * accepted the request without Object Lock would otherwise keep unlocked copies all run long).
+   * Multipart copies are each read back, and their retention set on the version when the upload did
+   * not carry it (S3-compatible vaults that drop the lock headers of CreateMultipartUpload).
    */
-  private async checkLockOnce(key: string, versionId: string): Promise<void> {
+  private async checkLock(key: string, versionId: string, multipart: boolean): Promise<void> {
     const { vault } = this.options;
-    if (this.lockChecked || vault.objectLockMode === 'none') return;
+    if ((this.lockChecked && !multipart) || vault.objectLockMode === 'none') return;
     this.lockChecked = true;
-    const head = await vault.client.send(
-      new HeadObjectCommand({ Bucket: vault.bucket, Key: vault.keyOf(key), VersionId: versionId }),
-    );
-    const problem = lockProblem(
-      head.ObjectLockMode && head.ObjectLockRetainUntilDate
-        ? { mode: head.ObjectLockMode, until: head.ObjectLockRetainUntilDate }
-        : undefined,
-      vault.objectLockMode,
-      this.lockUntil,
-    );
+    const mode = vault.objectLockMode;
+    const where = { Bucket: vault.bucket, Key: vault.keyOf(key), VersionId: versionId };
+    const problemNow = async () => {
+      const head = await vault.client.send(new HeadObjectCommand(where));
+      return lockProblem(
+        head.ObjectLockMode && head.ObjectLockRetainUntilDate
+          ? { mode: head.ObjectLockMode, until: head.ObjectLockRetainUntilDate }
+          : undefined,
+        mode,
+        this.lockUntil,
+      );
+    };
+    let problem = await problemNow();
+    if (problem && multipart) {
+      await vault.client.send(
+        new PutObjectRetentionCommand({
+          ...where,
+          Retention: { Mode: mode, RetainUntilDate: this.lockUntil },
+        }),
+      );
+      problem = await problemNow();
+    }
     if (problem)
       throw new OperationalError(
         `the files vault ${vault.url} did not lock ${key} as configured: ${problem}`,

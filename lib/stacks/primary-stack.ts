@@ -92,6 +92,12 @@ export class CofrePrimaryStack extends Stack {
       });
       this.snapshots = { vault, plans };
     }
+    if (this.bucketBackups)
+      new CfnOutput(this, 'BucketBackupRoleArn', {
+        description:
+          'Role AWS Backup backs up and restores the application buckets with (cofre files restore --role-arn)',
+        value: this.bucketBackups.role.roleArn,
+      });
     if (snapshotVault)
       new CfnOutput(this, 'SnapshotVaultName', {
         description: 'AWS Backup vault with the RDS/Aurora and application bucket recovery points',

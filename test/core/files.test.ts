@@ -6,7 +6,7 @@
  * the test itself uploaded (not with anything Cofre wrote). A run that fails — the source
  * unreachable mid-listing, the vault refusing a write — leaves no catalogue.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -432,5 +432,29 @@ describeLocalAws('files: S3-compatible source synced into the files vault, resto
     expect(await runIds(unlocked, sourceBucket)).toEqual([]);
     const keys = await unlocked.root.list('');
     expect(keys.filter((k) => k.includes('/runs/') && !k.endsWith('=lock.json'))).toEqual([]);
+  });
+
+  it('an object larger than a part (9 MiB) is streamed in parts and comes back byte-identical', async () => {
+    const bucket = await createBucket(aws.s3, 'big');
+    const body = randomBytes(9 * 1024 * 1024 + 17);
+    await aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'scans/big.pdf', Body: body }));
+    const run = await syncBucket({
+      source: { ...source, bucket },
+      vault,
+      kind: 'full',
+      dataClass: 'general',
+      lockDays: 1,
+    });
+    expect(run.manifest.counts).toMatchObject({ objects: 1, copied: 1 });
+    expect(run.manifest.bytes.copied).toBe(body.length);
+    const file = path.join(tempDir('files-big'), 'big.pdf');
+    await restoreFiles({
+      vault,
+      bucket,
+      selection: { key: 'scans/big.pdf' },
+      asOf: new Date(),
+      target: { kind: 'download', path: file },
+    });
+    expect(sha(readFileSync(file))).toBe(sha(body));
   });
 });

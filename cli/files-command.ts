@@ -1,8 +1,13 @@
 import { BackupClient } from '@aws-sdk/client-backup';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Option, type Command } from 'commander';
 import { parseAsOf } from '../core/config/query';
-import { UsageError } from '../core/errors';
+import { IntegrityError, UsageError, messageOf } from '../core/errors';
+import { filesRestoreTestRecord, testFilesRestore } from '../core/files/restore-test';
+import type { HistoryRecord } from '../core/history';
+import { DynamoHistoryStore } from '../core/history-store';
 import { listBucketRecoveryPoints, restoreAwsBucket } from '../core/files/aws-restore';
 import { listFileVersions, restoreFiles, type FilesSelection, type FilesTarget } from '../core/files/restore';
 import { syncBucket } from '../core/files/sync';
@@ -35,6 +40,16 @@ function filesVaultUrl(opts: CommonOpts): string {
 function backupClient(env: NodeJS.ProcessEnv): BackupClient {
   return new BackupClient(sdkClientConfig(env, 'AWS_ENDPOINT_URL_BACKUP'));
 }
+
+/** The history table's store (endpoint, region and credentials from the standard environment). */
+function historyStore(table: string, env: NodeJS.ProcessEnv): DynamoHistoryStore {
+  return new DynamoHistoryStore(
+    DynamoDBDocumentClient.from(new DynamoDBClient(sdkClientConfig(env, 'AWS_ENDPOINT_URL_DYNAMODB'))),
+    table,
+  );
+}
+
+const requester = (env: NodeJS.ProcessEnv) => `cli:${env.USER ?? 'unknown'}`;
 
 function bucketName(value: string, flag: string): string {
   if (!BUCKET.test(value)) throw new UsageError(`${flag}: expected an S3 bucket name, got "${value}"`);
@@ -121,7 +136,11 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
         '--object-lock-mode <mode>',
         `COMPLIANCE, GOVERNANCE or none (default ${LOCK_MODE_ENV}, else COMPLIANCE)`,
       )
-      .option('--kms-key <arn>', 'KMS key for SSE-KMS of the vault copies'),
+      .option('--kms-key <arn>', 'KMS key for SSE-KMS of the vault copies')
+      .option(
+        '--history-table <name>',
+        'record the run (kind files, database s3:<bucket>) in this history table',
+      ),
   ).action(
     async (
       opts: CommonOpts & {
@@ -130,6 +149,7 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
         dataClass: string;
         lockDays: number;
         objectLockMode?: string;
+        historyTable?: string;
       },
     ) => {
       const bucket = bucketName(opts.bucket, '--bucket');
@@ -141,6 +161,18 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
       });
       const { client, endpoint } = sourceClient(opts, io.env);
       const progress = progressFor(io);
+      const history = opts.historyTable ? historyStore(opts.historyTable, io.env) : undefined;
+      const startedAt = new Date();
+      const record = (fields: Pick<HistoryRecord, 'status' | 'message'> & Partial<HistoryRecord>) =>
+        history?.put({
+          id: `files-${bucket}-${startedAt.toISOString()}`,
+          kind: 'files',
+          database: `s3:${bucket}`,
+          startedAt: startedAt.toISOString(),
+          finishedAt: new Date().toISOString(),
+          requestedBy: requester(io.env),
+          ...fields,
+        });
       const result = await syncBucket({
         source: { client, bucket, prefixes: opts.prefix ?? [], endpoint },
         vault,
@@ -158,9 +190,19 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
             extra: `${p.objects} objects listed, ${p.copied} copied`,
           });
         },
+      }).catch(async (error: unknown) => {
+        await record({ status: 'failed', message: messageOf(error) });
+        throw error;
       });
       progress.done();
       const m = result.manifest;
+      await record({
+        status: 'succeeded',
+        bytes: m.bytes.copied,
+        sha256: result.sha256,
+        location: `${vault.url}/files/${encodeURIComponent(bucket)}/runs/${m.runId}/`,
+        message: `${m.counts.objects} objects catalogued, ${m.counts.copied} copied, ${m.counts.deleted} deleted at the source`,
+      });
       io.stderr(
         `OK files run ${m.runId} of ${bucket}: ${m.counts.objects} objects (${formatBytes(m.bytes.objects)}) catalogued; ${m.counts.copied} copied (${m.counts.new} new, ${m.counts.changed} changed, ${formatBytes(m.bytes.copied)}), ${m.counts.unchanged} unchanged, ${m.counts.deleted} deleted at the source${m.counts.vanished ? `, ${m.counts.vanished} vanished during the run` : ''}\n`,
       );
@@ -287,6 +329,48 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
       setExitCode(0);
     },
   );
+
+  common(
+    files
+      .command('test')
+      .description(
+        'the weekly proof: restore a random sample of the newest catalogue (in memory) and compare each SHA-256 with the source and the catalogue',
+      )
+      .addOption(
+        new Option('--sample <n>', 'objects to restore and compare')
+          .default(20)
+          .argParser((value: string) => {
+            const n = Number(value);
+            if (!/^\d+$/.test(value) || n < 1 || n > 10000)
+              throw new UsageError(`--sample: expected a whole number between 1 and 10000, got "${value}"`);
+            return n;
+          }),
+      )
+      .option('--history-table <name>', 'record the result (kind files-restore-test) in this history table'),
+  ).action(async (opts: CommonOpts & { sample: number; historyTable?: string }) => {
+    const bucket = bucketName(opts.bucket, '--bucket');
+    const vault = openFilesVault(filesVaultUrl(opts), {
+      client: vaultClient(io.env),
+      objectLockMode: 'none',
+    });
+    const { client, endpoint } = sourceClient(opts, io.env);
+    const startedAt = new Date();
+    const report = await testFilesRestore({
+      vault,
+      source: { client, bucket, prefixes: [], endpoint },
+      sample: opts.sample,
+      signal: io.signal,
+    });
+    const record = filesRestoreTestRecord(report, { startedAt, finishedAt: new Date() }, requester(io.env));
+    if (opts.historyTable) await historyStore(opts.historyTable, io.env).put(record);
+    for (const r of report.results)
+      io.stderr(`  ${r.outcome.padEnd(17)} ${r.key}${r.detail ? ` (${r.detail})` : ''}\n`);
+    io.stderr(`${report.ok ? 'OK' : 'FAILED'} files restore test of ${bucket}: ${record.message ?? ''}\n`);
+    if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
+    if (!report.ok)
+      throw new IntegrityError(`files restore test of ${bucket}: ${record.message ?? 'failed'}`);
+    setExitCode(0);
+  });
 
   common(
     files

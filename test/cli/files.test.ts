@@ -19,8 +19,11 @@ import {
 } from '@aws-sdk/client-backup';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoHistoryStore } from '../../core/history-store';
 import { cofre, tempDir } from '../helpers/cli';
 import {
+  createHistoryTable,
   createVaultBucket,
   describeLocalAws,
   localAws,
@@ -166,6 +169,41 @@ describeLocalAws('cofre files', () => {
       [12, 'GOVERNANCE'],
     ]);
     expect(out.stderr).toMatch(/locked GOVERNANCE until/);
+  });
+
+  it('test restores a sample, compares it with the source and records it; sync --history-table records the run', async () => {
+    const table = await createHistoryTable(aws.dynamodb);
+    const synced = await cofre(
+      ['files', 'sync', '--bucket', source, '--vault', vault, '--lock-days', '2', '--history-table', table],
+      env,
+    );
+    expect(synced.code).toBe(0);
+    const out = await cofre(
+      [
+        'files',
+        'test',
+        '--bucket',
+        source,
+        '--vault',
+        vault,
+        '--sample',
+        '3',
+        '--history-table',
+        table,
+        '--json',
+      ],
+      env,
+    );
+    expect(out.stderr).toMatch(
+      /OK files restore test of .*: 3 objects of run .* restored: 3 equal to the source \(SHA-256\)/,
+    );
+    expect(out.code).toBe(0);
+    const store = new DynamoHistoryStore(DynamoDBDocumentClient.from(aws.dynamodb), table);
+    expect(await store.latest(`s3:${source}`, 'files-restore-test')).toMatchObject({ status: 'succeeded' });
+    expect(await store.latest(`s3:${source}`, 'files')).toMatchObject({ status: 'succeeded', kind: 'files' });
+    const bad = await cofre(['files', 'test', '--bucket', source, '--vault', vault, '--sample', '0'], env);
+    expect(bad.stderr).toMatch(/--sample: expected a whole number between 1 and 10000/);
+    expect(bad.code).toBe(2);
   });
 
   it.each([

@@ -24,9 +24,14 @@ import { latestRun, readCatalogue, runIds, runsPrefix } from '../../core/files/c
 import { listFileVersions, restoreFiles } from '../../core/files/restore';
 import { syncBucket, type FilesSource } from '../../core/files/sync';
 import { openFilesVault, type FilesVault } from '../../core/files/vault';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { Readable } from 'node:stream';
+import { DynamoHistoryStore } from '../../core/history-store';
+import { filesRestoreTestRecord, testFilesRestore } from '../../core/files/restore-test';
 import { tempDir } from '../helpers/cli';
 import {
   clientConfig,
+  createHistoryTable,
   createKmsKey,
   createVaultBucket,
   describeLocalAws,
@@ -456,5 +461,65 @@ describeLocalAws('files: S3-compatible source synced into the files vault, resto
       target: { kind: 'download', path: file },
     });
     expect(sha(readFileSync(file))).toBe(sha(body));
+  });
+
+  it('the weekly proof restores a sample and compares its SHA-256 with the source, recorded as files-restore-test', async () => {
+    // changed at the source after the last run: its copy can only be compared with the catalogue
+    await put('shared/logo.png', 'a new logo');
+    const report = await testFilesRestore({ vault, source, sample: 50 });
+    const latest = await readCatalogue(vault, (await latestRun(vault, sourceBucket))!.manifest);
+    expect(report.sampled).toBe(latest.length);
+    expect(report.ok).toBe(true);
+    expect(report.results.filter((r) => r.outcome !== 'match')).toEqual([
+      {
+        key: 'shared/logo.png',
+        size: 4,
+        outcome: 'changed-at-source',
+        detail: 'changed at the source since the run',
+      },
+    ]);
+    expect(report.matched).toBe(latest.length - 1);
+    const table = await createHistoryTable(aws.dynamodb);
+    const store = new DynamoHistoryStore(DynamoDBDocumentClient.from(aws.dynamodb), table);
+    const record = filesRestoreTestRecord(report, { startedAt: days[3]!, finishedAt: new Date() }, 'test');
+    await store.put(record);
+    expect(await store.latest(`s3:${sourceBucket}`, 'files-restore-test')).toMatchObject({
+      status: 'succeeded',
+      kind: 'files-restore-test',
+    });
+  });
+
+  it('the weekly proof fails when a restored copy differs from what was copied', async () => {
+    const client = s3Client();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const out = await next(args);
+        if (
+          context.commandName === 'GetObjectCommand' &&
+          (args.input as { Key?: string }).Key?.includes('/objects/')
+        ) {
+          const body = await (
+            out.output as { Body: { transformToByteArray(): Promise<Uint8Array> } }
+          ).Body.transformToByteArray();
+          const flipped = Buffer.from(body);
+          if (flipped.length) flipped[0] = flipped[0]! ^ 1;
+          (out.output as { Body: unknown }).Body = Readable.from([flipped]);
+        }
+        return out;
+      },
+      { step: 'initialize', name: 'bitRot' },
+    );
+    const rotten = openFilesVault(`s3://${vault.bucket}/cofre`, { client, objectLockMode: 'COMPLIANCE' });
+    const report = await testFilesRestore({ vault: rotten, source, sample: 3 });
+    expect(report.ok).toBe(false);
+    expect(report.mismatches).toHaveLength(3);
+    expect(
+      filesRestoreTestRecord(report, { startedAt: new Date(), finishedAt: new Date() }, 'test'),
+    ).toMatchObject({
+      status: 'failed',
+      message: expect.stringMatching(
+        /^3 of 3 restored objects differ: .*the copy differs from the catalogue/,
+      ) as unknown,
+    });
   });
 });

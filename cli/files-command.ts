@@ -4,11 +4,15 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Option, type Command } from 'commander';
 import { parseAsOf } from '../core/config/query';
-import { IntegrityError, UsageError, messageOf } from '../core/errors';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../core/errors';
 import { filesRestoreTestRecord, testFilesRestore } from '../core/files/restore-test';
 import type { HistoryRecord } from '../core/history';
 import { DynamoHistoryStore } from '../core/history-store';
-import { listBucketRecoveryPoints, restoreAwsBucket } from '../core/files/aws-restore';
+import {
+  bucketVersioningProblem,
+  listBucketRecoveryPoints,
+  restoreAwsBucket,
+} from '../core/files/aws-restore';
 import { listFileVersions, restoreFiles, type FilesSelection, type FilesTarget } from '../core/files/restore';
 import { syncBucket } from '../core/files/sync';
 import { openFilesVault } from '../core/files/vault';
@@ -371,6 +375,39 @@ export function addFilesCommand(program: Command, io: CliIo, setExitCode: (code:
       throw new IntegrityError(`files restore test of ${bucket}: ${record.message ?? 'failed'}`);
     setExitCode(0);
   });
+
+  files
+    .command('status')
+    .description(
+      'AWS S3 buckets: whether AWS Backup can protect the bucket (versioning on) and its newest recovery points',
+    )
+    .requiredOption('--bucket <bucket>', 'the application bucket')
+    .option(
+      '--backup-vault <name>',
+      'the AWS Backup vault of its recovery points (stack output SnapshotVaultName)',
+    )
+    .option('--json', 'print one JSON object on stdout')
+    .action(async (opts: { bucket: string; backupVault?: string; json?: boolean }) => {
+      const bucket = bucketName(opts.bucket, '--bucket');
+      const problem = await bucketVersioningProblem(vaultClient(io.env), bucket);
+      const points = opts.backupVault
+        ? await listBucketRecoveryPoints(backupClient(io.env), `arn:aws:s3:::${bucket}`, opts.backupVault)
+        : [];
+      io.stderr(`${problem ? `NOT PROTECTABLE: ${problem}` : `bucket ${bucket}: versioning Enabled`}\n`);
+      const newest = (continuous: boolean) => points.find((p) => p.continuous === continuous);
+      for (const [label, p] of [
+        ['continuous', newest(true)],
+        ['newest periodic', newest(false)],
+      ] as const)
+        if (opts.backupVault)
+          io.stderr(`  ${label}: ${p ? `${p.createdAt.toISOString()} ${p.status} ${p.arn}` : 'none'}\n`);
+      if (opts.json)
+        io.stdout(
+          `${JSON.stringify({ bucket, versioning: problem ? 'off' : 'Enabled', problem, recoveryPoints: points })}\n`,
+        );
+      if (problem) throw new OperationalError(problem);
+      setExitCode(0);
+    });
 
   common(
     files

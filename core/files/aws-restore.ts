@@ -6,6 +6,7 @@ import {
   StartRestoreJobCommand,
   type BackupClient,
 } from '@aws-sdk/client-backup';
+import { GetBucketVersioningCommand, type S3Client } from '@aws-sdk/client-s3';
 import { OperationalError, UsageError, messageOf } from '../errors';
 import type { FilesSelection } from './restore';
 
@@ -249,4 +250,18 @@ export async function restoreAwsBucket(options: AwsBucketRestoreOptions): Promis
       `${failed.length} of ${jobs.length} restore jobs of ${options.bucket} did not complete: ${failed.map((j) => `${j.restoreJobId} ${j.status}${j.statusMessage ? ` (${j.statusMessage})` : ''}`).join('; ')}`,
     );
   return report;
+}
+
+/** Whether AWS Backup can protect `bucket`: it needs versioning Enabled (Cofre never turns it on). */
+export async function bucketVersioningProblem(s3: S3Client, bucket: string): Promise<string | undefined> {
+  let status: string | undefined;
+  try {
+    status = (await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }))).Status;
+  } catch (error) {
+    throw new OperationalError(`cannot read the versioning of bucket ${bucket}: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+  if (status === 'Enabled') return undefined;
+  return `bucket ${bucket} has versioning ${status ?? 'never enabled'}: AWS Backup cannot back it up (every job fails). Turn it on ("aws s3api put-bucket-versioning --bucket ${bucket} --versioning-configuration Status=Enabled"); Cofre never changes the application bucket itself`;
 }

@@ -206,6 +206,17 @@ describeLocalAws('cofre files', () => {
     expect(bad.code).toBe(2);
   });
 
+  it('status reports a bucket AWS Backup cannot protect (versioning off) as exit 1, and a versioned one as fine', async () => {
+    const off = await cofre(['files', 'status', '--bucket', source], env);
+    expect(off.stderr).toMatch(
+      /NOT PROTECTABLE: bucket .* has versioning never enabled: AWS Backup cannot back it up/,
+    );
+    expect(off.code).toBe(1);
+    const on = await cofre(['files', 'status', '--bucket', vault.slice(5, vault.indexOf('/', 5))], env);
+    expect(on.stderr).toMatch(/versioning Enabled/);
+    expect(on.code).toBe(0);
+  });
+
   it.each([
     [['--key', 'a', '--prefix', 'b'], /--key K, --prefix P or --all: expected exactly one/],
     [[], /--key K, --prefix P or --all: expected exactly one/],

@@ -350,6 +350,12 @@ export class CofreAlerts extends Construct {
               COFRE_SNAPSHOT_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
             }
           : {}),
+        ...(props.backupBuckets?.length
+          ? {
+              COFRE_FILES_BUCKETS: JSON.stringify(props.backupBuckets.map((b) => b.bucketName)),
+              COFRE_FILES_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
+            }
+          : {}),
       },
     });
     props.history.grantReadHistory(this.freshnessFunction.function);
@@ -567,6 +573,22 @@ export class CofreAlerts extends Construct {
         treatMissingData: TreatMissingData.BREACHING,
       });
     }
+
+    // Application buckets under AWS Backup: age of the last completed periodic recovery point.
+    for (const bucket of props.backupBuckets ?? [])
+      this.addAlarm(`${pascal(bucket.bucketName)}FilesBackupStale`, {
+        severity: 'critical',
+        description: `${bucket.bucketName}: no completed AWS Backup recovery point of the bucket for more than ${snapshotMaxAgeHours} h (or the freshness check stopped)`,
+        metric: cofreMetric(
+          'HoursSinceLastGoodFilesBackup',
+          { Bucket: bucket.bucketName },
+          'Maximum',
+          Duration.hours(1),
+        ),
+        threshold: snapshotMaxAgeHours,
+        evaluationPeriods: 2,
+        treatMissingData: TreatMissingData.BREACHING,
+      });
 
     // Replication of the vault to the DR region (S3 Replication Time Control: 15 minutes).
     let replication: { latency: Metric; failed: Metric } | undefined;

@@ -165,6 +165,19 @@ describe('job events of the buckets go to history and alerts', () => {
       database: 's3:app-prod-documents',
       resourceArn: 'arn:aws:s3:::app-prod-documents',
     });
+    // freshness: the age of the last good recovery point, alarmed (missing data breaching)
+    const freshness = resourceOf(template, primary.alerts.freshnessFunction.function);
+    const fenv = (freshness.Properties.Environment as { Variables: Record<string, string> }).Variables;
+    expect(JSON.parse(fenv.COFRE_FILES_BUCKETS!)).toEqual(['app-prod-documents']);
+    expect(fenv.COFRE_FILES_MAX_AGE_HOURS).toBe('26');
+    const alarm = resourceOf(template, primary.alerts.alarms.get('AppProdDocumentsFilesBackupStale')!);
+    expect(alarm.Properties).toMatchObject({
+      MetricName: 'HoursSinceLastGoodFilesBackup',
+      Namespace: 'Cofre',
+      Dimensions: [{ Name: 'Bucket', Value: 'app-prod-documents' }],
+      Threshold: 26,
+      TreatMissingData: 'breaching',
+    });
   }, 120_000);
 });
 

@@ -6,6 +6,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   ListObjectVersionsCommand,
   type S3Client,
@@ -118,6 +119,7 @@ export async function restoreFiles(options: FilesRestoreOptions): Promise<FilesR
         : `${'prefix' in selection ? '--prefix' : '--all'}: no object of ${describeSelection(selection)} in bucket "${bucket}" as of ${options.asOf.toISOString()}`,
     );
   if (target.kind === 'download' && !('key' in selection)) await mkdir(target.path, { recursive: true });
+  if (target.kind === 'bucket') await requireBucket(target);
   const items: { key: string; size: number; action: FilesAction; entry: CatalogueEntry }[] = [];
   for (const entry of entries)
     items.push({ key: entry.key, size: entry.size, entry, action: await actionFor(entry, options) });
@@ -159,6 +161,25 @@ export async function restoreFiles(options: FilesRestoreOptions): Promise<FilesR
     keptNewer: items.filter((i) => i.action === 'kept-newer').map((i) => i.key),
     items: items.map(({ key, size, action }) => ({ key, size, action })),
   };
+}
+
+/** A target bucket that does not exist is bad input (exit 2), found before anything is read or written. */
+async function requireBucket(target: Extract<FilesTarget, { kind: 'bucket' }>): Promise<void> {
+  try {
+    await target.client.send(new HeadBucketCommand({ Bucket: target.bucket }));
+  } catch (error) {
+    const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+    if (e.name === 'NotFound' || e.name === 'NoSuchBucket' || e.$metadata?.httpStatusCode === 404)
+      throw new UsageError(
+        `--to-bucket: bucket ${target.bucket} does not exist at ${target.endpoint}; create it first (Cofre restores into it, it does not create buckets on the source)`,
+      );
+    throw new OperationalError(
+      `cannot reach bucket ${target.bucket} at ${target.endpoint}: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
 }
 
 /** The local path of one object of a download (refusing keys that would leave the directory). */

@@ -226,6 +226,10 @@ describeLocalAws('cofre files', () => {
       /--to-bucket or --download: expected at most one/,
     ],
     [['--all', '--to-bucket', 'Not_A_Bucket'], /--to-bucket: expected an S3 bucket name/],
+    [
+      ['--all', '--to-bucket', 'cofre-no-such-bucket-x'],
+      /--to-bucket: bucket cofre-no-such-bucket-x does not exist at /,
+    ],
     [['--key', 'nope.pdf'], /--key: "nope.pdf" was not in bucket/],
   ])('restore %j is bad input: exit 2, one line naming the flag', async (extra, message) => {
     const args = ['files', 'restore', '--bucket', source, '--vault', vault, ...extra];

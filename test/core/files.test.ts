@@ -522,4 +522,22 @@ describeLocalAws('files: S3-compatible source synced into the files vault, resto
       ) as unknown,
     });
   });
+
+  it('a full run copies every object again as a new version, even the unchanged ones, and chains to the last run', async () => {
+    const before = await latestRun(vault, sourceBucket);
+    const full = await syncBucket({ source, vault, kind: 'full', dataClass: 'accounting', lockDays: 10 });
+    expect(full.manifest.counts).toMatchObject({ objects: live.size, copied: live.size, unchanged: 0 });
+    expect(full.manifest.previous).toEqual({ runId: before!.manifest.runId, sha256: before!.sha256 });
+    const [previous, now] = [
+      await readCatalogue(vault, before!.manifest),
+      await readCatalogue(vault, full.manifest),
+    ];
+    const unchanged = now.filter((e) => previous.some((p) => p.key === e.key && p.etag === e.etag));
+    expect(unchanged.length).toBeGreaterThan(0);
+    for (const e of unchanged) {
+      const old = previous.find((p) => p.key === e.key)!;
+      expect(e.versionId).not.toBe(old.versionId);
+      expect(e.sha256).toBe(old.sha256);
+    }
+  });
 });

@@ -197,6 +197,8 @@ function downloadPath(target: { path: string }, selection: FilesSelection, key: 
 async function actionFor(entry: CatalogueEntry, options: FilesRestoreOptions): Promise<FilesAction> {
   const { target } = options;
   if (target.kind === 'download') {
+    // A "folder" marker (an empty key ending in "/") is the directory the files go into.
+    if (!('key' in options.selection) && entry.key.endsWith('/') && entry.size === 0) return 'identical';
     const file = downloadPath(target, options.selection, entry.key);
     const exists = await stat(file).then(
       () => true,

@@ -443,6 +443,8 @@ describeLocalAws('files: S3-compatible source synced into the files vault, resto
     const bucket = await createBucket(aws.s3, 'big');
     const body = randomBytes(9 * 1024 * 1024 + 17);
     await aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'scans/big.pdf', Body: body }));
+    // a "folder" marker, as consoles and some S3-compatible stores make them
+    await aws.s3.send(new PutObjectCommand({ Bucket: bucket, Key: 'scans/', Body: '' }));
     const run = await syncBucket({
       source: { ...source, bucket },
       vault,
@@ -450,7 +452,7 @@ describeLocalAws('files: S3-compatible source synced into the files vault, resto
       dataClass: 'general',
       lockDays: 1,
     });
-    expect(run.manifest.counts).toMatchObject({ objects: 1, copied: 1 });
+    expect(run.manifest.counts).toMatchObject({ objects: 2, copied: 2 });
     expect(run.manifest.bytes.copied).toBe(body.length);
     const file = path.join(tempDir('files-big'), 'big.pdf');
     await restoreFiles({
@@ -461,6 +463,20 @@ describeLocalAws('files: S3-compatible source synced into the files vault, resto
       target: { kind: 'download', path: file },
     });
     expect(sha(readFileSync(file))).toBe(sha(body));
+    // the whole bucket into a directory: the marker is the directory, the file goes inside it
+    const dir = tempDir('files-big-all');
+    const all = await restoreFiles({
+      vault,
+      bucket,
+      selection: { all: true },
+      asOf: new Date(),
+      target: { kind: 'download', path: dir },
+    });
+    expect(all.items.map((i) => [i.key, i.action])).toEqual([
+      ['scans/', 'identical'],
+      ['scans/big.pdf', 'restore'],
+    ]);
+    expect(sha(readFileSync(path.join(dir, 'scans', 'big.pdf')))).toBe(sha(body));
   });
 
   it('the weekly proof restores a sample and compares its SHA-256 with the source, recorded as files-restore-test', async () => {

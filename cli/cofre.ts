@@ -23,6 +23,7 @@ import { writableDirProblem } from '../core/fs-problems';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { addConfigCommands } from './config-commands';
 import { addExportCommands } from './export-commands';
+import { addFilesCommand } from './files-command';
 import { addLocalCommand } from './local-command';
 import { addRdsCommand } from './rds-command';
 import { addReportCommand } from './report-command';
@@ -572,6 +573,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addReportCommand(program, io);
   addConfigCommands(program, io, (c) => (exitCode = c));
   addRdsCommand(program, io, (c) => (exitCode = c));
+  addFilesCommand(program, io, (c) => (exitCode = c));
   try {
     const limits = sessionLimits(argv);
     await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));

@@ -24,6 +24,8 @@ export const FRESHNESS_METRICS = {
   hoursSinceLastGoodSnapshot: 'HoursSinceLastGoodSnapshot',
   /** Minutes between now and the database's LatestRestorableTime: the point-in-time recovery lag. */
   recoveryPointLagMinutes: 'RecoveryPointLagMinutes',
+  /** Hours since the last completed AWS Backup periodic recovery point of an application bucket. */
+  hoursSinceLastGoodFilesBackup: 'HoursSinceLastGoodFilesBackup',
   /** Hours since the last weekly configuration snapshot that wrote every configured value. */
   hoursSinceLastGoodConfigSnapshot: 'HoursSinceLastGoodConfigSnapshot',
 } as const;
@@ -51,7 +53,7 @@ export type FreshnessState =
 /** What the checker found for one database and check (logged, one line each). */
 export interface FreshnessFinding {
   readonly database: string;
-  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point' | 'config';
+  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point' | 'config' | 'files';
   readonly state: FreshnessState;
   /** Age in the metric's unit (hours, or days for restore tests), when there is a good run. */
   readonly age?: number;
@@ -192,6 +194,13 @@ function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
     return {
       name: FRESHNESS_METRICS.hoursSinceLastVerifiedTenantExport,
       dimensions: { Database: finding.database },
+      value: finding.age,
+      unit: 'None',
+    };
+  if (finding.check === 'files')
+    return {
+      name: FRESHNESS_METRICS.hoursSinceLastGoodFilesBackup,
+      dimensions: { Bucket: finding.database.replace(/^s3:/, '') },
       value: finding.age,
       unit: 'None',
     };
@@ -338,4 +347,35 @@ export async function checkConfigFreshness(
   });
   const metric = metricOf(finding);
   return metric ? { finding, metric } : { finding };
+}
+
+/**
+ * The age of the last completed AWS Backup periodic recovery point of each application bucket (history
+ * kind `snapshot`, database `s3:<bucket>`, recorded from the job events): a finding each and, when
+ * there is a good one, the `HoursSinceLastGoodFilesBackup` datapoint (dimension `Bucket`).
+ */
+export async function checkFilesFreshness(
+  store: Pick<HistoryStore, 'latest'>,
+  buckets: readonly string[],
+  now: Date,
+  limitHours: number = DEFAULT_FRESHNESS_LIMITS.snapshotHours,
+): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
+  const findings: FreshnessFinding[] = [];
+  const metrics: FreshnessMetric[] = [];
+  for (const bucket of buckets) {
+    const database = `s3:${bucket}`;
+    const finding = assessFreshness({
+      database,
+      check: 'files',
+      lastGood: await store.latest(database, 'snapshot', 'succeeded'),
+      lastRun: await store.latest(database, 'snapshot'),
+      now,
+      unitMs: HOUR,
+      limit: limitHours,
+    });
+    findings.push(finding);
+    const metric = metricOf(finding);
+    if (metric) metrics.push(metric);
+  }
+  return { findings, metrics };
 }

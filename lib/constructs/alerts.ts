@@ -112,6 +112,11 @@ export interface CofreAlertsProps {
   readonly notifyOnSuccess?: boolean;
   /** The databases to watch. */
   readonly databases: readonly AlertedDatabase[];
+  /**
+   * Application buckets AWS Backup protects: their job events are recorded (database `s3:<bucket>`) and alert.
+   * @default - none
+   */
+  readonly backupBuckets?: readonly { readonly bucketName: string; readonly resourceArn: string }[];
   /** The vault: size by storage class, replication metrics, runbook lines. */
   readonly vault: BackupVault;
   /**
@@ -345,6 +350,12 @@ export class CofreAlerts extends Construct {
               COFRE_SNAPSHOT_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
             }
           : {}),
+        ...(props.backupBuckets?.length
+          ? {
+              COFRE_FILES_BUCKETS: JSON.stringify(props.backupBuckets.map((b) => b.bucketName)),
+              COFRE_FILES_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
+            }
+          : {}),
       },
     });
     props.history.grantReadHistory(this.freshnessFunction.function);
@@ -356,31 +367,43 @@ export class CofreAlerts extends Construct {
           resources: rdsDatabases.map((d) => d.rds!.resourceArn),
         }),
       );
-      // AWS Backup job events (backup, copy to the DR vault, restore) of RDS and Aurora → record + notify.
+    }
+    const awsBackupResources = [
+      ...rdsDatabases.map((d) => ({ database: d.id, resourceArn: d.rds!.resourceArn })),
+      ...(props.backupBuckets ?? []).map((b) => ({
+        database: `s3:${b.bucketName}`,
+        resourceArn: b.resourceArn,
+      })),
+    ];
+    if (awsBackupResources.length) {
+      // AWS Backup job events (backup, copy to the DR vault, restore) of RDS, Aurora and S3 → record + notify.
       const fn = new CofreFunction(this, 'BackupEvents', {
         entry: path.join(LAMBDAS, 'backup-events', 'index.ts'),
         description:
-          'Cofre: records AWS Backup job events of the RDS/Aurora databases and reports ended jobs',
+          'Cofre: records AWS Backup job events of the RDS/Aurora databases and application buckets and reports ended jobs',
         encryptionKey: this.key,
         asyncInvocation: true,
         environment: {
           COFRE_HISTORY_TABLE: props.history.table.tableName,
           COFRE_TOPIC_ARN: this.topic.topicArn,
           COFRE_NOTIFY_ON_SUCCESS: String(props.notifyOnSuccess ?? false),
-          COFRE_SNAPSHOT_DATABASES: JSON.stringify(
-            rdsDatabases.map((d) => ({ database: d.id, resourceArn: d.rds!.resourceArn })),
-          ),
+          COFRE_SNAPSHOT_DATABASES: JSON.stringify(awsBackupResources),
         },
       });
       props.history.grantRecord(fn.function);
       this.topic.grantPublish(fn.function);
       this.backupEventsFunction = fn;
       this.backupEventsRule = new Rule(this, 'BackupEventsRule', {
-        description: 'Cofre: AWS Backup job state changes of RDS and Aurora (backup, copy, restore)',
+        description: 'Cofre: AWS Backup job state changes of RDS, Aurora and S3 (backup, copy, restore)',
         eventPattern: {
           source: ['aws.backup'],
           detailType: [...BACKUP_EVENT_TYPES],
-          detail: { resourceType: ['RDS', 'Aurora'] },
+          detail: {
+            resourceType: [
+              ...(rdsDatabases.length ? ['RDS', 'Aurora'] : []),
+              ...(props.backupBuckets?.length ? ['S3'] : []),
+            ],
+          },
         },
         targets: [
           new LambdaFunction(fn.function, {
@@ -550,6 +573,22 @@ export class CofreAlerts extends Construct {
         treatMissingData: TreatMissingData.BREACHING,
       });
     }
+
+    // Application buckets under AWS Backup: age of the last completed periodic recovery point.
+    for (const bucket of props.backupBuckets ?? [])
+      this.addAlarm(`${pascal(bucket.bucketName)}FilesBackupStale`, {
+        severity: 'critical',
+        description: `${bucket.bucketName}: no completed AWS Backup recovery point of the bucket for more than ${snapshotMaxAgeHours} h (or the freshness check stopped)`,
+        metric: cofreMetric(
+          'HoursSinceLastGoodFilesBackup',
+          { Bucket: bucket.bucketName },
+          'Maximum',
+          Duration.hours(1),
+        ),
+        threshold: snapshotMaxAgeHours,
+        evaluationPeriods: 2,
+        treatMissingData: TreatMissingData.BREACHING,
+      });
 
     // Replication of the vault to the DR region (S3 Replication Time Control: 15 minutes).
     let replication: { latency: Metric; failed: Metric } | undefined;
@@ -1120,9 +1159,11 @@ export function alertsPropsFromConfig(
     replicaBucketName?: string;
     /** ARN of each database AWS Backup protects (`DatabaseSnapshots.resourceArns`), by database id. */
     snapshotResourceArns?: ReadonlyMap<string, string>;
+    /** ARN of each application bucket AWS Backup protects (`BucketBackups.bucketArns`), by name. */
+    bucketArns?: ReadonlyMap<string, string>;
   },
 ): CofreAlertsProps {
-  const { snapshotResourceArns: _arns, ...constructs } = resources;
+  const { snapshotResourceArns: _arns, bucketArns, ...constructs } = resources;
   return {
     emails: config.alerts.emails,
     pagerDutyRoutingKeySecretArn: config.alerts.pagerDutyRoutingKeySecretArn,
@@ -1140,6 +1181,9 @@ export function alertsPropsFromConfig(
           }
         : {}),
     })),
+    ...(bucketArns?.size
+      ? { backupBuckets: [...bucketArns].map(([bucketName, resourceArn]) => ({ bucketName, resourceArn })) }
+      : {}),
     rpoMinutes: config.snapshots.rpoMinutes,
     ...constructs,
     maxDurationMinutes: config.thresholds.maxDurationMinutes,

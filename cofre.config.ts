@@ -47,6 +47,9 @@ export default defineConfig({
       tenants: { table: 'companies', keyColumn: 'id', tenantColumn: 'tenantId' },
     },
   ],
+  // The clients' XML/PDF tax documents and receipts (accounting: kept 5 years): AWS Backup,
+  // continuous + daily + weekly + yearly, copied to the DR region.
+  buckets: [{ bucketName: 'app-prod-documents', dataClass: 'accounting' }],
   configuration: {
     secretArns: ['arn:aws:secretsmanager:sa-east-1:111111111111:secret:app-prod/config-AbCdEf'],
     ssmParameterPaths: ['/app/prod/'],

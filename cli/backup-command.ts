@@ -3,6 +3,13 @@ import path from 'node:path';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Command } from 'commander';
 import { runBackup } from '../core/backup/backup';
+import {
+  DEFAULT_CHAIN_LOCK_STALE_MS,
+  MIN_CHAIN_LOCK_STALE_MS,
+  heartbeatMs,
+} from '../core/catalog/chain-lock';
+import { writableDirProblem } from '../core/util/fs-problems';
+import { parseDuration } from '../core/util/run-context';
 import { summarize } from '../core/catalog/manifest';
 import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/sources/connection';
 import { buildKeys } from '../core/vault/crypto';
@@ -12,6 +19,15 @@ import type { CliIo } from './io';
 import { keyOptions, kmsFor, list, withSessionLimitOptions } from './options';
 import { backupSample, formatBytes, progressFor } from './progress';
 import { backupTenants, withTenantModelOptions } from './tenant-command';
+
+/** `--chain-lock-stale-after`: at least a second, so that renewals have time to happen. */
+function chainLockStaleAfter(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value, '--chain-lock-stale-after');
+  if (ms < MIN_CHAIN_LOCK_STALE_MS)
+    throw new UsageError(`--chain-lock-stale-after: expected at least 1s, got "${value}"`);
+  return ms;
+}
 
 /** `cofre backup`: databases (or tenants, with `--tenant` / `--all-tenants`) into a vault. */
 export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
@@ -52,11 +68,16 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       'with --all-tenants: go ahead although the coverage check finds rows owned by no tenant or by more than one',
     )
     .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
+    .option(
+      '--chain-lock-stale-after <duration>',
+      `a chain lock its backup has not renewed for this long is stale and taken over (e.g. 10m; default ${DEFAULT_CHAIN_LOCK_STALE_MS / 60_000}m; renewed every ${heartbeatMs(DEFAULT_CHAIN_LOCK_STALE_MS) / 1000} s)`,
+    )
     .option('--json', 'print one JSON summary on stdout');
   withSessionLimitOptions(backupCommand);
   withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
     const engine = parseEngine(String(opts.engine));
     const connection = parseDatabaseUrl(engine, String(opts.url));
+    const chainLockStaleAfterMs = chainLockStaleAfter(opts.chainLockStaleAfter as string | undefined);
     const databasesOpt = opts.databases as string | undefined;
     const databases =
       databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
@@ -73,6 +94,9 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       throw new UsageError(
         `--vault: the parent directory ${path.dirname(vault.root)} does not exist (is the disk mounted?); Cofre creates only ${path.basename(vault.root)} itself`,
       );
+    // A read-only disk (or one this user may not write) is refused before anything starts.
+    const unwritable = vault instanceof FileVault ? await writableDirProblem(vault.root) : undefined;
+    if (unwritable) throw new UsageError(`--vault: ${unwritable}; nothing was written`);
     const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
     const resolved = await resolveCredentials(connection, {
       env: io.env,
@@ -90,6 +114,7 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       timeZone: opts.timeZone as string,
       zstdLevel: opts.zstdLevel as number | undefined,
       signal: io.signal,
+      chainLockStaleAfterMs,
     };
     if (opts.tenant !== undefined || opts.allTenants) {
       setExitCode(await backupTenants(opts, io, common));

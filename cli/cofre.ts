@@ -7,6 +7,7 @@ import { addBackupCommand } from './backup-command';
 import { addConfigCommand } from './config-command';
 import { addDecryptCommand } from './decrypt-command';
 import { addExportCommand } from './export-command';
+import { addFilesCommand } from './files-command';
 import type { CliIo } from './io';
 import { addKeygenCommand } from './keygen-command';
 import { addListCommand } from './list-command';
@@ -62,6 +63,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   addReportCommand(program, io);
   addConfigCommand(program, io, (c) => (exitCode = c));
   addRdsCommand(program, io, (c) => (exitCode = c));
+  addFilesCommand(program, io, (c) => (exitCode = c));
   try {
     const limits = sessionLimits(argv);
     await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));

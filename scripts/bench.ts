@@ -10,6 +10,8 @@
  *   npm run bench -- --only tenants [--tenants 1000 --scale 80]   # only per-tenant (bench-tenants.ts)
  *   npm run bench -- --only tenant-fuzz [--schemas 1000 --seed 1]  # the tenant property test on
  *       1,000 random schemas per engine (test/core/tenants/fuzz.test.ts; npm test runs 40)
+ *   npm run bench -- --only files [--objects 100000 --size 2048]   # cofre files sync of small
+ *       objects on a local S3 (bench-files.ts): objects/s and peak RSS
  *
  * Figures (goals from the backup-engine issue):
  *   cofre ÷ raw pg_dump -Fc -Z0 > /dev/null        goal ≤ 1.4 (wall time)
@@ -24,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { generateBenchData } from './bench-data-lib';
+import { benchFiles } from './bench-files';
 import { benchTenants } from './bench-tenants';
 
 const args = process.argv.slice(2);
@@ -301,8 +304,21 @@ async function tenantFuzz(): Promise<void> {
 async function all(): Promise<void> {
   const only = arg('only');
   if (only === 'tenant-fuzz') return tenantFuzz();
+  if (only === 'files') {
+    const result = await benchFiles({
+      objects: Number(arg('objects') ?? 100_000),
+      size: Number(arg('size') ?? 2048),
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(
+      `\n| files sync (local S3) | value |\n|---|---|\n${Object.entries(result)
+        .map(([k, v]) => `| ${k} | ${v} |`)
+        .join('\n')}\n`,
+    );
+    return;
+  }
   if (only !== undefined && only !== 'backup' && only !== 'tenants')
-    throw new Error(`--only: expected "backup", "tenants" or "tenant-fuzz", got "${only}"`);
+    throw new Error(`--only: expected "backup", "tenants", "tenant-fuzz" or "files", got "${only}"`);
   if (only !== 'tenants') await main();
   if (only !== 'backup') {
     const result = await benchTenants({

@@ -21,6 +21,7 @@ export const FRESHNESS_METRICS = {
   lastRestoreTestPassed: 'LastRestoreTestPassed',
   hoursSinceLastGoodSnapshot: 'HoursSinceLastGoodSnapshot',
   recoveryPointLagMinutes: 'RecoveryPointLagMinutes',
+  hoursSinceLastGoodFilesBackup: 'HoursSinceLastGoodFilesBackup',
   hoursSinceLastGoodConfigSnapshot: 'HoursSinceLastGoodConfigSnapshot',
 } as const satisfies Record<string, MetricName>;
 
@@ -54,7 +55,7 @@ export type FreshnessState =
 /** What the checker found for one database and check (logged, one line each). */
 export interface FreshnessFinding {
   readonly database: string;
-  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point' | 'config';
+  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point' | 'config' | 'files';
   readonly state: FreshnessState;
   /** Age in the metric's unit (hours, or days for restore tests), when there is a good run. */
   readonly age?: number;
@@ -184,6 +185,12 @@ function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
     return point(
       FRESHNESS_METRICS.hoursSinceLastVerifiedTenantExport,
       { Database: finding.database },
+      finding.age,
+    );
+  if (finding.check === 'files')
+    return point(
+      FRESHNESS_METRICS.hoursSinceLastGoodFilesBackup,
+      { Bucket: finding.database.replace(/^s3:/, '') },
       finding.age,
     );
   if (finding.check === 'config')
@@ -321,4 +328,35 @@ export async function checkConfigFreshness(
   });
   const metric = metricOf(finding);
   return metric ? { finding, metric } : { finding };
+}
+
+/**
+ * The age of the last completed AWS Backup periodic recovery point of each application bucket (history
+ * kind `snapshot`, database `s3:<bucket>`, recorded from the job events): a finding each and, when
+ * there is a good one, the `HoursSinceLastGoodFilesBackup` datapoint (dimension `Bucket`).
+ */
+export async function checkFilesFreshness(
+  store: Pick<HistoryStore, 'latest'>,
+  buckets: readonly string[],
+  now: Date,
+  limitHours: number = DEFAULT_FRESHNESS_LIMITS.snapshotHours,
+): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
+  const findings: FreshnessFinding[] = [];
+  const metrics: FreshnessMetric[] = [];
+  for (const bucket of buckets) {
+    const database = `s3:${bucket}`;
+    const finding = assessFreshness({
+      database,
+      check: 'files',
+      lastGood: await store.latest(database, 'snapshot', 'succeeded'),
+      lastRun: await store.latest(database, 'snapshot'),
+      now,
+      unitMs: HOUR,
+      limit: limitHours,
+    });
+    findings.push(finding);
+    const metric = metricOf(finding);
+    if (metric) metrics.push(metric);
+  }
+  return { findings, metrics };
 }

@@ -125,6 +125,7 @@ const KIND_LABELS: Record<HistoryKind, string> = {
   full: 'full backup',
   tenant: 'tenant export',
   files: 'file copy',
+  'files-restore-test': 'files restore test',
   config: 'configuration snapshot',
   snapshot: 'RDS snapshot',
   'snapshot-copy': 'RDS snapshot copy to the DR region',

@@ -251,8 +251,11 @@ export class CountingVault implements Vault {
   remove(key: string): Promise<void> {
     return this.inner.remove(key);
   }
-  release(key: string): Promise<void> {
-    return this.inner.release(key);
+  replaceExclusive(key: string, expected: Buffer, bytes: Buffer): Promise<boolean> {
+    return this.inner.replaceExclusive(key, expected, bytes);
+  }
+  release(key: string, expected?: Buffer): Promise<void> {
+    return this.inner.release(key, expected);
   }
 }
 

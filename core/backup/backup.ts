@@ -27,6 +27,7 @@ import type { RunningDump, SourceInfo } from '../sources/types';
 import { decideTier } from '../policy/tiers';
 import type { Vault } from '../vault';
 import { withRun } from '../util/run-context';
+import type { HeldChainLock } from '../catalog/chain-lock';
 
 export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
 
@@ -52,6 +53,8 @@ export interface BackupOptions {
   readonly tier?: Tier | undefined;
   readonly zstdLevel?: number | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
+  readonly chainLockStaleAfterMs?: number | undefined;
   readonly onProgress?: ((database: string, progress: Progress) => void) | undefined;
   readonly log?: ((line: string) => void) | undefined;
   readonly now?: (() => Date) | undefined;
@@ -142,8 +145,9 @@ async function runBackupInRun(options: BackupOptions): Promise<BackupOutcome[]> 
       const outcome = await withChainLock(
         options.vault,
         chainPrefix(sourceId, database),
-        () => backupOne(options, info, sourceId, database),
+        (lock) => backupOne(options, info, sourceId, database, lock),
         log,
+        { staleAfterMs: options.chainLockStaleAfterMs },
       );
       outcomes.push(outcome);
     } catch (error) {
@@ -167,6 +171,7 @@ async function backupOne(
   info: SourceInfo,
   sourceId: string,
   database: string | null,
+  lock: HeldChainLock,
 ): Promise<BackupOutcome> {
   const now = options.now ?? (() => new Date());
   const c = options.connection;
@@ -219,6 +224,8 @@ async function backupOne(
     now,
     signal: options.signal,
     onProgress: (p) => options.onProgress?.(database ?? 'globals', p),
+    // The commit point: only while this run still holds its chain's lock.
+    beforeManifest: () => lock.confirm(),
     body: () => ({
       backupId,
       kind: database === null ? 'globals' : 'full',

@@ -179,10 +179,21 @@ async function run(options: StreamToVaultOptions): Promise<StreamResult> {
   const [piped, written] = await Promise.allSettled([piping, writing]);
   signal?.removeEventListener('abort', onCancel);
   // Let the source release its connections before reporting.
-  await dump.completed.catch(() => undefined);
+  const dumpError: unknown = await dump.completed.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (piped.status === 'rejected' || written.status === 'rejected' || firstError !== undefined) {
+    const writeError: unknown = written.status === 'rejected' ? written.reason : undefined;
+    // The vault says what a failed write means ("no space left on the device at …"); the pipe
+    // only sees the same error raw, often first.
+    // Likewise the source says why it stopped (its session was killed); the pipe after it only
+    // saw a "premature close".
+    const told = [dumpError, writeError].find((e) => e instanceof CofreError);
     const error: unknown =
-      firstError ?? (piped.status === 'rejected' ? piped.reason : (written as PromiseRejectedResult).reason);
+      firstError instanceof CofreError || told === undefined
+        ? (firstError ?? (piped.status === 'rejected' ? piped.reason : writeError))
+        : told;
     if (error instanceof CofreError) throw error;
     throw new OperationalError(`writing ${options.key} to ${options.vault.url} failed: ${messageOf(error)}`, {
       cause: error,

@@ -30,6 +30,8 @@ export interface WriteBackupOptions {
   readonly now: () => Date;
   readonly signal?: AbortSignal | undefined;
   readonly onProgress?: ((p: Progress) => void) | undefined;
+  /** The commit point, just before the manifest is written (the chain lock is still this run's). */
+  readonly beforeManifest?: (() => Promise<void>) | undefined;
   /** The rest of the manifest, asked for once the dump has finished (a tenant's content hashes are known only then). */
   readonly body: () => ManifestBody;
 }
@@ -82,6 +84,7 @@ export async function writeBackup(o: WriteBackupOptions): Promise<WrittenBackup>
     ],
     previous: chainLink(o.latest, lockUntil),
   };
+  await o.beforeManifest?.();
   const manifestBytes = await writeManifest(o.vault, o.folder, manifest, {
     tags: o.tags,
     lockUntil: o.retention.lockUntil(o.now()),

@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { Readable } from 'node:stream';
 import {
   BACKUP_ID,
@@ -8,7 +7,7 @@ import {
   sha256,
   type Manifest,
 } from './manifest';
-import { OperationalError, UsageError, messageOf } from '../util/errors';
+import { CofreError, OperationalError, UsageError, messageOf } from '../util/errors';
 import type { Vault } from '../vault';
 import {
   BACKUP_PREFIXES,
@@ -19,6 +18,8 @@ import {
   tenantChainPrefix,
   CHAIN_LOCK_NAME,
 } from './keys';
+import { acquireChainLock, type HeldChainLock } from './chain-lock';
+import { withCancellableRun } from '../util/run-context';
 
 /** One manifest found in a vault. */
 export interface CatalogEntry {
@@ -164,41 +165,8 @@ async function unfitLink(vault: Vault, entry: CatalogEntry): Promise<string | un
   return undefined;
 }
 
-/** A lock older than this is left by a run that died (no backup runs this long); the next run removes it. */
-export const CHAIN_LOCK_STALE_MS = 12 * 3600_000;
-
-interface LockBody {
-  readonly host: string;
-  readonly pid: number;
-  readonly startedAt: string;
-}
-
-/** Whether a lock provably belongs to no running backup: its process is gone, or it is too old. */
-function staleLock(body: LockBody | undefined, now: number): string | undefined {
-  if (!body) return 'it is unreadable';
-  const age = now - new Date(body.startedAt).getTime();
-  if (!(age < CHAIN_LOCK_STALE_MS)) return `it is ${Math.round(age / 3600_000)} hours old`;
-  if (body.host === os.hostname() && body.pid !== process.pid) {
-    try {
-      process.kill(body.pid, 0);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ESRCH')
-        return `its process ${body.pid} on this host is gone`;
-    }
-  }
-  return undefined;
-}
-
-function parseLock(bytes: Buffer | undefined): LockBody | undefined {
-  try {
-    const b = JSON.parse(bytes?.toString('utf8') ?? '') as Partial<LockBody>;
-    return typeof b.host === 'string' && typeof b.pid === 'number' && typeof b.startedAt === 'string'
-      ? (b as LockBody)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
+// ---------------------------------------------------------------------------------------------
+// The chain lock
 
 /** Something a run that did not finish left in a vault. */
 export interface Leftover {
@@ -245,41 +213,33 @@ async function cleanLeftovers(vault: Vault, prefix: string, log: (line: string) 
 }
 
 /**
- * Runs `fn` holding the chain's lock: an object created only if absent (file: `O_EXCL`; S3:
- * `If-None-Match: *`), so two backups of the same database into the same vault can never both
- * run and fork the chain (two with the same `previous`, two yearlies). The second one fails at
- * once (exit 1), before it writes anything. A lock left by a run that died is reported and removed.
+ * Runs `fn` holding the chain's lock (core/catalog/chain-lock.ts): an object created only if absent (file:
+ * `O_EXCL`; S3: `If-None-Match: *`), so two backups of the same database into the same vault can
+ * never both run and fork the chain (two with the same `previous`, two yearlies). The second one
+ * fails at once (exit 1), before it writes anything. The lock is renewed while `fn` runs; a lock
+ * not renewed for `staleAfterMs` (a run that crashed or lost the vault) is taken over by the next
+ * run, saying whose it was. If this run loses its lock, `fn`'s tools and sessions are stopped and
+ * `lock.confirm()`, called before the manifest is written, fails: nothing is committed.
  */
 export async function withChainLock<T>(
   vault: Vault,
   prefix: string,
-  fn: () => Promise<T>,
+  fn: (lock: HeldChainLock) => Promise<T>,
   log: (line: string) => void = () => undefined,
+  options: { readonly staleAfterMs?: number | undefined } = {},
 ): Promise<T> {
   const key = `${prefix}${CHAIN_LOCK_NAME}`;
-  const body: LockBody = { host: os.hostname(), pid: process.pid, startedAt: new Date().toISOString() };
-  const bytes = Buffer.from(`${JSON.stringify(body)}\n`);
-  let held = await vault.createExclusive(key, bytes);
-  if (!held) {
-    const existing = parseLock(await vault.readBytes(key));
-    const stale = staleLock(existing, Date.now());
-    if (stale === undefined)
-      throw new OperationalError(
-        `another backup of ${prefix.replace(/\/$/, '')} is running (since ${existing!.startedAt}, process ${existing!.pid} on ${existing!.host}); this run did not start and wrote nothing. If no backup is running, the lock ${vault.url}/${key} is removed by the next run after ${CHAIN_LOCK_STALE_MS / 3600_000} hours, or delete it`,
-      );
-    log(`releasing the stale chain lock ${vault.url}/${key}: ${stale}`);
-    await vault.release(key);
-    held = await vault.createExclusive(key, bytes);
-    if (!held)
-      throw new OperationalError(
-        `another backup of ${prefix.replace(/\/$/, '')} took the chain lock ${vault.url}/${key} at the same moment; this run did not start`,
-      );
-  }
+  const lock = await acquireChainLock(vault, key, {
+    chain: prefix.replace(/\/$/, ''),
+    staleAfterMs: options.staleAfterMs,
+    log,
+  });
   try {
     await cleanLeftovers(vault, prefix, log);
-    return await fn();
+    // A lost lock stops the run's tools and sessions like a cancellation.
+    return await withCancellableRun({ signal: lock.lost }, () => fn(lock));
   } finally {
-    await vault.release(key).catch((error: unknown) => {
+    await lock.release().catch((error: unknown) => {
       log(`could not release the chain lock ${vault.url}/${key}: ${messageOf(error)}`);
     });
   }
@@ -299,7 +259,12 @@ export function chainLink(latest: CatalogEntry | undefined, lockUntil: Date): Ma
   };
 }
 
-/** Writes a backup's manifest, last: from then on the backup exists. Returns the bytes written. */
+/**
+ * Writes a backup's manifest, last: from then on the backup exists. Returns the bytes written. When
+ * the manifest cannot be written (a full disk, a lost connection), the backup's artifacts are not a
+ * backup: a file vault's are removed at once (the folder is this run's own, by its new backup id);
+ * an S3 vault's stay under Object Lock, are reported by `verify` and expire by their tier.
+ */
 export async function writeManifest(
   vault: Vault,
   folder: string,
@@ -307,9 +272,25 @@ export async function writeManifest(
   options: { tags: Record<string, string>; lockUntil: Date; signal?: AbortSignal | undefined },
 ): Promise<Buffer> {
   const bytes = serializeManifest(manifest);
-  await vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
-    ...options,
-    contentType: 'application/json',
-  });
+  try {
+    await vault.write(`${folder}/${MANIFEST_NAME}`, Readable.from([bytes]), {
+      ...options,
+      contentType: 'application/json',
+    });
+  } catch (error) {
+    const keys = manifest.artifacts.map((a) => `${folder}/${a.name}`);
+    let what: string;
+    if (vault.kind === 'file') {
+      const kept: string[] = [];
+      for (const key of keys) await vault.remove(key).catch(() => kept.push(key));
+      what = kept.length
+        ? `; could not remove ${kept.join(', ')} (the next backup removes it)`
+        : '; its artifact was removed';
+    } else
+      what = `; its artifact ${keys.join(', ')} stays under Object Lock without a manifest (not a backup; verify reports it, the lifecycle expires it)`;
+    // A cancellation or usage error keeps its own kind and code.
+    if (error instanceof CofreError && !(error.constructor === OperationalError)) throw error;
+    throw new OperationalError(`manifest not written: ${messageOf(error)}${what}`, { cause: error });
+  }
   return bytes;
 }

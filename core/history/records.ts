@@ -12,6 +12,7 @@ export const HISTORY_KINDS = [
   'full',
   'tenant',
   'files',
+  'files-restore-test',
   'config',
   'snapshot',
   'snapshot-copy',

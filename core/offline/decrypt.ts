@@ -8,6 +8,7 @@ import { type Keys } from '../vault/crypto';
 import { CofreError, IntegrityError, UsageError, messageOf } from '../util/errors';
 import { plaintextStages, requireValidManifest } from '../catalog/artifact-reader';
 import { type OnProgress } from '../util/progress';
+import { writableDirProblem } from '../util/fs-problems';
 import { failure } from './export';
 import { type Artifact } from '../catalog/manifest';
 import type { Vault } from '../vault';
@@ -95,6 +96,8 @@ export async function decryptBackup(options: DecryptOptions): Promise<DecryptRep
   const dir = path.dirname(out);
   if (!(await lstat(dir).catch(() => undefined))?.isDirectory())
     throw new UsageError(`--out: the directory ${dir} does not exist`);
+  const unwritable = await writableDirProblem(dir);
+  if (unwritable) throw new UsageError(`--out: ${unwritable}; nothing was written`);
   const entry = await findBackup(options.vault, options.backupId);
   const manifest = requireValidManifest(entry);
   if (manifest.artifacts.length !== 1)

@@ -13,6 +13,7 @@ import {
   messageOf,
 } from '../util/errors';
 import { MANIFEST_NAME, type Manifest } from '../catalog/manifest';
+import { writableDirProblem } from '../util/fs-problems';
 import { restoreInstructions } from './restore-instructions';
 import { FileVault, type Vault } from '../vault';
 
@@ -113,6 +114,8 @@ export async function exportBackup(options: ExportOptions): Promise<ExportReport
       throw new UsageError(`--to: ${to} is inside the vault ${options.vault.url}; export to another place`);
   }
   const { existed } = await checkTarget(to);
+  const unwritable = await writableDirProblem(to);
+  if (unwritable) throw new UsageError(`--to: ${unwritable}; nothing was written`);
   const entry = await findBackup(options.vault, options.backupId);
   const manifest: Manifest = requireValidManifest(entry);
   if (options.signal?.aborted) throw new CancelledError(String(options.signal.reason ?? 'aborted'));

@@ -31,6 +31,8 @@ export const METRICS = {
   HoursSinceLastGoodSnapshot: { name: 'HoursSinceLastGoodSnapshot', unit: 'None' },
   /** Minutes between now and the database's LatestRestorableTime: the point-in-time recovery lag. */
   RecoveryPointLagMinutes: { name: 'RecoveryPointLagMinutes', unit: 'None' },
+  /** Hours since the last completed AWS Backup periodic recovery point of an application bucket. */
+  HoursSinceLastGoodFilesBackup: { name: 'HoursSinceLastGoodFilesBackup', unit: 'None' },
   /** Hours since the last weekly configuration snapshot that wrote every configured value. */
   HoursSinceLastGoodConfigSnapshot: { name: 'HoursSinceLastGoodConfigSnapshot', unit: 'None' },
 } as const satisfies Record<string, { name: string; unit: string }>;

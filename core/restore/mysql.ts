@@ -10,7 +10,7 @@ import { connectMysql, spawnMysqlClient } from '../sources/mysql';
 import { DefinerRewriter } from '../sources/mysql-definers';
 import { MysqldumpTableSelector } from '../sources/mysqldump-select';
 import type { TableCount } from '../sources/types';
-import { detached } from '../util/run-context';
+import { currentRun, detached } from '../util/run-context';
 import type { RestoreReport } from './restore';
 import { verifiedPlaintext } from '../catalog/artifact-reader';
 import { type Input, compareCounts, feedTool, findManifestTable } from './common';
@@ -75,7 +75,13 @@ export async function restoreMysqlDatabase(
       await pipeline(await verifiedPlaintext(input), new PassThrough().resume());
       log(`--force: dropping database "${database}" (${objects} objects) and restoring into it`);
     }
-    if (exists) await conn.query(`DROP DATABASE ${quoteMysql(database)}`);
+    if (exists)
+      await conn.query(`DROP DATABASE ${quoteMysql(database)}`).catch((error: unknown) => {
+        throw new OperationalError(
+          `--force: could not drop "${database}", nothing was changed: ${messageOf(error)}${/lock wait/i.test(messageOf(error)) ? ` (another session holds a lock on one of its tables; waited ${currentRun().lockTimeoutMs / 1000} s, --lock-timeout)` : ''}`,
+          { cause: error },
+        );
+      });
     await conn.query(
       `CREATE DATABASE ${quoteMysql(database)} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
     );

@@ -299,10 +299,25 @@ export async function restorePostgresTable(
       try {
         await Promise.all([feedTool(input, sql), into, psql.finished]);
       } catch (error) {
+        // psql that stopped at an error (a lock timeout, a constraint) breaks the pipe into it
+        // first: its own error says why, the pipe's EPIPE does not.
+        const why = isPipeError(error)
+          ? await Promise.race([
+              psql.finished.then(
+                () => undefined,
+                (e: unknown) => e,
+              ),
+              new Promise<undefined>((r) =>
+                setTimeout(() => {
+                  r(undefined);
+                }, 2000).unref(),
+              ),
+            ])
+          : undefined;
         sql.kill();
         psql.kill();
         if (input.intoTable) await client.query(`DROP TABLE IF EXISTS ${dest}`).catch(() => undefined);
-        throw error;
+        throw why ?? error;
       }
     }
     const counted = await countPostgres(target, database, [{ ...table, name: destName }]);
@@ -317,6 +332,12 @@ export async function restorePostgresTable(
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/** A write into a pipe whose reader is gone (the tool at the other end stopped). */
+function isPipeError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ERR_STREAM_DESTROYED';
 }
 
 /**

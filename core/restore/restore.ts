@@ -6,6 +6,7 @@ import { UsageError } from '../util/errors';
 import type { OnProgress } from '../util/progress';
 import type { TableCount } from '../sources/types';
 import { withCancellableRun } from '../util/run-context';
+import { writableDirProblem } from '../util/fs-problems';
 import type { Vault } from '../vault';
 import { requireStoredIntact, requireValidManifest } from '../catalog/artifact-reader';
 import { restorePostgresDatabase, restorePostgresTable } from './postgres';
@@ -78,6 +79,10 @@ export function restoreBackup(options: RestoreOptions): Promise<RestoreReport> {
 
 async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreReport> {
   const startedAt = (options.now ?? (() => new Date()))();
+  if (options.spillDir !== undefined) {
+    const unwritable = await writableDirProblem(options.spillDir);
+    if (unwritable) throw new UsageError(`--spill-dir: ${unwritable}; nothing was changed`);
+  }
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   const manifest = requireValidManifest(entry);
   const artifact = manifest.artifacts[0]!;

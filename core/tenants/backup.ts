@@ -4,6 +4,7 @@
  * until the export finished cleanly), with a manifest that lists per-table row counts and the
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
+import type { HeldChainLock } from '../catalog/chain-lock';
 import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
 import { priorTenantBackupsOf, withChainLock } from '../catalog/catalog';
 import { tenantBackupFolder, tenantChainPrefix } from '../catalog/keys';
@@ -48,6 +49,8 @@ export interface TenantBackupOptions {
   readonly timeZone?: string | undefined;
   readonly zstdLevel?: number | undefined;
   readonly signal?: AbortSignal | undefined;
+  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
+  readonly chainLockStaleAfterMs?: number | undefined;
   readonly onProgress?: ((tenant: string, progress: Progress) => void) | undefined;
   readonly log?: ((line: string) => void) | undefined;
   readonly now?: (() => Date) | undefined;
@@ -188,8 +191,9 @@ async function runTenantBackupInRun(options: TenantBackupOptions): Promise<Tenan
         const outcome = await withChainLock(
           options.vault,
           tenantChainPrefix(sourceId, plan.database, tenant),
-          () => backupTenant(options, plan, info, sourceId, tenant),
+          (lock) => backupTenant(options, plan, info, sourceId, tenant, lock),
           log,
+          { staleAfterMs: options.chainLockStaleAfterMs },
         );
         outcomes.set(tenant, outcome);
       } catch (error) {
@@ -214,6 +218,7 @@ async function backupTenant(
   info: SourceInfo,
   sourceId: string,
   tenant: string,
+  lock: HeldChainLock,
 ): Promise<TenantBackupOutcome> {
   const now = options.now ?? (() => new Date());
   const c = options.connection;
@@ -249,6 +254,8 @@ async function backupTenant(
     now,
     signal: options.signal,
     onProgress: (p) => options.onProgress?.(tenant, p),
+    // The commit point: only while this run still holds the tenant chain's lock.
+    beforeManifest: () => lock.confirm(),
     body: () => ({
       backupId,
       kind: 'tenant',

@@ -271,6 +271,10 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
   const conn = await connectMysql(c, plan.database);
   // The promise wrapper's underlying connection (streaming queries live on it).
   const raw = (conn as unknown as { connection: MysqlCallbackConnection }).connection;
+  let closed = false;
+  const onClosed = () => (closed = true);
+  raw.once('end', onClosed);
+  raw.on('error', onClosed);
   let largest = 0;
   const dump = runExport(
     plan,
@@ -302,28 +306,42 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
         let rows = 0;
         let held: string | undefined;
         let statementBytes = 0;
-        for await (const row of query.stream({ highWaterMark: 256 }) as AsyncIterable<(Buffer | null)[]>) {
-          const tuple = `(${row
-            .map((v, i) =>
-              v === null ? 'NULL' : binary[i] ? mysqlEscape(v) : mysqlEscape(v.toString('utf8')),
-            )
-            .join(',')})`;
-          hash.add(tuple);
-          const tupleBytes = Buffer.byteLength(tuple) + 2;
-          if (held === undefined) {
-            await write(out, insert);
-            statementBytes = insert.length;
-          } else if (statementBytes + tupleBytes > INSERT_BATCH_BYTES) {
-            await write(out, `${held};\n`);
-            largest = Math.max(largest, statementBytes + 1);
-            await write(out, insert);
-            statementBytes = insert.length;
-          } else {
-            await write(out, `${held},\n`);
+        const stream = query.stream({ highWaterMark: 256 });
+        // A connection the server closes (KILL, restart, network) ends the connection, not the
+        // query's stream, which would wait forever: end the stream with the reason.
+        const gone = () =>
+          stream.destroy(
+            new OperationalError('the MySQL server closed the connection (killed, restarted or unreachable)'),
+          );
+        raw.once('end', gone);
+        raw.once('error', gone);
+        try {
+          for await (const row of stream as AsyncIterable<(Buffer | null)[]>) {
+            const tuple = `(${row
+              .map((v, i) =>
+                v === null ? 'NULL' : binary[i] ? mysqlEscape(v) : mysqlEscape(v.toString('utf8')),
+              )
+              .join(',')})`;
+            hash.add(tuple);
+            const tupleBytes = Buffer.byteLength(tuple) + 2;
+            if (held === undefined) {
+              await write(out, insert);
+              statementBytes = insert.length;
+            } else if (statementBytes + tupleBytes > INSERT_BATCH_BYTES) {
+              await write(out, `${held};\n`);
+              largest = Math.max(largest, statementBytes + 1);
+              await write(out, insert);
+              statementBytes = insert.length;
+            } else {
+              await write(out, `${held},\n`);
+            }
+            held = tuple;
+            statementBytes += tupleBytes;
+            rows++;
           }
-          held = tuple;
-          statementBytes += tupleBytes;
-          rows++;
+        } finally {
+          raw.off('end', gone);
+          raw.off('error', gone);
         }
         if (held !== undefined) {
           await write(out, `${held};\n`);
@@ -334,7 +352,11 @@ async function startMysqlExport(c: Connection, plan: TenantPlan, tenant: string)
       async commit() {
         await conn.query('COMMIT');
       },
-      release: () => conn.end(),
+      // end() on a connection the server closed waits forever (mysql2): destroy it instead.
+      release: async () => {
+        if (closed) raw.destroy();
+        else await conn.end();
+      },
       kill() {
         raw.destroy();
       },

@@ -1,6 +1,7 @@
 import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { constants as cryptoConstants, createPrivateKey } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { Duplex } from 'node:stream';
 import type { KMS } from '@aws-sdk/client-kms';
 import {
@@ -16,6 +17,7 @@ import {
   type MessageHeader,
 } from '@aws-crypto/client-node';
 import { UsageError, messageOf } from '../util/errors';
+import { fsProblem } from '../util/fs-problems';
 
 /**
  * Client-side envelope encryption with the AWS Encryption SDK: AES-256-GCM data keys with key
@@ -70,7 +72,7 @@ export async function keygen(file: string): Promise<string> {
     throw new UsageError(
       code === 'EEXIST'
         ? `--out: ${file} already exists; Cofre never overwrites a key (a lost key is a lost backup)`
-        : `--out: cannot create ${file}: ${messageOf(error)}`,
+        : `--out: cannot create ${file}: ${fsProblem(error, path.dirname(path.resolve(file))) ?? messageOf(error)}`,
     );
   }
   try {
@@ -90,7 +92,7 @@ export async function readKeyFile(file: string): Promise<Buffer> {
     info = await stat(file);
     key = await readFile(file);
   } catch (error) {
-    throw new UsageError(`--key-file: cannot read ${file}: ${messageOf(error)}`);
+    throw new UsageError(`--key-file: cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
   }
   if (key.length !== 32)
     throw new UsageError(
@@ -108,7 +110,7 @@ async function readPem(file: string, field: string, kind: 'public' | 'private'):
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`${field}: cannot read ${file}: ${messageOf(error)}`);
+    throw new UsageError(`${field}: cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
   }
   try {
     const key = kind === 'public' ? createPublicKey(text) : createPrivateKey(text);

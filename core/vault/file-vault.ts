@@ -1,13 +1,21 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OperationalError, messageOf } from '../util/errors';
+import { describeWriteError } from '../util/fs-problems';
 import type { StoredObject, Vault, WriteOptions } from './types';
 
 const PARTIAL = '.partial-';
+/**
+ * Temporary files of lock writes (`=lock.json.tmp-<hex>`): named apart from `.partial-` because a
+ * backup holding its chain's lock removes `.partial-` files there, and a contender's lock file
+ * being written is not a leftover. One older than {@link LOCK_TEMP_STALE_MS} is (its writer died).
+ */
+const LOCK_TEMP = '.tmp-';
+const LOCK_TEMP_STALE_MS = 60_000;
 
 /**
  * A vault in a local directory (`file:///abs/dir`): each object is written to a temporary name
@@ -35,7 +43,7 @@ export class FileVault implements Vault {
   async write(key: string, body: Readable, options: WriteOptions): Promise<StoredObject> {
     const final = this.pathOf(key);
     const dir = path.dirname(final);
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true }).catch((error: unknown) => this.writeFailed(error, key, final));
     const temp = `${final}${PARTIAL}${randomBytes(6).toString('hex')}`;
     try {
       await pipeline(body, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), {
@@ -52,7 +60,7 @@ export class FileVault implements Vault {
       await fsyncDir(dir);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      throw error;
+      return this.writeFailed(error, key, final);
     }
     const info = await stat(final);
     return { key, bytes: info.size };
@@ -96,7 +104,7 @@ export class FileVault implements Vault {
       throw error;
     }
     for (const entry of entries) {
-      if (!entry.isFile() || entry.name.includes(PARTIAL)) continue;
+      if (!entry.isFile() || entry.name.includes(PARTIAL) || entry.name.includes(LOCK_TEMP)) continue;
       out.push(path.relative(this.root, path.join(entry.parentPath, entry.name)).split(path.sep).join('/'));
     }
     return out.sort();
@@ -104,25 +112,128 @@ export class FileVault implements Vault {
 
   async createExclusive(key: string, bytes: Buffer): Promise<boolean> {
     const file = this.pathOf(key);
-    await mkdir(path.dirname(file), { recursive: true });
+    await mkdir(path.dirname(file), { recursive: true }).catch((error: unknown) =>
+      this.writeFailed(error, key, file),
+    );
+    // Written whole under a temporary name, then hard-linked to the key: link() fails if the key
+    // exists (O_EXCL's guarantee), and a reader never sees a lock half written.
+    const temp = await this.writeTemp(key, file, bytes);
+    try {
+      await link(temp, file);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      // File systems without hard links (FAT/exFAT disks): O_EXCL, written in place.
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP')
+        return await this.createInPlace(key, file, bytes);
+      return await this.writeFailed(error, key, file);
+    } finally {
+      await unlink(temp).catch(() => undefined);
+    }
+    await fsyncDir(path.dirname(file));
+    return true;
+  }
+
+  async replaceExclusive(key: string, expected: Buffer, bytes: Buffer): Promise<boolean> {
+    return this.withClaim(key, expected, async (file) => {
+      const temp = await this.writeTemp(key, file, bytes);
+      try {
+        await rename(temp, file);
+      } catch (error) {
+        await unlink(temp).catch(() => undefined);
+        return this.writeFailed(error, key, file);
+      }
+      await fsyncDir(path.dirname(file));
+    });
+  }
+
+  async release(key: string, expected?: Buffer): Promise<void> {
+    if (expected === undefined) return this.remove(key);
+    await this.withClaim(key, expected, async (file) => {
+      await unlink(file);
+    });
+  }
+
+  /**
+   * Runs `change` on the key's file only if its content is `expected`, holding a claim for that
+   * content (`<key>.claim-<sha256>`, made with `O_EXCL`): two writers changing the same content
+   * cannot both pass the check. False when the claim is taken or the content is another.
+   */
+  private async withClaim(
+    key: string,
+    expected: Buffer,
+    change: (file: string) => Promise<void>,
+  ): Promise<boolean> {
+    const file = this.pathOf(key);
+    const claim = `${file}.claim-${createHash('sha256').update(expected).digest('hex').slice(0, 16)}`;
+    try {
+      await (await open(claim, 'wx', 0o600)).close();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      return this.writeFailed(error, key, claim);
+    }
+    try {
+      const current = await readFile(file).catch((error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (!current?.equals(expected)) return false;
+      await change(file);
+      return true;
+    } finally {
+      await unlink(claim).catch(() => undefined);
+    }
+  }
+
+  private async createInPlace(key: string, file: string, bytes: Buffer): Promise<boolean> {
     let handle;
     try {
       handle = await open(file, 'wx', 0o600);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-      throw error;
+      return this.writeFailed(error, key, file);
     }
     try {
       await handle.writeFile(bytes);
       await handle.sync();
-    } finally {
-      await handle.close();
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await unlink(file).catch(() => undefined);
+      return this.writeFailed(error, key, file);
     }
+    await handle.close();
     return true;
   }
 
-  release(key: string): Promise<void> {
-    return this.remove(key);
+  /** `bytes` in a new fsynced temporary file beside `file`; returns its path. */
+  private async writeTemp(key: string, file: string, bytes: Buffer): Promise<string> {
+    const temp = `${file}${LOCK_TEMP}${randomBytes(6).toString('hex')}`;
+    try {
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      return this.writeFailed(error, key, file);
+    }
+    return temp;
+  }
+
+  /**
+   * Throws a write's file-system error as what it is ("read-only file system at …", "no space left
+   * on the device at …"), naming the vault and key; a cancellation or any other error unchanged.
+   */
+  private async writeFailed(error: unknown, key: string, file: string): Promise<never> {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (typeof code !== 'string' || !/^E[A-Z]+$/.test(code) || code === 'ERR_STREAM_PREMATURE_CLOSE')
+      throw error;
+    throw new OperationalError(`${this.url}: cannot write ${key}: ${await describeWriteError(error, file)}`, {
+      cause: error,
+    });
   }
 
   async remove(key: string): Promise<void> {
@@ -135,17 +246,25 @@ export class FileVault implements Vault {
   async partialKeys(prefix: string): Promise<string[]> {
     const base = path.join(this.root, ...prefix.replace(/\/$/, '').split('/').filter(Boolean));
     const entries = await readdir(base, { recursive: true, withFileTypes: true }).catch(() => []);
-    return entries
-      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
-      .map((e) => path.relative(this.root, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
-      .sort();
+    const keys: string[] = [];
+    for (const e of entries) {
+      if (!e.isFile()) continue;
+      const file = path.join(e.parentPath, e.name);
+      if (!e.name.includes(PARTIAL)) {
+        if (!e.name.includes(LOCK_TEMP)) continue;
+        const info = await stat(file).catch(() => undefined);
+        if (!info || Date.now() - info.mtimeMs < LOCK_TEMP_STALE_MS) continue;
+      }
+      keys.push(path.relative(this.root, file).split(path.sep).join('/'));
+    }
+    return keys.sort();
   }
 
   /** Temporary files of unfinished writes (there should be none once a run has ended). */
   async partials(): Promise<string[]> {
     const entries = await readdir(this.root, { recursive: true, withFileTypes: true }).catch(() => []);
     return entries
-      .filter((e) => e.isFile() && e.name.includes(PARTIAL))
+      .filter((e) => e.isFile() && (e.name.includes(PARTIAL) || e.name.includes(LOCK_TEMP)))
       .map((e) => path.join(e.parentPath, e.name));
   }
 }

@@ -209,10 +209,18 @@ export class S3Vault implements Vault {
     return this.conditionalPut(key, bytes, { IfMatch: current.etag });
   }
 
+  /** Replaces the current version only if its body is `expected`, with `If-Match` on its ETag. */
+  async replaceExclusive(key: string, expected: Buffer, bytes: Buffer): Promise<boolean> {
+    const current = await this.currentVersion(key);
+    if (current === undefined || !current.body.equals(expected)) return false;
+    return this.conditionalPut(key, bytes, { IfMatch: current.etag });
+  }
+
   /** Writes a released marker over the current version (conditional on it): S3 objects are never deleted here. */
-  async release(key: string): Promise<void> {
+  async release(key: string, expected?: Buffer): Promise<void> {
     const current = await this.currentVersion(key);
     if (current === undefined || current.released) return;
+    if (expected !== undefined && !current.body.equals(expected)) return; // another run's now
     const marker = Buffer.from(`${JSON.stringify({ released: true, at: new Date().toISOString() })}\n`);
     // 412: someone took it over meanwhile (it was stale); it is theirs now, nothing to release.
     await this.conditionalPut(key, marker, { IfMatch: current.etag });
@@ -226,19 +234,22 @@ export class S3Vault implements Vault {
     );
   }
 
-  private async currentVersion(key: string): Promise<{ etag: string; released: boolean } | undefined> {
+  private async currentVersion(
+    key: string,
+  ): Promise<{ etag: string; released: boolean; body: Buffer } | undefined> {
     try {
       const out = await this.options.client.send(
         new GetObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(key) }),
       );
-      const text = await out.Body!.transformToString();
+      const body = Buffer.from(await out.Body!.transformToByteArray());
+      const text = body.toString('utf8');
       let released = false;
       try {
         released = (JSON.parse(text) as { released?: unknown }).released === true;
       } catch {
         // not JSON: a lock body that is not ours to interpret as released
       }
-      return { etag: out.ETag!, released };
+      return { etag: out.ETag!, released, body };
     } catch (error) {
       if (error instanceof NoSuchKey || (error as { name?: string }).name === 'NoSuchKey') return undefined;
       throw new OperationalError(`${this.url}: cannot read ${key}: ${messageOf(error)}`, { cause: error });

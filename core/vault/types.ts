@@ -62,12 +62,21 @@ export interface Vault {
    */
   createExclusive(key: string, bytes: Buffer): Promise<boolean>;
   /**
+   * Replaces an object made by {@link createExclusive} only if its content is still `expected`
+   * (compare-and-swap; S3: a conditional PutObject with `If-Match` on the ETag of the version whose
+   * body is `expected`; file vault: a claim file for that content made with `O_EXCL`, then a rename).
+   * Resolves `false` when the content is another (renewed or taken over by someone else) or gone:
+   * of several writers replacing the same content, exactly one succeeds.
+   */
+  replaceExclusive(key: string, expected: Buffer, bytes: Buffer): Promise<boolean>;
+  /**
    * Frees an object made by {@link createExclusive} so that the next `createExclusive` of the key
    * succeeds: a file vault deletes it; an S3 vault, from which Cofre never deletes (its writers may
    * not `s3:DeleteObject`), writes a new version marked released, conditional on the version it read.
+   * With `expected`, only if the content is still that (a lock taken over is the new holder's).
    * No error when it is gone or already released.
    */
-  release(key: string): Promise<void>;
+  release(key: string, expected?: Buffer): Promise<void>;
   /** Deletes a leftover file of a file vault; an S3 vault refuses (Object Lock and the lifecycle own its objects). */
   remove(key: string): Promise<void>;
 }

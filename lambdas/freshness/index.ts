@@ -8,6 +8,7 @@
  * RecoveryPointLagMinutes (now − LatestRestorableTime).
  *
  * Env: COFRE_HISTORY_TABLE, COFRE_DATABASES (JSON [{"database","tenants","rds"?}]), COFRE_MAX_DURATION_MINUTES,
+ * COFRE_FILES_BUCKETS (JSON [bucket names under AWS Backup]) and COFRE_FILES_MAX_AGE_HOURS (optional),
  * COFRE_RESTORE_TEST_MAX_AGE_DAYS; optional COFRE_SNAPSHOT_MAX_AGE_HOURS, COFRE_RPO_MINUTES,
  * COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS (configuration snapshots are deployed: publish
  * HoursSinceLastGoodConfigSnapshot).
@@ -21,6 +22,7 @@ import { jsonEnv, numberEnv, requiredEnv } from '../../core/alerts/env';
 import { RDSClient } from '@aws-sdk/client-rds';
 import {
   checkConfigFreshness,
+  checkFilesFreshness,
   checkFreshness,
   rdsLatestRestorableTime,
   type FreshnessTarget,
@@ -41,6 +43,9 @@ const targetsSchema = z.array(
       .optional(),
   }),
 );
+
+/** `COFRE_FILES_BUCKETS`: the application buckets under AWS Backup. */
+const filesBucketsSchema = z.array(z.string().min(3));
 
 export interface FreshnessHandlerDeps {
   readonly store: Pick<HistoryStore, 'latest'>;
@@ -70,6 +75,10 @@ export function freshnessSettings(env: NodeJS.ProcessEnv) {
         : {}),
       ...(env.COFRE_RPO_MINUTES !== undefined ? { rpoMinutes: numberEnv(env, 'COFRE_RPO_MINUTES') } : {}),
     },
+    filesBuckets: env.COFRE_FILES_BUCKETS
+      ? filesBucketsSchema.parse(jsonEnv(env, 'COFRE_FILES_BUCKETS'))
+      : [],
+    filesHours: env.COFRE_FILES_MAX_AGE_HOURS ? numberEnv(env, 'COFRE_FILES_MAX_AGE_HOURS') : undefined,
     configHours: env.COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS
       ? numberEnv(env, 'COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
       : undefined,
@@ -77,7 +86,7 @@ export function freshnessSettings(env: NodeJS.ProcessEnv) {
 }
 
 export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
-  const { targets, limits, configHours } = freshnessSettings(deps.env);
+  const { targets, limits, configHours, filesBuckets, filesHours } = freshnessSettings(deps.env);
   // Only our own dimensions: the alarms select exactly {Database, Kind} or {Database}.
   deps.metrics.clearDefaultDimensions();
   return async () => {
@@ -89,6 +98,11 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
       limits,
       deps.latestRestorableTime,
     );
+    if (filesBuckets.length) {
+      const files = await checkFilesFreshness(deps.store, filesBuckets, now, filesHours);
+      findings.push(...files.findings);
+      metrics.push(...files.metrics);
+    }
     if (configHours !== undefined) {
       const config = await checkConfigFreshness(deps.store, now, configHours);
       findings.push(config.finding);

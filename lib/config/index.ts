@@ -33,6 +33,19 @@ export function formatPath(path: readonly PropertyKey[]): string {
   );
 }
 
+/** The values at a dotted path where `name[]` steps into every element of an array (`buckets[].prefixes`). */
+function valuesAt(input: unknown, path: string): unknown[] {
+  let values: unknown[] = [input];
+  for (const part of path.split('.')) {
+    const key = part.endsWith('[]') ? part.slice(0, -2) : part;
+    values = values.flatMap((v): unknown[] => {
+      const next = valueAt(v, [key]);
+      return part.endsWith('[]') ? (Array.isArray(next) ? (next as unknown[]) : []) : [next];
+    });
+  }
+  return values.filter((v) => v !== undefined);
+}
+
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
   return path.reduce<unknown>(
     (value, key) =>
@@ -59,7 +72,7 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
 /** Validates a configuration and fills in the defaults; throws {@link ConfigError} listing every problem. */
 export function parseConfig(input: unknown): CofreConfig {
   const unsupported = Object.entries(NOT_YET_SUPPORTED)
-    .filter(([path]) => valueAt(input, path.split('.')) !== undefined)
+    .filter(([path]) => valuesAt(input, path).length > 0)
     .map(
       ([path, feature]) =>
         `${path}: not yet supported (${feature} are not built yet); remove it, or Cofre would accept it and protect nothing`,

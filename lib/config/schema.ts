@@ -70,11 +70,9 @@ export const DATA_CLASS_DEFAULT = 'general';
  * case in test/config/every-field.test.ts.
  */
 export const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = {
-  buckets: 'backups of application buckets',
-  'schedules.filesDifferential': 'copies of application buckets',
-  'schedules.filesFull': 'copies of application buckets',
-  'retention.filesDifferentialDays': 'copies of application buckets',
-  'retention.filesFullWeeks': 'copies of application buckets',
+  // AWS Backup protects whole AWS S3 buckets; prefixes belong to S3-compatible sources, whose
+  // scheduled sync (core/files, `cofre files sync`) is not deployed yet.
+  'buckets[].prefixes': 'prefix-limited copies of S3-compatible buckets',
 };
 
 export const tenantModelSchema = z
@@ -250,12 +248,18 @@ const bucketSchema = z
       .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
         error: (iss) => `expected an S3 bucket name, got "${String(iss.input)}"`,
       })
-      .describe('Name of the application bucket to protect (it is not created by Cofre).'),
+      .describe(
+        'Name of an AWS S3 bucket of this account in the primary region to protect with AWS Backup (continuous + periodic, copied to the DR region); it is not created or changed by Cofre, and must have versioning on.',
+      ),
     prefixes: z
       .array(z.string())
       .default([])
       .describe('Only copy these prefixes; empty means the whole bucket.'),
-    dataClass: name('data class').default(DATA_CLASS_DEFAULT).describe('Data class of the files.'),
+    dataClass: name('data class')
+      .default(DATA_CLASS_DEFAULT)
+      .describe(
+        'Data class of the files: the yearly recovery points are kept its legal years (`retention.classes`), `general` ones `retention.tiers.yearlyYears`.',
+      ),
   })
   .describe('An application bucket to protect.');
 
@@ -298,10 +302,10 @@ const retentionSchema = z
       .describe('Days a per-tenant export of `general` data is kept.'),
     filesDifferentialDays: positiveInt('the days to keep differential file copies', 3650)
       .default(30)
-      .describe('Days a daily differential file copy is kept.'),
+      .describe('Days a daily (differential) recovery point of an application bucket is kept.'),
     filesFullWeeks: positiveInt('the weeks to keep full file copies', 520)
       .default(12)
-      .describe('Weeks a weekly full file copy is kept.'),
+      .describe('Weeks a weekly (full) recovery point of an application bucket is kept.'),
     configSnapshotDays: positiveInt('the days to keep configuration snapshots', 3650)
       .default(90)
       .describe('Days a configuration snapshot is kept.'),
@@ -334,9 +338,12 @@ const schedulesSchema = z
       ),
     filesDifferential: scheduleExpression(
       'cron(0 3 ? * MON-SAT *)',
-      'Differential copy of application buckets.',
+      'Daily (differential) AWS Backup recovery point of the application buckets, as a `cron(...)` (AWS Backup takes cron only); the continuous backup starts with it.',
     ),
-    filesFull: scheduleExpression('cron(0 3 ? * SUN *)', 'Full copy of application buckets.'),
+    filesFull: scheduleExpression(
+      'cron(0 3 ? * SUN *)',
+      'Weekly (full) AWS Backup recovery point of the application buckets, as a `cron(...)`; the yearly one (1 January) is taken at its time of day.',
+    ),
     configSnapshot: scheduleExpression(
       'cron(0 3 ? * SUN *)',
       'Weekly configuration snapshot (also taken on every change).',
@@ -649,9 +656,27 @@ export const configSchema = z
       checkClass(db.dataClass, ['databases', i, 'dataClass']);
       checkClass(db.tenants?.dataClass, ['databases', i, 'tenants', 'dataClass']);
     });
+    const bucketNames = new Set<string>();
     config.buckets.forEach((bucket, i) => {
       checkClass(bucket.dataClass, ['buckets', i, 'dataClass']);
+      if (bucketNames.has(bucket.bucketName))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['buckets', i, 'bucketName'],
+          message: `expected a bucket listed once, "${bucket.bucketName}" is listed twice`,
+        });
+      bucketNames.add(bucket.bucketName);
     });
+    if (config.buckets.length)
+      for (const field of ['filesDifferential', 'filesFull'] as const) {
+        const value = config.schedules[field];
+        if (!value.startsWith('cron('))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['schedules', field],
+            message: `expected a cron expression like "cron(0 3 ? * SUN *)" (AWS Backup rules for the buckets take cron only), got "${value}"`,
+          });
+      }
     checkClass(config.configuration.dataClass, ['configuration', 'dataClass']);
     // The AWS Backup restore testing plan runs on the restore test's schedule, and takes cron only.
     if (

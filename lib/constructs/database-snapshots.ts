@@ -504,9 +504,13 @@ export function snapshotDatabasesOf(config: CofreConfig): SnapshotDatabase[] {
 
 /**
  * Vault Lock of both snapshot vaults from the configuration: its mode and grace, and the retention
- * bounds of the rules that write there (the shortest and the longest rule over every database).
+ * bounds of the rules that write there (the shortest and the longest rule over every database, and
+ * `otherRuleDays` of other plans that use the vaults).
  */
-export function snapshotVaultLockOf(config: CofreConfig): SnapshotVaultLock {
+export function snapshotVaultLockOf(
+  config: CofreConfig,
+  otherRuleDays: readonly number[] = [],
+): SnapshotVaultLock {
   const all = snapshotDatabasesOf(config).map((db) =>
     Object.values(
       snapshotRetentionDays({
@@ -517,7 +521,8 @@ export function snapshotVaultLockOf(config: CofreConfig): SnapshotVaultLock {
       }),
     ),
   );
-  const days = all.flat();
+  // Other plans that write into the same vaults (the application buckets') widen the bounds.
+  const days = [...all.flat(), ...otherRuleDays];
   return {
     mode: config.snapshots.vaultLock.mode,
     graceDays: config.snapshots.vaultLock.graceDays,

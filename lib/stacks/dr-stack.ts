@@ -3,6 +3,7 @@ import type { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { BackupVault } from '../constructs/backup-vault';
 import { addConfigSnapshotLifecycle } from '../constructs/config-snapshots';
+import { awsBucketsOf, bucketRetentionDaysOf } from '../constructs/bucket-backups';
 import { SnapshotVault, snapshotDatabasesOf, snapshotVaultLockOf } from '../constructs/database-snapshots';
 
 /** Properties of {@link CofreDrStack}. */
@@ -38,12 +39,13 @@ export class CofreDrStack extends Stack {
         days: props.config.retention.configSnapshotDays,
         classes: props.config.retention.classes,
       });
-    if (snapshotDatabasesOf(props.config).length > 0) {
+    if (snapshotDatabasesOf(props.config).length > 0 || awsBucketsOf(props.config).length > 0) {
       this.snapshotVault = new SnapshotVault(this, 'SnapshotVault', {
-        lock: snapshotVaultLockOf(props.config),
+        lock: snapshotVaultLockOf(props.config, bucketRetentionDaysOf(props.config)),
       });
       new CfnOutput(this, 'SnapshotVaultName', {
-        description: 'AWS Backup vault with the DR-region copies of the RDS/Aurora recovery points',
+        description:
+          'AWS Backup vault with the DR-region copies of the RDS/Aurora and application bucket recovery points',
         value: this.snapshotVault.vault.backupVaultName,
       });
     }

@@ -5,6 +5,7 @@ import { BackupHistory } from '../constructs/backup-history';
 import { BackupPipeline, PIPELINE_JOBS } from '../constructs/backup-pipeline';
 import { alertsPropsFromConfig, CofreAlerts } from '../constructs/alerts';
 import { BackupVault } from '../constructs/backup-vault';
+import { awsBucketsOf, BucketBackups, bucketRetentionDaysOf } from '../constructs/bucket-backups';
 import {
   DatabaseSnapshots,
   SnapshotVault,
@@ -41,6 +42,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly snapshots?: { readonly vault: SnapshotVault; readonly plans: DatabaseSnapshots };
   /** The monthly AWS Backup restore test of the RDS instances (when the config has any). */
   public readonly snapshotRestoreTests?: SnapshotRestoreTests;
+  /** AWS Backup of the application buckets (when the config has any). */
+  public readonly bucketBackups?: BucketBackups;
   /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
   public readonly configSnapshots?: ConfigSnapshots;
 
@@ -56,14 +59,34 @@ export class CofrePrimaryStack extends Stack {
     });
     this.history = new BackupHistory(this, 'History');
     const snapshotDatabases = snapshotDatabasesOf(props.config);
+    const buckets = awsBucketsOf(props.config);
+    const snapshotVault =
+      snapshotDatabases.length > 0 || buckets.length > 0
+        ? new SnapshotVault(this, 'SnapshotVault', {
+            lock: snapshotVaultLockOf(props.config, bucketRetentionDaysOf(props.config)),
+          })
+        : undefined;
+    if (snapshotVault && !props.drStack.snapshotVault)
+      throw new Error('CofrePrimary: the DR stack has no snapshot vault for the AWS Backup copies');
+    if (buckets.length > 0)
+      this.bucketBackups = new BucketBackups(this, 'BucketBackups', {
+        buckets,
+        vault: snapshotVault!,
+        drVault: props.drStack.snapshotVault!,
+        continuousDays: props.config.snapshots.continuousDays,
+        differentialSchedule: props.config.schedules.filesDifferential,
+        fullSchedule: props.config.schedules.filesFull,
+        differentialDays: props.config.retention.filesDifferentialDays,
+        fullWeeks: props.config.retention.filesFullWeeks,
+        timeZone: props.config.timeZone,
+        retention: props.config.retention,
+      });
     if (snapshotDatabases.length > 0) {
-      if (!props.drStack.snapshotVault)
-        throw new Error('CofrePrimary: the DR stack has no snapshot vault for the RDS/Aurora copies');
-      const vault = new SnapshotVault(this, 'SnapshotVault', { lock: snapshotVaultLockOf(props.config) });
+      const vault = snapshotVault!;
       const plans = new DatabaseSnapshots(this, 'Snapshots', {
         databases: snapshotDatabases,
         vault,
-        drVault: props.drStack.snapshotVault,
+        drVault: props.drStack.snapshotVault!,
         continuousDays: props.config.snapshots.continuousDays,
         snapshotDays: props.config.retention.rdsSnapshotDays,
         schedule: props.config.schedules.rdsSnapshot,
@@ -71,11 +94,18 @@ export class CofrePrimaryStack extends Stack {
         retention: props.config.retention,
       });
       this.snapshots = { vault, plans };
-      new CfnOutput(this, 'SnapshotVaultName', {
-        description: 'AWS Backup vault with the RDS/Aurora recovery points',
-        value: vault.vault.backupVaultName,
-      });
     }
+    if (this.bucketBackups)
+      new CfnOutput(this, 'BucketBackupRoleArn', {
+        description:
+          'Role AWS Backup backs up and restores the application buckets with (cofre files restore --role-arn)',
+        value: this.bucketBackups.role.roleArn,
+      });
+    if (snapshotVault)
+      new CfnOutput(this, 'SnapshotVaultName', {
+        description: 'AWS Backup vault with the RDS/Aurora and application bucket recovery points',
+        value: snapshotVault.vault.backupVaultName,
+      });
     this.alerts = new CofreAlerts(
       this,
       'Alerts',
@@ -84,6 +114,7 @@ export class CofrePrimaryStack extends Stack {
         history: this.history,
         replicaBucketName: props.drStack.vault.bucket.bucketName,
         ...(this.snapshots ? { snapshotResourceArns: this.snapshots.plans.resourceArns } : {}),
+        ...(this.bucketBackups ? { bucketArns: this.bucketBackups.bucketArns } : {}),
       }),
     );
     const restoreTested = this.snapshots

@@ -35,6 +35,7 @@ import { testKeys } from '../helpers/engine';
 import { loadTenantFixture, TENANT_MODEL, tenantChecksums } from '../helpers/tenant-fixture';
 import { discoverTenantPlan } from '../../core/tenants/plan';
 import { tempDir } from '../helpers/temp';
+import { reasonLine, recordFault } from '../helpers/fault-matrix';
 
 /** The bound the issue sets: a faulted run ends within 10 s. */
 const BOUND_MS = 10_000;
@@ -198,6 +199,21 @@ for (const engine of ['postgres', 'mysql'] as const) {
       }
       tenants = await createDatabase(engine, 'fault_tn');
       await loadTenantFixture(engine, tenants.url, { tenants: 6 });
+      // Tenant 5 gets ~300,000 more patients: its export lasts long enough to be hit mid-way.
+      if (engine === 'postgres')
+        await sql(
+          engine,
+          tenants.url,
+          `INSERT INTO patients (id, tenant_id, name, notes) SELECT 1000000 + g, 5, 'p' || g, repeat(md5(g::text), 3) FROM generate_series(1, 300000) g`,
+        );
+      else
+        await withMysqlConnection(tenants.url, async (c) => {
+          await c.query('SET SESSION max_recursive_iterations = 400000');
+          await c.query(
+            `INSERT INTO patients (tenant_id, name, notes) WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 300000)
+             SELECT 5, CONCAT('p', n), REPEAT(MD5(n), 3) FROM g`,
+          );
+        });
       dir = tempDir('faults');
       vaultUrl = `file://${dir}/vault`;
       vault = openVault(vaultUrl);
@@ -228,10 +244,21 @@ for (const engine of ['postgres', 'mysql'] as const) {
       const restoring = restoreBackup({ vault, backupId: fullId, keys, target: target.connection });
       restoring.catch(() => undefined);
       const id = await until('the loading session', () => loadingSession(engine, target.name));
+      const killedAt = Date.now();
       await killSession(engine, id);
       await expect(restoring).rejects.toThrow(/failed|terminat|lost|killed|gone away|connection/i);
+      const ms = Date.now() - killedAt;
       expect(Date.now() - started).toBeLessThan(30_000);
       expect(await databasesLike(engine, target.name)).toEqual([]);
+      recordFault({
+        engine,
+        fault: 'backend killed',
+        operation: 'full restore',
+        outcome: 'exit 1',
+        reason: firstLine(await restoring.catch((e: unknown) => e)),
+        ms,
+        leftovers: 'none (no target or temporary database)',
+      });
     }, 60_000);
 
     it('cancelled mid-restore (SIGTERM in the CLI): ends within 10 s, nothing kept', async () => {
@@ -249,8 +276,18 @@ for (const engine of ['postgres', 'mysql'] as const) {
       const abortedAt = Date.now();
       controller.abort('SIGTERM');
       await expect(restoring).rejects.toBeInstanceOf(CancelledError);
-      expect(Date.now() - abortedAt).toBeLessThan(BOUND_MS);
+      const ms = Date.now() - abortedAt;
+      expect(ms).toBeLessThan(BOUND_MS);
       expect(await databasesLike(engine, target.name)).toEqual([]);
+      recordFault({
+        engine,
+        fault: 'cancelled (abort signal, as SIGTERM)',
+        operation: 'full restore',
+        outcome: 'exit 1 (CancelledError)',
+        reason: firstLine(await restoring.catch((e: unknown) => e)),
+        ms,
+        leftovers: 'none (no target or temporary database)',
+      });
     }, 60_000);
 
     it('the cofre process ends within 10 s of SIGTERM mid-restore, exit 1, one line, nothing kept', async () => {
@@ -276,6 +313,15 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(stderr).not.toMatch(/\n\s+at /);
       expect(await databasesLike(engine, target.name)).toEqual([]);
       expect(await loadingSession(engine, target.name)).toBeUndefined();
+      recordFault({
+        engine,
+        fault: 'SIGTERM',
+        operation: 'full restore (cofre process)',
+        outcome: `exit ${code}`,
+        reason: reasonLine(stderr),
+        ms: Date.now() - sentAt,
+        leftovers: 'none (no database, no session, no tool process)',
+      });
     }, 90_000);
 
     it('a lock held by another session ends the tenant restore at --lock-timeout, rolled back', async () => {
@@ -287,18 +333,26 @@ for (const engine of ['postgres', 'mysql'] as const) {
           : await holdMysql(tenants.url, 'SELECT * FROM patients WHERE tenant_id = 3 FOR UPDATE');
       try {
         const started = Date.now();
-        await expect(
-          withRun({ lockTimeoutMs: 1500 }, () =>
-            restoreTenant({
-              vault,
-              backupId: tenantId,
-              keys,
-              target: parseDatabaseUrl(engine, tenants.url),
-              tenant: '3',
-            }),
-          ),
-        ).rejects.toThrow(/lock/i);
+        const timedOut = withRun({ lockTimeoutMs: 1500 }, () =>
+          restoreTenant({
+            vault,
+            backupId: tenantId,
+            keys,
+            target: parseDatabaseUrl(engine, tenants.url),
+            tenant: '3',
+          }),
+        );
+        await expect(timedOut).rejects.toThrow(/lock/i);
         expect(Date.now() - started).toBeLessThan(BOUND_MS);
+        recordFault({
+          engine,
+          fault: 'lock held by another session',
+          operation: 'tenant restore',
+          outcome: 'exit 1 (lock timeout); cancelled while waiting: exit 1 at once',
+          reason: firstLine(await timedOut.catch((e: unknown) => e)),
+          ms: Date.now() - started,
+          leftovers: "none (rolled back: the tenant's rows unchanged)",
+        });
         // Cancelled while waiting (default lock timeout 60 s): ends at once.
         const controller = new AbortController();
         const waiting = restoreTenant({
@@ -355,12 +409,21 @@ for (const engine of ['postgres', 'mysql'] as const) {
       });
       expect(next?.ok).toBe(true);
       expect(lines.join('\n')).toMatch(
-        /releasing the stale chain lock .*: its process \d+ on this host is gone/,
+        /taking over the stale chain lock .*: its process \d+ on this host is gone/,
       );
       expect(lines.join('\n')).toMatch(/removing .*\.partial-[0-9a-f]+: a temporary file/);
       expect(filesUnder(vaultDir).filter((f) => f.includes('.partial-') || f.endsWith('=lock.json'))).toEqual(
         [],
       );
+      recordFault({
+        engine,
+        fault: 'SIGKILL, then the next run',
+        operation: 'full backup',
+        outcome: 'killed; next backup exit 0',
+        reason: reasonLine(report.stderr),
+        ms: -1, // not a timed run: what the next run found
+        leftovers: 'temporary file and lock: reported by verify, removed by the next backup',
+      });
     }, 90_000);
 
     it('an artifact whose manifest was never written is reported, and removed by the next backup', async () => {
@@ -382,6 +445,15 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(next?.ok && next.manifest.previous).toBeNull();
       expect(lines.join('\n')).toMatch(/removing .*: an artifact without a manifest/);
       expect(filesUnder(path.join(vaultDir, ...first.folder.split('/')))).toEqual([]);
+      recordFault({
+        engine,
+        fault: 'killed between artifact and manifest',
+        operation: 'full backup',
+        outcome: 'next backup exit 0',
+        reason: reasonLine(report.stderr),
+        ms: -1, // not a timed run: what the next run found
+        leftovers: 'artifact without manifest: reported by verify, removed by the next backup',
+      });
     }, 90_000);
 
     it('SIGKILL mid-restore: the next restore into the same target finds what it left, says so and removes it', async () => {
@@ -418,6 +490,18 @@ for (const engine of ['postgres', 'mysql'] as const) {
         log: (l) => lines.push(l),
       });
       expect(report.rows).toBe(150_000);
+      recordFault({
+        engine,
+        fault: 'SIGKILL, then the next run',
+        operation: 'full restore',
+        outcome: 'killed; next restore exit 0',
+        reason: lines.find((l) => l.startsWith('dropping')) ?? '',
+        ms: -1, // not a timed run: what the next run found
+        leftovers:
+          engine === 'postgres'
+            ? 'temporary database: dropped by the next restore once older than the abandon age'
+            : 'target with the in-progress marker: dropped by the next restore',
+      });
       expect(lines.join('\n')).toMatch(
         /dropping ".*": (the temporary database of an earlier restore|an earlier restore into it did not finish)/,
       );
@@ -453,6 +537,15 @@ for (const engine of ['postgres', 'mysql'] as const) {
           expect(r.stderr.split('\n').filter((l) => l.startsWith('cofre:'))).toHaveLength(1);
           expect(r.stderr).toMatch(/is damaged|SHA-256/);
           expect(await databasesLike(engine, target.name)).toEqual([]);
+          recordFault({
+            engine,
+            fault: `byte flipped (${at === 0.01 ? 'start' : at === 0.5 ? 'middle' : 'end'})`,
+            operation: 'full restore',
+            outcome: `exit ${r.code}`,
+            reason: reasonLine(r.stderr),
+            ms: Date.now() - started,
+            leftovers: 'none (no database)',
+          });
         }
       } finally {
         writeFileSync(file, original);
@@ -476,6 +569,15 @@ for (const engine of ['postgres', 'mysql'] as const) {
       controller.abort('SIGTERM');
       await expect(restoring).rejects.toBeInstanceOf(CancelledError);
       expect(Date.now() - abortedAt).toBeLessThan(BOUND_MS);
+      recordFault({
+        engine,
+        fault: 'cancelled (abort signal, as SIGTERM)',
+        operation: '--into-table',
+        outcome: 'exit 1 (CancelledError)',
+        reason: firstLine(await restoring.catch((e: unknown) => e)),
+        ms: Date.now() - abortedAt,
+        leftovers: 'none (the new table dropped)',
+      });
       const tables =
         engine === 'postgres'
           ? await sql(engine, source.url, "SELECT 1 FROM pg_class WHERE relname = 'big_cmp'")
@@ -508,6 +610,15 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(Date.now() - started).toBeLessThan(BOUND_MS);
       const [count] = await sql(engine, source.url, 'SELECT count(*) AS n FROM big');
       expect(Number(count!.n)).toBe(150_000);
+      recordFault({
+        engine,
+        fault: 'backend killed',
+        operation: 'table restore (--table --force)',
+        outcome: 'exit 1',
+        reason: firstLine(await restoring.catch((e: unknown) => e)),
+        ms: Date.now() - started,
+        leftovers: 'none (rolled back: the table keeps its rows)',
+      });
     }, 60_000);
 
     it('SIGTERM mid-backup: the cofre process ends within 10 s, exit 1, nothing in the vault', async () => {
@@ -535,6 +646,15 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(code).toBe(1);
       expect(stderr).not.toMatch(/\n\s+at /);
       expect(filesUnder(vaultDir)).toEqual([]);
+      recordFault({
+        engine,
+        fault: 'SIGTERM',
+        operation: 'full backup (cofre process)',
+        outcome: `exit ${code}`,
+        reason: reasonLine(stderr),
+        ms: Date.now() - sentAt,
+        leftovers: 'none (no artifact, temporary file or lock)',
+      });
     }, 90_000);
 
     it('the dump tool killed mid-backup: the backup fails (exit 1), nothing in the vault', async () => {
@@ -546,8 +666,18 @@ for (const engine of ['postgres', 'mysql'] as const) {
       });
       const tool = engine === 'postgres' ? 'pg_dump' : 'mysqldump';
       const pid = await until(`the running ${tool}`, () => Promise.resolve(descendant(tool)), 60_000);
+      const killedAt = Date.now();
       process.kill(pid, 'SIGKILL');
       const [outcome] = await backing;
+      recordFault({
+        engine,
+        fault: 'tool killed',
+        operation: 'full backup',
+        outcome: `exit ${outcome?.ok === false ? outcome.exitCode : 0}`,
+        reason: outcome?.ok === false ? outcome.error : '',
+        ms: Date.now() - killedAt,
+        leftovers: 'none (no artifact, temporary file or lock)',
+      });
       expect(outcome?.ok).toBe(false);
       expect(outcome?.ok === false && outcome.exitCode).toBe(1);
       // MySQL's dump runs under a sh wrapper, which reports the kill as exit code 137.
@@ -573,7 +703,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
           runTenantBackup({
             connection: parseDatabaseUrl(engine, tenants.url),
             model: TENANT_MODEL,
-            tenants: ['3'],
+            tenants: ['5'], // the big tenant: the two runs surely overlap
             vault: v,
             keys,
           }),
@@ -583,6 +713,19 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(outcomes.map((o) => o.ok).sort()).toEqual([false, true]);
       for (const o of outcomes)
         if (!o.ok) expect(o.error).toMatch(/another backup of tenants\/.* is running/);
+      for (const [operation, o] of [
+        ['full backup', full.flat().find((x) => !x.ok)],
+        ['tenant backup', outcomes.find((x) => !x.ok)],
+      ] as const)
+        recordFault({
+          engine,
+          fault: 'concurrent run (same chain)',
+          operation,
+          outcome: `exit ${o?.ok === false ? o.exitCode : 0} for the second; the first exit 0`,
+          reason: o?.ok === false ? o.error : '',
+          ms: -1, // not a timed run: what the next run found
+          leftovers: 'none (the second wrote nothing)',
+        });
       expect((await readCatalog(v)).length).toBe(2);
     }, 90_000);
 
@@ -621,13 +764,296 @@ for (const engine of ['postgres', 'mysql'] as const) {
               .filter((l) => l.startsWith('cofre:')),
           ).toHaveLength(1);
           expect(r.stderr).not.toMatch(/\n\s+at |Unhandled/);
+          recordFault({
+            engine,
+            fault: `byte flipped (at ${Math.round(at * 100)} %)`,
+            operation: 'tenant restore',
+            outcome: `exit ${r.code}`,
+            reason: reasonLine(r.stderr),
+            ms: Date.now() - started,
+            leftovers: "none (rolled back: the tenant's rows unchanged)",
+          });
         }
       } finally {
         writeFileSync(file, original);
       }
       expect(await tenantChecksums(engine, tenants.url, plan.tables, '3')).toEqual(before);
     }, 90_000);
+
+    it('tenant backup with its database session killed mid-export: fails within 10 s, exit 1, nothing in the vault', async () => {
+      // A tenant backup runs no dump tool (it reads through its own session): "tool killed" is this.
+      const vaultDir = path.join(dir, 'tenant-session');
+      const backing = runTenantBackup({
+        connection: parseDatabaseUrl(engine, tenants.url),
+        model: TENANT_MODEL,
+        tenants: ['5'],
+        vault: openVault(`file://${vaultDir}`),
+        keys,
+      });
+      const id = await until('the exporting session', () => exportingSession(engine, tenants.name));
+      const killedAt = Date.now();
+      await killSession(engine, id);
+      const [outcome] = await backing;
+      const ms = Date.now() - killedAt;
+      expect(ms).toBeLessThan(BOUND_MS);
+      expect(outcome?.ok).toBe(false);
+      const error = outcome?.ok === false ? outcome.error : '';
+      expect(outcome?.ok === false && outcome.exitCode).toBe(1);
+      expect(error).not.toContain('\n');
+      // The session's own reason, not the "premature close" of the pipe after it.
+      expect(error).toMatch(
+        /^exporting tenant "5" of ".*" failed: (terminating connection|the MySQL server closed the connection)/,
+      );
+      expect(filesUnder(vaultDir)).toEqual([]);
+      await until('the export session to end', async () =>
+        (await exportingSession(engine, tenants.name)) === undefined ? true : undefined,
+      );
+      recordFault({
+        engine,
+        fault: 'backend killed',
+        operation: 'tenant backup',
+        outcome: 'exit 1',
+        reason: `FAILED tenant 5: ${error}`,
+        ms,
+        leftovers: 'none (no artifact, temporary file, lock or session)',
+      });
+    }, 90_000);
+
+    it('--table --force behind a lock held by another session: ends at --lock-timeout (or at once when cancelled), table unchanged', async () => {
+      await until('no earlier loading session', async () =>
+        (await loadingSession(engine, source.name)) === undefined ? true : undefined,
+      );
+      const tablesBefore = await tableNames(engine, source.url);
+      const holder =
+        engine === 'postgres'
+          ? await holdPostgres(source.url, 'LOCK TABLE big IN SHARE MODE')
+          : await holdMysql(source.url, 'SELECT * FROM big WHERE id = 1 FOR UPDATE');
+      let reason: string;
+      let ms: number;
+      try {
+        const started = Date.now();
+        const failed = await withRun({ lockTimeoutMs: 1500 }, () =>
+          restoreBackup({
+            vault,
+            backupId: fullId,
+            keys,
+            target: parseDatabaseUrl(engine, source.url),
+            table: 'big',
+            force: true,
+          }),
+        ).catch((e: unknown) => e as Error);
+        ms = Date.now() - started;
+        expect(failed).toBeInstanceOf(Error);
+        reason = (failed as Error).message;
+        expect(reason).toMatch(/lock/i);
+        expect(ms).toBeLessThan(BOUND_MS);
+        const controller = new AbortController();
+        const waiting = restoreBackup({
+          vault,
+          backupId: fullId,
+          keys,
+          target: parseDatabaseUrl(engine, source.url),
+          table: 'big',
+          force: true,
+          signal: controller.signal,
+        });
+        waiting.catch(() => undefined);
+        await new Promise((r) => setTimeout(r, 1500));
+        const abortedAt = Date.now();
+        controller.abort('SIGTERM');
+        await expect(waiting).rejects.toBeInstanceOf(CancelledError);
+        expect(Date.now() - abortedAt).toBeLessThan(BOUND_MS);
+      } finally {
+        await holder.release();
+      }
+      const [count] = await sql(engine, source.url, 'SELECT count(*) AS n FROM big');
+      expect(Number(count!.n)).toBe(150_000);
+      expect(await tableNames(engine, source.url)).toEqual(tablesBefore);
+      recordFault({
+        engine,
+        fault: 'lock held by another session',
+        operation: 'table restore (--table --force)',
+        outcome: 'exit 1 (lock timeout); cancelled while waiting: exit 1 at once',
+        reason,
+        ms,
+        leftovers: 'none (table unchanged, rolled back, no extra table)',
+      });
+    }, 90_000);
+
+    it('a byte flipped in the middle of a full backup: --table restore is exit 3, one line, table unchanged', async () => {
+      const entry = await findBackup(vault, fullId);
+      const file = path.join(dir, 'vault', entry.folder, entry.manifest!.artifacts[0]!.name);
+      const original = readFileSync(file);
+      const tablesBefore = await tableNames(engine, source.url);
+      try {
+        const bad = Buffer.from(original);
+        const i = Math.floor(bad.length * 0.5);
+        bad[i] = bad[i]! ^ 0x01;
+        chmodSync(file, 0o600);
+        writeFileSync(file, bad);
+        const started = Date.now();
+        const r = await cofre([
+          'restore',
+          '--vault',
+          vaultUrl,
+          '--backup',
+          fullId,
+          '--target-url',
+          source.url,
+          '--key-file',
+          keyFile,
+          '--table',
+          'big',
+          '--force',
+        ]);
+        const ms = Date.now() - started;
+        expect(r.code).toBe(3);
+        expect(ms).toBeLessThan(30_000);
+        const lines = r.stderr.split('\n').filter((l) => l.startsWith('cofre:'));
+        expect(lines).toHaveLength(1);
+        expect(r.stderr).not.toMatch(/\n\s+at |Unhandled/);
+        recordFault({
+          engine,
+          fault: 'byte flipped (middle)',
+          operation: 'table restore (--table --force)',
+          outcome: `exit ${r.code}`,
+          reason: lines[0]!,
+          ms,
+          leftovers: 'none (table unchanged, no extra table)',
+        });
+      } finally {
+        writeFileSync(file, original);
+      }
+      const [count] = await sql(engine, source.url, 'SELECT count(*) AS n FROM big');
+      expect(Number(count!.n)).toBe(150_000);
+      expect(await tableNames(engine, source.url)).toEqual(tablesBefore);
+    }, 90_000);
+
+    it.runIf(engine === 'mysql')(
+      'restore --force behind a metadata lock held by another session: ends at --lock-timeout, target unchanged',
+      async () => {
+        const target = newTarget('fault_mdl');
+        await sql(engine, MYSQL_ADMIN_URL, `CREATE DATABASE \`${target.name}\``);
+        await sql(engine, target.url, 'CREATE TABLE keep (id INT PRIMARY KEY)');
+        await sql(engine, target.url, 'INSERT INTO keep VALUES (1), (2), (3)');
+        // A table before the locked one (DROP DATABASE must not drop it and then stop).
+        await sql(engine, target.url, 'CREATE TABLE a_first (id INT PRIMARY KEY)');
+        const holder = await holdMysql(target.url, 'SELECT * FROM keep');
+        const started = Date.now();
+        let failed: unknown;
+        try {
+          failed = await withRun({ lockTimeoutMs: 1500 }, () =>
+            restoreBackup({ vault, backupId: fullId, keys, target: target.connection, force: true }),
+          ).catch((e: unknown) => e);
+        } finally {
+          await holder.release();
+        }
+        const ms = Date.now() - started;
+        expect(failed).toBeInstanceOf(Error);
+        expect((failed as Error).message).toMatch(
+          /^--force: could not drop ".*", nothing was changed: Lock wait timeout exceeded.*another session holds a lock/,
+        );
+        expect(ms).toBeLessThan(BOUND_MS + 5_000); // the whole artifact is checked before the drop
+        expect(await tableNames(engine, target.url)).toEqual(['a_first', 'keep']);
+        recordFault({
+          engine,
+          fault: 'lock held by another session (metadata lock)',
+          operation: 'full restore --force',
+          outcome: 'exit 1',
+          reason: firstLine(failed),
+          ms,
+          leftovers: 'none (the target unchanged)',
+        });
+      },
+      60_000,
+    );
+
+    it('restoring to a URL of the other engine names the backup’s engine (exit 2), nothing made', async () => {
+      const other = engine === 'postgres' ? 'mysql' : 'postgres';
+      const target = uniqueDatabaseName('fault_engine');
+      const r = await cofre([
+        'restore',
+        '--vault',
+        vaultUrl,
+        '--backup',
+        fullId,
+        '--target-url',
+        urlFor(other, target),
+        '--key-file',
+        keyFile,
+      ]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^cofre: --target-url: backup ${fullId} is a ${engine} backup, the target URL is ${other} `,
+          'm',
+        ),
+      );
+      expect(r.stderr).not.toMatch(/--engine/);
+      expect(await databasesLike(other, target)).toEqual([]);
+    });
+
+    it('list says "missing" for a backup whose artifact is gone, never "ok"', async () => {
+      const vaultDir = path.join(dir, 'missing-artifact');
+      const v = openVault(`file://${vaultDir}`);
+      const [t] = await runTenantBackup({
+        connection: parseDatabaseUrl(engine, tenants.url),
+        model: TENANT_MODEL,
+        tenants: ['2'],
+        vault: v,
+        keys,
+      });
+      if (!t?.ok) throw new Error('tenant backup failed');
+      rmSync(path.join(vaultDir, ...t.folder.split('/'), t.manifest.artifacts[0]!.name), { force: true });
+      const listed = await cofre(['list', '--vault', `file://${vaultDir}`, '--json']);
+      const rows = (JSON.parse(listed.stdout) as { backups: { backupId: string; status: string }[] }).backups;
+      expect(rows.find((b) => b.backupId === t.manifest.backupId)?.status).toBe('missing');
+      const table = await cofre(['list', '--vault', `file://${vaultDir}`]);
+      expect(table.stdout + table.stderr).toMatch(new RegExp(`${t.manifest.backupId}.*missing`));
+      expect(table.stdout + table.stderr).not.toMatch(new RegExp(`${t.manifest.backupId}.*\\bok\\b`));
+    });
   });
+}
+
+/** The first line of a thrown error's message. */
+function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0]!;
+}
+
+/** The session exporting a tenant's rows from `database` (PostgreSQL COPY out, MySQL streamed SELECT). */
+async function exportingSession(engine: Engine, database: string): Promise<number | undefined> {
+  const rows =
+    engine === 'postgres'
+      ? await sql(
+          engine,
+          PG_ADMIN_URL,
+          `SELECT pid AS id FROM pg_stat_activity WHERE datname = $1 AND state = 'active' AND query ILIKE 'COPY (%'`,
+          [database],
+        )
+      : await sql(
+          engine,
+          MYSQL_ADMIN_URL,
+          `SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT%patients%' AND ID <> CONNECTION_ID()`,
+          [database],
+        );
+  return rows.length ? Number(rows[0]!.id) : undefined;
+}
+
+/** The tables of the database at `url`, sorted. */
+async function tableNames(engine: Engine, url: string): Promise<string[]> {
+  const rows =
+    engine === 'postgres'
+      ? await sql(
+          engine,
+          url,
+          "SELECT relname AS n FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace",
+        )
+      : await sql(
+          engine,
+          url,
+          'SELECT TABLE_NAME AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()',
+        );
+  return rows.map((r) => String(r.n)).sort();
 }
 
 interface Holder {

@@ -249,6 +249,12 @@ describe('the ECS cluster', () => {
 const DATA_ACTION =
   /^(s3|dynamodb|kms|secretsmanager|lambda:Invoke|ecs:RunTask|iam:PassRole|states:StartExecution|sqs:SendMessage)/;
 
+/**
+ * Actions that return names, not data, and take no resource: s3:ListAllMyBuckets is in AWS's
+ * AWSBackupServiceRolePolicyForS3Backup, which the bucket backup role narrows (lib/constructs/bucket-backups.ts).
+ */
+const NAMES_ONLY = ['s3:ListAllMyBuckets'];
+
 describe('every IAM policy of the primary stack', () => {
   const policies = () =>
     Object.entries(byDefault.resources).flatMap(([logicalId, r]) => {
@@ -285,7 +291,7 @@ describe('every IAM policy of the primary stack', () => {
             (s.Resource === '*' || (Array.isArray(s.Resource) && s.Resource.includes('*'))),
         )
         .flatMap(actionsOf)
-        .filter((a) => DATA_ACTION.test(a))
+        .filter((a) => DATA_ACTION.test(a) && !NAMES_ONLY.includes(a))
         .map((a) => `${logicalId}: ${a}`),
     );
     expect(onStar).toEqual([]);

@@ -231,7 +231,8 @@ describe('watching AWS Backup (non-default configuration: RPO 30 min)', () => {
     expect(rule.EventPattern).toEqual({
       source: ['aws.backup'],
       'detail-type': ['Backup Job State Change', 'Copy Job State Change', 'Restore Job State Change'],
-      detail: { resourceType: ['RDS', 'Aurora'] },
+      // S3: the example configuration's documents bucket is under AWS Backup too (test/lib/bucket-backups.test.ts).
+      detail: { resourceType: ['RDS', 'Aurora', 'S3'] },
     });
     const targets = rule.Targets as { Arn: unknown; DeadLetterConfig: unknown; RetryPolicy: unknown }[];
     expect(targets).toHaveLength(1);
@@ -250,6 +251,7 @@ describe('watching AWS Backup (non-default configuration: RPO 30 min)', () => {
         database: 'ledger-aurora',
         resourceArn: 'arn:aws:rds:sa-east-1:111111111111:cluster:ledger-aurora-cluster',
       },
+      { database: 's3:app-prod-documents', resourceArn: 'arn:aws:s3:::app-prod-documents' },
     ]);
     expect(env.COFRE_TOPIC_ARN).toEqual({ Ref: logicalIdOf(alerts.topic) });
   });
@@ -469,11 +471,12 @@ describe('synth-time validation', () => {
   });
 });
 
-describe('a configuration without RDS databases', () => {
+describe('a configuration without RDS databases (or application buckets)', () => {
   it('creates no snapshot vault or plan', () => {
     const { primary, dr } = buildTestApp((c) => ({
       ...c,
       databases: c.databases!.filter((db) => db.host !== undefined),
+      buckets: [],
     }));
     expect(primary.snapshots).toBeUndefined();
     expect(dr.snapshotVault).toBeUndefined();

@@ -133,6 +133,22 @@ export function databaseAlarms(props: CofreAlertsProps, limits: AlarmLimits): Al
       treatMissingData: TreatMissingData.BREACHING,
     });
   }
+  // Application buckets under AWS Backup: age of the last completed periodic recovery point.
+  for (const bucket of props.backupBuckets ?? [])
+    specs.push({
+      id: `${pascal(bucket.bucketName)}FilesBackupStale`,
+      severity: 'critical',
+      description: `${bucket.bucketName}: no completed AWS Backup recovery point of the bucket for more than ${snapshotMaxAgeHours} h (or the freshness check stopped)`,
+      metric: cofreMetric(
+        'HoursSinceLastGoodFilesBackup',
+        { Bucket: bucket.bucketName },
+        'Maximum',
+        Duration.hours(1),
+      ),
+      threshold: snapshotMaxAgeHours,
+      evaluationPeriods: 2,
+      treatMissingData: TreatMissingData.BREACHING,
+    });
   return specs;
 }
 

@@ -122,6 +122,12 @@ export function createAlertFunctions(
             COFRE_SNAPSHOT_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
           }
         : {}),
+      ...(props.backupBuckets?.length
+        ? {
+            COFRE_FILES_BUCKETS: JSON.stringify(props.backupBuckets.map((b) => b.bucketName)),
+            COFRE_FILES_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
+          }
+        : {}),
     },
   });
   props.history.grantReadHistory(freshness.function);
@@ -133,30 +139,43 @@ export function createAlertFunctions(
         resources: rdsDatabases.map((d) => d.rds!.resourceArn),
       }),
     );
-    // AWS Backup job events (backup, copy to the DR vault, restore) of RDS and Aurora → record + notify.
+  }
+  const awsBackupResources = [
+    ...rdsDatabases.map((d) => ({ database: d.id, resourceArn: d.rds!.resourceArn })),
+    ...(props.backupBuckets ?? []).map((b) => ({
+      database: `s3:${b.bucketName}`,
+      resourceArn: b.resourceArn,
+    })),
+  ];
+  if (awsBackupResources.length) {
+    // AWS Backup job events (backup, copy to the DR vault, restore) of RDS, Aurora and S3 → record + notify.
     const fn = new CofreFunction(alerts, 'BackupEvents', {
       entry: path.join(LAMBDAS, 'backup-events', 'index.ts'),
-      description: 'Cofre: records AWS Backup job events of the RDS/Aurora databases and reports ended jobs',
+      description:
+        'Cofre: records AWS Backup job events of the RDS/Aurora databases and application buckets and reports ended jobs',
       encryptionKey: alerts.key,
       asyncInvocation: true,
       environment: {
         COFRE_HISTORY_TABLE: props.history.table.tableName,
         COFRE_TOPIC_ARN: alerts.topic.topicArn,
         COFRE_NOTIFY_ON_SUCCESS: String(props.notifyOnSuccess ?? false),
-        COFRE_SNAPSHOT_DATABASES: JSON.stringify(
-          rdsDatabases.map((d) => ({ database: d.id, resourceArn: d.rds!.resourceArn })),
-        ),
+        COFRE_SNAPSHOT_DATABASES: JSON.stringify(awsBackupResources),
       },
     });
     props.history.grantRecord(fn.function);
     alerts.topic.grantPublish(fn.function);
     backupEvents = fn;
     backupEventsRule = new Rule(alerts, 'BackupEventsRule', {
-      description: 'Cofre: AWS Backup job state changes of RDS and Aurora (backup, copy, restore)',
+      description: 'Cofre: AWS Backup job state changes of RDS, Aurora and S3 (backup, copy, restore)',
       eventPattern: {
         source: ['aws.backup'],
         detailType: [...BACKUP_EVENT_TYPES],
-        detail: { resourceType: ['RDS', 'Aurora'] },
+        detail: {
+          resourceType: [
+            ...(rdsDatabases.length ? ['RDS', 'Aurora'] : []),
+            ...(props.backupBuckets?.length ? ['S3'] : []),
+          ],
+        },
       },
       targets: [
         new LambdaFunction(fn.function, {

@@ -84,6 +84,11 @@ export interface CofreAlertsProps {
   readonly notifyOnSuccess?: boolean;
   /** The databases to watch. */
   readonly databases: readonly AlertedDatabase[];
+  /**
+   * Application buckets AWS Backup protects: their job events are recorded (database `s3:<bucket>`) and alert.
+   * @default - none
+   */
+  readonly backupBuckets?: readonly { readonly bucketName: string; readonly resourceArn: string }[];
   /** The vault: size by storage class, replication metrics, runbook lines. */
   readonly vault: BackupVault;
   /**
@@ -422,9 +427,11 @@ export function alertsPropsFromConfig(
     replicaBucketName?: string;
     /** ARN of each database AWS Backup protects (`DatabaseSnapshots.resourceArns`), by database id. */
     snapshotResourceArns?: ReadonlyMap<string, string>;
+    /** ARN of each application bucket AWS Backup protects (`BucketBackups.bucketArns`), by name. */
+    bucketArns?: ReadonlyMap<string, string>;
   },
 ): CofreAlertsProps {
-  const { snapshotResourceArns: _arns, ...constructs } = resources;
+  const { snapshotResourceArns: _arns, bucketArns, ...constructs } = resources;
   return {
     emails: config.alerts.emails,
     pagerDutyRoutingKeySecretArn: config.alerts.pagerDutyRoutingKeySecretArn,
@@ -442,6 +449,9 @@ export function alertsPropsFromConfig(
           }
         : {}),
     })),
+    ...(bucketArns?.size
+      ? { backupBuckets: [...bucketArns].map(([bucketName, resourceArn]) => ({ bucketName, resourceArn })) }
+      : {}),
     rpoMinutes: config.snapshots.rpoMinutes,
     ...constructs,
     maxDurationMinutes: config.thresholds.maxDurationMinutes,

@@ -67,7 +67,10 @@ describePostgres('the hash chain cannot be forked or fooled', () => {
     const outcomes = runs.flat();
     expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
     for (const o of outcomes)
-      if (!o.ok) expect(o.error).toMatch(/another backup of full\/.+ is running .* wrote nothing/);
+      if (!o.ok)
+        expect(o.error).toMatch(
+          /another backup of full\/.+ is running: .* held by process \d+ on .* wrote nothing/,
+        );
     expect(await readCatalog(vault)).toHaveLength(1);
     expect(await vault.partials()).toEqual([]);
     // The lock is gone after the run: the next backup chains to the first.
@@ -88,7 +91,7 @@ describePostgres('the hash chain cannot be forked or fooled', () => {
     const lines: string[] = [];
     ok((await backup(vault, (l) => lines.push(l)))[0]);
     expect(lines.join('\n')).toMatch(
-      new RegExp(`releasing the stale chain lock .*: its process ${dead} on this host is gone`),
+      new RegExp(`taking over the stale chain lock .*: its process ${dead} on this host is gone`),
     );
     // A live lock (this very process, on this host) is respected.
     writeFileSync(

@@ -19,7 +19,8 @@ function listingVault(): { vault: Vault; listed: string[] } {
     stat: (k) => inner.stat(k),
     createExclusive: (k, b) => inner.createExclusive(k, b),
     remove: (k) => inner.remove(k),
-    release: (k) => inner.release(k),
+    replaceExclusive: (k, e, b) => inner.replaceExclusive(k, e, b),
+    release: (k, e) => inner.release(k, e),
     list: (prefix) => {
       listed.push(prefix);
       return inner.list(prefix);

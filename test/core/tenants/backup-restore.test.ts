@@ -310,7 +310,8 @@ for (const engine of ['postgres', 'mysql'] as const) {
         stat: (k) => vault.stat(k),
         createExclusive: (k, b) => vault.createExclusive(k, b),
         remove: (k) => vault.remove(k),
-        release: (k) => vault.release(k),
+        replaceExclusive: (k, e, b) => vault.replaceExclusive(k, e, b),
+        release: (k, e) => vault.release(k, e),
         write: (key, body, o) => {
           if (key.includes('/13/')) {
             body.destroy();

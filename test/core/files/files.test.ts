@@ -20,15 +20,15 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { beforeAll, expect, it } from 'vitest';
-import { latestRun, readCatalogue, runIds, runsPrefix } from '../../core/files/catalogue';
-import { listFileVersions, restoreFiles } from '../../core/files/restore';
-import { syncBucket, type FilesSource } from '../../core/files/sync';
-import { openFilesVault, type FilesVault } from '../../core/files/vault';
+import { latestRun, readCatalogue, runIds, runsPrefix } from '../../../core/files/catalogue';
+import { listFileVersions, restoreFiles } from '../../../core/files/restore';
+import { syncBucket, type FilesSource } from '../../../core/files/sync';
+import { openFilesVault, type FilesVault } from '../../../core/files/vault';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { Readable } from 'node:stream';
-import { DynamoHistoryStore } from '../../core/history/store';
-import { filesRestoreTestRecord, testFilesRestore } from '../../core/files/restore-test';
-import { tempDir } from '../helpers/cli';
+import { DynamoHistoryStore } from '../../../core/history/store';
+import { filesRestoreTestRecord, testFilesRestore } from '../../../core/files/restore-test';
+import { tempDir } from '../../helpers/cli';
 import {
   clientConfig,
   createHistoryTable,
@@ -39,7 +39,7 @@ import {
   REGION,
   s3Client,
   uniqueName,
-} from '../helpers/local-aws';
+} from '../../helpers/local-aws';
 
 type State = Map<string, string>;
 const DAY = 86_400_000;

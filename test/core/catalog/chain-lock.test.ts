@@ -8,22 +8,22 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withChainLock } from '../../core/catalog/catalog';
-import { CHAIN_LOCK_NAME, chainPrefix } from '../../core/catalog/keys';
-import { heartbeatMs, parseChainLock } from '../../core/catalog/chain-lock';
-import { CancelledError } from '../../core/util/errors';
-import { currentRun } from '../../core/util/run-context';
-import { FileVault, S3Vault, type Vault } from '../../core/vault';
-import { cofre, tempDir } from '../helpers/cli';
+import { withChainLock } from '../../../core/catalog/catalog';
+import { CHAIN_LOCK_NAME, chainPrefix } from '../../../core/catalog/keys';
+import { heartbeatMs, parseChainLock } from '../../../core/catalog/chain-lock';
+import { CancelledError } from '../../../core/util/errors';
+import { currentRun } from '../../../core/util/run-context';
+import { FileVault, S3Vault, type Vault } from '../../../core/vault';
+import { cofre, tempDir } from '../../helpers/cli';
 import {
   createDatabase,
   describeDatabase,
   withPostgresClient,
   type TestDatabase,
-} from '../helpers/databases';
-import { testKeys } from '../helpers/engine';
-import { recordFault } from '../helpers/fault-matrix';
-import { createVaultBucket, describeLocalAws, localAws } from '../helpers/local-aws';
+} from '../../helpers/databases';
+import { testKeys } from '../../helpers/engine';
+import { recordFault } from '../../helpers/fault-matrix';
+import { createVaultBucket, describeLocalAws, localAws } from '../../helpers/local-aws';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -5,19 +5,19 @@
  * is found and reported as a leftover by the next backup (and verify), never chained to.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup } from '../../core/backup/backup';
-import { findLeftovers, readCatalog } from '../../core/catalog/catalog';
-import { parseDatabaseUrl } from '../../core/sources/connection';
-import { S3Vault, type Vault } from '../../core/vault';
+import { runBackup } from '../../../core/backup/backup';
+import { findLeftovers, readCatalog } from '../../../core/catalog/catalog';
+import { parseDatabaseUrl } from '../../../core/sources/connection';
+import { S3Vault, type Vault } from '../../../core/vault';
 import {
   createDatabase,
   describeDatabase,
   withPostgresClient,
   type TestDatabase,
-} from '../helpers/databases';
-import { testKeys } from '../helpers/engine';
-import { recordFault } from '../helpers/fault-matrix';
-import { createVaultBucket, describeLocalAws, localAws } from '../helpers/local-aws';
+} from '../../helpers/databases';
+import { testKeys } from '../../helpers/engine';
+import { recordFault } from '../../helpers/fault-matrix';
+import { createVaultBucket, describeLocalAws, localAws } from '../../helpers/local-aws';
 
 describeLocalAws('a manifest that cannot be written to S3', () => {
   describeDatabase('postgres', 'backup', () => {

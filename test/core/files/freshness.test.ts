@@ -5,9 +5,9 @@
  * data breaches).
  */
 import { describe, expect, it } from 'vitest';
-import { checkFilesFreshness } from '../../core/alerts/freshness';
-import { FileHistoryStore } from '../../core/history/store';
-import { tempDir } from '../helpers/cli';
+import { checkFilesFreshness } from '../../../core/alerts/freshness';
+import { FileHistoryStore } from '../../../core/history/store';
+import { tempDir } from '../../helpers/cli';
 
 describe('files backup freshness', () => {
   it('publishes the hours since the last good recovery point per bucket, and nothing for a bucket with only failures', async () => {

@@ -13,9 +13,9 @@ import {
 } from '@aws-sdk/client-backup';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { backupJobRun, parseBackupJobEvent } from '../../core/alerts/backup-events';
-import { UsageError } from '../../core/util/errors';
-import { itemBatches, restoreAwsBucket } from '../../core/files/aws-restore';
+import { backupJobRun, parseBackupJobEvent } from '../../../core/alerts/backup-events';
+import { UsageError } from '../../../core/util/errors';
+import { itemBatches, restoreAwsBucket } from '../../../core/files/aws-restore';
 
 const VAULT = 'CofreSnapshotVault';
 const ROLE = 'arn:aws:iam::111111111111:role/cofre-bucket-backup';

@@ -30,6 +30,8 @@ import {
   type StepHistory,
   type VerifyEvent,
 } from './steps';
+import { recordRestore, type RestoreRecordEvent } from './restore-record';
+import { validateRestore, type RestoreDatabase, type ValidateRestoreEvent } from './restore-validate';
 import { parseTaskCommand, readsBackups, runTaskCommand } from './task';
 
 /**
@@ -59,6 +61,8 @@ export const LOCAL_SUBSTITUTIONS: Readonly<Record<string, string>> = {
   ListTenantsFunctionArn: localFunction('list-tenants'),
   ListBackupsFunctionArn: localFunction('list-backups'),
   NotifyFunctionArn: localFunction('notify'),
+  RestoreValidateFunctionArn: localFunction('restore-validate'),
+  RestoreRecordFunctionArn: localFunction('restore-record'),
   ClusterArn: `arn:aws:ecs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:cluster/cofre-local`,
   ContainerName: 'dump-runner',
 };
@@ -114,6 +118,8 @@ export interface LocalPipelineOptions {
   /** The connection (credentials resolved) to the job's database: the local stand-in for COFRE_DB_SECRET. */
   connect(job: ContainerJob): Promise<Connection>;
   readonly listTenants?: (connection: Connection, model: TenantModel) => Promise<string[]>;
+  /** The databases the console restore may restore (COFRE_RESTORE_DATABASES of restore-validate). */
+  readonly restoreDatabases?: readonly RestoreDatabase[];
   /** Where notifications go (default: the log). */
   readonly publish?: (message: AlertMessage) => Promise<void>;
   readonly notifyOnSuccess?: boolean;
@@ -196,6 +202,15 @@ export async function runLocalJob(
       }),
     [LOCAL_SUBSTITUTIONS.ListBackupsFunctionArn!]: (p) =>
       listBackupsStep(p as { job: unknown }, { vault: o.vault, now: o.now }),
+    [LOCAL_SUBSTITUTIONS.RestoreValidateFunctionArn!]: (p) =>
+      validateRestore(p as unknown as ValidateRestoreEvent, {
+        databases: o.restoreDatabases ?? [],
+        vault: o.vault,
+        history: o.history,
+        now: o.now,
+      }),
+    [LOCAL_SUBSTITUTIONS.RestoreRecordFunctionArn!]: (p) =>
+      recordRestore(p as unknown as RestoreRecordEvent, { history: o.history, now: o.now }),
     [LOCAL_SUBSTITUTIONS.NotifyFunctionArn!]: async (p) => {
       const event = parseNotifyEvent(p);
       notifications.push(event);

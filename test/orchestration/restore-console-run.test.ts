@@ -8,7 +8,7 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseDatabaseUrl, type Engine } from '../../core/connection';
+import { parseDatabaseUrl } from '../../core/connection';
 import { buildKeys, type Keys } from '../../core/crypto';
 import { formatAlert } from '../../core/alerts/message';
 import { jobDatabaseSchema } from '../../core/orchestration/job';
@@ -107,7 +107,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       const setup = localPipeline(db.url, { keys, decryptKeys }, dirs, {
         connect: (job) =>
           Promise.resolve({
-            ...parseDatabaseUrl(engine as Engine, db.url),
+            ...parseDatabaseUrl(engine, db.url),
             database: Array.isArray(job.database.databases) ? job.database.databases[0] : undefined,
           }),
       });

@@ -12,6 +12,7 @@ import {
   snapshotVaultLockOf,
 } from '../constructs/database-snapshots';
 import { ConfigSnapshots } from '../constructs/config-snapshots';
+import { ConsoleRestore } from '../constructs/console-restore';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -38,6 +39,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly pipeline: BackupPipeline;
   /** AWS Backup of the RDS instances and Aurora clusters (when the config has any). */
   public readonly snapshots?: { readonly vault: SnapshotVault; readonly plans: DatabaseSnapshots };
+  /** The `restore` state machine, started from the Step Functions console. */
+  public readonly consoleRestore: ConsoleRestore;
   /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
   public readonly configSnapshots?: ConfigSnapshots;
 
@@ -90,6 +93,13 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
+    this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {
+      config: props.config,
+      pipeline: this.pipeline,
+      vault: this.vault,
+      history: this.history,
+      notifyFunction: this.alerts.notifyFunction.function,
+    });
     const { secretArns, ssmParameterPaths, dataClass } = props.config.configuration;
     if (secretArns.length || ssmParameterPaths.length)
       this.configSnapshots = new ConfigSnapshots(this, 'ConfigSnapshots', {

@@ -1,0 +1,249 @@
+import path from 'node:path';
+import { ArnFormat, CfnElement, CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { Construct, type IConstruct } from 'constructs';
+import type { CofreConfig } from '../config';
+import { acknowledge } from '../nag';
+import { AslStateMachine, STATE_MACHINES_DIR } from './asl-state-machine';
+import type { BackupHistory } from './backup-history';
+import { LAMBDAS_DIR, type BackupPipeline } from './backup-pipeline';
+import type { BackupVault } from './backup-vault';
+import { CofreFunction } from './cofre-function';
+import { DUMP_CONTAINER_NAME, vaultPrefixesOf } from './dump-task';
+
+/** Lambda environments are limited to 4 KiB; leave room for the other variables. */
+const MAX_RESTORE_DATABASES_CHARS = 3500;
+/** What an ECS task definition ARN takes in the environment at most (it is a token at synth). */
+const TASK_DEFINITION_ARN_CHARS = 160;
+
+/** Properties of {@link ConsoleRestore}. */
+export interface ConsoleRestoreProps {
+  /** The validated configuration: the databases the console may restore. */
+  readonly config: CofreConfig;
+  /** The pipeline: its ECS cluster and one dump task per database (the restore runs there), and its key. */
+  readonly pipeline: BackupPipeline;
+  /** The vault the backups are read from. */
+  readonly vault: BackupVault;
+  /** The history table (restores are recorded there, kind `restore`). */
+  readonly history: BackupHistory;
+  /** The notify Lambda (alerts): every restore that started is notified, success or failure. */
+  readonly notifyFunction: IFunction;
+}
+
+/**
+ * Restores from the Step Functions console: the `restore` state machine
+ * (state-machines/restore.asl.json) with its two Lambdas (`restore-validate`, `restore-record`). The
+ * restore itself runs on the dump task of the database being restored, so it has that task's
+ * permissions and nothing more: its own database secret and network, and read access to its own
+ * vault prefixes (never delete). The validation Lambda reads only the configured databases' vault
+ * prefixes (the catalog) and writes the history; the record Lambda writes the history. The state
+ * machine may invoke those two and notify, and run, describe and stop the dump tasks in the cluster.
+ * It has no RDS, S3 or Secrets Manager permission of its own.
+ */
+export class ConsoleRestore extends Construct {
+  /** The `restore` state machine. */
+  public readonly stateMachine: AslStateMachine;
+  /** Validates the console input against the live state. */
+  public readonly validateFunction: CofreFunction;
+  /** Writes the history record and builds the notification. */
+  public readonly recordFunction: CofreFunction;
+
+  constructor(scope: Construct, id: string, props: ConsoleRestoreProps) {
+    super(scope, id);
+    const { config, pipeline, vault, history } = props;
+    const key = pipeline.key.key;
+    const databases = config.databases.map((db) => {
+      const task = pipeline.dumpTasks.get(db.id);
+      if (!task) throw new Error(`ConsoleRestore ${this.node.path}: no dump task for database ${db.id}`);
+      return { database: db, taskDefinitionArn: task.taskDefinition.taskDefinitionArn };
+    });
+    const estimate = JSON.stringify(
+      databases.map((d) => ({ ...d, taskDefinitionArn: 'x'.repeat(TASK_DEFINITION_ARN_CHARS) })),
+    ).length;
+    if (estimate > MAX_RESTORE_DATABASES_CHARS)
+      throw new Error(
+        `ConsoleRestore ${this.node.path}: the ${databases.length} databases take about ${estimate} characters in COFRE_RESTORE_DATABASES, more than the ${MAX_RESTORE_DATABASES_CHARS} a Lambda environment leaves room for (databases: fewer, or shorter entries)`,
+      );
+
+    const fn = (name: string, description: string, environment: Record<string, string>) =>
+      new CofreFunction(this, `Fn-${name}`, {
+        entry: path.join(LAMBDAS_DIR, name, 'index.ts'),
+        description,
+        encryptionKey: key,
+        environment,
+        timeout: Duration.minutes(5),
+      });
+    this.validateFunction = fn(
+      'restore-validate',
+      'Cofre: validates a console restore input against the vault and the configuration',
+      {
+        COFRE_HISTORY_TABLE: history.table.tableName,
+        COFRE_VAULT_URL: `s3://${vault.bucket.bucketName}`,
+        COFRE_RESTORE_DATABASES: Stack.of(this).toJsonString(databases),
+      },
+    );
+    this.recordFunction = fn(
+      'restore-record',
+      'Cofre: history record and notification of a console restore',
+      {
+        COFRE_HISTORY_TABLE: history.table.tableName,
+      },
+    );
+    const prefixes = config.databases.flatMap((db) => vaultPrefixesOf(db.id));
+    vault.grantRead(this.validateFunction.function, prefixes);
+    history.grantRecord(this.validateFunction.function);
+    history.grantRecord(this.recordFunction.function);
+
+    this.stateMachine = new AslStateMachine(this, 'StateMachine', {
+      definitionFile: path.join(STATE_MACHINES_DIR, 'restore.asl.json'),
+      substitutions: {
+        RestoreValidateFunctionArn: this.validateFunction.function.functionArn,
+        RestoreRecordFunctionArn: this.recordFunction.function.functionArn,
+        NotifyFunctionArn: props.notifyFunction.functionArn,
+        ClusterArn: pipeline.cluster.attrArn,
+        ContainerName: DUMP_CONTAINER_NAME,
+      },
+      logKey: key,
+      timeout: Duration.hours(24),
+    });
+    this.grantIntegrations(props);
+    new CfnOutput(this, 'RestoreStateMachineArn', {
+      description: 'State machine restore (start restores from the Step Functions console)',
+      value: this.stateMachine.stateMachine.stateMachineArn,
+    });
+    this.acknowledgeNagFindings(props);
+  }
+
+  /** Exactly what the Task states of restore.asl.json call. */
+  private grantIntegrations(props: ConsoleRestoreProps): void {
+    const role = this.stateMachine.stateMachine.role;
+    const stack = Stack.of(this);
+    const tasks = [...props.pipeline.dumpTasks.values()];
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'InvokeTheRestoreFunctionsAndNotify',
+        actions: ['lambda:InvokeFunction'],
+        resources: [
+          this.validateFunction.function.functionArn,
+          this.recordFunction.function.functionArn,
+          props.notifyFunction.functionArn,
+        ],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'RunTheDumpTasksInTheCluster',
+        actions: ['ecs:RunTask'],
+        resources: tasks.map((t) => t.taskDefinition.taskDefinitionArn),
+        conditions: { ArnEquals: { 'ecs:cluster': props.pipeline.cluster.attrArn } },
+      }),
+    );
+    const tasksInCluster = stack.formatArn({
+      service: 'ecs',
+      resource: 'task',
+      resourceName: `${props.pipeline.cluster.ref}/*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'TagTasksItStarts',
+        actions: ['ecs:TagResource'],
+        resources: [tasksInCluster],
+        conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'StopAndDescribeTasksInTheCluster',
+        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
+        resources: [tasksInCluster],
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'PassTheDumpTaskRolesToEcsTasks',
+        actions: ['iam:PassRole'],
+        resources: tasks.flatMap((t) => [t.taskRole.roleArn, t.executionRole.roleArn]),
+        conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
+      }),
+    );
+  }
+
+  private logicalIdOf(construct: IConstruct): string {
+    const element = construct.node.defaultChild ?? construct;
+    if (!CfnElement.isCfnElement(element))
+      throw new Error(`${construct.node.path} has no CloudFormation resource`);
+    return Stack.of(this).resolve(element.logicalId) as string;
+  }
+
+  private acknowledgeNagFindings(props: ConsoleRestoreProps): void {
+    const stack = Stack.of(this);
+    const inlinePolicy = (who: string) => ({
+      id: 'HIPAA.Security-IAMNoInlinePolicy',
+      reason: `This policy belongs to the ${who} alone and is generated from grants on named resources; a managed policy would only make it attachable to other principals.`,
+    });
+    const functions: [string, CofreFunction, string][] = [
+      [
+        'restore-validate',
+        this.validateFunction,
+        'reads the catalog of the configured databases and writes the running record',
+      ],
+      ['restore-record', this.recordFunction, 'writes the final restore record'],
+    ];
+    for (const [name, fn, what] of functions) {
+      const role = fn.function.role!;
+      acknowledge(role, {
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+        reason: `CDK attaches AWSLambdaBasicExecutionRole so the ${name} Lambda can write its logs: it allows only creating log streams and putting log events, into the function's explicit KMS-encrypted log group.`,
+      });
+      const policy = role.node.findChild('DefaultPolicy');
+      acknowledge(
+        policy,
+        {
+          id: 'AwsSolutions-IAM5[Resource::*]',
+          reason: `Only the X-Ray actions of active tracing (xray:PutTraceSegments, xray:PutTelemetryRecords), which take no resource, are on *; the ${name} Lambda (${what}) names the table, bucket prefixes and keys.`,
+        },
+        {
+          id: `AwsSolutions-IAM5[Resource::<${this.logicalIdOf(props.history.table)}.Arn>/index/*]`,
+          reason: `The history grants cover the table's global secondary indexes; the ${name} Lambda only puts and updates restore records, and index/* names only the indexes of that one table.`,
+        },
+        inlinePolicy(`${name} Lambda role`),
+      );
+      const dlq = `The restore state machine invokes the ${name} Lambda synchronously (lambda:invoke waits for the result), so a failure becomes a state error that is shown in the console and notified; a DLQ only receives failed asynchronous events.`;
+      acknowledge(
+        fn.function,
+        { id: 'HIPAA.Security-LambdaDLQ', reason: dlq },
+        { id: 'Serverless-LambdaDLQ', reason: dlq },
+        {
+          id: 'HIPAA.Security-LambdaInsideVPC',
+          reason: `The ${name} Lambda calls only AWS APIs (S3, KMS, DynamoDB) over TLS with IAM authorization and never connects to a database (the restore task checks the target on the database's network); a VPC would add NAT or endpoints without narrowing what it can reach.`,
+        },
+      );
+    }
+    acknowledge(
+      this.validateFunction.function.role!.node.findChild('DefaultPolicy'),
+      ...props.config.databases.flatMap((db) =>
+        vaultPrefixesOf(db.id).map((prefix) => ({
+          id: `AwsSolutions-IAM5[Resource::<${this.logicalIdOf(props.vault.bucket)}.Arn>/${prefix}*]`,
+          reason: `The restore-validate Lambda reads the manifests under ${prefix} to find the backup a console restore of ${db.id} names (and to tell a backup of another database from one of this one); it may not write, tag or delete.`,
+        })),
+      ),
+    );
+    const policy = this.stateMachine.stateMachine.role.node.findChild('DefaultPolicy');
+    acknowledge(
+      policy,
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'The restore state machine logs ALL to its own encrypted log group and traces with X-Ray: the log delivery and X-Ray APIs take no resource. Its Lambda, ECS and PassRole grants name their resources.',
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::arn:aws:ecs:${stack.region}:${stack.account}:task/<${this.logicalIdOf(props.pipeline.cluster)}>/*]`,
+        reason:
+          'Task ARNs are not known before RunTask: the restore state machine may tag (at RunTask only), describe and stop only tasks of the Cofre cluster, which runs nothing but the dump tasks.',
+      },
+      inlinePolicy('restore state machine role'),
+    );
+  }
+}

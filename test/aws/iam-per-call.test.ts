@@ -48,7 +48,13 @@ import { createNotifyHandler } from '../../lambdas/notify';
 import { createPagerDutyHandler } from '../../lambdas/pagerduty';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { cofre, tempDir } from '../helpers/cli';
-import { createPostgresDatabase, postgresAvailable, type TestDatabase } from '../helpers/databases';
+import {
+  createPostgresDatabase,
+  PG_ADMIN_URL,
+  postgresAvailable,
+  withPostgresClient,
+  type TestDatabase,
+} from '../helpers/databases';
 import { IamChecker, type IamRequest } from '../helpers/iam-check';
 import {
   synthesizeIam,
@@ -242,14 +248,15 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   }
 
   /** Runs a job's state machine (the ASL of AWS) with every Task state on its real entry point and role. */
-  async function runJob(job: JobName): Promise<LocalExecution> {
+  async function runJob(job: JobName, consoleInput?: unknown): Promise<LocalExecution> {
     const dir = tempDir('iam');
-    const input = {
+    const scheduled = {
       ...localJobInput(db.url, { id: DATABASE, tenants: DEMO_TENANT_MODEL }),
       requestedBy: 'iam-per-call test',
     };
-    input.database.credentialsSecretArn = resources.databaseSecretArns[DATABASE]!;
-    input.taskDefinitionArn = iam.arns.taskDefinitions.get(DATABASE)!;
+    scheduled.database.credentialsSecretArn = resources.databaseSecretArns[DATABASE]!;
+    scheduled.taskDefinitionArn = iam.arns.taskDefinitions.get(DATABASE)!;
+    const input = consoleInput ?? scheduled;
     const machine: RuntimeRoleName = `sm:${job}`;
     if (readFileSync(path.join(STATE_MACHINES_DIR, `${job}.asl.json`), 'utf8').includes('"DISTRIBUTED"'))
       // A Distributed Map runs its iterations as child executions of the same state machine.
@@ -350,6 +357,27 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     if (skipWithoutPostgres()) return;
     const run = await runJob('restore-test');
     expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+  });
+
+  it('restore (console): restore-validate, dump task (restore, restore-check), restore-record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    const target = `${db.name.slice(0, 40)}_iamrestore`;
+    try {
+      const run = await runJob('restore', {
+        kind: 'database',
+        database: DATABASE,
+        backup: 'latest',
+        sourceDatabase: db.name,
+        targetDatabase: target,
+        requestedBy: 'iam-per-call test',
+      });
+      expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+      expect(run.output?.check).toMatchObject({ targetDatabase: target });
+    } finally {
+      await withPostgresClient(PG_ADMIN_URL, (c) =>
+        c.query(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`),
+      );
+    }
   });
 
   it('cofre verify (quick) under the verify Lambda role', async () => {

@@ -51,6 +51,8 @@ export type RuntimeRoleName =
   | 'pagerduty'
   | 'freshness'
   | 'monthly-report'
+  | 'restore-validate'
+  | 'restore-record'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -379,6 +381,8 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
   const functions = new Map<string, string>();
   for (const [name, f] of Object.entries(primary.pipeline.functions)) functions.set(name, arnOf(f.function));
   functions.set('notify', arnOf(primary.alerts.notifyFunction.function));
+  functions.set('restore-validate', arnOf(primary.consoleRestore.validateFunction.function));
+  functions.set('restore-record', arnOf(primary.consoleRestore.recordFunction.function));
   const taskDefinitions = new Map<string, string>();
   const taskRoles = new Map<string, string>();
   const executionRoles = new Map<string, string>();
@@ -388,7 +392,8 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     executionRoles.set(db, arnOf(task.executionRole));
   }
   const stateMachines = new Map<string, string>();
-  for (const [job, machine] of Object.entries(primary.pipeline.stateMachines)) {
+  const machines = { ...primary.pipeline.stateMachines, restore: primary.consoleRestore.stateMachine };
+  for (const [job, machine] of Object.entries(machines)) {
     stateMachines.set(job, arnOf(machine.stateMachine, 'Ref'));
     const roleId = id(machine.stateMachine.role);
     roles.set(`sm:${job}`, {
@@ -463,6 +468,8 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   lambda('freshness', alerts.freshnessFunction);
   lambda('monthly-report', alerts.monthlyReportFunction);
   if (alerts.pagerDutyFunction) lambda('pagerduty', alerts.pagerDutyFunction);
+  lambda('restore-validate', primary.consoleRestore.validateFunction);
+  lambda('restore-record', primary.consoleRestore.recordFunction);
   return out;
 }
 

@@ -30,6 +30,8 @@ import {
   type StepHistory,
   type VerifyEvent,
 } from './steps';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import { rdsRestoreStep, type RdsRestoreEvent } from './rds-restore-step';
 import { recordRestore, type RestoreRecordEvent } from './restore-record';
 import { validateRestore, type RestoreDatabase, type ValidateRestoreEvent } from './restore-validate';
 import { parseTaskCommand, readsBackups, runTaskCommand } from './task';
@@ -63,6 +65,7 @@ export const LOCAL_SUBSTITUTIONS: Readonly<Record<string, string>> = {
   NotifyFunctionArn: localFunction('notify'),
   RestoreValidateFunctionArn: localFunction('restore-validate'),
   RestoreRecordFunctionArn: localFunction('restore-record'),
+  RestoreRdsFunctionArn: localFunction('restore-rds'),
   ClusterArn: `arn:aws:ecs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:cluster/cofre-local`,
   ContainerName: 'dump-runner',
 };
@@ -120,6 +123,10 @@ export interface LocalPipelineOptions {
   readonly listTenants?: (connection: Connection, model: TenantModel) => Promise<string[]>;
   /** The databases the console restore may restore (COFRE_RESTORE_DATABASES of restore-validate). */
   readonly restoreDatabases?: readonly RestoreDatabase[];
+  /** RDS for point-in-time restores (the local AWS). */
+  readonly rds?: RDSClient;
+  /** Seconds of every Wait state (default: as in the file). */
+  readonly waitSeconds?: number;
   /** Where notifications go (default: the log). */
   readonly publish?: (message: AlertMessage) => Promise<void>;
   readonly notifyOnSuccess?: boolean;
@@ -207,8 +214,13 @@ export async function runLocalJob(
         databases: o.restoreDatabases ?? [],
         vault: o.vault,
         history: o.history,
+        rds: o.rds,
         now: o.now,
       }),
+    [LOCAL_SUBSTITUTIONS.RestoreRdsFunctionArn!]: (p) => {
+      if (!o.rds) throw new Error('restore-rds: no RDS client given to the local runner');
+      return rdsRestoreStep(p as unknown as RdsRestoreEvent, { rds: o.rds, now: o.now });
+    },
     [LOCAL_SUBSTITUTIONS.RestoreRecordFunctionArn!]: (p) =>
       recordRestore(p as unknown as RestoreRecordEvent, { history: o.history, now: o.now }),
     [LOCAL_SUBSTITUTIONS.NotifyFunctionArn!]: async (p) => {
@@ -303,9 +315,15 @@ export async function runLocalJob(
     if (state.Retry && o.retryIntervalMs !== undefined) retryIntervalOverrides[stateName] = o.retryIntervalMs;
   }
 
+  const waitTimeOverrides: Record<string, number> = {};
+  if (o.waitSeconds !== undefined)
+    for (const [stateName, state] of Object.entries(
+      (definition as { States?: Record<string, { Type?: string }> }).States ?? {},
+    ))
+      if (state.Type === 'Wait') waitTimeOverrides[stateName] = o.waitSeconds * 1000;
   const machine = new StateMachine(definition as unknown as ConstructorParameters<typeof StateMachine>[0]);
   const execution = machine.run(input as Json, {
-    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
+    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides, waitTimeOverrides },
     context: {
       Execution: { Id: executionArn, Name: name },
       StateMachine: {

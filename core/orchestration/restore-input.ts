@@ -9,9 +9,10 @@
  */
 import { z } from 'zod';
 import { BACKUP_ID } from '../manifest';
+import { RDS_IDENTIFIER } from './rds-restore';
 
 /** What the console can restore. */
-export const RESTORE_KINDS = ['database', 'table', 'tenant'] as const;
+export const RESTORE_KINDS = ['database', 'table', 'tenant', 'point-in-time'] as const;
 export type RestoreKind = (typeof RESTORE_KINDS)[number];
 
 /** A plain SQL identifier: the only names a console restore creates or writes into. */
@@ -144,9 +145,41 @@ export const tenantRestoreSchema = z.strictObject(
   unknownKey,
 );
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+export const pointInTimeRestoreSchema = z.strictObject(
+  {
+    kind: z.literal('point-in-time'),
+    ...common,
+    time: z
+      .string({
+        error: (iss) => `expected "latest" or an ISO-8601 time with its offset, got ${got(iss.input)}`,
+      })
+      .refine((v) => v === 'latest' || (ISO_TIME.test(v) && !Number.isNaN(Date.parse(v))), {
+        error: (iss) =>
+          `expected "latest" or an ISO-8601 time with its offset, like "2026-01-02T03:04:00Z" or "2026-01-02T00:04:00-03:00", got ${got(iss.input)}`,
+      }),
+    targetIdentifier: z
+      .string({ error: (iss) => `expected a new RDS identifier, got ${got(iss.input)}` })
+      .regex(RDS_IDENTIFIER, {
+        error: (iss) =>
+          `expected a new RDS identifier (a letter, then letters, digits and single hyphens, at most 63, not ending in a hyphen), got ${got(iss.input)}`,
+      })
+      .optional(),
+    instanceClass: z
+      .string({ error: (iss) => `expected an instance class like "db.r6g.large", got ${got(iss.input)}` })
+      .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, {
+        error: (iss) => `expected an instance class like "db.r6g.large", got ${got(iss.input)}`,
+      })
+      .optional(),
+    multiAz: flag('a Multi-AZ copy; default: as the source').optional(),
+  },
+  unknownKey,
+);
+
 export const restoreInputSchema = z.discriminatedUnion(
   'kind',
-  [databaseRestoreSchema, tableRestoreSchema, tenantRestoreSchema],
+  [databaseRestoreSchema, tableRestoreSchema, tenantRestoreSchema, pointInTimeRestoreSchema],
   {
     error: (iss) =>
       typeof iss.input === 'object' && iss.input !== null && !Array.isArray(iss.input)
@@ -158,6 +191,7 @@ export type RestoreInput = z.infer<typeof restoreInputSchema>;
 export type DatabaseRestoreInput = z.infer<typeof databaseRestoreSchema>;
 export type TableRestoreInput = z.infer<typeof tableRestoreSchema>;
 export type TenantRestoreInput = z.infer<typeof tenantRestoreSchema>;
+export type PointInTimeRestoreInput = z.infer<typeof pointInTimeRestoreSchema>;
 
 /** One line per problem: `field: expected …` (an unknown field: one line naming it). */
 export function inputProblems(error: z.ZodError, input?: unknown): string[] {

@@ -10,6 +10,7 @@ import type { NotifyEvent } from '../alerts/notify';
 import type { HistoryRecord } from '../history';
 import type { HistoryStore } from '../history-store';
 import { TASK_ERRORS, causeText } from './errors';
+import { RESTORE_TAG, type RdsRestoreStatus } from './rds-restore';
 import { POST_CHECK_FAILED, type ConsoleRestoreOutput, type RestoreCheckOutput } from './restore-task';
 import type { ValidatedRestore } from './restore-validate';
 
@@ -21,6 +22,8 @@ export interface RestoreRecordEvent {
     readonly validated?: { readonly result?: ValidatedRestore };
     readonly restore?: ConsoleRestoreOutput;
     readonly check?: RestoreCheckOutput;
+    /** point-in-time: the last status of the new instance or cluster. */
+    readonly rds?: RdsRestoreStatus;
     readonly error?: { readonly Error?: string; readonly Cause?: unknown };
   };
 }
@@ -57,7 +60,9 @@ export async function recordRestore(
   const startedAt = v?.startedAt ?? now.toISOString();
   const durationMs = Math.max(0, now.getTime() - Date.parse(startedAt));
   const plan = v?.job.restore;
-  const target = state.restore?.targetDatabase ?? plan?.targetDatabase;
+  const target =
+    state.restore?.targetDatabase ??
+    (plan?.kind === 'point-in-time' ? plan.rds.target : plan?.targetDatabase);
   let status: RestoreRecordResult['status'] = event.outcome;
   let error: string | undefined;
   let cause: string | undefined;
@@ -66,6 +71,8 @@ export async function recordRestore(
     error = state.error?.Error ?? 'Cofre.Failed';
     cause = `restore of ${database}${target ? ` into ${target}` : ''} failed: ${error}: ${causeText(state.error?.Cause) || 'no cause given'}`;
     message = cause;
+  } else if (plan?.kind === 'point-in-time' && state.check && state.rds) {
+    message = `${v?.summary ?? `restore into ${target}`}: available at ${state.rds.endpoint ? `${state.rds.endpoint.host}:${state.rds.endpoint.port}` : '(no endpoint)'} after ${formatDuration(state.rds.elapsedSeconds * 1000)}; RTO (start to checked copy) ${formatDuration(durationMs)} (${durationMs} ms); post-check: ${state.check.checks.join('; ')}`;
   } else if (!state.restore || !state.check) {
     status = 'failed';
     error = TASK_ERRORS.other;
@@ -83,7 +90,7 @@ export async function recordRestore(
     id: v?.runId ?? `restore-${now.toISOString()}`,
     kind: 'restore',
     database,
-    ...(plan?.tenant !== undefined ? { tenant: plan.tenant } : {}),
+    ...(plan && plan.kind !== 'point-in-time' && plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
     status,
     startedAt,
     finishedAt: now.toISOString(),
@@ -129,6 +136,22 @@ export function nextSteps(
   error: string | undefined,
 ): string[] {
   const plan = v?.job.restore;
+  if (plan?.kind === 'point-in-time') {
+    const what = plan.rds.resource === 'cluster' ? 'cluster' : 'instance';
+    return status === 'failed'
+      ? [
+          '1. Open the execution (link above): the failed state and its cause say what went wrong.',
+          `2. The new ${what} ${plan.rds.target} may exist (tagged ${RESTORE_TAG}): check it in the RDS console; the source ${plan.rds.source} was not touched.`,
+          error === 'Cofre.RestoreTimedOut'
+            ? `3. It was not available within the timeout: wait for it in the RDS console (the restore goes on), or delete it (the restore role cannot) and start again with a larger "timeoutMinutes".`
+            : `3. Delete ${plan.rds.target} if it is not wanted (the restore role cannot delete), fix the cause and start again.`,
+        ]
+      : [
+          `1. The new ${what} ${plan.rds.target} is available (restored to ${plan.rds.restoreTime ?? 'the latest restorable time'}); the source ${plan.rds.source} was not touched.`,
+          `2. Check the data, then point the application at its endpoint (or copy what you need from it).`,
+          `3. It costs money while it runs and it is not in an AWS Backup plan: delete it when done, or add it to databases[] in cofre.config.ts.`,
+        ];
+  }
   const target = restore?.targetDatabase ?? plan?.targetDatabase ?? '<target>';
   const server = v?.database.id ?? '<database>';
   if (status === 'failed') {

@@ -27,7 +27,13 @@ import { serverIsRestoring } from './restore-test';
 import type { Vault } from '../vault';
 import { NamedError } from './errors';
 import type { ContainerJob } from './job';
-import { rejection, restorePlanSchema, type RestorePlan } from './restore-validate';
+import {
+  rejection,
+  restorePlanSchema,
+  type LogicalPlan,
+  type RdsJobPlan,
+  type RestorePlan,
+} from './restore-validate';
 
 /** The post-restore check found the restored data different from the manifest. */
 export const POST_CHECK_FAILED = 'Cofre.PostCheckFailed';
@@ -51,7 +57,7 @@ export interface ConsoleRestoreDeps {
 
 /** What the restore task reports (SendTaskSuccess). */
 export interface ConsoleRestoreOutput {
-  readonly kind: RestorePlan['kind'];
+  readonly kind: LogicalPlan['kind'];
   readonly backupId: string;
   readonly targetDatabase: string;
   readonly table?: string;
@@ -107,6 +113,8 @@ export async function runConsoleRestore(
   deps: ConsoleRestoreDeps,
 ): Promise<ConsoleRestoreOutput> {
   const plan = restorePlanOf(job);
+  if (plan.kind === 'point-in-time')
+    throw new UsageError('COFRE_JOB.restore.kind: a point-in-time restore is made by RDS, not by the task');
   const log = deps.log ?? (() => undefined);
   const c = deps.connection;
   const where = `${c.host}:${c.port}`;
@@ -134,7 +142,7 @@ export async function runConsoleRestore(
 
 async function runPlan(
   job: ContainerJob,
-  plan: RestorePlan,
+  plan: LogicalPlan,
   deps: ConsoleRestoreDeps,
   target: Connection,
   prefixes: string[],
@@ -285,6 +293,7 @@ export async function runRestoreCheck(
   deps: ConsoleRestoreDeps,
 ): Promise<RestoreCheckOutput> {
   const plan = restorePlanOf(job);
+  if (plan.kind === 'point-in-time') return runRdsCheck(job, plan, deps);
   const c = deps.connection;
   const log = deps.log ?? (() => undefined);
   const manifest = await nearestManifestBefore(
@@ -387,4 +396,87 @@ export async function runRestoreCheck(
   );
   log(checks[checks.length - 1]!);
   return { ...base, tablesCompared: compared.length, rowsCompared: rows, checks };
+}
+
+/**
+ * The post-check of a point-in-time copy: connects to the new instance or cluster (the source's
+ * credentials: a restored copy keeps its master user) and, for each database with a full backup at or
+ * before the restore point, counts the rows of every table of that backup's manifest. A table of the
+ * manifest that is missing or unreadable fails the check; the counts are reported next to the
+ * manifest's (rows written between the backup and the restore point make them differ legitimately).
+ */
+async function runRdsCheck(
+  job: ContainerJob,
+  plan: RdsJobPlan,
+  deps: ConsoleRestoreDeps,
+): Promise<RestoreCheckOutput> {
+  if (!plan.endpoint)
+    throw new UsageError(
+      'COFRE_JOB.restore.endpoint: the post-check needs the endpoint of the restored copy',
+    );
+  const c: Connection = { ...deps.connection, host: plan.endpoint.host, port: plan.endpoint.port };
+  const db = job.database;
+  try {
+    await withAdmin(c, (query) => query('SELECT 1'));
+  } catch (error) {
+    throw new NamedError(
+      POST_CHECK_FAILED,
+      `could not connect to the restored ${plan.rds.target} at ${c.host}:${c.port}: ${messageOf(error)}`,
+    );
+  }
+  const names = Array.isArray(db.databases)
+    ? db.databases
+    : [
+        ...new Set(
+          (await readCatalog(deps.vault, `${FULL_PREFIX}/${encodeURIComponent(db.id)}/`)).flatMap((e) =>
+            e.manifest?.kind === 'full' && e.manifest.source.database ? [e.manifest.source.database] : [],
+          ),
+        ),
+      ];
+  const problems: string[] = [];
+  const checks: string[] = [`connected to ${plan.rds.target} at ${c.host}:${c.port}`];
+  let tables = 0;
+  let rows = 0;
+  let compared: string | undefined;
+  for (const name of names.filter((n) => !db.excludeDatabases.includes(n))) {
+    const manifest = await nearestManifestBefore(deps.vault, db.id, name, plan.restorePoint);
+    if (!manifest) {
+      checks.push(`${name}: no full backup at or before ${plan.restorePoint} to compare with`);
+      continue;
+    }
+    compared ??= manifest.backupId;
+    const list = manifest.artifacts.flatMap((a) => a.tables);
+    let counts: number[] = [];
+    try {
+      counts = await countTables(
+        c,
+        name,
+        list.map((t) => ({ schema: c.engine === 'mysql' ? name : t.schema, name: t.name })),
+      );
+    } catch (error) {
+      problems.push(`${name}: ${messageOf(error)}`);
+      continue;
+    }
+    tables += list.length;
+    rows += counts.reduce((a, b) => a + b, 0);
+    const deltas = list
+      .map((t, i) => ({ t, d: counts[i]! - t.rows }))
+      .filter((x) => x.d !== 0)
+      .map((x) => `${x.t.schema}.${x.t.name} ${x.d > 0 ? '+' : ''}${x.d}`);
+    checks.push(
+      `${name}: ${list.length} tables of backup ${manifest.backupId} (${manifest.startedAt}) present, ${counts.reduce((a, b) => a + b, 0)} rows${deltas.length ? `; changed since that backup: ${deltas.join(', ')}` : ', as in that backup'}`,
+    );
+  }
+  if (problems.length)
+    throw new NamedError(
+      POST_CHECK_FAILED,
+      `the restored ${plan.rds.target} (${c.host}:${c.port}) does not hold what its backups say: ${problems.join('; ')}`,
+    );
+  return {
+    targetDatabase: plan.rds.target,
+    manifestBackupId: compared ?? 'none',
+    tablesCompared: tables,
+    rowsCompared: rows,
+    checks,
+  };
 }

@@ -25,7 +25,16 @@ import { DEFAULT_RETENTION } from '../retention';
 import type { Vault } from '../vault';
 import { NamedError, TASK_ERRORS } from './errors';
 import { jobDatabaseSchema, type ContainerJob, type JobDatabase } from './job';
-import { inputProblems, restoreInputSchema, type RestoreInput } from './restore-input';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import { planPointInTime, rdsPlanSchema } from './rds-restore';
+import {
+  inputProblems,
+  restoreInputSchema,
+  type PointInTimeRestoreInput,
+  type RestoreInput,
+} from './restore-input';
+
+type LogicalInput = Exclude<RestoreInput, PointInTimeRestoreInput>;
 
 /** A configured database the console may restore (lib/ puts them in `COFRE_RESTORE_DATABASES`). */
 export const restoreDatabaseSchema = z.object({
@@ -51,8 +60,8 @@ export function parseRestoreDatabases(text: string, field = 'COFRE_RESTORE_DATAB
   return parsed.data;
 }
 
-/** What the restore task does, decided and checked by the validation (COFRE_JOB.restore). */
-export const restorePlanSchema = z.object({
+/** What the restore task does for a logical kind, decided and checked by the validation (COFRE_JOB.restore). */
+export const logicalPlanSchema = z.object({
   kind: z.enum(['database', 'table', 'tenant']),
   backupId: z.string(),
   /** Kind of the backup: a full dump or one tenant's export. */
@@ -73,6 +82,20 @@ export const restorePlanSchema = z.object({
   dryRun: z.boolean().optional(),
   acceptUnownedRows: z.boolean().optional(),
 });
+export type LogicalPlan = z.infer<typeof logicalPlanSchema>;
+
+/** A point-in-time restore: the RDS plan, and the time the copy is of (what the post-check compares with). */
+export const rdsJobPlanSchema = z.object({
+  kind: z.literal('point-in-time'),
+  rds: rdsPlanSchema,
+  /** The restore point: the requested time, or the validation's time for "latest". */
+  restorePoint: z.string(),
+  /** Where the post-check connects (added by the state machine once the copy is available). */
+  endpoint: z.object({ host: z.string(), port: z.number().int() }).optional(),
+});
+export type RdsJobPlan = z.infer<typeof rdsJobPlanSchema>;
+
+export const restorePlanSchema = z.union([logicalPlanSchema, rdsJobPlanSchema]);
 export type RestorePlan = z.infer<typeof restorePlanSchema>;
 
 /** The job the restore task gets (COFRE_JOB): a container job with the plan. */
@@ -102,6 +125,8 @@ export interface ValidateRestoreDeps {
   /** The vault, readable under the configured databases' prefixes. */
   readonly vault: Vault;
   readonly history: HistoryStore;
+  /** RDS in the pipeline's region (point-in-time restores). */
+  readonly rds?: RDSClient | undefined;
   readonly now?: () => Date;
 }
 
@@ -137,12 +162,17 @@ export async function validateRestore(
   const db = configured.database;
   const now = (deps.now ?? (() => new Date()))();
 
-  const source = await resolveBackup(input, db, deps, problems);
-  if (source) checkBackupFits(input, db, source.entry.manifest, problems);
-  const plan = source
-    ? planOf(input, source.entry.manifest, source.sourceDatabase, now, problems)
-    : undefined;
-  if (problems.length || !plan || !source) throw rejection(problems);
+  let plan: RestorePlan | undefined;
+  if (input.kind === 'point-in-time') {
+    if (!deps.rds) throw new Error('validateRestore: a point-in-time restore needs an RDS client');
+    const rds = await planPointInTime(db, input, deps.rds, now, problems);
+    if (rds) plan = { kind: 'point-in-time', rds, restorePoint: rds.restoreTime ?? now.toISOString() };
+  } else {
+    const source = await resolveBackup(input, db, deps, problems);
+    if (source) checkBackupFits(input, db, source.entry.manifest, problems);
+    plan = source ? planOf(input, source.entry.manifest, source.sourceDatabase, now, problems) : undefined;
+  }
+  if (problems.length || !plan) throw rejection(problems);
 
   const runId = newBackupId(now);
   const requestedBy = input.requestedBy ?? 'console';
@@ -151,7 +181,7 @@ export async function validateRestore(
     id: runId,
     kind: 'restore',
     database: db.id,
-    ...(plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
+    ...(plan.kind !== 'point-in-time' && plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
     status: 'running',
     startedAt: now.toISOString(),
     message: summary,
@@ -186,7 +216,7 @@ interface ResolvedBackup {
 
 /** The backup the input names, or the newest one for "latest"; a problem line otherwise. */
 async function resolveBackup(
-  input: RestoreInput,
+  input: LogicalInput,
   db: JobDatabase,
   deps: ValidateRestoreDeps,
   problems: string[],
@@ -269,7 +299,7 @@ async function resolveBackup(
 }
 
 /** The backup suits the kind: a full backup for a database or table, the right tenant, the table in it. */
-function checkBackupFits(input: RestoreInput, db: JobDatabase, m: Manifest, problems: string[]): void {
+function checkBackupFits(input: LogicalInput, db: JobDatabase, m: Manifest, problems: string[]): void {
   if (input.kind !== 'tenant' && m.kind === 'tenant')
     problems.push(
       `backup: expected a full backup for a ${input.kind} restore, got ${m.backupId}, an export of tenant "${m.tenant?.id ?? '?'}" (use kind "tenant")`,
@@ -314,12 +344,12 @@ const IDENT = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** The plan, with the target decided and the confirmation checked. */
 function planOf(
-  input: RestoreInput,
+  input: LogicalInput,
   m: Manifest,
   sourceDatabase: string,
   now: Date,
   problems: string[],
-): RestorePlan | undefined {
+): LogicalPlan | undefined {
   const base = {
     backupId: m.backupId,
     backupKind: m.kind === 'tenant' ? ('tenant' as const) : ('full' as const),
@@ -425,6 +455,8 @@ function planOf(
 }
 
 function summaryOf(plan: RestorePlan, id: string): string {
+  if (plan.kind === 'point-in-time')
+    return `${plan.rds.resource === 'cluster' ? 'Aurora cluster' : 'RDS instance'} ${plan.rds.source} of ${id} restored to ${plan.rds.restoreTime ?? 'its latest restorable time'} into the new ${plan.rds.resource} ${plan.rds.target}`;
   const from = `backup ${plan.backupId} of ${id}/${plan.sourceDatabase} (${plan.backupStartedAt})`;
   if (plan.kind === 'database')
     return `${from} restored into ${plan.replace ? 'the existing (replaced)' : 'the new'} database ${plan.targetDatabase}`;

@@ -7,6 +7,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history-store';
@@ -25,6 +26,7 @@ const logger = new Logger({ serviceName: 'cofre-restore-validate' });
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
 const databases = parseRestoreDatabases(env.COFRE_RESTORE_DATABASES);
 const vault = openVault(env.COFRE_VAULT_URL, { s3: new S3Client({ maxAttempts: 3 }) });
+const rds = new RDSClient({ maxAttempts: 5 });
 const history = new DynamoHistoryStore(
   DynamoDBDocumentClient.from(new DynamoDBClient({})),
   env.COFRE_HISTORY_TABLE,
@@ -33,7 +35,7 @@ const history = new DynamoHistoryStore(
 export async function handler(event: ValidateRestoreEvent): Promise<ValidatedRestore> {
   logger.appendKeys({ executionId: event.executionId });
   return runStep('restore-validate', logger, metrics, async () => {
-    const result = await validateRestore(event, { databases, vault, history });
+    const result = await validateRestore(event, { databases, vault, history, rds });
     logger.info('restore validated', {
       kind: result.kind,
       database: result.database.id,

@@ -78,8 +78,8 @@ describe('state-machines/*.asl.json', () => {
       };
       walk(definition.States);
       const ecs = states.filter(([, s]) => s.Resource === 'arn:aws:states:::ecs:runTask.waitForTaskToken');
-      // restore: the restore, then the post-restore check.
-      expect(ecs.length).toBe(file === 'restore.asl.json' ? 2 : 1);
+      // restore: the restore, then the post-restore check (of a logical restore, of an RDS copy).
+      expect(ecs.length).toBe(file === 'restore.asl.json' ? 3 : 1);
       for (const [, s] of ecs) {
         expect(s).toMatchObject({
           HeartbeatSeconds: 300,

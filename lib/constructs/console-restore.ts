@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { ArnFormat, CfnElement, CfnOutput, Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, CfnElement, CfnOutput, Duration, Stack, Token } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Construct, type IConstruct } from 'constructs';
@@ -11,6 +11,9 @@ import { LAMBDAS_DIR, type BackupPipeline } from './backup-pipeline';
 import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import { DUMP_CONTAINER_NAME, vaultPrefixesOf } from './dump-task';
+
+/** The tag every resource a restore creates carries (core/orchestration/rds-restore.ts RESTORE_TAG). */
+const RESTORE_TAG = 'cofre:restore';
 
 /** Lambda environments are limited to 4 KiB; leave room for the other variables. */
 const MAX_RESTORE_DATABASES_CHARS = 3500;
@@ -48,6 +51,8 @@ export class ConsoleRestore extends Construct {
   public readonly validateFunction: CofreFunction;
   /** Writes the history record and builds the notification. */
   public readonly recordFunction: CofreFunction;
+  /** Starts point-in-time restores (new, tagged resources only) and reports their status. */
+  public readonly rdsFunction: CofreFunction;
 
   constructor(scope: Construct, id: string, props: ConsoleRestoreProps) {
     super(scope, id);
@@ -90,6 +95,12 @@ export class ConsoleRestore extends Construct {
         COFRE_HISTORY_TABLE: history.table.tableName,
       },
     );
+    this.rdsFunction = fn(
+      'restore-rds',
+      'Cofre: point-in-time restores into new RDS instances and Aurora clusters, and their status',
+      {},
+    );
+    this.grantRds();
     const prefixes = config.databases.flatMap((db) => vaultPrefixesOf(db.id));
     vault.grantRead(this.validateFunction.function, prefixes);
     history.grantRecord(this.validateFunction.function);
@@ -100,6 +111,7 @@ export class ConsoleRestore extends Construct {
       substitutions: {
         RestoreValidateFunctionArn: this.validateFunction.function.functionArn,
         RestoreRecordFunctionArn: this.recordFunction.function.functionArn,
+        RestoreRdsFunctionArn: this.rdsFunction.function.functionArn,
         NotifyFunctionArn: props.notifyFunction.functionArn,
         ClusterArn: pipeline.cluster.attrArn,
         ContainerName: DUMP_CONTAINER_NAME,
@@ -115,6 +127,50 @@ export class ConsoleRestore extends Construct {
     this.acknowledgeNagFindings(props);
   }
 
+  /**
+   * RDS for point-in-time restores. Reading: describe instances and clusters (the source, its window,
+   * whether a target name is free). Creating: only with the `cofre:restore` tag in the request and no
+   * other tag (aws:RequestTag, aws:TagKeys), so the role can make new, tagged instances and clusters
+   * and nothing else; it has no Delete*, Modify*, Stop*, Reboot* or Failover* action at all, so it
+   * cannot delete or change the source (or anything else).
+   */
+  private grantRds(): void {
+    const stack = Stack.of(this);
+    const arn = (resource: string) =>
+      stack.formatArn({
+        service: 'rds',
+        resource,
+        resourceName: '*',
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const anyRds = ['db', 'cluster', 'subgrp', 'secgrp', 'pg', 'cluster-pg', 'og'].map(arn);
+    const describe = new PolicyStatement({
+      sid: 'DescribeInstancesAndClusters',
+      actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters'],
+      resources: [arn('db'), arn('cluster')],
+    });
+    this.validateFunction.function.addToRolePolicy(describe);
+    const role = this.rdsFunction.function;
+    role.addToRolePolicy(describe);
+    const tagged = {
+      StringLike: { [`aws:RequestTag/${RESTORE_TAG}`]: '?*' },
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [RESTORE_TAG] },
+    };
+    role.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'CreateOnlyNewResourcesTaggedCofreRestore',
+        actions: [
+          'rds:RestoreDBInstanceToPointInTime',
+          'rds:RestoreDBClusterToPointInTime',
+          'rds:CreateDBInstance',
+          'rds:AddTagsToResource',
+        ],
+        resources: anyRds,
+        conditions: tagged,
+      }),
+    );
+  }
+
   /** Exactly what the Task states of restore.asl.json call. */
   private grantIntegrations(props: ConsoleRestoreProps): void {
     const role = this.stateMachine.stateMachine.role;
@@ -127,6 +183,7 @@ export class ConsoleRestore extends Construct {
         resources: [
           this.validateFunction.function.functionArn,
           this.recordFunction.function.functionArn,
+          this.rdsFunction.function.functionArn,
           props.notifyFunction.functionArn,
         ],
       }),
@@ -185,6 +242,11 @@ export class ConsoleRestore extends Construct {
     });
     const functions: [string, CofreFunction, string][] = [
       [
+        'restore-rds',
+        this.rdsFunction,
+        'creates only new RDS resources tagged cofre:restore and describes them',
+      ],
+      [
         'restore-validate',
         this.validateFunction,
         'reads the catalog of the configured databases and writes the running record',
@@ -204,10 +266,14 @@ export class ConsoleRestore extends Construct {
           id: 'AwsSolutions-IAM5[Resource::*]',
           reason: `Only the X-Ray actions of active tracing (xray:PutTraceSegments, xray:PutTelemetryRecords), which take no resource, are on *; the ${name} Lambda (${what}) names the table, bucket prefixes and keys.`,
         },
-        {
-          id: `AwsSolutions-IAM5[Resource::<${this.logicalIdOf(props.history.table)}.Arn>/index/*]`,
-          reason: `The history grants cover the table's global secondary indexes; the ${name} Lambda only puts and updates restore records, and index/* names only the indexes of that one table.`,
-        },
+        ...(name === 'restore-rds'
+          ? []
+          : [
+              {
+                id: `AwsSolutions-IAM5[Resource::<${this.logicalIdOf(props.history.table)}.Arn>/index/*]`,
+                reason: `The history grants cover the table's global secondary indexes; the ${name} Lambda only puts and updates restore records, and index/* names only the indexes of that one table.`,
+              },
+            ]),
         inlinePolicy(`${name} Lambda role`),
       );
       const dlq = `The restore state machine invokes the ${name} Lambda synchronously (lambda:invoke waits for the result), so a failure becomes a state error that is shown in the console and notified; a DLQ only receives failed asynchronous events.`;
@@ -217,7 +283,7 @@ export class ConsoleRestore extends Construct {
         { id: 'Serverless-LambdaDLQ', reason: dlq },
         {
           id: 'HIPAA.Security-LambdaInsideVPC',
-          reason: `The ${name} Lambda calls only AWS APIs (S3, KMS, DynamoDB) over TLS with IAM authorization and never connects to a database (the restore task checks the target on the database's network); a VPC would add NAT or endpoints without narrowing what it can reach.`,
+          reason: `The ${name} Lambda calls only AWS APIs (S3, KMS, DynamoDB, RDS) over TLS with IAM authorization and never connects to a database (the restore task checks the target on the database's network); a VPC would add NAT or endpoints without narrowing what it can reach.`,
         },
       );
     }
@@ -230,6 +296,22 @@ export class ConsoleRestore extends Construct {
         })),
       ),
     );
+    const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
+    const rdsArn = (resource: string) =>
+      `arn:${partition}:rds:${stack.region}:${stack.account}:${resource}:*`;
+    const rdsReason = (who: string) =>
+      `${who} must name a restored copy before it exists and reads sources by identifier: describe is read-only, and creating (point-in-time restore, the Aurora cluster's first instance, tagging them) is allowed only with the cofre:restore tag and no other tag; no action can delete or modify an instance or cluster.`;
+    for (const [fn, who] of [
+      [this.rdsFunction, 'The restore-rds Lambda'],
+      [this.validateFunction, 'The restore-validate Lambda'],
+    ] as const)
+      acknowledge(
+        fn.function.role!.node.findChild('DefaultPolicy'),
+        ...(fn === this.rdsFunction
+          ? ['db', 'cluster', 'subgrp', 'secgrp', 'pg', 'cluster-pg', 'og']
+          : ['db', 'cluster']
+        ).map((r) => ({ id: `AwsSolutions-IAM5[Resource::${rdsArn(r)}]`, reason: rdsReason(who) })),
+      );
     const policy = this.stateMachine.stateMachine.role.node.findChild('DefaultPolicy');
     acknowledge(
       policy,

@@ -8,7 +8,10 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { RESTORE_TAG as CORE_RESTORE_TAG } from '../../core/orchestration/rds-restore';
 import { parseRestoreDatabases } from '../../core/orchestration/restore-validate';
+
+const RESTORE_TAG = 'cofre:restore';
 import { parseConfig } from '../../lib/config';
 import { STATE_MACHINES_DIR } from '../../lib/constructs/asl-state-machine';
 import { vaultPrefixesOf } from '../../lib/constructs/dump-task';
@@ -50,6 +53,7 @@ describe('the restore state machine', () => {
       'ClusterArn',
       'ContainerName',
       'NotifyFunctionArn',
+      'RestoreRdsFunctionArn',
       'RestoreRecordFunctionArn',
       'RestoreValidateFunctionArn',
     ]);
@@ -68,6 +72,7 @@ describe('the restore state machine', () => {
       sorted([
         arnOf(stack.consoleRestore.validateFunction.function),
         arnOf(stack.consoleRestore.recordFunction.function),
+        arnOf(stack.consoleRestore.rdsFunction.function),
         arnOf(stack.alerts.notifyFunction.function),
       ]),
     );
@@ -138,7 +143,9 @@ describe('the restore Lambdas', () => {
     const list = s3.find((s) => actionsOf(s).includes('s3:ListBucket'))!;
     expect(list.Condition).toEqual({ StringLike: { 's3:prefix': prefixes.map((p) => `${p}*`) } });
     expect(
-      allActions(role).filter((a) => /^(rds|secretsmanager|ecs):|dynamodb:(Delete|Scan)/.test(a)),
+      allActions(role).filter((a) =>
+        /^(secretsmanager|ecs):|^rds:(?!Describe)|dynamodb:(Delete|Scan)/.test(a),
+      ),
     ).toEqual([]);
   });
 
@@ -146,6 +153,56 @@ describe('the restore Lambdas', () => {
     const actions = allActions(logicalIdOf(stack.consoleRestore.recordFunction.function.role!));
     expect(actions).toContain('dynamodb:PutItem');
     expect(actions.filter((a) => /Delete|^s3:|^rds:|^secretsmanager:/.test(a))).toEqual([]);
+  });
+});
+
+describe('restore-rds: the role that makes point-in-time copies', () => {
+  const rdsStatements = () =>
+    statementsOfRole(logicalIdOf(stack.consoleRestore.rdsFunction.function.role!)).filter((st) =>
+      actionsOf(st).some((a) => a.startsWith('rds:')),
+    );
+
+  it('creates (restores, first Aurora instance, tags) only with the cofre:restore tag in the request and no other tag', () => {
+    const create = rdsStatements().find((st) =>
+      actionsOf(st).includes('rds:RestoreDBInstanceToPointInTime'),
+    )!;
+    expect(actionsOf(create).sort()).toEqual([
+      'rds:AddTagsToResource',
+      'rds:CreateDBInstance',
+      'rds:RestoreDBClusterToPointInTime',
+      'rds:RestoreDBInstanceToPointInTime',
+    ]);
+    expect(create.Condition).toEqual({
+      StringLike: { [`aws:RequestTag/${RESTORE_TAG}`]: '?*' },
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [RESTORE_TAG] },
+    });
+    // Every other RDS action it has is read-only.
+    const others = rdsStatements()
+      .filter((st) => st !== create)
+      .flatMap(actionsOf);
+    expect(others.every((a) => /^rds:Describe/.test(a))).toBe(true);
+  });
+
+  it('cannot delete, modify, stop, reboot or fail over anything (the source included)', () => {
+    const actions = allActions(logicalIdOf(stack.consoleRestore.rdsFunction.function.role!));
+    expect(
+      actions.filter((a) =>
+        /^rds:(Delete|Modify|Stop|Reboot|Failover|Promote|RemoveTags)|^rds:\*$|^\*$/.test(a),
+      ),
+    ).toEqual([]);
+    expect(actions.filter((a) => /^(s3|secretsmanager|dynamodb|ecs|iam):/.test(a))).toEqual([]);
+  });
+
+  it('restore-validate may only describe in RDS', () => {
+    const actions = allActions(logicalIdOf(stack.consoleRestore.validateFunction.function.role!));
+    expect(actions.filter((a) => a.startsWith('rds:')).sort()).toEqual([
+      'rds:DescribeDBClusters',
+      'rds:DescribeDBInstances',
+    ]);
+  });
+
+  it('uses the tag key of the runtime (core/orchestration/rds-restore.ts)', () => {
+    expect(RESTORE_TAG).toBe(CORE_RESTORE_TAG);
   });
 });
 

@@ -41,7 +41,7 @@ import type { JobName } from '../../core/orchestration/job';
 import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/orchestration/local-runner';
 import { openVault, S3Vault } from '../../core/vault';
 import { rdsLatestRestorableTime } from '../../core/alerts/freshness';
-import { RDSClient } from '@aws-sdk/client-rds';
+import { CreateDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
@@ -271,6 +271,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       decryptKeys: {} as Keys,
       connect: () => Promise.reject(new Error('the local stand-ins are not used')),
       retryIntervalMs: 0,
+      waitSeconds: 0,
       around: async (_state, stateInput) => {
         const i = stateInput as {
           FunctionName?: string;
@@ -321,6 +322,15 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         const env = Object.fromEntries(
           (i.Overrides?.ContainerOverrides?.[0]?.Environment ?? []).map((e) => [e.Name, e.Value]),
         );
+        if (_state === 'RdsPostRestoreCheck') {
+          // moto's RDS has no engine behind its endpoints: the check connects to the backed-up database.
+          const job = JSON.parse(env.COFRE_JOB!) as {
+            restore: { endpoint?: { host: string; port: number } };
+          };
+          const u = new URL(db.url);
+          job.restore.endpoint = { host: u.hostname, port: Number(u.port || 5432) };
+          env.COFRE_JOB = JSON.stringify(job);
+        }
         return JSON.parse(JSON.stringify(await runTask(env))) as never;
       },
     });
@@ -509,6 +519,41 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect(uploads.Uploads ?? []).toEqual([]);
   });
 
+  it('restore (console, point-in-time): restore-validate and restore-rds against RDS, the post-check, restore-record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    // The source instance of app-prod (cofre.config.ts rdsInstanceId), made outside the checker.
+    const admin = new RDSClient(clientConfig());
+    checker.exempt(admin);
+    await admin.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: 'app-prod',
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t3.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+        BackupRetentionPeriod: 7,
+      }),
+    );
+    const target = `app-prod-iam-${process.pid}`;
+    try {
+      const run = await runJob('restore', {
+        kind: 'point-in-time',
+        database: DATABASE,
+        time: 'latest',
+        targetIdentifier: target,
+        requestedBy: 'iam-per-call test',
+      });
+      expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+      expect(run.output?.check).toMatchObject({ targetDatabase: target });
+    } finally {
+      for (const id of [target, 'app-prod'])
+        await admin
+          .send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true }))
+          .catch(() => undefined);
+    }
+  });
+
   it('every recorded request is allowed by the synthesized policies', () => {
     const table = checker.table();
     console.log(`[iam] recorded requests (role, action, resource):\n${table}`);
@@ -592,6 +637,57 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         },
       ),
     ).rejects.toThrow(/AccessDenied|not authorized to perform: s3:PutObject/);
+  });
+
+  it('denies restore-rds creating without the cofre:restore tag or with another tag, and deleting or changing any instance (the source included)', async () => {
+    const db = (id: string) => `arn:aws:rds:${iam.region}:${iam.account}:db:${id}`;
+    const tagged = (tags: Record<string, string>) => ({
+      'aws:TagKeys': Object.keys(tags),
+      ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+    });
+    const decide = async (action: string, resource: string, context: Record<string, string | string[]>) =>
+      (await checker.evaluate('restore-rds', { action, resource, context })).decision;
+    expect(
+      await decide(
+        'rds:RestoreDBInstanceToPointInTime',
+        db('new-copy'),
+        tagged({ 'cofre:restore': 'exec-1' }),
+      ),
+    ).toBe('Allowed');
+    expect(await decide('rds:RestoreDBInstanceToPointInTime', db('new-copy'), {})).not.toBe('Allowed');
+    expect(
+      await decide('rds:RestoreDBInstanceToPointInTime', db('new-copy'), tagged({ 'cofre:restore': '' })),
+    ).not.toBe('Allowed');
+    expect(
+      await decide(
+        'rds:CreateDBInstance',
+        db('new-copy'),
+        tagged({ 'cofre:restore': 'exec-1', owner: 'someone' }),
+      ),
+    ).not.toBe('Allowed');
+    for (const action of [
+      'rds:DeleteDBInstance',
+      'rds:ModifyDBInstance',
+      'rds:StopDBInstance',
+      'rds:RebootDBInstance',
+      'rds:DeleteDBCluster',
+      'rds:ModifyDBCluster',
+      'rds:FailoverDBCluster',
+      'rds:RemoveTagsFromResource',
+    ])
+      for (const role of ['restore-rds', 'restore-validate', 'sm:restore', TASK_ROLE] as const)
+        expect(
+          (
+            await checker.evaluate(role, {
+              action,
+              resource: action.includes('Cluster')
+                ? `arn:aws:rds:${iam.region}:${iam.account}:cluster:app-prod`
+                : db('app-prod'),
+              context: {},
+            })
+          ).decision,
+          `${role} ${action}`,
+        ).not.toBe('Allowed');
   });
 
   it('denies every runtime role reading the DR vault', async () => {

@@ -53,6 +53,7 @@ export type RuntimeRoleName =
   | 'monthly-report'
   | 'restore-validate'
   | 'restore-record'
+  | 'restore-rds'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -383,6 +384,7 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
   functions.set('notify', arnOf(primary.alerts.notifyFunction.function));
   functions.set('restore-validate', arnOf(primary.consoleRestore.validateFunction.function));
   functions.set('restore-record', arnOf(primary.consoleRestore.recordFunction.function));
+  functions.set('restore-rds', arnOf(primary.consoleRestore.rdsFunction.function));
   const taskDefinitions = new Map<string, string>();
   const taskRoles = new Map<string, string>();
   const executionRoles = new Map<string, string>();
@@ -470,6 +472,7 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   if (alerts.pagerDutyFunction) lambda('pagerduty', alerts.pagerDutyFunction);
   lambda('restore-validate', primary.consoleRestore.validateFunction);
   lambda('restore-record', primary.consoleRestore.recordFunction);
+  lambda('restore-rds', primary.consoleRestore.rdsFunction);
   return out;
 }
 

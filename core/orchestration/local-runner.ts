@@ -125,6 +125,10 @@ export interface LocalPipelineOptions {
   readonly restoreDatabases?: readonly RestoreDatabase[];
   /** RDS for point-in-time restores (the local AWS). */
   readonly rds?: RDSClient;
+  /** RDS in another region (snapshot restores from the DR region); default: `rds`. */
+  readonly rdsIn?: (region: string) => RDSClient;
+  /** Snapshot restores: the account and the two regions of the pipeline. */
+  readonly aws?: { readonly account: string; readonly primaryRegion: string; readonly drRegion: string };
   /** Seconds of every Wait state (default: as in the file). */
   readonly waitSeconds?: number;
   /** Where notifications go (default: the log). */
@@ -183,6 +187,11 @@ export async function runLocalJob(
   const name = `local-${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
   const executionArn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:cofre-${job}:${name}`;
   const notifications: NotifyEvent[] = [];
+  const rdsIn = (region: string | undefined): RDSClient => {
+    const client = region && o.rdsIn ? o.rdsIn(region) : o.rds;
+    if (!client) throw new Error('restore-rds: no RDS client given to the local runner');
+    return client;
+  };
   const functions: Record<string, (payload: Record<string, unknown>) => Promise<unknown>> = {
     [LOCAL_SUBSTITUTIONS.PrepareFunctionArn!]: (p) =>
       prepare(p as unknown as PrepareEvent, { history: o.history, now: o.now }),
@@ -215,11 +224,14 @@ export async function runLocalJob(
         vault: o.vault,
         history: o.history,
         rds: o.rds,
+        aws: o.aws && { ...o.aws, rdsIn: rdsIn },
         now: o.now,
       }),
     [LOCAL_SUBSTITUTIONS.RestoreRdsFunctionArn!]: (p) => {
-      if (!o.rds) throw new Error('restore-rds: no RDS client given to the local runner');
-      return rdsRestoreStep(p as unknown as RdsRestoreEvent, { rds: o.rds, now: o.now });
+      return rdsRestoreStep(p as unknown as RdsRestoreEvent, {
+        rdsIn: (region) => (region ? rdsIn(region) : rdsIn(undefined)),
+        now: o.now,
+      });
     },
     [LOCAL_SUBSTITUTIONS.RestoreRecordFunctionArn!]: (p) =>
       recordRestore(p as unknown as RestoreRecordEvent, { history: o.history, now: o.now }),

@@ -6,7 +6,7 @@
 import type { RDSClient } from '@aws-sdk/client-rds';
 import { UsageError } from '../errors';
 import { rdsRestoreStatus, startRdsRestore, type RdsRestoreStatus } from './rds-restore';
-import type { RestoreJob, ValidatedRestore } from './restore-validate';
+import { isRdsPlan, type RestoreJob, type ValidatedRestore } from './restore-validate';
 
 export interface RdsRestoreEvent {
   readonly action: 'start' | 'status';
@@ -26,17 +26,21 @@ export function runName(executionId: string): string {
 
 export async function rdsRestoreStep(
   event: RdsRestoreEvent,
-  deps: { readonly rds: RDSClient; readonly now?: () => Date },
+  deps: { readonly rdsIn: (region: string | undefined) => RDSClient; readonly now?: () => Date },
 ): Promise<{ started: string } | RdsStatusResult> {
   const plan = event.validated.job.restore;
-  if (plan.kind !== 'point-in-time')
-    throw new UsageError(`validated.job.restore.kind: expected "point-in-time", got "${plan.kind}"`);
-  if (event.action === 'start') return startRdsRestore(plan.rds, deps.rds, runName(event.executionId));
+  if (!isRdsPlan(plan))
+    throw new UsageError(
+      `validated.job.restore.kind: expected "point-in-time" or "snapshot", got "${plan.kind}"`,
+    );
+  // A snapshot restore is made in its recovery point's region (primary or DR).
+  const rds = deps.rdsIn(plan.rds.region);
+  if (event.action === 'start') return startRdsRestore(plan.rds, rds, runName(event.executionId));
   if ((event.action as string) !== 'status')
     throw new UsageError(`action: expected "start" or "status", got ${JSON.stringify(event.action)}`);
   const status = await rdsRestoreStatus(
     plan.rds,
-    deps.rds,
+    rds,
     event.validated.startedAt,
     event.validated.timeoutSeconds,
     (deps.now ?? (() => new Date()))(),

@@ -10,6 +10,10 @@
  */
 import {
   CreateDBInstanceCommand,
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBSnapshotsCommand,
+  RestoreDBClusterFromSnapshotCommand,
+  RestoreDBInstanceFromDBSnapshotCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
   RestoreDBClusterToPointInTimeCommand,
@@ -25,7 +29,11 @@ import { messageOf } from '../errors';
 export const RESTORE_TAG = 'cofre:restore';
 
 export const rdsPlanSchema = z.object({
-  kind: z.literal('point-in-time'),
+  kind: z.enum(['point-in-time', 'snapshot']),
+  /** snapshot: the recovery point (an RDS snapshot or cluster snapshot ARN). */
+  snapshotArn: z.string().optional(),
+  /** Where the new resource is made (snapshot: the recovery point's region); absent: the pipeline's. */
+  region: z.string().optional(),
   /** Instance (RDS) or cluster (Aurora). */
   resource: z.enum(['instance', 'cluster']),
   source: z.string(),
@@ -226,6 +234,47 @@ export async function startRdsRestore(
   run: string,
 ): Promise<{ started: string }> {
   const Tags = [{ Key: RESTORE_TAG, Value: run }];
+  if (plan.kind === 'snapshot') {
+    if (plan.resource === 'instance') {
+      await rds.send(
+        new RestoreDBInstanceFromDBSnapshotCommand({
+          DBInstanceIdentifier: plan.target,
+          DBSnapshotIdentifier: snapshotIdOf(plan.snapshotArn!),
+          DBInstanceClass: plan.instanceClass,
+          MultiAZ: plan.multiAz,
+          ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
+          VpcSecurityGroupIds: plan.securityGroupIds,
+          ...(plan.parameterGroup ? { DBParameterGroupName: plan.parameterGroup } : {}),
+          DeletionProtection: false,
+          Tags,
+        }),
+      );
+      return { started: plan.target };
+    }
+    await rds.send(
+      new RestoreDBClusterFromSnapshotCommand({
+        DBClusterIdentifier: plan.target,
+        SnapshotIdentifier: snapshotIdOf(plan.snapshotArn!),
+        Engine: plan.engine,
+        ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
+        VpcSecurityGroupIds: plan.securityGroupIds,
+        ...(plan.parameterGroup ? { DBClusterParameterGroupName: plan.parameterGroup } : {}),
+        ...(plan.kmsKeyId ? { KmsKeyId: plan.kmsKeyId } : {}),
+        DeletionProtection: false,
+        Tags,
+      }),
+    );
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: plan.targetInstance!,
+        DBClusterIdentifier: plan.target,
+        DBInstanceClass: plan.instanceClass,
+        Engine: plan.engine,
+        Tags,
+      }),
+    );
+    return { started: plan.target };
+  }
   const when = plan.restoreTime
     ? { RestoreTime: new Date(plan.restoreTime) }
     : { UseLatestRestorableTime: true };
@@ -320,5 +369,183 @@ export async function rdsRestoreStatus(
     timedOut: !available && elapsedSeconds >= timeoutSeconds,
     elapsedSeconds,
     ...(endpoint ? { endpoint } : {}),
+  };
+}
+
+/** The snapshot identifier in a recovery point ARN (RDS takes the identifier for snapshots of its own account). */
+export function snapshotIdOf(arn: string): string {
+  const m = RECOVERY_POINT_ARN.exec(arn);
+  if (!m) throw new Error(`not an RDS recovery point ARN: ${arn}`);
+  return m[4]!;
+}
+
+/** What the snapshot input asks for (restore-input.ts). */
+export interface SnapshotRequest {
+  readonly recoveryPointArn: string;
+  readonly targetIdentifier?: string | undefined;
+  readonly instanceClass?: string | undefined;
+  readonly multiAz?: boolean | undefined;
+  readonly subnetGroup?: string | undefined;
+  readonly securityGroupIds?: readonly string[] | undefined;
+}
+
+/** An RDS recovery point ARN (what AWS Backup lists for RDS/Aurora). */
+export const RECOVERY_POINT_ARN =
+  /^arn:aws[a-z-]*:rds:([a-z0-9-]+):(\d{12}):(snapshot|cluster-snapshot):([A-Za-z0-9:-]{1,255})$/;
+
+/**
+ * Checks a restore from a recovery point: in this account, in the primary or DR region, a snapshot
+ * of this database that is available, the new identifier free there; the network of the new
+ * resource is the source's in the primary region and must be given in the DR region (the source's
+ * subnet group and security groups do not exist there).
+ */
+export async function planFromSnapshot(
+  source: {
+    readonly rdsInstanceId?: string | undefined;
+    readonly rdsClusterId?: string | undefined;
+    readonly id: string;
+  },
+  request: SnapshotRequest,
+  where: {
+    readonly account: string;
+    readonly primaryRegion: string;
+    readonly drRegion: string;
+    readonly rdsIn: (region: string) => RDSClient;
+  },
+  now: Date,
+  problems: string[],
+): Promise<{ plan: RdsPlan; restorePoint: string } | undefined> {
+  const m = RECOVERY_POINT_ARN.exec(request.recoveryPointArn);
+  if (!m) {
+    problems.push(
+      `recoveryPointArn: expected the ARN of an RDS recovery point (AWS Backup > Backup vaults > the recovery point: arn:aws:rds:<region>:<account>:snapshot:awsbackup:job-…), got "${request.recoveryPointArn}"`,
+    );
+    return undefined;
+  }
+  const [, region, account, type, id] = m as unknown as [
+    string,
+    string,
+    string,
+    'snapshot' | 'cluster-snapshot',
+    string,
+  ];
+  if (account !== where.account) {
+    problems.push(
+      `recoveryPointArn: expected a recovery point in this account (${where.account}), got one in ${account}: a restore never reads from or creates anything in another account`,
+    );
+    return undefined;
+  }
+  if (region !== where.primaryRegion && region !== where.drRegion) {
+    problems.push(
+      `recoveryPointArn: expected a recovery point in the primary (${where.primaryRegion}) or DR (${where.drRegion}) region, got one in ${region}`,
+    );
+    return undefined;
+  }
+  const resource = type === 'cluster-snapshot' ? 'cluster' : 'instance';
+  const sourceId = resource === 'cluster' ? source.rdsClusterId : source.rdsInstanceId;
+  if (!sourceId) {
+    problems.push(
+      `recoveryPointArn: expected a ${resource === 'cluster' ? 'cluster snapshot of an Aurora cluster (rdsClusterId)' : 'snapshot of an RDS instance (rdsInstanceId)'}, and ${source.id} has no ${resource === 'cluster' ? 'rdsClusterId' : 'rdsInstanceId'}`,
+    );
+    return undefined;
+  }
+  const rds = where.rdsIn(region);
+  const dr = region === where.drRegion && region !== where.primaryRegion;
+  let snapshot:
+    | { of?: string; status?: string; created?: Date; engine?: string; kmsKeyId?: string; port?: number }
+    | undefined;
+  try {
+    if (resource === 'instance') {
+      const s = (await rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id })))
+        .DBSnapshots?.[0];
+      if (s)
+        snapshot = {
+          ...(s.DBInstanceIdentifier ? { of: s.DBInstanceIdentifier } : {}),
+          ...(s.Status ? { status: s.Status } : {}),
+          ...(s.SnapshotCreateTime ? { created: s.SnapshotCreateTime } : {}),
+          ...(s.Engine ? { engine: s.Engine } : {}),
+          ...(s.Port ? { port: s.Port } : {}),
+        };
+    } else {
+      const s = (await rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: id })))
+        .DBClusterSnapshots?.[0];
+      if (s)
+        snapshot = {
+          ...(s.DBClusterIdentifier ? { of: s.DBClusterIdentifier } : {}),
+          ...(s.Status ? { status: s.Status } : {}),
+          ...(s.SnapshotCreateTime ? { created: s.SnapshotCreateTime } : {}),
+          ...(s.Engine ? { engine: s.Engine } : {}),
+          ...(s.KmsKeyId ? { kmsKeyId: s.KmsKeyId } : {}),
+          ...(s.Port ? { port: s.Port } : {}),
+        };
+    }
+  } catch (error) {
+    if (!notFound(error)) {
+      problems.push(`recoveryPointArn: could not read it from RDS in ${region}: ${messageOf(error)}`);
+      return undefined;
+    }
+  }
+  if (!snapshot) {
+    problems.push(
+      `recoveryPointArn: expected an existing recovery point, got ${request.recoveryPointArn}, which does not exist`,
+    );
+    return undefined;
+  }
+  if (snapshot.of !== sourceId)
+    problems.push(
+      `recoveryPointArn: expected a recovery point of ${sourceId} (${source.id}), got one of ${snapshot.of ?? 'an unknown source'}`,
+    );
+  if (snapshot.status !== 'available')
+    problems.push(
+      `recoveryPointArn: expected an available recovery point, got one that is ${snapshot.status ?? 'of unknown status'}`,
+    );
+  // The source's settings, read in the primary region (the DR region has no source).
+  const primary = where.rdsIn(where.primaryRegion);
+  const live = resource === 'instance' ? await instanceOf(primary, sourceId) : undefined;
+  const liveCluster = resource === 'cluster' ? await clusterOf(primary, sourceId) : undefined;
+  if (dr && (!request.subnetGroup || !request.securityGroupIds?.length))
+    problems.push(
+      `subnetGroup / securityGroupIds: expected the DB subnet group and security groups of the new ${resource} in ${region} (the source's exist only in ${where.primaryRegion})`,
+    );
+  const target = request.targetIdentifier ?? defaultRdsTarget(sourceId, now);
+  const taken = resource === 'instance' ? await instanceOf(rds, target) : await clusterOf(rds, target);
+  if (taken)
+    problems.push(
+      `targetIdentifier: expected the identifier of a new ${resource} in ${region}, got "${target}", which already exists (a restore never replaces anything)`,
+    );
+  const targetInstance =
+    resource === 'cluster' ? `${target.slice(0, 63 - '-instance-1'.length)}-instance-1` : undefined;
+  const subnetGroup =
+    request.subnetGroup ??
+    (dr ? undefined : (live?.DBSubnetGroup?.DBSubnetGroupName ?? liveCluster?.DBSubnetGroup));
+  const securityGroupIds = request.securityGroupIds
+    ? [...request.securityGroupIds]
+    : dr
+      ? []
+      : (live?.VpcSecurityGroups ?? liveCluster?.VpcSecurityGroups ?? []).flatMap((g) =>
+          g.VpcSecurityGroupId ? [g.VpcSecurityGroupId] : [],
+        );
+  const parameterGroup = dr
+    ? undefined
+    : (live?.DBParameterGroups?.[0]?.DBParameterGroupName ?? liveCluster?.DBClusterParameterGroup);
+  return {
+    restorePoint: (snapshot.created ?? now).toISOString(),
+    plan: {
+      kind: 'snapshot',
+      snapshotArn: request.recoveryPointArn,
+      region,
+      resource,
+      source: sourceId,
+      target,
+      ...(targetInstance ? { targetInstance } : {}),
+      engine: snapshot.engine ?? live?.Engine ?? liveCluster?.Engine ?? 'postgres',
+      instanceClass: request.instanceClass ?? live?.DBInstanceClass ?? 'db.r6g.large',
+      multiAz: request.multiAz ?? live?.MultiAZ ?? liveCluster?.MultiAZ ?? false,
+      ...(subnetGroup ? { subnetGroup } : {}),
+      securityGroupIds,
+      ...(parameterGroup ? { parameterGroup } : {}),
+      ...(snapshot.kmsKeyId ? { kmsKeyId: snapshot.kmsKeyId } : {}),
+      ...(snapshot.port ? { port: snapshot.port } : {}),
+    },
   };
 }

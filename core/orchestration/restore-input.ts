@@ -12,7 +12,7 @@ import { BACKUP_ID } from '../manifest';
 import { RDS_IDENTIFIER } from './rds-restore';
 
 /** What the console can restore. */
-export const RESTORE_KINDS = ['database', 'table', 'tenant', 'point-in-time'] as const;
+export const RESTORE_KINDS = ['database', 'table', 'tenant', 'point-in-time', 'snapshot'] as const;
 export type RestoreKind = (typeof RESTORE_KINDS)[number];
 
 /** A plain SQL identifier: the only names a console restore creates or writes into. */
@@ -177,9 +177,60 @@ export const pointInTimeRestoreSchema = z.strictObject(
   unknownKey,
 );
 
+const rdsTarget = {
+  targetIdentifier: z
+    .string({ error: (iss) => `expected a new RDS identifier, got ${got(iss.input)}` })
+    .regex(RDS_IDENTIFIER, {
+      error: (iss) =>
+        `expected a new RDS identifier (a letter, then letters, digits and single hyphens, at most 63, not ending in a hyphen), got ${got(iss.input)}`,
+    })
+    .optional(),
+  instanceClass: z
+    .string({ error: (iss) => `expected an instance class like "db.r6g.large", got ${got(iss.input)}` })
+    .regex(/^db\.[a-z0-9]+\.[a-z0-9]+$/, {
+      error: (iss) => `expected an instance class like "db.r6g.large", got ${got(iss.input)}`,
+    })
+    .optional(),
+  multiAz: flag('a Multi-AZ copy; default: as the source').optional(),
+};
+
+export const snapshotRestoreSchema = z.strictObject(
+  {
+    kind: z.literal('snapshot'),
+    ...common,
+    recoveryPointArn: z.string({
+      error: (iss) => `expected the ARN of an RDS recovery point, got ${got(iss.input)}`,
+    }),
+    ...rdsTarget,
+    subnetGroup: z
+      .string({ error: (iss) => `expected a DB subnet group name, got ${got(iss.input)}` })
+      .regex(/^[A-Za-z0-9 ._-]{1,255}$/, {
+        error: (iss) => `expected a DB subnet group name, got ${got(iss.input)}`,
+      })
+      .optional(),
+    securityGroupIds: z
+      .array(
+        z.string().regex(/^sg-[0-9a-f]{8,17}$/, {
+          error: (iss) => `expected a security group id like "sg-0abc12345def67890", got ${got(iss.input)}`,
+        }),
+        { error: (iss) => `expected a list of security group ids, got ${got(iss.input)}` },
+      )
+      .min(1, { error: 'expected at least one security group id' })
+      .max(5, { error: 'expected at most 5 security group ids' })
+      .optional(),
+  },
+  unknownKey,
+);
+
 export const restoreInputSchema = z.discriminatedUnion(
   'kind',
-  [databaseRestoreSchema, tableRestoreSchema, tenantRestoreSchema, pointInTimeRestoreSchema],
+  [
+    databaseRestoreSchema,
+    tableRestoreSchema,
+    tenantRestoreSchema,
+    pointInTimeRestoreSchema,
+    snapshotRestoreSchema,
+  ],
   {
     error: (iss) =>
       typeof iss.input === 'object' && iss.input !== null && !Array.isArray(iss.input)
@@ -192,6 +243,7 @@ export type DatabaseRestoreInput = z.infer<typeof databaseRestoreSchema>;
 export type TableRestoreInput = z.infer<typeof tableRestoreSchema>;
 export type TenantRestoreInput = z.infer<typeof tenantRestoreSchema>;
 export type PointInTimeRestoreInput = z.infer<typeof pointInTimeRestoreSchema>;
+export type SnapshotRestoreInput = z.infer<typeof snapshotRestoreSchema>;
 
 /** One line per problem: `field: expected …` (an unknown field: one line naming it). */
 export function inputProblems(error: z.ZodError, input?: unknown): string[] {

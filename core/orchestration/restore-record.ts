@@ -12,7 +12,7 @@ import type { HistoryStore } from '../history-store';
 import { TASK_ERRORS, causeText } from './errors';
 import { RESTORE_TAG, type RdsRestoreStatus } from './rds-restore';
 import { POST_CHECK_FAILED, type ConsoleRestoreOutput, type RestoreCheckOutput } from './restore-task';
-import type { ValidatedRestore } from './restore-validate';
+import { isRdsPlan, type ValidatedRestore } from './restore-validate';
 
 export interface RestoreRecordEvent {
   readonly outcome: 'succeeded' | 'failed' | 'rejected';
@@ -62,7 +62,7 @@ export async function recordRestore(
   const plan = v?.job.restore;
   const target =
     state.restore?.targetDatabase ??
-    (plan?.kind === 'point-in-time' ? plan.rds.target : plan?.targetDatabase);
+    (plan !== undefined && isRdsPlan(plan) ? plan.rds.target : plan?.targetDatabase);
   let status: RestoreRecordResult['status'] = event.outcome;
   let error: string | undefined;
   let cause: string | undefined;
@@ -71,7 +71,7 @@ export async function recordRestore(
     error = state.error?.Error ?? 'Cofre.Failed';
     cause = `restore of ${database}${target ? ` into ${target}` : ''} failed: ${error}: ${causeText(state.error?.Cause) || 'no cause given'}`;
     message = cause;
-  } else if (plan?.kind === 'point-in-time' && state.check && state.rds) {
+  } else if (plan !== undefined && isRdsPlan(plan) && state.check && state.rds) {
     message = `${v?.summary ?? `restore into ${target}`}: available at ${state.rds.endpoint ? `${state.rds.endpoint.host}:${state.rds.endpoint.port}` : '(no endpoint)'} after ${formatDuration(state.rds.elapsedSeconds * 1000)}; RTO (start to checked copy) ${formatDuration(durationMs)} (${durationMs} ms); post-check: ${state.check.checks.join('; ')}`;
   } else if (!state.restore || !state.check) {
     status = 'failed';
@@ -90,7 +90,7 @@ export async function recordRestore(
     id: v?.runId ?? `restore-${now.toISOString()}`,
     kind: 'restore',
     database,
-    ...(plan && plan.kind !== 'point-in-time' && plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
+    ...(plan && !isRdsPlan(plan) && plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
     status,
     startedAt,
     finishedAt: now.toISOString(),
@@ -136,7 +136,7 @@ export function nextSteps(
   error: string | undefined,
 ): string[] {
   const plan = v?.job.restore;
-  if (plan?.kind === 'point-in-time') {
+  if (plan !== undefined && isRdsPlan(plan)) {
     const what = plan.rds.resource === 'cluster' ? 'cluster' : 'instance';
     return status === 'failed'
       ? [

@@ -30,6 +30,7 @@ import type { ContainerJob } from './job';
 import {
   rejection,
   restorePlanSchema,
+  isRdsPlan,
   type LogicalPlan,
   type RdsJobPlan,
   type RestorePlan,
@@ -113,7 +114,7 @@ export async function runConsoleRestore(
   deps: ConsoleRestoreDeps,
 ): Promise<ConsoleRestoreOutput> {
   const plan = restorePlanOf(job);
-  if (plan.kind === 'point-in-time')
+  if (isRdsPlan(plan))
     throw new UsageError('COFRE_JOB.restore.kind: a point-in-time restore is made by RDS, not by the task');
   const log = deps.log ?? (() => undefined);
   const c = deps.connection;
@@ -293,7 +294,7 @@ export async function runRestoreCheck(
   deps: ConsoleRestoreDeps,
 ): Promise<RestoreCheckOutput> {
   const plan = restorePlanOf(job);
-  if (plan.kind === 'point-in-time') return runRdsCheck(job, plan, deps);
+  if (isRdsPlan(plan)) return runRdsCheck(job, plan, deps);
   const c = deps.connection;
   const log = deps.log ?? (() => undefined);
   const manifest = await nearestManifestBefore(

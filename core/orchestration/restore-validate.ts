@@ -26,15 +26,16 @@ import type { Vault } from '../vault';
 import { NamedError, TASK_ERRORS } from './errors';
 import { jobDatabaseSchema, type ContainerJob, type JobDatabase } from './job';
 import type { RDSClient } from '@aws-sdk/client-rds';
-import { planPointInTime, rdsPlanSchema } from './rds-restore';
+import { planFromSnapshot, planPointInTime, rdsPlanSchema } from './rds-restore';
 import {
   inputProblems,
   restoreInputSchema,
   type PointInTimeRestoreInput,
   type RestoreInput,
+  type SnapshotRestoreInput,
 } from './restore-input';
 
-type LogicalInput = Exclude<RestoreInput, PointInTimeRestoreInput>;
+type LogicalInput = Exclude<RestoreInput, PointInTimeRestoreInput | SnapshotRestoreInput>;
 
 /** A configured database the console may restore (lib/ puts them in `COFRE_RESTORE_DATABASES`). */
 export const restoreDatabaseSchema = z.object({
@@ -86,7 +87,7 @@ export type LogicalPlan = z.infer<typeof logicalPlanSchema>;
 
 /** A point-in-time restore: the RDS plan, and the time the copy is of (what the post-check compares with). */
 export const rdsJobPlanSchema = z.object({
-  kind: z.literal('point-in-time'),
+  kind: z.enum(['point-in-time', 'snapshot']),
   rds: rdsPlanSchema,
   /** The restore point: the requested time, or the validation's time for "latest". */
   restorePoint: z.string(),
@@ -97,6 +98,11 @@ export type RdsJobPlan = z.infer<typeof rdsJobPlanSchema>;
 
 export const restorePlanSchema = z.union([logicalPlanSchema, rdsJobPlanSchema]);
 export type RestorePlan = z.infer<typeof restorePlanSchema>;
+
+/** Whether a plan is made by RDS (point-in-time, snapshot) rather than by the restore task. */
+export function isRdsPlan(plan: RestorePlan): plan is RdsJobPlan {
+  return plan.kind === 'point-in-time' || plan.kind === 'snapshot';
+}
 
 /** The job the restore task gets (COFRE_JOB): a container job with the plan. */
 export type RestoreJob = ContainerJob & { readonly restore: RestorePlan };
@@ -127,6 +133,15 @@ export interface ValidateRestoreDeps {
   readonly history: HistoryStore;
   /** RDS in the pipeline's region (point-in-time restores). */
   readonly rds?: RDSClient | undefined;
+  /** Snapshot restores: this account, the two regions, and RDS in either. */
+  readonly aws?:
+    | {
+        readonly account: string;
+        readonly primaryRegion: string;
+        readonly drRegion: string;
+        readonly rdsIn: (region: string) => RDSClient;
+      }
+    | undefined;
   readonly now?: () => Date;
 }
 
@@ -167,6 +182,11 @@ export async function validateRestore(
     if (!deps.rds) throw new Error('validateRestore: a point-in-time restore needs an RDS client');
     const rds = await planPointInTime(db, input, deps.rds, now, problems);
     if (rds) plan = { kind: 'point-in-time', rds, restorePoint: rds.restoreTime ?? now.toISOString() };
+  } else if (input.kind === 'snapshot') {
+    if (!deps.aws)
+      throw new Error('validateRestore: a snapshot restore needs the account, the regions and RDS');
+    const found = await planFromSnapshot(db, input, deps.aws, now, problems);
+    if (found) plan = { kind: 'snapshot', rds: found.plan, restorePoint: found.restorePoint };
   } else {
     const source = await resolveBackup(input, db, deps, problems);
     if (source) checkBackupFits(input, db, source.entry.manifest, problems);
@@ -181,7 +201,7 @@ export async function validateRestore(
     id: runId,
     kind: 'restore',
     database: db.id,
-    ...(plan.kind !== 'point-in-time' && plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
+    ...('tenant' in plan && plan.tenant !== undefined ? { tenant: plan.tenant } : {}),
     status: 'running',
     startedAt: now.toISOString(),
     message: summary,
@@ -455,8 +475,10 @@ function planOf(
 }
 
 function summaryOf(plan: RestorePlan, id: string): string {
-  if (plan.kind === 'point-in-time')
-    return `${plan.rds.resource === 'cluster' ? 'Aurora cluster' : 'RDS instance'} ${plan.rds.source} of ${id} restored to ${plan.rds.restoreTime ?? 'its latest restorable time'} into the new ${plan.rds.resource} ${plan.rds.target}`;
+  if (isRdsPlan(plan))
+    return plan.kind === 'snapshot'
+      ? `recovery point ${plan.rds.snapshotArn ?? '?'} (${plan.restorePoint}) of ${plan.rds.source} (${id}) restored into the new ${plan.rds.resource} ${plan.rds.target} in ${plan.rds.region ?? 'the primary region'}`
+      : `${plan.rds.resource === 'cluster' ? 'Aurora cluster' : 'RDS instance'} ${plan.rds.source} of ${id} restored to ${plan.rds.restoreTime ?? 'its latest restorable time'} into the new ${plan.rds.resource} ${plan.rds.target}`;
   const from = `backup ${plan.backupId} of ${id}/${plan.sourceDatabase} (${plan.backupStartedAt})`;
   if (plan.kind === 'database')
     return `${from} restored into ${plan.replace ? 'the existing (replaced)' : 'the new'} database ${plan.targetDatabase}`;

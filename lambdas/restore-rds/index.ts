@@ -12,12 +12,22 @@ import { rdsRestoreStep, type RdsRestoreEvent } from '../../core/orchestration/r
 
 const logger = new Logger({ serviceName: 'cofre-restore-rds' });
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
-const rds = new RDSClient({ maxAttempts: 5 });
+const clients = new Map<string, RDSClient>();
+/** RDS in the pipeline's region, or in a recovery point's (the DR region), one client each. */
+function rdsIn(region: string | undefined): RDSClient {
+  const key = region ?? '';
+  let client = clients.get(key);
+  if (!client) {
+    client = new RDSClient({ maxAttempts: 5, ...(region ? { region } : {}) });
+    clients.set(key, client);
+  }
+  return client;
+}
 
 export async function handler(event: RdsRestoreEvent): Promise<unknown> {
   logger.appendKeys({ action: event.action, executionId: event.executionId });
   return runStep('restore-rds', logger, metrics, async () => {
-    const result = await rdsRestoreStep(event, { rds });
+    const result = await rdsRestoreStep(event, { rdsIn });
     logger.info('restore-rds done', { result: 'status' in result ? result.status : 'started' });
     return result;
   });

@@ -86,6 +86,9 @@ export class ConsoleRestore extends Construct {
         COFRE_HISTORY_TABLE: history.table.tableName,
         COFRE_VAULT_URL: `s3://${vault.bucket.bucketName}`,
         COFRE_RESTORE_DATABASES: Stack.of(this).toJsonString(databases),
+        COFRE_ACCOUNT: Stack.of(this).account,
+        COFRE_PRIMARY_REGION: config.regions.primary,
+        COFRE_DR_REGION: config.regions.dr,
       },
     );
     this.recordFunction = fn(
@@ -100,7 +103,7 @@ export class ConsoleRestore extends Construct {
       'Cofre: point-in-time restores into new RDS instances and Aurora clusters, and their status',
       {},
     );
-    this.grantRds();
+    this.grantRds([config.regions.primary, config.regions.dr]);
     const prefixes = config.databases.flatMap((db) => vaultPrefixesOf(db.id));
     vault.grantRead(this.validateFunction.function, prefixes);
     history.grantRecord(this.validateFunction.function);
@@ -134,39 +137,71 @@ export class ConsoleRestore extends Construct {
    * and nothing else; it has no Delete*, Modify*, Stop*, Reboot* or Failover* action at all, so it
    * cannot delete or change the source (or anything else).
    */
-  private grantRds(): void {
+  private grantRds(regions: readonly string[]): void {
     const stack = Stack.of(this);
     const arn = (resource: string) =>
-      stack.formatArn({
-        service: 'rds',
-        resource,
-        resourceName: '*',
-        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      });
-    const anyRds = ['db', 'cluster', 'subgrp', 'secgrp', 'pg', 'cluster-pg', 'og'].map(arn);
+      [...new Set(regions)].map((region) =>
+        stack.formatArn({
+          service: 'rds',
+          region,
+          resource,
+          resourceName: '*',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      );
     const describe = new PolicyStatement({
-      sid: 'DescribeInstancesAndClusters',
-      actions: ['rds:DescribeDBInstances', 'rds:DescribeDBClusters'],
-      resources: [arn('db'), arn('cluster')],
+      sid: 'DescribeInstancesClustersAndRecoveryPoints',
+      actions: [
+        'rds:DescribeDBInstances',
+        'rds:DescribeDBClusters',
+        'rds:DescribeDBSnapshots',
+        'rds:DescribeDBClusterSnapshots',
+      ],
+      resources: ['db', 'cluster', 'snapshot', 'cluster-snapshot'].flatMap(arn),
     });
     this.validateFunction.function.addToRolePolicy(describe);
-    const role = this.rdsFunction.function;
-    role.addToRolePolicy(describe);
-    const tagged = {
-      StringLike: { [`aws:RequestTag/${RESTORE_TAG}`]: '?*' },
-      'ForAllValues:StringEquals': { 'aws:TagKeys': [RESTORE_TAG] },
-    };
-    role.addToRolePolicy(
+    const fn = this.rdsFunction.function;
+    fn.addToRolePolicy(describe);
+    fn.addToRolePolicy(
       new PolicyStatement({
         sid: 'CreateOnlyNewResourcesTaggedCofreRestore',
         actions: [
           'rds:RestoreDBInstanceToPointInTime',
           'rds:RestoreDBClusterToPointInTime',
+          'rds:RestoreDBInstanceFromDBSnapshot',
+          'rds:RestoreDBClusterFromSnapshot',
           'rds:CreateDBInstance',
           'rds:AddTagsToResource',
         ],
-        resources: anyRds,
-        conditions: tagged,
+        resources: [
+          'db',
+          'cluster',
+          'snapshot',
+          'cluster-snapshot',
+          'subgrp',
+          'secgrp',
+          'pg',
+          'cluster-pg',
+          'og',
+        ].flatMap(arn),
+        conditions: {
+          StringLike: { [`aws:RequestTag/${RESTORE_TAG}`]: '?*' },
+          'ForAllValues:StringEquals': { 'aws:TagKeys': [RESTORE_TAG] },
+        },
+      }),
+    );
+    // An encrypted copy: RDS creates a grant on the source's (or the recovery point's) key for the new
+    // resource, on the caller's behalf; only through RDS, only keys of this account.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        sid: 'LetRdsUseTheKeysOfTheCopies',
+        actions: ['kms:CreateGrant', 'kms:DescribeKey'],
+        resources: [...new Set(regions)].map((region) =>
+          stack.formatArn({ service: 'kms', region, resource: 'key', resourceName: '*' }),
+        ),
+        conditions: {
+          StringEquals: { 'kms:ViaService': [...new Set(regions)].map((r) => `rds.${r}.amazonaws.com`) },
+        },
       }),
     );
   }
@@ -297,10 +332,11 @@ export class ConsoleRestore extends Construct {
       ),
     );
     const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
-    const rdsArn = (resource: string) =>
-      `arn:${partition}:rds:${stack.region}:${stack.account}:${resource}:*`;
+    const regions = [...new Set([props.config.regions.primary, props.config.regions.dr])];
+    const rdsArns = (resource: string) =>
+      regions.map((region) => `arn:${partition}:rds:${region}:${stack.account}:${resource}:*`);
     const rdsReason = (who: string) =>
-      `${who} must name a restored copy before it exists and reads sources by identifier: describe is read-only, and creating (point-in-time restore, the Aurora cluster's first instance, tagging them) is allowed only with the cofre:restore tag and no other tag; no action can delete or modify an instance or cluster.`;
+      `${who} must name a restored copy before it exists and reads sources and recovery points (primary and DR region) by identifier: describe is read-only, and creating (point-in-time or snapshot restore, the Aurora cluster's first instance, tagging them) is allowed only with the cofre:restore tag and no other tag; no action can delete or modify an instance or cluster.`;
     for (const [fn, who] of [
       [this.rdsFunction, 'The restore-rds Lambda'],
       [this.validateFunction, 'The restore-validate Lambda'],
@@ -308,9 +344,17 @@ export class ConsoleRestore extends Construct {
       acknowledge(
         fn.function.role!.node.findChild('DefaultPolicy'),
         ...(fn === this.rdsFunction
-          ? ['db', 'cluster', 'subgrp', 'secgrp', 'pg', 'cluster-pg', 'og']
-          : ['db', 'cluster']
-        ).map((r) => ({ id: `AwsSolutions-IAM5[Resource::${rdsArn(r)}]`, reason: rdsReason(who) })),
+          ? ['db', 'cluster', 'snapshot', 'cluster-snapshot', 'subgrp', 'secgrp', 'pg', 'cluster-pg', 'og']
+          : ['db', 'cluster', 'snapshot', 'cluster-snapshot']
+        )
+          .flatMap(rdsArns)
+          .map((r) => ({ id: `AwsSolutions-IAM5[Resource::${r}]`, reason: rdsReason(who) })),
+        ...(fn === this.rdsFunction
+          ? regions.map((region) => ({
+              id: `AwsSolutions-IAM5[Resource::arn:${partition}:kms:${region}:${stack.account}:key/*]`,
+              reason: `RDS creates a grant on the KMS key of the source or recovery point (not known at synth) for the restored copy; the restore-rds Lambda may do it only through RDS in ${region} (kms:ViaService), on keys of this account.`,
+            }))
+          : []),
       );
     const policy = this.stateMachine.stateMachine.role.node.findChild('DefaultPolicy');
     acknowledge(

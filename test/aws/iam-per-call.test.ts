@@ -41,7 +41,12 @@ import type { JobName } from '../../core/orchestration/job';
 import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/orchestration/local-runner';
 import { openVault, S3Vault } from '../../core/vault';
 import { rdsLatestRestorableTime } from '../../core/alerts/freshness';
-import { CreateDBInstanceCommand, DeleteDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
+  DeleteDBInstanceCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
@@ -519,7 +524,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect(uploads.Uploads ?? []).toEqual([]);
   });
 
-  it('restore (console, point-in-time): restore-validate and restore-rds against RDS, the post-check, restore-record, notify', async () => {
+  it('restore (console, point-in-time and snapshot): restore-validate and restore-rds against RDS, the post-check, restore-record, notify', async () => {
     if (skipWithoutPostgres()) return;
     // The source instance of app-prod (cofre.config.ts rdsInstanceId), made outside the checker.
     const admin = new RDSClient(clientConfig());
@@ -536,6 +541,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       }),
     );
     const target = `app-prod-iam-${process.pid}`;
+    const fromSnapshot = `app-prod-iam-snap-${process.pid}`;
     try {
       const run = await runJob('restore', {
         kind: 'point-in-time',
@@ -546,8 +552,25 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       });
       expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
       expect(run.output?.check).toMatchObject({ targetDatabase: target });
+      // And from a recovery point (primary region): DescribeDBSnapshots, RestoreDBInstanceFromDBSnapshot.
+      const snapshot = await admin.send(
+        new CreateDBSnapshotCommand({
+          DBInstanceIdentifier: 'app-prod',
+          DBSnapshotIdentifier: `iam-rp-${process.pid}`,
+        }),
+      );
+      const fromRp = await runJob('restore', {
+        kind: 'snapshot',
+        database: DATABASE,
+        recoveryPointArn: snapshot.DBSnapshot!.DBSnapshotArn,
+        targetIdentifier: fromSnapshot,
+      });
+      expect(fromRp.status, `${fromRp.error}: ${fromRp.cause}`).toBe('succeeded');
+      expect(checker.records.filter((r) => r.role === 'restore-rds').map((r) => r.action)).toContain(
+        'rds:RestoreDBInstanceFromDBSnapshot',
+      );
     } finally {
-      for (const id of [target, 'app-prod'])
+      for (const id of [target, fromSnapshot, 'app-prod'])
         await admin
           .send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true }))
           .catch(() => undefined);

@@ -444,6 +444,38 @@ export function iamRequestsOf(
 
   if (
     clientName === 'RDSClient' &&
+    (command === 'DescribeDBSnapshots' || command === 'DescribeDBClusterSnapshots')
+  ) {
+    const cluster = command === 'DescribeDBClusterSnapshots';
+    const id = input[cluster ? 'DBClusterSnapshotIdentifier' : 'DBSnapshotIdentifier'];
+    return [
+      {
+        action: `rds:${command}`,
+        resource: `arn:aws:rds:${region}:${account}:${cluster ? 'cluster-snapshot' : 'snapshot'}:${typeof id === 'string' ? id : '*'}`,
+        context: {},
+      },
+    ];
+  }
+
+  if (
+    clientName === 'RDSClient' &&
+    (command === 'RestoreDBInstanceFromDBSnapshot' || command === 'RestoreDBClusterFromSnapshot')
+  ) {
+    const tags = (input.Tags ?? []) as { Key?: string; Value?: string }[];
+    const context: Record<string, string | string[]> = { 'aws:TagKeys': tags.map((t) => t.Key ?? '') };
+    for (const t of tags) context[`aws:RequestTag/${t.Key ?? ''}`] = t.Value ?? '';
+    const cluster = command === 'RestoreDBClusterFromSnapshot';
+    const made = `arn:aws:rds:${region}:${account}:${cluster ? 'cluster' : 'db'}:${String(input[cluster ? 'DBClusterIdentifier' : 'DBInstanceIdentifier'])}`;
+    const snapshot = `arn:aws:rds:${region}:${account}:${cluster ? 'cluster-snapshot' : 'snapshot'}:${String(input[cluster ? 'SnapshotIdentifier' : 'DBSnapshotIdentifier'])}`;
+    return [
+      { action: `rds:${command}`, resource: made, context },
+      { action: `rds:${command}`, resource: snapshot, context },
+      ...(tags.length ? [{ action: 'rds:AddTagsToResource', resource: made, context }] : []),
+    ];
+  }
+
+  if (
+    clientName === 'RDSClient' &&
     (command === 'RestoreDBInstanceToPointInTime' ||
       command === 'RestoreDBClusterToPointInTime' ||
       command === 'CreateDBInstance')

@@ -109,7 +109,18 @@ describe('the restore Lambdas', () => {
       Object.keys(variables)
         .filter((k) => k.startsWith('COFRE_'))
         .sort(),
-    ).toEqual(['COFRE_HISTORY_TABLE', 'COFRE_RESTORE_DATABASES', 'COFRE_VAULT_URL']);
+    ).toEqual([
+      'COFRE_ACCOUNT',
+      'COFRE_DR_REGION',
+      'COFRE_HISTORY_TABLE',
+      'COFRE_PRIMARY_REGION',
+      'COFRE_RESTORE_DATABASES',
+      'COFRE_VAULT_URL',
+    ]);
+    expect(variables).toMatchObject({
+      COFRE_PRIMARY_REGION: config.regions.primary,
+      COFRE_DR_REGION: config.regions.dr,
+    });
   });
 
   it('the COFRE_RESTORE_DATABASES value parses with the runtime schema once CloudFormation resolves it', () => {
@@ -169,9 +180,18 @@ describe('restore-rds: the role that makes point-in-time copies', () => {
     expect(actionsOf(create).sort()).toEqual([
       'rds:AddTagsToResource',
       'rds:CreateDBInstance',
+      'rds:RestoreDBClusterFromSnapshot',
       'rds:RestoreDBClusterToPointInTime',
+      'rds:RestoreDBInstanceFromDBSnapshot',
       'rds:RestoreDBInstanceToPointInTime',
     ]);
+    // In the primary and the DR region only (a recovery point is restored in its region).
+    const regions = new Set(
+      JSON.stringify(create.Resource)
+        .match(/:rds:[a-z0-9-]+:/g)!
+        .map((m) => m.split(':')[2]),
+    );
+    expect([...regions].sort()).toEqual([config.regions.dr, config.regions.primary].sort());
     expect(create.Condition).toEqual({
       StringLike: { [`aws:RequestTag/${RESTORE_TAG}`]: '?*' },
       'ForAllValues:StringEquals': { 'aws:TagKeys': [RESTORE_TAG] },
@@ -191,13 +211,28 @@ describe('restore-rds: the role that makes point-in-time copies', () => {
       ),
     ).toEqual([]);
     expect(actions.filter((a) => /^(s3|secretsmanager|dynamodb|ecs|iam):/.test(a))).toEqual([]);
+    // KMS only as RDS uses the keys of the copies.
+    const kms = statementsOfRole(logicalIdOf(stack.consoleRestore.rdsFunction.function.role!)).find((st) =>
+      actionsOf(st).includes('kms:CreateGrant'),
+    )!;
+    expect(actionsOf(kms).sort()).toEqual(['kms:CreateGrant', 'kms:DescribeKey']);
+    expect(kms.Condition).toEqual({
+      StringEquals: {
+        'kms:ViaService': [
+          `rds.${config.regions.primary}.amazonaws.com`,
+          `rds.${config.regions.dr}.amazonaws.com`,
+        ],
+      },
+    });
   });
 
   it('restore-validate may only describe in RDS', () => {
     const actions = allActions(logicalIdOf(stack.consoleRestore.validateFunction.function.role!));
     expect(actions.filter((a) => a.startsWith('rds:')).sort()).toEqual([
+      'rds:DescribeDBClusterSnapshots',
       'rds:DescribeDBClusters',
       'rds:DescribeDBInstances',
+      'rds:DescribeDBSnapshots',
     ]);
   });
 

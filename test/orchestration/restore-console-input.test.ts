@@ -138,17 +138,17 @@ describePostgres('restore state machine: rejected inputs (local executions)', ()
 
   it('2. no kind', () =>
     expectRejected({ database: 'demo', backup: 'latest' }, [
-      'kind: expected one of "database", "table", "tenant", "point-in-time", got nothing',
+      'kind: expected one of "database", "table", "tenant", "point-in-time", "snapshot", got nothing',
     ]));
 
   it('3. an unknown kind', () =>
     expectRejected({ kind: 'everything', database: 'demo' }, [
-      'kind: expected one of "database", "table", "tenant", "point-in-time", got "everything"',
+      'kind: expected one of "database", "table", "tenant", "point-in-time", "snapshot", got "everything"',
     ]));
 
   it('4. a kind of the wrong type', () =>
     expectRejected({ kind: 1, database: 'demo' }, [
-      'kind: expected one of "database", "table", "tenant", "point-in-time", got 1',
+      'kind: expected one of "database", "table", "tenant", "point-in-time", "snapshot", got 1',
     ]));
 
   it('5. missing database and backup, both reported', () =>

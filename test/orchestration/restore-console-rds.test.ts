@@ -13,7 +13,11 @@ import { rmSync } from 'node:fs';
 import {
   CreateDBClusterCommand,
   CreateDBInstanceCommand,
+  CopyDBSnapshotCommand,
   CreateDBParameterGroupCommand,
+  CreateDBSnapshotCommand,
+  CreateDBSubnetGroupCommand,
+  DeleteDBInstanceCommand,
   DescribeDBClustersCommand,
   DescribeDBInstancesCommand,
   ListTagsForResourceCommand,
@@ -35,7 +39,9 @@ import {
   type TestDatabase,
 } from '../helpers/databases';
 import { testKeys } from '../helpers/engine';
-import { clientConfig, describeLocalAws, uniqueName } from '../helpers/local-aws';
+import { ACCOUNT, clientConfig, describeLocalAws, REGION, uniqueName } from '../helpers/local-aws';
+
+const DR_REGION = 'us-east-1';
 import { localJobInput, localPipeline } from '../helpers/orchestration';
 
 describeLocalAws('restore state machine: point-in-time (moto RDS, Wait/poll loop, post-check)', () => {
@@ -46,6 +52,7 @@ describeLocalAws('restore state machine: point-in-time (moto RDS, Wait/poll loop
   let instance: string;
   let cluster: string;
   let parameterGroup: string;
+  let gone: string;
   let pgMissing: string | undefined;
 
   const config = (id: string, source: { rdsInstanceId?: string; rdsClusterId?: string }) => {
@@ -102,6 +109,18 @@ describeLocalAws('restore state machine: point-in-time (moto RDS, Wait/poll loop
         DBInstanceClass: 'db.r6g.xlarge',
       }),
     );
+    gone = uniqueName('gone');
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: gone,
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t3.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+        BackupRetentionPeriod: 7,
+      }),
+    );
     db = await createPostgresDatabase('pitr');
     await loadDemoData(parseDatabaseUrl('postgres', db.url), { patientsPerTenant: 5 });
     const k = await testKeys();
@@ -113,17 +132,20 @@ describeLocalAws('restore state machine: point-in-time (moto RDS, Wait/poll loop
     options = {
       ...setup.options,
       rds,
+      rdsIn: (region) => new RDSClient({ ...clientConfig(), region }),
+      aws: { account: ACCOUNT, primaryRegion: REGION, drRegion: DR_REGION },
       waitSeconds: 0,
       restoreDatabases: [
         config('app-rds', { rdsInstanceId: instance }),
         config('app-aurora', { rdsClusterId: cluster }),
         config('demo', {}),
+        config('app-gone', { rdsInstanceId: gone }),
       ].map((c, i) =>
         i === 2 ? { ...c, database: jobDatabaseSchema.parse(localJobInput(db.url).database) } : c,
       ),
     };
     // The backups the post-check compares with, under each RDS database's id.
-    for (const id of ['app-rds', 'app-aurora']) {
+    for (const id of ['app-rds', 'app-aurora', 'app-gone']) {
       const backup = await runLocalJob('backup-database', localJobInput(db.url, { id }), options);
       expect(backup.status, `${backup.error}: ${backup.cause}`).toBe('succeeded');
     }
@@ -338,5 +360,223 @@ describeLocalAws('restore state machine: point-in-time (moto RDS, Wait/poll loop
         'instanceClass: expected an instance class like "db.r6g.large", got "huge"',
       ],
     );
+  });
+  it('snapshot: an AWS Backup recovery point of the primary region into a new instance with the source settings, tagged, checked', async () => {
+    if (skip()) return;
+    const snapshot = uniqueName('rp');
+    const made = await rds.send(
+      new CreateDBSnapshotCommand({ DBInstanceIdentifier: instance, DBSnapshotIdentifier: snapshot }),
+    );
+    const target = uniqueName('snap-new');
+    const run = await runLocalJob(
+      'restore',
+      {
+        kind: 'snapshot',
+        database: 'app-rds',
+        recoveryPointArn: made.DBSnapshot!.DBSnapshotArn,
+        targetIdentifier: target,
+      },
+      { ...options, around: postCheckOnLocalPostgres },
+    );
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+    const copy = (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: target })))
+      .DBInstances![0]!;
+    expect(copy).toMatchObject({
+      DBInstanceStatus: 'available',
+      DBInstanceClass: 'db.r6g.large',
+      MultiAZ: true,
+    });
+    expect(copy.DBParameterGroups?.[0]?.DBParameterGroupName).toBe(parameterGroup);
+    const tags = await rds.send(new ListTagsForResourceCommand({ ResourceName: copy.DBInstanceArn! }));
+    expect(tags.TagList).toContainEqual({ Key: 'cofre:restore', Value: run.executionArn.split(':').at(-1) });
+    expect(run.output?.check).toMatchObject({ targetDatabase: target });
+  });
+
+  it('snapshot: a copy in the DR region is restored there, into the network given for it', async () => {
+    if (skip()) return;
+    const snapshot = uniqueName('rp-src');
+    const made = await rds.send(
+      new CreateDBSnapshotCommand({ DBInstanceIdentifier: instance, DBSnapshotIdentifier: snapshot }),
+    );
+    const dr = new RDSClient({ ...clientConfig(), region: DR_REGION });
+    const copied = await dr.send(
+      new CopyDBSnapshotCommand({
+        SourceDBSnapshotIdentifier: made.DBSnapshot!.DBSnapshotArn,
+        TargetDBSnapshotIdentifier: uniqueName('rp-dr'),
+      }),
+    );
+    // A VPC and two subnets in the DR region for the subnet group (the EC2 query API, as moto
+    // serves it: @aws-sdk/client-ec2 is not a dependency of this project).
+    const ec2 = async (params: Record<string, string>) => {
+      const response = await fetch(clientConfig().endpoint, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: `AWS4-HMAC-SHA256 Credential=test/20260101/${DR_REGION}/ec2/aws4_request, SignedHeaders=host, Signature=0`,
+        },
+        body: new URLSearchParams({ Version: '2016-11-15', ...params }).toString(),
+      });
+      return response.text();
+    };
+    const vpcId = /<vpcId>(vpc-[0-9a-f]+)<\/vpcId>/.exec(
+      await ec2({ Action: 'CreateVpc', CidrBlock: '10.9.0.0/16' }),
+    )![1]!;
+    const subnetIds: string[] = [];
+    for (const [i, cidr] of ['10.9.1.0/24', '10.9.2.0/24'].entries())
+      subnetIds.push(
+        /<subnetId>(subnet-[0-9a-f]+)<\/subnetId>/.exec(
+          await ec2({
+            Action: 'CreateSubnet',
+            VpcId: vpcId,
+            CidrBlock: cidr,
+            AvailabilityZone: `${DR_REGION}${'ab'[i]}`,
+          }),
+        )![1]!,
+      );
+    const subnetGroup = uniqueName('dr-db');
+    await dr.send(
+      new CreateDBSubnetGroupCommand({
+        DBSubnetGroupName: subnetGroup,
+        DBSubnetGroupDescription: 'cofre DR test',
+        SubnetIds: subnetIds,
+      }),
+    );
+    // moto restores a snapshot from its source instance's record in the same region (AWS needs no
+    // source there): an instance of the same name in the DR region stands for that record.
+    await dr.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: instance,
+        Engine: 'postgres',
+        DBInstanceClass: 'db.r6g.large',
+        AllocatedStorage: 20,
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+      }),
+    );
+    const arn = copied.DBSnapshot!.DBSnapshotArn!;
+    expect(arn).toContain(`:rds:${DR_REGION}:`);
+    // Without the DR network: rejected, nothing made.
+    const rejected = await runLocalJob(
+      'restore',
+      { kind: 'snapshot', database: 'app-rds', recoveryPointArn: arn },
+      options,
+    );
+    expect(rejected.error).toBe('Cofre.BadInput');
+    expect(rejected.cause).toBe(
+      `restore input rejected, nothing was changed (1 problem):\nsubnetGroup / securityGroupIds: expected the DB subnet group and security groups of the new instance in ${DR_REGION} (the source's exist only in ${REGION})`,
+    );
+    const target = uniqueName('dr-new');
+    const run = await runLocalJob(
+      'restore',
+      {
+        kind: 'snapshot',
+        database: 'app-rds',
+        recoveryPointArn: arn,
+        targetIdentifier: target,
+        subnetGroup,
+        securityGroupIds: ['sg-0123456789abcdef0'],
+      },
+      { ...options, around: postCheckOnLocalPostgres },
+    );
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+    const copy = (await dr.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: target })))
+      .DBInstances![0]!;
+    expect(copy.DBSubnetGroup?.DBSubnetGroupName).toBe(subnetGroup);
+    expect(copy.DBInstanceArn).toContain(`:rds:${DR_REGION}:`);
+    // Nothing was made in the primary region.
+    await expect(
+      rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: target })),
+    ).rejects.toMatchObject({
+      name: 'DBInstanceNotFoundFault',
+    });
+  });
+
+  it('snapshot: rejects a recovery point in another account, another region, of another database, or that does not exist', async () => {
+    if (skip()) return;
+    const other = uniqueName('other-src');
+    await rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: other,
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t3.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+      }),
+    );
+    const otherSnapshot = (
+      await rds.send(
+        new CreateDBSnapshotCommand({
+          DBInstanceIdentifier: other,
+          DBSnapshotIdentifier: uniqueName('rp-other'),
+        }),
+      )
+    ).DBSnapshot!.DBSnapshotArn!;
+    const cases: [string, string][] = [
+      [
+        'arn:aws:rds:sa-east-1:999999999999:snapshot:awsbackup:job-0a1b2c3d',
+        `recoveryPointArn: expected a recovery point in this account (${ACCOUNT}), got one in 999999999999: a restore never reads from or creates anything in another account`,
+      ],
+      [
+        `arn:aws:rds:eu-west-1:${ACCOUNT}:snapshot:awsbackup:job-0a1b2c3d`,
+        `recoveryPointArn: expected a recovery point in the primary (${REGION}) or DR (${DR_REGION}) region, got one in eu-west-1`,
+      ],
+      [
+        otherSnapshot,
+        `recoveryPointArn: expected a recovery point of ${instance} (app-rds), got one of ${other}`,
+      ],
+      [
+        `arn:aws:rds:${REGION}:${ACCOUNT}:snapshot:awsbackup:job-deadbeef`,
+        `recoveryPointArn: expected an existing recovery point, got arn:aws:rds:${REGION}:${ACCOUNT}:snapshot:awsbackup:job-deadbeef, which does not exist`,
+      ],
+      [
+        'rp-123',
+        'recoveryPointArn: expected the ARN of an RDS recovery point (AWS Backup > Backup vaults > the recovery point: arn:aws:rds:<region>:<account>:snapshot:awsbackup:job-…), got "rp-123"',
+      ],
+    ];
+    for (const [arn, line] of cases) {
+      const before = (await rds.send(new DescribeDBInstancesCommand({}))).DBInstances!.length;
+      const run = await runLocalJob(
+        'restore',
+        { kind: 'snapshot', database: 'app-rds', recoveryPointArn: arn },
+        options,
+      );
+      expect(run.error, arn).toBe('Cofre.BadInput');
+      expect(run.cause).toBe(`restore input rejected, nothing was changed (1 problem):\n${line}`);
+      expect((await rds.send(new DescribeDBInstancesCommand({}))).DBInstances!.length).toBe(before);
+    }
+  });
+  it('snapshot: the recovery point of an instance that is gone (deleted, the ransomware case) is restored; a point in time of it is refused', async () => {
+    if (skip()) return;
+    const made = await rds.send(
+      new CreateDBSnapshotCommand({
+        DBInstanceIdentifier: gone,
+        DBSnapshotIdentifier: uniqueName('rp-gone'),
+      }),
+    );
+    await rds.send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: gone, SkipFinalSnapshot: true }));
+    const pitr = await runLocalJob(
+      'restore',
+      { kind: 'point-in-time', database: 'app-gone', time: 'latest' },
+      options,
+    );
+    expect(pitr.cause).toBe(
+      `restore input rejected, nothing was changed (1 problem):\ndatabase: expected the RDS instance ${gone} of app-gone to exist, it does not`,
+    );
+    const target = uniqueName('from-gone');
+    const run = await runLocalJob(
+      'restore',
+      {
+        kind: 'snapshot',
+        database: 'app-gone',
+        recoveryPointArn: made.DBSnapshot!.DBSnapshotArn,
+        targetIdentifier: target,
+      },
+      { ...options, around: postCheckOnLocalPostgres },
+    );
+    expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+    const copy = (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: target })))
+      .DBInstances![0]!;
+    expect(copy.DBInstanceStatus).toBe('available');
   });
 });

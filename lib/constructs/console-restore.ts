@@ -58,6 +58,10 @@ export class ConsoleRestore extends Construct {
     super(scope, id);
     const { config, pipeline, vault, history } = props;
     const key = pipeline.key.key;
+    if (config.databases.length === 0)
+      throw new Error(
+        `ConsoleRestore ${this.node.path}: config.databases is empty; there is nothing to restore`,
+      );
     const databases = config.databases.map((db) => {
       const task = pipeline.dumpTasks.get(db.id);
       if (!task) throw new Error(`ConsoleRestore ${this.node.path}: no dump task for database ${db.id}`);

@@ -39,8 +39,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly pipeline: BackupPipeline;
   /** AWS Backup of the RDS instances and Aurora clusters (when the config has any). */
   public readonly snapshots?: { readonly vault: SnapshotVault; readonly plans: DatabaseSnapshots };
-  /** The `restore` state machine, started from the Step Functions console. */
-  public readonly consoleRestore: ConsoleRestore;
+  /** The `restore` state machine, started from the Step Functions console (when the config has databases). */
+  public readonly consoleRestore?: ConsoleRestore;
   /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
   public readonly configSnapshots?: ConfigSnapshots;
 
@@ -93,13 +93,14 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
-    this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {
-      config: props.config,
-      pipeline: this.pipeline,
-      vault: this.vault,
-      history: this.history,
-      notifyFunction: this.alerts.notifyFunction.function,
-    });
+    if (props.config.databases.length > 0)
+      this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {
+        config: props.config,
+        pipeline: this.pipeline,
+        vault: this.vault,
+        history: this.history,
+        notifyFunction: this.alerts.notifyFunction.function,
+      });
     const { secretArns, ssmParameterPaths, dataClass } = props.config.configuration;
     if (secretArns.length || ssmParameterPaths.length)
       this.configSnapshots = new ConfigSnapshots(this, 'ConfigSnapshots', {

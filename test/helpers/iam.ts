@@ -382,9 +382,12 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
   const functions = new Map<string, string>();
   for (const [name, f] of Object.entries(primary.pipeline.functions)) functions.set(name, arnOf(f.function));
   functions.set('notify', arnOf(primary.alerts.notifyFunction.function));
-  functions.set('restore-validate', arnOf(primary.consoleRestore.validateFunction.function));
-  functions.set('restore-record', arnOf(primary.consoleRestore.recordFunction.function));
-  functions.set('restore-rds', arnOf(primary.consoleRestore.rdsFunction.function));
+  const consoleRestore = primary.consoleRestore;
+  if (consoleRestore) {
+    functions.set('restore-validate', arnOf(consoleRestore.validateFunction.function));
+    functions.set('restore-record', arnOf(consoleRestore.recordFunction.function));
+    functions.set('restore-rds', arnOf(consoleRestore.rdsFunction.function));
+  }
   const taskDefinitions = new Map<string, string>();
   const taskRoles = new Map<string, string>();
   const executionRoles = new Map<string, string>();
@@ -394,7 +397,10 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     executionRoles.set(db, arnOf(task.executionRole));
   }
   const stateMachines = new Map<string, string>();
-  const machines = { ...primary.pipeline.stateMachines, restore: primary.consoleRestore.stateMachine };
+  const machines = {
+    ...primary.pipeline.stateMachines,
+    ...(consoleRestore ? { restore: consoleRestore.stateMachine } : {}),
+  };
   for (const [job, machine] of Object.entries(machines)) {
     stateMachines.set(job, arnOf(machine.stateMachine, 'Ref'));
     const roleId = id(machine.stateMachine.role);
@@ -470,9 +476,11 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   lambda('freshness', alerts.freshnessFunction);
   lambda('monthly-report', alerts.monthlyReportFunction);
   if (alerts.pagerDutyFunction) lambda('pagerduty', alerts.pagerDutyFunction);
-  lambda('restore-validate', primary.consoleRestore.validateFunction);
-  lambda('restore-record', primary.consoleRestore.recordFunction);
-  lambda('restore-rds', primary.consoleRestore.rdsFunction);
+  if (primary.consoleRestore) {
+    lambda('restore-validate', primary.consoleRestore.validateFunction);
+    lambda('restore-record', primary.consoleRestore.recordFunction);
+    lambda('restore-rds', primary.consoleRestore.rdsFunction);
+  }
   return out;
 }
 

@@ -15,17 +15,20 @@ const RESTORE_TAG = 'cofre:restore';
 import { parseConfig } from '../../lib/config';
 import { STATE_MACHINES_DIR } from '../../lib/constructs/asl-state-machine';
 import { vaultPrefixesOf } from '../../lib/constructs/dump-task';
+import type { ConsoleRestore } from '../../lib/constructs/console-restore';
 import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
 import { buildTestApp, exampleConfig } from '../helpers/cdk';
 import { actionsOf, arnOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/template';
 
 const config = parseConfig(exampleConfig());
 let stack: CofrePrimaryStack;
+let restore: ConsoleRestore;
 let template: Template;
 let resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
 
 beforeAll(() => {
   stack = buildTestApp().primary;
+  restore = stack.consoleRestore!;
   template = Template.fromStack(stack);
   resources = (template.toJSON() as { Resources: typeof resources }).Resources;
 });
@@ -44,7 +47,7 @@ const allActions = (roleLogicalId: string) => statementsOfRole(roleLogicalId).fl
 
 describe('the restore state machine', () => {
   it('is restore.asl.json with every placeholder substituted, logging ALL with execution data and X-Ray on', () => {
-    const machine = resourceOf(template, stack.consoleRestore.stateMachine.stateMachine);
+    const machine = resourceOf(template, restore.stateMachine.stateMachine);
     const file = readFileSync(path.join(STATE_MACHINES_DIR, 'restore.asl.json'), 'utf8');
     const body = JSON.stringify(machine.Properties.DefinitionString);
     for (const state of Object.keys((JSON.parse(file) as { States: object }).States))
@@ -64,15 +67,15 @@ describe('the restore state machine', () => {
   });
 
   it('may invoke only its two Lambdas and notify, and run only the dump tasks, in the Cofre cluster', () => {
-    const role = logicalIdOf(stack.consoleRestore.stateMachine.stateMachine.role);
+    const role = logicalIdOf(restore.stateMachine.stateMachine.role);
     const statements = statementsOfRole(role);
     const invoke = statements.find((s) => actionsOf(s).includes('lambda:InvokeFunction'))!;
     const sorted = (list: unknown) => (list as unknown[]).map((x) => JSON.stringify(x)).sort();
     expect(sorted(invoke.Resource)).toEqual(
       sorted([
-        arnOf(stack.consoleRestore.validateFunction.function),
-        arnOf(stack.consoleRestore.recordFunction.function),
-        arnOf(stack.consoleRestore.rdsFunction.function),
+        arnOf(restore.validateFunction.function),
+        arnOf(restore.recordFunction.function),
+        arnOf(restore.rdsFunction.function),
         arnOf(stack.alerts.notifyFunction.function),
       ]),
     );
@@ -88,7 +91,7 @@ describe('the restore state machine', () => {
   });
 
   it('cannot touch RDS, S3, Secrets Manager or the history itself (deny by absence)', () => {
-    const actions = allActions(logicalIdOf(stack.consoleRestore.stateMachine.stateMachine.role));
+    const actions = allActions(logicalIdOf(restore.stateMachine.stateMachine.role));
     expect(
       actions.filter((a) => /^(rds|s3|secretsmanager|dynamodb|kms|backup):/.test(a) || a === '*'),
     ).toEqual([]);
@@ -97,7 +100,7 @@ describe('the restore state machine', () => {
 
 describe('the restore Lambdas', () => {
   it('restore-validate knows every configured database and the dump task it restores on', () => {
-    const fn = resourceOf(template, stack.consoleRestore.validateFunction.function);
+    const fn = resourceOf(template, restore.validateFunction.function);
     const variables = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     const resolved = stack.resolve(variables.COFRE_RESTORE_DATABASES) as unknown;
     const text = JSON.stringify(resolved);
@@ -134,7 +137,7 @@ describe('the restore Lambdas', () => {
   });
 
   it("restore-validate reads only the configured databases' prefixes of the vault, and writes nothing there", () => {
-    const role = logicalIdOf(stack.consoleRestore.validateFunction.function.role!);
+    const role = logicalIdOf(restore.validateFunction.function.role!);
     const statements = statementsOfRole(role);
     const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
     const actions = s3.flatMap(actionsOf);
@@ -161,7 +164,7 @@ describe('the restore Lambdas', () => {
   });
 
   it('restore-record may put restore records but never delete one', () => {
-    const actions = allActions(logicalIdOf(stack.consoleRestore.recordFunction.function.role!));
+    const actions = allActions(logicalIdOf(restore.recordFunction.function.role!));
     expect(actions).toContain('dynamodb:PutItem');
     expect(actions.filter((a) => /Delete|^s3:|^rds:|^secretsmanager:/.test(a))).toEqual([]);
   });
@@ -169,7 +172,7 @@ describe('the restore Lambdas', () => {
 
 describe('restore-rds: the role that makes point-in-time copies', () => {
   const rdsStatements = () =>
-    statementsOfRole(logicalIdOf(stack.consoleRestore.rdsFunction.function.role!)).filter((st) =>
+    statementsOfRole(logicalIdOf(restore.rdsFunction.function.role!)).filter((st) =>
       actionsOf(st).some((a) => a.startsWith('rds:')),
     );
 
@@ -204,7 +207,7 @@ describe('restore-rds: the role that makes point-in-time copies', () => {
   });
 
   it('cannot delete, modify, stop, reboot or fail over anything (the source included)', () => {
-    const actions = allActions(logicalIdOf(stack.consoleRestore.rdsFunction.function.role!));
+    const actions = allActions(logicalIdOf(restore.rdsFunction.function.role!));
     expect(
       actions.filter((a) =>
         /^rds:(Delete|Modify|Stop|Reboot|Failover|Promote|RemoveTags)|^rds:\*$|^\*$/.test(a),
@@ -212,7 +215,7 @@ describe('restore-rds: the role that makes point-in-time copies', () => {
     ).toEqual([]);
     expect(actions.filter((a) => /^(s3|secretsmanager|dynamodb|ecs|iam):/.test(a))).toEqual([]);
     // KMS only as RDS uses the keys of the copies.
-    const kms = statementsOfRole(logicalIdOf(stack.consoleRestore.rdsFunction.function.role!)).find((st) =>
+    const kms = statementsOfRole(logicalIdOf(restore.rdsFunction.function.role!)).find((st) =>
       actionsOf(st).includes('kms:CreateGrant'),
     )!;
     expect(actionsOf(kms).sort()).toEqual(['kms:CreateGrant', 'kms:DescribeKey']);
@@ -227,7 +230,7 @@ describe('restore-rds: the role that makes point-in-time copies', () => {
   });
 
   it('restore-validate may only describe in RDS', () => {
-    const actions = allActions(logicalIdOf(stack.consoleRestore.validateFunction.function.role!));
+    const actions = allActions(logicalIdOf(restore.validateFunction.function.role!));
     expect(actions.filter((a) => a.startsWith('rds:')).sort()).toEqual([
       'rds:DescribeDBClusterSnapshots',
       'rds:DescribeDBClusters',
@@ -262,5 +265,10 @@ describe("the task a console restore runs on (each database's dump task)", () =>
 it('the primary stack outputs the restore state machine ARN for the console', () => {
   const outputs = template.toJSON() as { Outputs: Record<string, { Value: unknown }> };
   const found = Object.entries(outputs.Outputs).find(([k]) => k.includes('RestoreStateMachineArn'));
-  expect(found?.[1].Value).toEqual({ Ref: logicalIdOf(stack.consoleRestore.stateMachine.stateMachine) });
+  expect(found?.[1].Value).toEqual({ Ref: logicalIdOf(restore.stateMachine.stateMachine) });
+});
+
+it('is left out of a deployment without databases (nothing to restore)', () => {
+  const { primary } = buildTestApp((c) => ({ ...c, databases: [] }));
+  expect(primary.consoleRestore).toBeUndefined();
 });

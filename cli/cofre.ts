@@ -443,6 +443,18 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       '--point-in-time <time>',
       'RDS/Aurora: restore --rds-instance or --rds-cluster to this ISO-8601 time (or "latest") into a NEW instance or cluster',
     )
+    .option(
+      '--snapshot <arn>',
+      'RDS/Aurora: restore this AWS Backup recovery point (primary or DR region) of --rds-instance or --rds-cluster into a NEW instance or cluster in its region',
+    )
+    .option(
+      '--subnet-group <name>',
+      'with --snapshot: the DB subnet group of the new resource (required in the DR region)',
+    )
+    .option(
+      '--security-group-ids <ids>',
+      'with --snapshot: its security groups, comma-separated (required in the DR region)',
+    )
     .option('--rds-instance <id>', 'with --point-in-time: the source RDS instance')
     .option('--rds-cluster <id>', 'with --point-in-time: the source Aurora cluster')
     .option(
@@ -493,7 +505,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     .option('--json', 'print the restore report as JSON on stdout');
   withSessionLimitOptions(restoreCommand);
   withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
-    if (opts.pointInTime !== undefined) {
+    if (opts.pointInTime !== undefined || opts.snapshot !== undefined) {
       exitCode = await runPointInTimeRestore(opts, io);
       return;
     }

@@ -5,12 +5,19 @@
  * cluster with the source's settings, tagged `cofre:restore=<run>`, then polled until available or
  * the timeout. It never replaces or changes the source.
  */
-import { RDSClient } from '@aws-sdk/client-rds';
+import {
+  DescribeDBClusterSnapshotsCommand,
+  DescribeDBSnapshotsCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { OperationalError, UsageError } from '../core/errors';
 import {
+  RECOVERY_POINT_ARN,
+  planFromSnapshot,
   planPointInTime,
   rdsRestoreStatus,
   startRdsRestore,
+  type RdsPlan,
   type RdsRestoreStatus,
 } from '../core/orchestration/rds-restore';
 import { sdkClientConfig } from '../core/vault';
@@ -19,6 +26,9 @@ import type { CliIo } from './cofre';
 /** The options of `cofre restore` this path reads (flags in cli/cofre.ts). */
 export interface PointInTimeOptions {
   readonly pointInTime?: unknown;
+  readonly snapshot?: unknown;
+  readonly subnetGroup?: unknown;
+  readonly securityGroupIds?: unknown;
   readonly rdsInstance?: unknown;
   readonly rdsCluster?: unknown;
   readonly targetIdentifier?: unknown;
@@ -49,12 +59,15 @@ export async function runPointInTimeRestore(
   deps: { readonly rds?: RDSClient; readonly sleep?: (ms: number) => Promise<void> } = {},
 ): Promise<number> {
   const problems: string[] = [];
+  const mode = opts.snapshot !== undefined ? '--snapshot' : '--point-in-time';
+  if (opts.snapshot !== undefined && opts.pointInTime !== undefined)
+    problems.push('--point-in-time / --snapshot: choose one');
   for (const key of LOGICAL_FLAGS)
     if (opts[key] !== undefined && opts[key] !== false)
       problems.push(
-        `${flagName(key)}: not with --point-in-time (a point-in-time restore makes a new RDS instance or cluster)`,
+        `${flagName(key)}: not with ${mode} (an RDS restore makes a new RDS instance or cluster)`,
       );
-  const time = String(opts.pointInTime);
+  const time = typeof opts.pointInTime === 'string' ? opts.pointInTime : 'latest';
   if (time !== 'latest' && (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(time) || Number.isNaN(Date.parse(time))))
     problems.push(`--point-in-time: expected "latest" or an ISO-8601 time with its offset, got "${time}"`);
   const instance = opts.rdsInstance as string | undefined;
@@ -69,40 +82,70 @@ export async function runPointInTimeRestore(
     problems.push(`--poll-seconds: expected seconds from 0 to 600, got "${String(opts.pollSeconds)}"`);
   if (problems.length) throw new UsageError(`${problems.join('\n')}\nnothing was changed`);
 
-  const rds = deps.rds ?? new RDSClient(sdkClientConfig(io.env, 'AWS_ENDPOINT_URL_RDS'));
+  const config = sdkClientConfig(io.env, 'AWS_ENDPOINT_URL_RDS');
+  const rds = deps.rds ?? new RDSClient(config);
   const started = new Date();
-  const plan = await planPointInTime(
-    { id: instance ?? cluster!, rdsInstanceId: instance, rdsClusterId: cluster },
-    {
-      time,
-      targetIdentifier: opts.targetIdentifier as string | undefined,
-      instanceClass: opts.instanceClass as string | undefined,
-      multiAz: opts.multiAz as boolean | undefined,
-    },
-    rds,
-    started,
-    problems,
-  );
-  if (problems.length || !plan)
-    throw new UsageError(
-      `${problems
-        .map((p) =>
-          p
-            .replace(/^targetIdentifier:/, '--target-identifier:')
-            .replace(/^time:/, '--point-in-time:')
-            .replace(/^database:/, instance ? '--rds-instance:' : '--rds-cluster:'),
-        )
-        .join('\n')}\nnothing was changed`,
+  const rename = (p: string) =>
+    p
+      .replace(/^targetIdentifier:/, '--target-identifier:')
+      .replace(/^time:/, '--point-in-time:')
+      .replace(/^recoveryPointArn:/, '--snapshot:')
+      .replace(/^subnetGroup \/ securityGroupIds:/, '--subnet-group / --security-group-ids:')
+      .replace(/^database:/, instance ? '--rds-instance:' : '--rds-cluster:');
+  let plan: RdsPlan | undefined;
+  let client = rds;
+  if (opts.snapshot !== undefined) {
+    const arn = typeof opts.snapshot === 'string' ? opts.snapshot : '';
+    const m = RECOVERY_POINT_ARN.exec(arn);
+    const region = m?.[1] ?? '';
+    const primaryRegion = (await rds.config.region()) || region;
+    const rdsIn = (r: string) => (r === primaryRegion ? rds : new RDSClient({ ...config, region: r }));
+    const found = await planFromSnapshot(
+      { id: instance ?? cluster!, rdsInstanceId: instance, rdsClusterId: cluster },
+      {
+        recoveryPointArn: arn,
+        targetIdentifier: opts.targetIdentifier as string | undefined,
+        instanceClass: opts.instanceClass as string | undefined,
+        multiAz: opts.multiAz as boolean | undefined,
+        subnetGroup: opts.subnetGroup as string | undefined,
+        securityGroupIds:
+          typeof opts.securityGroupIds === 'string' ? opts.securityGroupIds.split(',') : undefined,
+      },
+      {
+        account: m ? await callerAccount(rdsIn(region), m[3] === 'cluster-snapshot', m[4]!, m[2]!) : '',
+        primaryRegion,
+        drRegion: region,
+        rdsIn,
+      },
+      started,
+      problems,
     );
+    plan = found?.plan;
+    if (plan) client = rdsIn(region);
+  } else
+    plan = await planPointInTime(
+      { id: instance ?? cluster!, rdsInstanceId: instance, rdsClusterId: cluster },
+      {
+        time,
+        targetIdentifier: opts.targetIdentifier as string | undefined,
+        instanceClass: opts.instanceClass as string | undefined,
+        multiAz: opts.multiAz as boolean | undefined,
+      },
+      rds,
+      started,
+      problems,
+    );
+  if (problems.length || !plan)
+    throw new UsageError(`${problems.map(rename).join('\n')}\nnothing was changed`);
   const run = `cli-${started.toISOString().replace(/[-:.]/g, '')}`;
-  await startRdsRestore(plan, rds, run);
+  await startRdsRestore(plan, client, run);
   io.stderr(
-    `restoring ${plan.source} to ${plan.restoreTime ?? 'its latest restorable time'} into the new ${plan.resource} ${plan.target} (tag cofre:restore=${run})\n`,
+    `restoring ${plan.source} ${plan.kind === 'snapshot' ? `from ${plan.snapshotArn ?? '?'}` : `to ${plan.restoreTime ?? 'its latest restorable time'}`} into the new ${plan.resource} ${plan.target} (tag cofre:restore=${run})\n`,
   );
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   let status: RdsRestoreStatus;
   for (;;) {
-    status = await rdsRestoreStatus(plan, rds, started.toISOString(), timeoutMinutes * 60, new Date());
+    status = await rdsRestoreStatus(plan, client, started.toISOString(), timeoutMinutes * 60, new Date());
     io.stderr(`  ${plan.target}: ${status.status} (${status.elapsedSeconds} s)\n`);
     if (status.available || status.timedOut || io.signal?.aborted) break;
     await sleep(pollSeconds * 1000);
@@ -116,4 +159,22 @@ export async function runPointInTimeRestore(
     `OK ${plan.target} is available${status.endpoint ? ` at ${status.endpoint.host}:${status.endpoint.port}` : ''}; the source ${plan.source} was not touched\n`,
   );
   return 0;
+}
+
+/**
+ * The caller's account, as RDS reports it: the ARN of the caller's own snapshot with that identifier
+ * (a recovery point of another account is not the caller's, so it is then named as such); the
+ * given account when the caller has no snapshot of that name (it is then reported missing).
+ */
+async function callerAccount(rds: RDSClient, cluster: boolean, id: string, given: string): Promise<string> {
+  try {
+    const arn = cluster
+      ? (await rds.send(new DescribeDBClusterSnapshotsCommand({ DBClusterSnapshotIdentifier: id })))
+          .DBClusterSnapshots?.[0]?.DBClusterSnapshotArn
+      : (await rds.send(new DescribeDBSnapshotsCommand({ DBSnapshotIdentifier: id }))).DBSnapshots?.[0]
+          ?.DBSnapshotArn;
+    return arn?.split(':')[4] ?? given;
+  } catch {
+    return given;
+  }
 }

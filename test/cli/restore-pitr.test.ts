@@ -5,6 +5,7 @@
  */
 import {
   CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
   DescribeDBInstancesCommand,
   ListTagsForResourceCommand,
   RDSClient,
@@ -85,6 +86,46 @@ describeLocalAws('cofre restore --point-in-time (moto RDS)', () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
+    expect(await count()).toBe(before);
+  });
+
+  it('--snapshot: a recovery point of the source into a new tagged instance; one of another account exits 2', async () => {
+    const snapshot = await rds.send(
+      new CreateDBSnapshotCommand({
+        DBInstanceIdentifier: source,
+        DBSnapshotIdentifier: uniqueName('cli-rp'),
+      }),
+    );
+    const target = uniqueName('cli-snap');
+    const r = await cofre(
+      [
+        'restore',
+        '--snapshot',
+        snapshot.DBSnapshot!.DBSnapshotArn!,
+        '--rds-instance',
+        source,
+        '--target-identifier',
+        target,
+        '--poll-seconds',
+        '0',
+      ],
+      localAwsEnv(),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(
+      `restoring ${source} from ${snapshot.DBSnapshot!.DBSnapshotArn!} into the new instance ${target}`,
+    );
+    const made = (await rds.send(new DescribeDBInstancesCommand({ DBInstanceIdentifier: target })))
+      .DBInstances![0]!;
+    expect(made).toMatchObject({ DBInstanceStatus: 'available', DBInstanceClass: 'db.m6g.large' });
+
+    const before = await count();
+    const foreign = snapshot.DBSnapshot!.DBSnapshotArn!.replace(/:\d{12}:/, ':999999999999:');
+    const denied = await cofre(['restore', '--snapshot', foreign, '--rds-instance', source], localAwsEnv());
+    expect(denied.code).toBe(2);
+    expect(denied.stderr).toMatch(
+      /^cofre: --snapshot: expected a recovery point in this account \(\d{12}\), got one in 999999999999: a restore never reads from or creates anything in another account\nnothing was changed\n$/,
+    );
     expect(await count()).toBe(before);
   });
 

@@ -23,7 +23,7 @@ export interface RestoreRecordEvent {
     readonly restore?: ConsoleRestoreOutput;
     readonly check?: RestoreCheckOutput;
     /** point-in-time: the last status of the new instance or cluster. */
-    readonly rds?: RdsRestoreStatus;
+    readonly rds?: { readonly result?: RdsRestoreStatus };
     readonly error?: { readonly Error?: string; readonly Cause?: unknown };
   };
 }
@@ -71,8 +71,9 @@ export async function recordRestore(
     error = state.error?.Error ?? 'Cofre.Failed';
     cause = `restore of ${database}${target ? ` into ${target}` : ''} failed: ${error}: ${causeText(state.error?.Cause) || 'no cause given'}`;
     message = cause;
-  } else if (plan !== undefined && isRdsPlan(plan) && state.check && state.rds) {
-    message = `${v?.summary ?? `restore into ${target}`}: available at ${state.rds.endpoint ? `${state.rds.endpoint.host}:${state.rds.endpoint.port}` : '(no endpoint)'} after ${formatDuration(state.rds.elapsedSeconds * 1000)}; RTO (start to checked copy) ${formatDuration(durationMs)} (${durationMs} ms); post-check: ${state.check.checks.join('; ')}`;
+  } else if (plan !== undefined && isRdsPlan(plan) && state.check && state.rds?.result) {
+    const rds = state.rds.result;
+    message = `${v?.summary ?? `restore into ${target}`}: available at ${rds.endpoint ? `${rds.endpoint.host}:${rds.endpoint.port}` : '(no endpoint)'} after ${formatDuration(rds.elapsedSeconds * 1000)}; RTO (start to checked copy) ${formatDuration(durationMs)} (${durationMs} ms); post-check: ${state.check.checks.join('; ')}`;
   } else if (!state.restore || !state.check) {
     status = 'failed';
     error = TASK_ERRORS.other;

@@ -212,6 +212,8 @@ describeLocalAws('restore state machine: point-in-time (moto RDS, Wait/poll loop
     const record = await options.history.latest('app-rds', 'restore');
     expect(record).toMatchObject({ status: 'succeeded', kind: 'restore' });
     expect(record!.message).toContain(`restored to ${time} into the new instance ${target}`);
+    // Where it is, and how long RDS took, from the last status of the poll loop.
+    expect(record!.message).toMatch(/: available at \S+\.rds\.amazonaws\.com:\d+ after [\d.]+ s; RTO /);
     const body = formatAlert(run.notifications[0]!, { region: 'local' }).body;
     expect(body).toContain(`The new instance ${target} is available`);
   });

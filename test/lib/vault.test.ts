@@ -141,6 +141,8 @@ describe.each(regions)('the %s vault key (%s, %s)', (which, stackName, region) =
             pipeline.functions['list-backups'].function.role!,
             // Configuration snapshots (the example configures some): encrypts config/ snapshots.
             byDefault.app.primary.configSnapshots!.snapshotFunction.function.role!,
+            // The console restore's validation: reads the manifests of the configured databases.
+            byDefault.app.primary.consoleRestore!.validateFunction.function.role!,
           ].map((role) => JSON.stringify(arnOf(role)))
         : [];
     const others = principals.slice(1).filter((p) => !replication.includes(p));

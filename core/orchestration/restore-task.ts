@@ -252,6 +252,7 @@ async function countTables(
   c: Connection,
   database: string,
   tables: readonly { schema: string; name: string; where?: string }[],
+  onCounted?: () => void,
 ): Promise<number[]> {
   const q = (n: string) => quoteIdentifier(c.engine, n);
   if (c.engine === 'postgres') {
@@ -263,6 +264,7 @@ async function countTables(
           `SELECT count(*) AS n FROM ONLY ${q(t.schema)}.${q(t.name)} AS t0${t.where ? ` WHERE ${t.where}` : ''}`,
         );
         out.push(Number(rows[0]!.n));
+        onCounted?.();
       }
       return out;
     } finally {
@@ -277,6 +279,7 @@ async function countTables(
         `SELECT COUNT(*) AS n FROM ${q(t.name)} AS t0${t.where ? ` WHERE ${t.where}` : ''}`,
       );
       out.push(Number((rows as { n: unknown }[])[0]!.n));
+      onCounted?.();
     }
     return out;
   } finally {
@@ -374,7 +377,8 @@ export async function runRestoreCheck(
   }
   let actual: number[];
   try {
-    actual = await countTables(c, plan.targetDatabase, compared);
+    // Each counted table is progress: the task heartbeats while a large copy is counted.
+    actual = await countTables(c, plan.targetDatabase, compared, deps.onProgress);
   } catch (error) {
     throw new NamedError(
       POST_CHECK_FAILED,
@@ -453,6 +457,7 @@ async function runRdsCheck(
         c,
         name,
         list.map((t) => ({ schema: c.engine === 'mysql' ? name : t.schema, name: t.name })),
+        deps.onProgress,
       );
     } catch (error) {
       problems.push(`${name}: ${messageOf(error)}`);

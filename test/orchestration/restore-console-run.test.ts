@@ -11,7 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../core/connection';
 import { buildKeys, type Keys } from '../../core/crypto';
 import { formatAlert } from '../../core/alerts/message';
-import { jobDatabaseSchema } from '../../core/orchestration/job';
+import { jobDatabaseSchema, type ContainerJob } from '../../core/orchestration/job';
+import { runRestoreCheck } from '../../core/orchestration/restore-task';
 import { runLocalJob, type LocalPipelineOptions } from '../../core/orchestration/local-runner';
 import type { RestoreDatabase } from '../../core/orchestration/restore-validate';
 import type { BackupTaskOutput, TenantTaskOutput } from '../../core/orchestration/task';
@@ -166,6 +167,18 @@ for (const engine of ['postgres', 'mysql'] as const) {
       const body = formatAlert(event, { region: 'local' }).body;
       expect(body).toContain(`The restored copy is the database ${restore.targetDatabase}`);
       expect(body).toContain(`Drop ${restore.targetDatabase} when you are done`);
+      // The check reports progress per table counted (the task's heartbeat while a large copy is counted).
+      let counted = 0;
+      const job = (run.output?.validated as { result: { job: ContainerJob } }).result.job;
+      await runRestoreCheck(job, {
+        connection: await options.connect(job),
+        vault: options.vault,
+        keys: decryptKeys,
+        onProgress: () => {
+          counted++;
+        },
+      });
+      expect(counted).toBe(Object.keys(atBackup).length);
       await drop(restore.targetDatabase);
     });
 

@@ -10,6 +10,7 @@ import { openVault } from '../core/vault';
 import type { CliIo } from './io';
 import { keyOptions, kmsFor, withSessionLimitOptions } from './options';
 import { progressFor } from './progress';
+import { runPointInTimeRestore } from './restore-rds';
 import { restoreOneTenant, withTenantModelOptions } from './tenant-command';
 
 /** `cofre restore`: a whole database, one table (`--table`) or one tenant (`--tenant`). */
@@ -19,12 +20,45 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
     .description(
       'restore a backup into a database: the whole database, one table (--table) or one tenant (--tenant)',
     )
-    .requiredOption(
+    .option(
       '--vault <vault>',
-      's3://bucket/prefix or file:///absolute/dir (an exported folder is a file vault)',
+      's3://bucket/prefix or file:///absolute/dir (an exported folder is a file vault); required unless --point-in-time',
     )
-    .requiredOption('--backup <id>', 'the backup to restore')
-    .requiredOption('--target-url <url>', 'postgres://user@host:5432/newdb or mysql://user@host:3306/newdb')
+    .option('--backup <id>', 'the backup to restore; required unless --point-in-time')
+    .option(
+      '--target-url <url>',
+      'postgres://user@host:5432/newdb or mysql://user@host:3306/newdb; required unless --point-in-time',
+    )
+    .option(
+      '--point-in-time <time>',
+      'RDS/Aurora: restore --rds-instance or --rds-cluster to this ISO-8601 time (or "latest") into a NEW instance or cluster',
+    )
+    .option(
+      '--snapshot <arn>',
+      'RDS/Aurora: restore this AWS Backup recovery point (primary or DR region) of --rds-instance or --rds-cluster into a NEW instance or cluster in its region',
+    )
+    .option(
+      '--subnet-group <name>',
+      'with --snapshot: the DB subnet group of the new resource (required in the DR region)',
+    )
+    .option(
+      '--security-group-ids <ids>',
+      'with --snapshot: its security groups, comma-separated (required in the DR region)',
+    )
+    .option('--rds-instance <id>', 'with --point-in-time: the source RDS instance')
+    .option('--rds-cluster <id>', 'with --point-in-time: the source Aurora cluster')
+    .option(
+      '--target-identifier <id>',
+      'with --point-in-time: the new identifier (default <source>-restore-<time>)',
+    )
+    .option(
+      '--instance-class <class>',
+      "with --point-in-time: the new instance's class (default: the source's)",
+    )
+    .option('--multi-az', 'with --point-in-time: a Multi-AZ copy (default: as the source)')
+    .option('--no-multi-az', 'with --point-in-time: a single-AZ copy')
+    .option('--timeout-minutes <n>', 'with --point-in-time: give up waiting after this long (default 360)')
+    .option('--poll-seconds <n>', 'with --point-in-time: seconds between two status checks (default 30)')
     .option('--table <name>', 'restore only this table (schema.name or name)')
     .option(
       '--into-table <name>',
@@ -61,6 +95,15 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
     .option('--json', 'print the restore report as JSON on stdout');
   withSessionLimitOptions(restoreCommand);
   withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
+    if (opts.pointInTime !== undefined || opts.snapshot !== undefined) {
+      setExitCode(await runPointInTimeRestore(opts, io));
+      return;
+    }
+    const missing = (['vault', 'backup', 'targetUrl'] as const).filter((k) => opts[k] === undefined);
+    if (missing.length)
+      throw new UsageError(
+        `${missing.map((k) => `--${k.replace('targetUrl', 'target-url')}`).join(', ')}: required (or --point-in-time for an RDS/Aurora restore)`,
+      );
     if (opts.tenant === undefined && (opts.dryRun || opts.intoDatabase !== undefined))
       throw new UsageError('--dry-run / --into-database: only with --tenant ID');
     const vault = openVault(String(opts.vault), { env: io.env });

@@ -17,6 +17,8 @@ export const NOTIFY_JOBS = [
   'backup-tenants',
   'verify-integrity',
   'restore-test',
+  /** A restore started from the Step Functions console (state-machines/restore.asl.json). */
+  'restore',
   /** A job AWS Backup ran (RDS/Aurora snapshot, its DR copy, continuous backup, restore), seen through EventBridge. */
   'aws-backup',
 ] as const;
@@ -46,6 +48,8 @@ export interface NotifyEvent {
   readonly cause?: string;
   /** Per-tenant exports that failed (backup-tenants). */
   readonly failedTenants?: readonly string[];
+  /** restore: what to do now, one line each (the restore knows its target and kind). */
+  readonly nextSteps?: readonly string[];
   /** Optional backup summary from the verifier: sizes for the compression ratio. */
   readonly summary?: {
     readonly backupId?: string;
@@ -83,6 +87,7 @@ export const notifyEventSchema = z.object({
   error: z.string().optional(),
   cause: z.string().optional(),
   failedTenants: z.array(z.string()).optional(),
+  nextSteps: z.array(z.string()).optional(),
   summary: z
     .object({
       backupId: z.string().optional(),
@@ -204,6 +209,7 @@ function runbook(event: NotifyEvent, vault: string): string[] {
     ? `aws stepfunctions redrive-execution --execution-arn ${event.executionArn}`
     : 'aws stepfunctions redrive-execution --execution-arn <the failed execution>';
   const kmsKey = '--kms-key <vault key ARN>';
+  if (event.job === 'restore' && event.nextSteps?.length) return [...event.nextSteps];
   if (event.outcome === 'succeeded')
     return [
       'Nothing to do. If this job had paged, its PagerDuty incident is resolved by this message.',
@@ -305,7 +311,11 @@ export function formatAlert(event: NotifyEvent, options: FormatOptions): AlertMe
   if (event.summary?.tables !== undefined)
     rows.push(['Tables', `${event.summary.tables} (${event.summary.rows ?? '?'} rows)`]);
   if (record?.location) rows.push(['Location', record.location]);
-  if (event.outcome === 'succeeded' && event.kind === 'restore-test' && record?.message)
+  if (
+    event.outcome === 'succeeded' &&
+    (event.kind === 'restore-test' || event.kind === 'restore') &&
+    record?.message
+  )
     rows.push(['Result', record.message]);
   if (event.failedTenants?.length)
     rows.push(['Failed tenants', `${event.failedTenants.length}: ${event.failedTenants.join(', ')}`]);

@@ -11,7 +11,13 @@ import { DEFAULT_RETENTION, type RetentionSettings, type Tier } from '../policy/
 import type { HistoryKind } from '../history/records';
 
 /** The orchestrated jobs (state machines). */
-export const JOBS = ['backup-database', 'backup-tenants', 'verify-integrity', 'restore-test'] as const;
+export const JOBS = [
+  'backup-database',
+  'backup-tenants',
+  'verify-integrity',
+  'restore-test',
+  'restore',
+] as const;
 export type JobName = (typeof JOBS)[number];
 
 /** History kind of each job (verify-integrity: what it verifies, for the notify event). */
@@ -20,6 +26,7 @@ export const JOB_KIND: Record<JobName, HistoryKind> = {
   'backup-tenants': 'tenant',
   'verify-integrity': 'full',
   'restore-test': 'restore-test',
+  restore: 'restore',
 };
 
 /**

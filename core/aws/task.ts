@@ -27,10 +27,23 @@ import { verifyBackup } from '../verify/verify';
 import { NamedError, TASK_ERRORS, taskErrorName } from './task-errors';
 import type { ContainerJob } from './job';
 import { runRestoreTest, type RestoreTestTaskOutput } from '../verify/restore-test';
+import {
+  runConsoleRestore,
+  runRestoreCheck,
+  type ConsoleRestoreOutput,
+  type RestoreCheckOutput,
+} from './restore-task';
 
 export type { RestoreTestResult, RestoreTestTaskOutput } from '../verify/restore-test';
 
-export const TASK_COMMANDS = ['backup', 'tenant-backup', 'verify-deep', 'restore-test'] as const;
+export const TASK_COMMANDS = [
+  'backup',
+  'tenant-backup',
+  'verify-deep',
+  'restore-test',
+  'restore',
+  'restore-check',
+] as const;
 export type TaskCommand = (typeof TASK_COMMANDS)[number];
 
 export function parseTaskCommand(value: string | undefined, field = 'COFRE_COMMAND'): TaskCommand {
@@ -72,11 +85,17 @@ export interface DeepVerifyTaskOutput {
   readonly durationMs: number;
 }
 
-export type TaskOutput = BackupTaskOutput | TenantTaskOutput | DeepVerifyTaskOutput | RestoreTestTaskOutput;
+export type TaskOutput =
+  | BackupTaskOutput
+  | TenantTaskOutput
+  | DeepVerifyTaskOutput
+  | RestoreTestTaskOutput
+  | ConsoleRestoreOutput
+  | RestoreCheckOutput;
 
 /** Whether a command reads backups (decrypt keys) rather than writing them (encrypt keys). */
 export function readsBackups(command: TaskCommand): boolean {
-  return command === 'verify-deep' || command === 'restore-test';
+  return command !== 'backup' && command !== 'tenant-backup';
 }
 
 export interface TaskDeps {
@@ -126,6 +145,18 @@ export async function runTaskCommand(
     return { reports, durationMs: Date.now() - started };
   }
   if (!deps.connection) throw new UsageError(`COFRE_DB_SECRET: ${command} needs the database credentials`);
+  const restoreDeps = {
+    connection: deps.connection,
+    vault: deps.vault,
+    keys: deps.keys,
+    signal: deps.signal,
+    log,
+    now: deps.now,
+    onProgress: deps.onProgress,
+  };
+  // Console restores (state-machines/restore.asl.json): core/aws/restore-task.ts.
+  if (command === 'restore') return runConsoleRestore(job, restoreDeps);
+  if (command === 'restore-check') return runRestoreCheck(job, restoreDeps);
   if (command === 'restore-test')
     return runRestoreTest(job, {
       connection: deps.connection,

@@ -30,6 +30,10 @@ import {
   type StepHistory,
   type VerifyEvent,
 } from '../aws/steps';
+import type { RDSClient } from '@aws-sdk/client-rds';
+import { rdsRestoreStep, type RdsRestoreEvent } from '../aws/rds-restore-step';
+import { recordRestore, type RestoreRecordEvent } from '../aws/restore-record';
+import { validateRestore, type RestoreDatabase, type ValidateRestoreEvent } from '../aws/restore-validate';
 import { parseTaskCommand, readsBackups, runTaskCommand } from '../aws/task';
 
 /**
@@ -59,6 +63,9 @@ export const LOCAL_SUBSTITUTIONS: Readonly<Record<string, string>> = {
   ListTenantsFunctionArn: localFunction('list-tenants'),
   ListBackupsFunctionArn: localFunction('list-backups'),
   NotifyFunctionArn: localFunction('notify'),
+  RestoreValidateFunctionArn: localFunction('restore-validate'),
+  RestoreRecordFunctionArn: localFunction('restore-record'),
+  RestoreRdsFunctionArn: localFunction('restore-rds'),
   ClusterArn: `arn:aws:ecs:${LOCAL_REGION}:${LOCAL_ACCOUNT}:cluster/cofre-local`,
   ContainerName: 'dump-runner',
 };
@@ -114,6 +121,16 @@ export interface LocalPipelineOptions {
   /** The connection (credentials resolved) to the job's database: the local stand-in for COFRE_DB_SECRET. */
   connect(job: ContainerJob): Promise<Connection>;
   readonly listTenants?: (connection: Connection, model: TenantModel) => Promise<string[]>;
+  /** The databases the console restore may restore (COFRE_RESTORE_DATABASES of restore-validate). */
+  readonly restoreDatabases?: readonly RestoreDatabase[];
+  /** RDS for point-in-time restores (the local AWS). */
+  readonly rds?: RDSClient;
+  /** RDS in another region (snapshot restores from the DR region); default: `rds`. */
+  readonly rdsIn?: (region: string) => RDSClient;
+  /** Snapshot restores: the account and the two regions of the pipeline. */
+  readonly aws?: { readonly account: string; readonly primaryRegion: string; readonly drRegion: string };
+  /** Seconds of every Wait state (default: as in the file). */
+  readonly waitSeconds?: number;
   /** Where notifications go (default: the log). */
   readonly publish?: (message: AlertMessage) => Promise<void>;
   readonly notifyOnSuccess?: boolean;
@@ -170,6 +187,11 @@ export async function runLocalJob(
   const name = `local-${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
   const executionArn = `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:execution:cofre-${job}:${name}`;
   const notifications: NotifyEvent[] = [];
+  const rdsIn = (region: string | undefined): RDSClient => {
+    const client = region && o.rdsIn ? o.rdsIn(region) : o.rds;
+    if (!client) throw new Error('restore-rds: no RDS client given to the local runner');
+    return client;
+  };
   const functions: Record<string, (payload: Record<string, unknown>) => Promise<unknown>> = {
     [LOCAL_SUBSTITUTIONS.PrepareFunctionArn!]: (p) =>
       prepare(p as unknown as PrepareEvent, { history: o.history, now: o.now }),
@@ -196,6 +218,23 @@ export async function runLocalJob(
       }),
     [LOCAL_SUBSTITUTIONS.ListBackupsFunctionArn!]: (p) =>
       listBackupsStep(p as { job: unknown }, { vault: o.vault, now: o.now }),
+    [LOCAL_SUBSTITUTIONS.RestoreValidateFunctionArn!]: (p) =>
+      validateRestore(p as unknown as ValidateRestoreEvent, {
+        databases: o.restoreDatabases ?? [],
+        vault: o.vault,
+        history: o.history,
+        rds: o.rds,
+        aws: o.aws && { ...o.aws, rdsIn: rdsIn },
+        now: o.now,
+      }),
+    [LOCAL_SUBSTITUTIONS.RestoreRdsFunctionArn!]: (p) => {
+      return rdsRestoreStep(p as unknown as RdsRestoreEvent, {
+        rdsIn: (region) => (region ? rdsIn(region) : rdsIn(undefined)),
+        now: o.now,
+      });
+    },
+    [LOCAL_SUBSTITUTIONS.RestoreRecordFunctionArn!]: (p) =>
+      recordRestore(p as unknown as RestoreRecordEvent, { history: o.history, now: o.now }),
     [LOCAL_SUBSTITUTIONS.NotifyFunctionArn!]: async (p) => {
       const event = parseNotifyEvent(p);
       notifications.push(event);
@@ -288,9 +327,15 @@ export async function runLocalJob(
     if (state.Retry && o.retryIntervalMs !== undefined) retryIntervalOverrides[stateName] = o.retryIntervalMs;
   }
 
+  const waitTimeOverrides: Record<string, number> = {};
+  if (o.waitSeconds !== undefined)
+    for (const [stateName, state] of Object.entries(
+      (definition as { States?: Record<string, { Type?: string }> }).States ?? {},
+    ))
+      if (state.Type === 'Wait') waitTimeOverrides[stateName] = o.waitSeconds * 1000;
   const machine = new StateMachine(definition as unknown as ConstructorParameters<typeof StateMachine>[0]);
   const execution = machine.run(input as Json, {
-    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides },
+    overrides: { taskResourceLocalHandlers: handlers, retryIntervalOverrides, waitTimeOverrides },
     context: {
       Execution: { Id: executionArn, Name: name },
       StateMachine: {

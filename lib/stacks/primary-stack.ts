@@ -14,6 +14,7 @@ import {
 } from '../constructs/database-snapshots';
 import { ConfigSnapshots } from '../constructs/config-snapshots';
 import { restoreTestedInstancesOf, SnapshotRestoreTests } from '../constructs/snapshot-restore-tests';
+import { ConsoleRestore } from '../constructs/console-restore';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -44,6 +45,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly snapshotRestoreTests?: SnapshotRestoreTests;
   /** AWS Backup of the application buckets (when the config has any). */
   public readonly bucketBackups?: BucketBackups;
+  /** The `restore` state machine, started from the Step Functions console (when the config has databases). */
+  public readonly consoleRestore?: ConsoleRestore;
   /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
   public readonly configSnapshots?: ConfigSnapshots;
 
@@ -138,6 +141,14 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
+    if (props.config.databases.length > 0)
+      this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {
+        config: props.config,
+        pipeline: this.pipeline,
+        vault: this.vault,
+        history: this.history,
+        notifyFunction: this.alerts.notifyFunction.function,
+      });
     const { secretArns, ssmParameterPaths, dataClass } = props.config.configuration;
     if (secretArns.length || ssmParameterPaths.length)
       this.configSnapshots = new ConfigSnapshots(this, 'ConfigSnapshots', {

@@ -42,7 +42,12 @@ import type { JobName } from '../../core/aws/job';
 import { runLocalJob, STATE_MACHINES_DIR, type LocalExecution } from '../../core/local/state-machine-runner';
 import { openVault, S3Vault } from '../../core/vault';
 import { rdsLatestRestorableTime } from '../../core/alerts/freshness';
-import { CreateDBInstanceCommand, RDSClient } from '@aws-sdk/client-rds';
+import {
+  CreateDBInstanceCommand,
+  CreateDBSnapshotCommand,
+  DeleteDBInstanceCommand,
+  RDSClient,
+} from '@aws-sdk/client-rds';
 import { BackupClient } from '@aws-sdk/client-backup';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
@@ -53,7 +58,13 @@ import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
 import { createRestoreValidationHandler } from '../../lambdas/restore-validation';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { cofre, tempDir } from '../helpers/cli';
-import { createPostgresDatabase, postgresAvailable, type TestDatabase } from '../helpers/databases';
+import {
+  createPostgresDatabase,
+  PG_ADMIN_URL,
+  postgresAvailable,
+  withPostgresClient,
+  type TestDatabase,
+} from '../helpers/databases';
 import { IamChecker, type IamRequest } from '../helpers/iam-check';
 import {
   synthesizeIam,
@@ -266,14 +277,15 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   }
 
   /** Runs a job's state machine (the ASL of AWS) with every Task state on its real entry point and role. */
-  async function runJob(job: JobName): Promise<LocalExecution> {
+  async function runJob(job: JobName, consoleInput?: unknown): Promise<LocalExecution> {
     const dir = tempDir('iam');
-    const input = {
+    const scheduled = {
       ...localJobInput(db.url, { id: DATABASE, tenants: DEMO_TENANT_MODEL }),
       requestedBy: 'iam-per-call test',
     };
-    input.database.credentialsSecretArn = resources.databaseSecretArns[DATABASE]!;
-    input.taskDefinitionArn = iam.arns.taskDefinitions.get(DATABASE)!;
+    scheduled.database.credentialsSecretArn = resources.databaseSecretArns[DATABASE]!;
+    scheduled.taskDefinitionArn = iam.arns.taskDefinitions.get(DATABASE)!;
+    const input = consoleInput ?? scheduled;
     const machine: RuntimeRoleName = `sm:${job}`;
     if (readFileSync(path.join(STATE_MACHINES_DIR, `${job}.asl.json`), 'utf8').includes('"DISTRIBUTED"'))
       // A Distributed Map runs its iterations as child executions of the same state machine.
@@ -288,6 +300,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       decryptKeys: {} as Keys,
       connect: () => Promise.reject(new Error('the local stand-ins are not used')),
       retryIntervalMs: 0,
+      waitSeconds: 0,
       around: async (_state, stateInput) => {
         const i = stateInput as {
           FunctionName?: string;
@@ -338,6 +351,15 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         const env = Object.fromEntries(
           (i.Overrides?.ContainerOverrides?.[0]?.Environment ?? []).map((e) => [e.Name, e.Value]),
         );
+        if (_state === 'RdsPostRestoreCheck') {
+          // moto's RDS has no engine behind its endpoints: the check connects to the backed-up database.
+          const job = JSON.parse(env.COFRE_JOB!) as {
+            restore: { endpoint?: { host: string; port: number } };
+          };
+          const u = new URL(db.url);
+          job.restore.endpoint = { host: u.hostname, port: Number(u.port || 5432) };
+          env.COFRE_JOB = JSON.stringify(job);
+        }
         return JSON.parse(JSON.stringify(await runTask(env))) as never;
       },
     });
@@ -374,6 +396,27 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     if (skipWithoutPostgres()) return;
     const run = await runJob('restore-test');
     expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+  });
+
+  it('restore (console): restore-validate, dump task (restore, restore-check), restore-record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    const target = `${db.name.slice(0, 40)}_iamrestore`;
+    try {
+      const run = await runJob('restore', {
+        kind: 'database',
+        database: DATABASE,
+        backup: 'latest',
+        sourceDatabase: db.name,
+        targetDatabase: target,
+        requestedBy: 'iam-per-call test',
+      });
+      expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+      expect(run.output?.check).toMatchObject({ targetDatabase: target });
+    } finally {
+      await withPostgresClient(PG_ADMIN_URL, (c) =>
+        c.query(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`),
+      );
+    }
   });
 
   it('cofre verify (quick) under the verify Lambda role', async () => {
@@ -648,6 +691,59 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect(uploads.Uploads ?? []).toEqual([]);
   });
 
+  it('restore (console, point-in-time and snapshot): restore-validate and restore-rds against RDS, the post-check, restore-record, notify', async () => {
+    if (skipWithoutPostgres()) return;
+    // The source instance of app-prod (cofre.config.ts rdsInstanceId), made outside the checker.
+    const admin = new RDSClient(clientConfig());
+    checker.exempt(admin);
+    await admin.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: 'app-prod',
+        Engine: 'postgres',
+        DBInstanceClass: 'db.t3.micro',
+        AllocatedStorage: 20,
+        MasterUsername: 'cofre',
+        MasterUserPassword: 'not-a-real-password-1',
+        BackupRetentionPeriod: 7,
+      }),
+    );
+    const target = `app-prod-iam-${process.pid}`;
+    const fromSnapshot = `app-prod-iam-snap-${process.pid}`;
+    try {
+      const run = await runJob('restore', {
+        kind: 'point-in-time',
+        database: DATABASE,
+        time: 'latest',
+        targetIdentifier: target,
+        requestedBy: 'iam-per-call test',
+      });
+      expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+      expect(run.output?.check).toMatchObject({ targetDatabase: target });
+      // And from a recovery point (primary region): DescribeDBSnapshots, RestoreDBInstanceFromDBSnapshot.
+      const snapshot = await admin.send(
+        new CreateDBSnapshotCommand({
+          DBInstanceIdentifier: 'app-prod',
+          DBSnapshotIdentifier: `iam-rp-${process.pid}`,
+        }),
+      );
+      const fromRp = await runJob('restore', {
+        kind: 'snapshot',
+        database: DATABASE,
+        recoveryPointArn: snapshot.DBSnapshot!.DBSnapshotArn,
+        targetIdentifier: fromSnapshot,
+      });
+      expect(fromRp.status, `${fromRp.error}: ${fromRp.cause}`).toBe('succeeded');
+      expect(checker.records.filter((r) => r.role === 'restore-rds').map((r) => r.action)).toContain(
+        'rds:RestoreDBInstanceFromDBSnapshot',
+      );
+    } finally {
+      for (const id of [target, fromSnapshot, 'app-prod'])
+        await admin
+          .send(new DeleteDBInstanceCommand({ DBInstanceIdentifier: id, SkipFinalSnapshot: true }))
+          .catch(() => undefined);
+    }
+  });
+
   it('every recorded request is allowed by the synthesized policies', () => {
     const table = checker.table();
     console.log(`[iam] recorded requests (role, action, resource):\n${table}`);
@@ -747,6 +843,57 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         },
       ),
     ).rejects.toThrow(/AccessDenied|not authorized to perform: s3:PutObject/);
+  });
+
+  it('denies restore-rds creating without the cofre:restore tag or with another tag, and deleting or changing any instance (the source included)', async () => {
+    const db = (id: string) => `arn:aws:rds:${iam.region}:${iam.account}:db:${id}`;
+    const tagged = (tags: Record<string, string>) => ({
+      'aws:TagKeys': Object.keys(tags),
+      ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+    });
+    const decide = async (action: string, resource: string, context: Record<string, string | string[]>) =>
+      (await checker.evaluate('restore-rds', { action, resource, context })).decision;
+    expect(
+      await decide(
+        'rds:RestoreDBInstanceToPointInTime',
+        db('new-copy'),
+        tagged({ 'cofre:restore': 'exec-1' }),
+      ),
+    ).toBe('Allowed');
+    expect(await decide('rds:RestoreDBInstanceToPointInTime', db('new-copy'), {})).not.toBe('Allowed');
+    expect(
+      await decide('rds:RestoreDBInstanceToPointInTime', db('new-copy'), tagged({ 'cofre:restore': '' })),
+    ).not.toBe('Allowed');
+    expect(
+      await decide(
+        'rds:CreateDBInstance',
+        db('new-copy'),
+        tagged({ 'cofre:restore': 'exec-1', owner: 'someone' }),
+      ),
+    ).not.toBe('Allowed');
+    for (const action of [
+      'rds:DeleteDBInstance',
+      'rds:ModifyDBInstance',
+      'rds:StopDBInstance',
+      'rds:RebootDBInstance',
+      'rds:DeleteDBCluster',
+      'rds:ModifyDBCluster',
+      'rds:FailoverDBCluster',
+      'rds:RemoveTagsFromResource',
+    ])
+      for (const role of ['restore-rds', 'restore-validate', 'sm:restore', TASK_ROLE] as const)
+        expect(
+          (
+            await checker.evaluate(role, {
+              action,
+              resource: action.includes('Cluster')
+                ? `arn:aws:rds:${iam.region}:${iam.account}:cluster:app-prod`
+                : db('app-prod'),
+              context: {},
+            })
+          ).decision,
+          `${role} ${action}`,
+        ).not.toBe('Allowed');
   });
 
   it('denies every runtime role reading the DR vault', async () => {

@@ -473,6 +473,70 @@ export function iamRequestsOf(
     ];
   }
 
+  if (
+    clientName === 'RDSClient' &&
+    (command === 'DescribeDBSnapshots' || command === 'DescribeDBClusterSnapshots')
+  ) {
+    const cluster = command === 'DescribeDBClusterSnapshots';
+    const id = input[cluster ? 'DBClusterSnapshotIdentifier' : 'DBSnapshotIdentifier'];
+    return [
+      {
+        action: `rds:${command}`,
+        resource: `arn:aws:rds:${region}:${account}:${cluster ? 'cluster-snapshot' : 'snapshot'}:${typeof id === 'string' ? id : '*'}`,
+        context: {},
+      },
+    ];
+  }
+
+  if (
+    clientName === 'RDSClient' &&
+    (command === 'RestoreDBInstanceFromDBSnapshot' || command === 'RestoreDBClusterFromSnapshot')
+  ) {
+    const tags = (input.Tags ?? []) as { Key?: string; Value?: string }[];
+    const context: Record<string, string | string[]> = { 'aws:TagKeys': tags.map((t) => t.Key ?? '') };
+    for (const t of tags) context[`aws:RequestTag/${t.Key ?? ''}`] = t.Value ?? '';
+    const cluster = command === 'RestoreDBClusterFromSnapshot';
+    const made = `arn:aws:rds:${region}:${account}:${cluster ? 'cluster' : 'db'}:${String(input[cluster ? 'DBClusterIdentifier' : 'DBInstanceIdentifier'])}`;
+    const snapshot = `arn:aws:rds:${region}:${account}:${cluster ? 'cluster-snapshot' : 'snapshot'}:${String(input[cluster ? 'SnapshotIdentifier' : 'DBSnapshotIdentifier'])}`;
+    return [
+      { action: `rds:${command}`, resource: made, context },
+      { action: `rds:${command}`, resource: snapshot, context },
+      ...(tags.length ? [{ action: 'rds:AddTagsToResource', resource: made, context }] : []),
+    ];
+  }
+
+  if (
+    clientName === 'RDSClient' &&
+    (command === 'RestoreDBInstanceToPointInTime' ||
+      command === 'RestoreDBClusterToPointInTime' ||
+      command === 'CreateDBInstance')
+  ) {
+    // Creating with tags: the create action and rds:AddTagsToResource on the new resource, with the
+    // request's tags as aws:RequestTag/<key> and aws:TagKeys; the restores also read their source.
+    const tags = (input.Tags ?? []) as { Key?: string; Value?: string }[];
+    const context: Record<string, string | string[]> = { 'aws:TagKeys': tags.map((t) => t.Key ?? '') };
+    for (const t of tags) context[`aws:RequestTag/${t.Key ?? ''}`] = t.Value ?? '';
+    const arn = (type: 'db' | 'cluster', id: unknown) =>
+      `arn:aws:rds:${region}:${account}:${type}:${String(id)}`;
+    const made =
+      command === 'RestoreDBClusterToPointInTime'
+        ? arn('cluster', input.DBClusterIdentifier)
+        : command === 'CreateDBInstance'
+          ? arn('db', input.DBInstanceIdentifier)
+          : arn('db', input.TargetDBInstanceIdentifier);
+    const source =
+      command === 'RestoreDBInstanceToPointInTime'
+        ? [arn('db', input.SourceDBInstanceIdentifier)]
+        : command === 'RestoreDBClusterToPointInTime'
+          ? [arn('cluster', input.SourceDBClusterIdentifier)]
+          : [];
+    return [
+      { action: `rds:${command}`, resource: made, context },
+      ...source.map((resource) => ({ action: `rds:${command}`, resource, context })),
+      ...(tags.length ? [{ action: 'rds:AddTagsToResource', resource: made, context }] : []),
+    ];
+  }
+
   throw new Error(
     `IAM check: no IAM mapping for ${clientName} ${commandName}; add it to test/helpers/iam-check.ts (a call the runtime makes must be checked, not passed)`,
   );

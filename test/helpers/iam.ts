@@ -57,6 +57,9 @@ export type RuntimeRoleName =
   | 'restore-validation'
   | 'backup-events'
   | 'config-snapshot'
+  | 'restore-validate'
+  | 'restore-record'
+  | 'restore-rds'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -395,6 +398,12 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
   const functions = new Map<string, string>();
   for (const [name, f] of Object.entries(primary.pipeline.functions)) functions.set(name, arnOf(f.function));
   functions.set('notify', arnOf(primary.alerts.notifyFunction.function));
+  const consoleRestore = primary.consoleRestore;
+  if (consoleRestore) {
+    functions.set('restore-validate', arnOf(consoleRestore.validateFunction.function));
+    functions.set('restore-record', arnOf(consoleRestore.recordFunction.function));
+    functions.set('restore-rds', arnOf(consoleRestore.rdsFunction.function));
+  }
   const taskDefinitions = new Map<string, string>();
   const taskRoles = new Map<string, string>();
   const executionRoles = new Map<string, string>();
@@ -404,7 +413,11 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
     executionRoles.set(db, arnOf(task.executionRole));
   }
   const stateMachines = new Map<string, string>();
-  for (const [job, machine] of Object.entries(primary.pipeline.stateMachines)) {
+  const machines = {
+    ...primary.pipeline.stateMachines,
+    ...(consoleRestore ? { restore: consoleRestore.stateMachine } : {}),
+  };
+  for (const [job, machine] of Object.entries(machines)) {
     stateMachines.set(job, arnOf(machine.stateMachine, 'Ref'));
     const roleId = id(machine.stateMachine.role);
     roles.set(`sm:${job}`, {
@@ -483,6 +496,11 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   if (primary.configSnapshots) lambda('config-snapshot', primary.configSnapshots.snapshotFunction);
   if (primary.snapshotRestoreTests)
     lambda('restore-validation', primary.snapshotRestoreTests.validationFunction);
+  if (primary.consoleRestore) {
+    lambda('restore-validate', primary.consoleRestore.validateFunction);
+    lambda('restore-record', primary.consoleRestore.recordFunction);
+    lambda('restore-rds', primary.consoleRestore.rdsFunction);
+  }
   return out;
 }
 

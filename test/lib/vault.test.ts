@@ -148,6 +148,8 @@ describe.each(regions)('the %s vault key (%s, %s)', (which, stackName, region) =
             byDefault.app.primary.configSnapshots!.snapshotFunction.function.role!,
             // The snapshot restore test (the example has an RDS instance): reads its manifests.
             byDefault.app.primary.snapshotRestoreTests!.validationFunction.function.role!,
+            // The console restore's validation: reads the manifests of the configured databases.
+            byDefault.app.primary.consoleRestore!.validateFunction.function.role!,
           ].map((role) => JSON.stringify(arnOf(role)))
         : [];
     const others = principals.slice(1).filter((p) => !replication.includes(p));

@@ -1,0 +1,34 @@
+/**
+ * Lambda `restore-rds`: starts a point-in-time restore into a new RDS instance or Aurora cluster
+ * (tagged `cofre:restore=<execution>`) and reports its status to the state machine's Wait/poll loop
+ * (core/aws/rds-restore-step.ts).
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { RDSClient } from '@aws-sdk/client-rds';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { runStep } from '../../core/aws/lambda-support';
+import { rdsRestoreStep, type RdsRestoreEvent } from '../../core/aws/rds-restore-step';
+
+const logger = new Logger({ serviceName: 'cofre-restore-rds' });
+const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const clients = new Map<string, RDSClient>();
+/** RDS in the pipeline's region, or in a recovery point's (the DR region), one client each. */
+function rdsIn(region: string | undefined): RDSClient {
+  const key = region ?? '';
+  let client = clients.get(key);
+  if (!client) {
+    client = new RDSClient({ maxAttempts: 5, ...(region ? { region } : {}) });
+    clients.set(key, client);
+  }
+  return client;
+}
+
+export async function handler(event: RdsRestoreEvent): Promise<unknown> {
+  logger.appendKeys({ action: event.action, executionId: event.executionId });
+  return runStep('restore-rds', logger, metrics, async () => {
+    const result = await rdsRestoreStep(event, { rdsIn });
+    logger.info('restore-rds done', { result: 'status' in result ? result.status : 'started' });
+    return result;
+  });
+}

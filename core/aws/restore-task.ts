@@ -13,7 +13,7 @@
  * counts were taken inside the dump's snapshot): the live rows are the independent source.
  */
 import { readCatalog } from '../catalog/catalog';
-import { FULL_PREFIX, TENANT_PREFIX, databaseSegment, sourcePrefixes } from '../catalog/keys';
+import { chainPrefix, fullSourcePrefix, sourcePrefixes, tenantChainPrefix } from '../catalog/keys';
 import { quoteIdentifier, type Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { UsageError, messageOf } from '../util/errors';
@@ -238,9 +238,7 @@ export async function nearestManifestBefore(
   tenant?: string,
 ): Promise<Manifest | undefined> {
   const prefix =
-    tenant === undefined
-      ? `${FULL_PREFIX}/${encodeURIComponent(sourceId)}/${databaseSegment(database)}/`
-      : `${TENANT_PREFIX}/${encodeURIComponent(sourceId)}/${databaseSegment(database)}/${databaseSegment(tenant)}/`;
+    tenant === undefined ? chainPrefix(sourceId, database) : tenantChainPrefix(sourceId, database, tenant);
   const manifests = (await readCatalog(vault, prefix))
     .flatMap((e) => (e.manifest ? [e.manifest] : []))
     .filter((m) => m.startedAt <= point)
@@ -434,7 +432,7 @@ async function runRdsCheck(
     ? db.databases
     : [
         ...new Set(
-          (await readCatalog(deps.vault, `${FULL_PREFIX}/${encodeURIComponent(db.id)}/`)).flatMap((e) =>
+          (await readCatalog(deps.vault, fullSourcePrefix(db.id))).flatMap((e) =>
             e.manifest?.kind === 'full' && e.manifest.source.database ? [e.manifest.source.database] : [],
           ),
         ),

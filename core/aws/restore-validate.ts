@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import { readCatalog, type CatalogEntry } from '../catalog/catalog';
-import { FULL_PREFIX, TENANT_PREFIX, databaseSegment, sourcePrefixes } from '../catalog/keys';
+import { chainPrefix, sourcePrefixes, tenantChainPrefix } from '../catalog/keys';
 import type { HistoryStore } from '../history/store';
 import { newBackupId, type Manifest } from '../catalog/manifest';
 import { DEFAULT_RETENTION } from '../policy/retention';
@@ -244,16 +244,10 @@ async function resolveBackup(
       );
       return undefined;
     }
-    const candidates = await readCatalog(
-      deps.vault,
-      `${FULL_PREFIX}/${encodeURIComponent(db.id)}/${databaseSegment(sourceDatabase)}/`,
-    );
+    const candidates = await readCatalog(deps.vault, chainPrefix(db.id, sourceDatabase));
     if (input.kind === 'tenant')
       candidates.push(
-        ...(await readCatalog(
-          deps.vault,
-          `${TENANT_PREFIX}/${encodeURIComponent(db.id)}/${databaseSegment(sourceDatabase)}/${databaseSegment(input.tenant)}/`,
-        )),
+        ...(await readCatalog(deps.vault, tenantChainPrefix(db.id, sourceDatabase, input.tenant))),
       );
     const valid = candidates
       .filter((e): e is CatalogEntry & { manifest: Manifest } => e.manifest !== undefined)

@@ -2,18 +2,16 @@ import { priorBackupsOf, withChainLock } from '../catalog/catalog';
 import { backupFolder, backupIdTime, chainPrefix } from '../catalog/keys';
 import type { Connection, Engine } from '../sources/connection';
 import { describeConnection } from '../sources/connection';
-import type { Keys } from '../vault/crypto';
 import { UsageError, messageOf } from '../util/errors';
 import { newBackupId, sha256, type Manifest } from '../catalog/manifest';
 import { DEFAULT_ZSTD_LEVEL, type Progress } from './stream-encoder';
-import { writeBackup } from './write';
+import { writeBackup, type BackupRunSettings } from './write';
 import {
   CLASS_TAG,
   DEFAULT_RETENTION,
   GENERAL_CLASS,
   retentionFor,
   TIER_TAG,
-  type RetentionSettings,
   type Tier,
 } from '../policy/retention';
 import { listMysqlDatabases, mysqlInfo, startMysqlDump } from '../sources/mysql';
@@ -25,13 +23,12 @@ import {
 } from '../sources/postgres';
 import type { RunningDump, SourceInfo } from '../sources/types';
 import { decideTier } from '../policy/tiers';
-import type { Vault } from '../vault';
 import { withRun } from '../util/run-context';
 import type { HeldChainLock } from '../catalog/chain-lock';
 
 export const DEFAULT_TIME_ZONE = 'America/Sao_Paulo';
 
-export interface BackupOptions {
+export interface BackupOptions extends BackupRunSettings {
   readonly connection: Connection;
   /** Databases to dump: names, or "all" (system databases and `excludeDatabases` left out). Default: the URL's database. */
   readonly databases?: readonly string[] | 'all' | undefined;
@@ -44,20 +41,9 @@ export interface BackupOptions {
    * globals default to the host.
    */
   readonly sourceId?: string | undefined;
-  readonly vault: Vault;
-  readonly keys: Keys;
-  readonly dataClass?: string | undefined;
-  readonly retention?: RetentionSettings | undefined;
-  readonly timeZone?: string | undefined;
   /** Tier of every backup of this run, decided beforehand (the orchestrated prepare step). Default: from the vault's earlier backups. */
   readonly tier?: Tier | undefined;
-  readonly zstdLevel?: number | undefined;
-  readonly signal?: AbortSignal | undefined;
-  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
-  readonly chainLockStaleAfterMs?: number | undefined;
   readonly onProgress?: ((database: string, progress: Progress) => void) | undefined;
-  readonly log?: ((line: string) => void) | undefined;
-  readonly now?: (() => Date) | undefined;
 }
 
 export type BackupOutcome =

@@ -1,10 +1,25 @@
 import { chainLink, writeManifest, type CatalogEntry } from '../catalog/catalog';
 import { MANIFEST_FORMAT_VERSION, artifactEntry, type Manifest } from '../catalog/manifest';
-import type { Retention } from '../policy/retention';
+import type { Retention, RetentionSettings } from '../policy/retention';
 import type { RunningDump } from '../sources/types';
 import type { Vault } from '../vault';
 import type { Keys } from '../vault/crypto';
 import { streamToVault, type Progress, type StreamResult } from './stream-encoder';
+
+/** Where and how every backup run writes: full, globals and tenant backups alike. */
+export interface BackupRunSettings {
+  readonly vault: Vault;
+  readonly keys: Keys;
+  readonly dataClass?: string | undefined;
+  readonly retention?: RetentionSettings | undefined;
+  readonly timeZone?: string | undefined;
+  readonly zstdLevel?: number | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
+  readonly chainLockStaleAfterMs?: number | undefined;
+  readonly log?: ((line: string) => void) | undefined;
+  readonly now?: (() => Date) | undefined;
+}
 
 /** The manifest fields the writer of a backup decides; `writeBackup` adds the rest. */
 export type ManifestBody = Omit<

@@ -9,29 +9,20 @@ import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
 import { priorTenantBackupsOf, withChainLock } from '../catalog/catalog';
 import { tenantBackupFolder, tenantChainPrefix } from '../catalog/keys';
 import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
-import type { Keys } from '../vault/crypto';
 import { IntegrityError, UsageError, messageOf } from '../util/errors';
 import { newBackupId, type Manifest, type ManifestTenant } from '../catalog/manifest';
 import { DEFAULT_ZSTD_LEVEL, type Progress } from '../backup/stream-encoder';
-import { writeBackup } from '../backup/write';
-import {
-  CLASS_TAG,
-  DEFAULT_RETENTION,
-  GENERAL_CLASS,
-  retentionFor,
-  TIER_TAG,
-  type RetentionSettings,
-} from '../policy/retention';
+import { writeBackup, type BackupRunSettings } from '../backup/write';
+import { CLASS_TAG, DEFAULT_RETENTION, GENERAL_CLASS, retentionFor, TIER_TAG } from '../policy/retention';
 import { connectMysql, mysqlInfo } from '../sources/mysql';
 import { connectPostgres, postgresInfo } from '../sources/postgres';
 import type { SourceInfo } from '../sources/types';
-import type { Vault } from '../vault';
 import { checkCoverage, coverageProblems } from './coverage';
 import { loadColumns, startTenantExport } from './export';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
 import { withRun } from '../util/run-context';
 
-export interface TenantBackupOptions {
+export interface TenantBackupOptions extends BackupRunSettings {
   /** The database (its name in the URL) holding the tenants. */
   readonly connection: Connection;
   readonly model: TenantModel;
@@ -42,18 +33,7 @@ export interface TenantBackupOptions {
   /** `tenants: 'all'`: go ahead although the coverage check finds rows owned by no tenant or by several. */
   readonly acceptUnownedRows?: boolean | undefined;
   readonly sourceId?: string | undefined;
-  readonly vault: Vault;
-  readonly keys: Keys;
-  readonly dataClass?: string | undefined;
-  readonly retention?: RetentionSettings | undefined;
-  readonly timeZone?: string | undefined;
-  readonly zstdLevel?: number | undefined;
-  readonly signal?: AbortSignal | undefined;
-  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
-  readonly chainLockStaleAfterMs?: number | undefined;
   readonly onProgress?: ((tenant: string, progress: Progress) => void) | undefined;
-  readonly log?: ((line: string) => void) | undefined;
-  readonly now?: (() => Date) | undefined;
 }
 
 export type TenantBackupOutcome =

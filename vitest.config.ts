@@ -9,7 +9,12 @@ export default defineConfig({
     pool: 'forks',
     // Both cores: most files wait on PostgreSQL, MariaDB or moto, each in its own databases/resources.
     maxWorkers: 2,
-    // MariaDB's max_allowed_packet raised for the whole run; one local AWS (moto) for every file.
-    globalSetup: ['test/helpers/global-setup.ts', 'test/helpers/moto-global-setup.ts'],
+    // A private TMPDIR per run, checked at its end for leftover cofre-* folders; MariaDB's max_allowed_packet
+    // raised for the whole run; one local AWS (moto) for every file.
+    globalSetup: [
+      'test/helpers/temp-global-setup.ts',
+      'test/helpers/global-setup.ts',
+      'test/helpers/moto-global-setup.ts',
+    ],
   },
 });

@@ -4,10 +4,10 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Option, type Command } from 'commander';
 import { parseAsOf } from '../core/config/query';
-import { IntegrityError, OperationalError, UsageError, messageOf } from '../core/errors';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../core/util/errors';
 import { filesRestoreTestRecord, testFilesRestore } from '../core/files/restore-test';
-import type { HistoryRecord } from '../core/history';
-import { DynamoHistoryStore } from '../core/history-store';
+import type { HistoryRecord } from '../core/history/records';
+import { DynamoHistoryStore } from '../core/history/store';
 import {
   bucketVersioningProblem,
   listBucketRecoveryPoints,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { UsageError } from '../core/errors';
-import { runCofreLocal } from '../core/orchestration/local-pipeline';
-import type { CliIo } from './cofre';
+import { UsageError } from '../core/util/errors';
+import { runCofreLocal } from '../core/local/cofre-local';
+import type { CliIo } from './io';
 
 /**
  * `cofre local` (`npm start`): the backup-database and backup-tenants state machines on this

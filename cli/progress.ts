@@ -1,16 +1,16 @@
-import type { Progress } from '../core/pipeline';
+import type { Progress } from '../core/backup/stream-encoder';
 import {
   createProgressReporter,
   formatBytes,
   type ProgressReporter,
   type ProgressSample,
-} from '../core/progress';
-import type { CliIo } from './cofre';
+} from '../core/util/progress';
+import type { CliIo } from './io';
 
 export { formatBytes };
 
 /**
- * Progress of a CLI command on its stderr (core/progress.ts): a bar redrawn in place on a terminal,
+ * Progress of a CLI command on its stderr (core/util/progress.ts): a bar redrawn in place on a terminal,
  * otherwise a line every 5 seconds and one at the end.
  */
 export function progressFor(io: Pick<CliIo, 'stderr' | 'stderrIsTTY'>): ProgressReporter & {

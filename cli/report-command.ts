@@ -10,11 +10,11 @@ import {
   runsFromHistory,
   type ReportInput,
 } from '../core/alerts/report';
-import { readCatalog } from '../core/catalog';
-import { UsageError } from '../core/errors';
-import { DynamoHistoryStore } from '../core/history-store';
+import { readCatalog } from '../core/catalog/catalog';
+import { UsageError } from '../core/util/errors';
+import { DynamoHistoryStore } from '../core/history/store';
 import { openVault } from '../core/vault';
-import type { CliIo } from './cofre';
+import type { CliIo } from './io';
 
 interface ReportOpts {
   readonly month: string;

@@ -1,6 +1,6 @@
 /**
  * `cofre restore --point-in-time TIME (--rds-instance ID | --rds-cluster ID)`: the same core code as
- * the console's `point-in-time` kind (core/orchestration/rds-restore.ts): the time checked against the
+ * the console's `point-in-time` kind (core/aws/rds-restore.ts): the time checked against the
  * source's restorable window, the new identifier checked free, the restore into a NEW instance or
  * cluster with the source's settings, tagged `cofre:restore=<run>`, then polled until available or
  * the timeout. It never replaces or changes the source.
@@ -10,7 +10,7 @@ import {
   DescribeDBSnapshotsCommand,
   RDSClient,
 } from '@aws-sdk/client-rds';
-import { OperationalError, UsageError } from '../core/errors';
+import { OperationalError, UsageError } from '../core/util/errors';
 import {
   RECOVERY_POINT_ARN,
   planFromSnapshot,
@@ -19,7 +19,7 @@ import {
   startRdsRestore,
   type RdsPlan,
   type RdsRestoreStatus,
-} from '../core/orchestration/rds-restore';
+} from '../core/aws/rds-restore';
 import { sdkClientConfig } from '../core/vault';
 import type { CliIo } from './cofre';
 

@@ -9,7 +9,7 @@
  *   npm run bench -- --only backup      # only the full backup / restore part
  *   npm run bench -- --only tenants [--tenants 1000 --scale 80]   # only per-tenant (bench-tenants.ts)
  *   npm run bench -- --only tenant-fuzz [--schemas 1000 --seed 1]  # the tenant property test on
- *       1,000 random schemas per engine (test/core/tenant-fuzz.test.ts; npm test runs 40)
+ *       1,000 random schemas per engine (test/core/tenants/fuzz.test.ts; npm test runs 40)
  *   npm run bench -- --only files [--objects 100000 --size 2048]   # cofre files sync of small
  *       objects on a local S3 (bench-files.ts): objects/s and peak RSS
  *
@@ -284,14 +284,14 @@ async function main(): Promise<void> {
   }
 }
 
-/** The tenant property test at bench size: vitest on test/core/tenant-fuzz.test.ts. */
+/** The tenant property test at bench size: vitest on test/core/tenants/fuzz.test.ts. */
 async function tenantFuzz(): Promise<void> {
   const schemas = Number(arg('schemas') ?? 1000);
   const seed = Number(arg('seed') ?? 1);
   if (!Number.isInteger(schemas) || schemas < 1) throw new Error(`--schemas: expected a whole number ≥ 1`);
   if (!Number.isInteger(seed)) throw new Error(`--seed: expected a whole number`);
   const vitest = path.join(__dirname, '..', 'node_modules', 'vitest', 'vitest.mjs');
-  const child = spawn(process.execPath, [vitest, 'run', 'test/core/tenant-fuzz.test.ts'], {
+  const child = spawn(process.execPath, [vitest, 'run', 'test/core/tenants/fuzz.test.ts'], {
     cwd: path.join(__dirname, '..'),
     env: { ...process.env, COFRE_FUZZ_SCHEMAS: String(schemas), COFRE_FUZZ_SEED: String(seed) },
     stdio: 'inherit',

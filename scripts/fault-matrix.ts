@@ -1,7 +1,7 @@
 /**
  * Renders the fault matrix rows the tests wrote (COFRE_FAULT_MATRIX=<file.jsonl> npx vitest run
- * test/core/faults.test.ts test/cli/faults-cli.test.ts test/cli/fs-faults.test.ts test/core/chain-lock.test.ts
- * test/core/manifest-fault-s3.test.ts)
+ * test/core/faults.test.ts test/cli/faults-cli.test.ts test/cli/fs-faults.test.ts test/core/catalog/chain-lock.test.ts
+ * test/core/catalog/manifest-fault-s3.test.ts)
  * as a markdown table on stdout: npx tsx scripts/fault-matrix.ts <file.jsonl>
  */
 import { readFileSync } from 'node:fs';

@@ -9,9 +9,9 @@
  * Pure mapping ({@link backupJobRun}) plus one step with injected dependencies ({@link recordBackupJobEvent}).
  */
 import { z } from 'zod';
-import { UsageError } from '../errors';
-import { NO_DATABASE, type HistoryKind, type HistoryRecord, type HistoryStatus } from '../history';
-import type { HistoryStore } from '../history-store';
+import { UsageError } from '../util/errors';
+import { NO_DATABASE, type HistoryKind, type HistoryRecord, type HistoryStatus } from '../history/records';
+import type { HistoryStore } from '../history/store';
 import type { NotifyEvent } from './message';
 
 /** The EventBridge detail types this module handles. */

@@ -8,36 +8,38 @@
  * run is then late only once it is also later than the previous one took.
  */
 import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
-import type { HistoryKind, HistoryRecord } from '../history';
-import type { HistoryStore } from '../history-store';
+import type { HistoryKind, HistoryRecord } from '../history/records';
+import type { HistoryStore } from '../history/store';
+import { METRICS, type MetricName, type MetricUnit } from '../policy/metrics';
 
-/** Metric names (namespace `Cofre`), fixed by the parallel-work contract. */
+/** The freshness check's metric names (defined, with their units, in core/policy/metrics.ts). */
 export const FRESHNESS_METRICS = {
   hoursSinceLastGoodBackup: 'HoursSinceLastGoodBackup',
   daysSinceLastGoodRestoreTest: 'DaysSinceLastGoodRestoreTest',
   hoursSinceLastVerifiedTenantExport: 'HoursSinceLastVerifiedTenantExport',
-  /** Duration of the latest good restore test: the measured RTO. */
   lastRestoreTestSeconds: 'LastRestoreTestDurationSeconds',
-  /** 1 when the latest restore test succeeded, 0 when it failed. */
   lastRestoreTestPassed: 'LastRestoreTestPassed',
-  /** Hours since the last completed AWS Backup snapshot of an RDS/Aurora database. */
   hoursSinceLastGoodSnapshot: 'HoursSinceLastGoodSnapshot',
-  /** Minutes between now and the database's LatestRestorableTime: the point-in-time recovery lag. */
   recoveryPointLagMinutes: 'RecoveryPointLagMinutes',
-  /** Hours since the last completed AWS Backup periodic recovery point of an application bucket. */
   hoursSinceLastGoodFilesBackup: 'HoursSinceLastGoodFilesBackup',
-  /** Hours since the last weekly configuration snapshot that wrote every configured value. */
   hoursSinceLastGoodConfigSnapshot: 'HoursSinceLastGoodConfigSnapshot',
-} as const;
-
-export const FRESHNESS_NAMESPACE = 'Cofre';
+} as const satisfies Record<string, MetricName>;
 
 /** One datapoint to publish. */
 export interface FreshnessMetric {
-  readonly name: string;
+  readonly name: MetricName;
   readonly dimensions: Readonly<Record<string, string>>;
   readonly value: number;
-  readonly unit: 'None' | 'Seconds' | 'Count';
+  readonly unit: MetricUnit;
+}
+
+/** A datapoint of `name` (its unit from the metric factory). */
+function point(
+  name: MetricName,
+  dimensions: Readonly<Record<string, string>>,
+  value: number,
+): FreshnessMetric {
+  return { name, dimensions, value, unit: METRICS[name].unit };
 }
 
 export type FreshnessState =
@@ -170,53 +172,30 @@ export function assessFreshness(o: {
 function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
   if (finding.age === undefined) return undefined;
   if (finding.check === 'full')
-    return {
-      name: FRESHNESS_METRICS.hoursSinceLastGoodBackup,
-      dimensions: { Database: finding.database, Kind: 'full' },
-      value: finding.age,
-      unit: 'None',
-    };
+    return point(
+      FRESHNESS_METRICS.hoursSinceLastGoodBackup,
+      { Database: finding.database, Kind: 'full' },
+      finding.age,
+    );
   if (finding.check === 'snapshot')
-    return {
-      name: FRESHNESS_METRICS.hoursSinceLastGoodSnapshot,
-      dimensions: { Database: finding.database },
-      value: finding.age,
-      unit: 'None',
-    };
+    return point(FRESHNESS_METRICS.hoursSinceLastGoodSnapshot, { Database: finding.database }, finding.age);
   if (finding.check === 'recovery-point')
-    return {
-      name: FRESHNESS_METRICS.recoveryPointLagMinutes,
-      dimensions: { Database: finding.database },
-      value: finding.age,
-      unit: 'None',
-    };
+    return point(FRESHNESS_METRICS.recoveryPointLagMinutes, { Database: finding.database }, finding.age);
   if (finding.check === 'tenant')
-    return {
-      name: FRESHNESS_METRICS.hoursSinceLastVerifiedTenantExport,
-      dimensions: { Database: finding.database },
-      value: finding.age,
-      unit: 'None',
-    };
+    return point(
+      FRESHNESS_METRICS.hoursSinceLastVerifiedTenantExport,
+      { Database: finding.database },
+      finding.age,
+    );
   if (finding.check === 'files')
-    return {
-      name: FRESHNESS_METRICS.hoursSinceLastGoodFilesBackup,
-      dimensions: { Bucket: finding.database.replace(/^s3:/, '') },
-      value: finding.age,
-      unit: 'None',
-    };
+    return point(
+      FRESHNESS_METRICS.hoursSinceLastGoodFilesBackup,
+      { Bucket: finding.database.replace(/^s3:/, '') },
+      finding.age,
+    );
   if (finding.check === 'config')
-    return {
-      name: FRESHNESS_METRICS.hoursSinceLastGoodConfigSnapshot,
-      dimensions: {},
-      value: finding.age,
-      unit: 'None',
-    };
-  return {
-    name: FRESHNESS_METRICS.daysSinceLastGoodRestoreTest,
-    dimensions: { Database: finding.database },
-    value: finding.age,
-    unit: 'None',
-  };
+    return point(FRESHNESS_METRICS.hoursSinceLastGoodConfigSnapshot, {}, finding.age);
+  return point(FRESHNESS_METRICS.daysSinceLastGoodRestoreTest, { Database: finding.database }, finding.age);
 }
 
 /** Reads the history and computes every finding and datapoint for `targets` at `now`. */
@@ -266,19 +245,21 @@ export async function checkFreshness(
       if (metric) metrics.push(metric);
       if (c.check === 'restore-test') {
         if (lastGood?.finishedAt)
-          metrics.push({
-            name: FRESHNESS_METRICS.lastRestoreTestSeconds,
-            dimensions: { Database: target.database },
-            value: round((endOf(lastGood) - Date.parse(lastGood.startedAt)) / 1000),
-            unit: 'Seconds',
-          });
+          metrics.push(
+            point(
+              FRESHNESS_METRICS.lastRestoreTestSeconds,
+              { Database: target.database },
+              round((endOf(lastGood) - Date.parse(lastGood.startedAt)) / 1000),
+            ),
+          );
         if (lastRun && (lastRun.status === 'succeeded' || lastRun.status === 'failed'))
-          metrics.push({
-            name: FRESHNESS_METRICS.lastRestoreTestPassed,
-            dimensions: { Database: target.database },
-            value: lastRun.status === 'succeeded' ? 1 : 0,
-            unit: 'Count',
-          });
+          metrics.push(
+            point(
+              FRESHNESS_METRICS.lastRestoreTestPassed,
+              { Database: target.database },
+              lastRun.status === 'succeeded' ? 1 : 0,
+            ),
+          );
       }
     }
     if (target.rds) {

@@ -9,7 +9,7 @@
  * out, the PagerDuty subscription lets them through.
  */
 import { z } from 'zod';
-import { HISTORY_KINDS, HISTORY_STATUSES, type HistoryKind, type HistoryRecord } from '../history';
+import { HISTORY_KINDS, HISTORY_STATUSES, type HistoryKind, type HistoryRecord } from '../history/records';
 
 /** The state machines that report through `notify`. */
 export const NOTIFY_JOBS = [
@@ -31,7 +31,7 @@ export type Severity = 'critical' | 'warning' | 'info';
 /** `people`: for the e-mail subscribers; `pagerduty`: only resolves a PagerDuty incident. */
 export type Audience = 'people' | 'pagerduty';
 
-/** What the pipeline knows about a run when it reports it (shape fixed by the parallel-work contract). */
+/** What the pipeline knows about a run when it reports it. */
 export interface NotifyEvent {
   readonly outcome: NotifyOutcome;
   readonly job: NotifyJob;

@@ -4,9 +4,9 @@
  * restore tests with their measured RTO, alarms raised, and an estimate of the vault's storage cost
  * by storage class. Pure: the Lambda and `cofre report` gather the inputs.
  */
-import { UsageError } from '../errors';
-import type { HistoryKind, HistoryRecord, HistoryStatus } from '../history';
-import type { CatalogEntry } from '../catalog';
+import { UsageError } from '../util/errors';
+import type { HistoryKind, HistoryRecord, HistoryStatus } from '../history/records';
+import type { CatalogEntry } from '../catalog/catalog';
 import { formatBytes, formatDuration } from './message';
 
 /**

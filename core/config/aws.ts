@@ -19,7 +19,7 @@ import {
   type ParameterType,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { OperationalError, messageOf } from '../errors';
+import { OperationalError, messageOf } from '../util/errors';
 import type { ConfigKind } from './types';
 
 /** A value as read: its bytes and what is needed to write it back the same way. */

@@ -4,8 +4,8 @@
  * only for `show --reveal` and `restore`, and checked against the manifest's SHA-256.
  */
 import { createHash } from 'node:crypto';
-import { decryptStream, type Keys } from '../crypto';
-import { IntegrityError, UsageError, messageOf } from '../errors';
+import { decryptStream, type Keys } from '../vault/crypto';
+import { IntegrityError, UsageError, messageOf } from '../util/errors';
 import { readAll, type Vault } from '../vault';
 import {
   readParameter,

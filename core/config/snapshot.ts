@@ -6,10 +6,10 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { encryptStream, type Keys } from '../crypto';
-import { messageOf } from '../errors';
-import type { HistoryStore } from '../history-store';
-import { CLASS_TAG, GENERAL_CLASS, TIER_TAG } from '../retention';
+import { encryptStream, type Keys } from '../vault/crypto';
+import { messageOf } from '../util/errors';
+import type { HistoryStore } from '../history/store';
+import { CLASS_TAG, GENERAL_CLASS, TIER_TAG } from '../policy/retention';
 import { readAll, type Vault } from '../vault';
 import {
   listParameters,

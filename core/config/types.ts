@@ -6,7 +6,7 @@
  * the vault key (encryption context: kind, name, version), and `<base>.json`, its manifest, which
  * never holds the value, only its SHA-256. A deletion is a manifest alone (`state: "deleted"`).
  */
-import { GENERAL_CLASS, lifecycleExpiry, daysCoveringYears } from '../retention';
+import { GENERAL_CLASS, lifecycleExpiry, daysCoveringYears } from '../policy/retention';
 
 export const CONFIG_KINDS = ['secret', 'parameter'] as const;
 export type ConfigKind = (typeof CONFIG_KINDS)[number];
@@ -77,10 +77,6 @@ export function encodeName(name: string): string {
   return encodeURIComponent(name).replace(/\./g, '%2E');
 }
 
-export function decodeName(segment: string): string {
-  return decodeURIComponent(segment);
-}
-
 /** `config/<kind>/<encoded name>/`. */
 export function snapshotFolder(kind: ConfigKind, name: string): string {
   return `${CONFIG_PREFIX}/${kind}/${encodeName(name)}/`;
@@ -99,8 +95,6 @@ export interface ConfigRetention {
   /** Legal years per data class (`retention.classes`). */
   readonly classes: Readonly<Record<string, { readonly years: number }>>;
 }
-
-export const DEFAULT_CONFIG_RETENTION: ConfigRetention = { days: 90, classes: {} };
 
 /** Days a configuration snapshot of `dataClass` is kept. */
 export function configRetentionDays(dataClass: string, retention: ConfigRetention): number {

@@ -7,7 +7,7 @@ import {
   type BackupClient,
 } from '@aws-sdk/client-backup';
 import { GetBucketVersioningCommand, type S3Client } from '@aws-sdk/client-s3';
-import { OperationalError, UsageError, messageOf } from '../errors';
+import { OperationalError, UsageError, messageOf } from '../util/errors';
 import type { FilesSelection } from './restore';
 
 /**

@@ -1,8 +1,8 @@
 import { createGunzip, createGzip } from 'node:zlib';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
-import { BACKUP_ID, sha256 } from '../manifest';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
+import { BACKUP_ID, sha256 } from '../catalog/manifest';
 import type { FilesVault } from './vault';
 
 /**

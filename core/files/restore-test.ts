@@ -1,8 +1,8 @@
 import { createHash, randomInt } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
-import { OperationalError, messageOf } from '../errors';
-import type { HistoryRecord } from '../history';
+import { OperationalError, messageOf } from '../util/errors';
+import type { HistoryRecord } from '../history/records';
 import { latestRun, objectKeyIn, readCatalogue, type CatalogueEntry } from './catalogue';
 import type { FilesSource } from './sync';
 import type { FilesVault } from './vault';

@@ -12,7 +12,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
 import {
   objectKeyIn,
   readCatalogue,

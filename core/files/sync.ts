@@ -10,9 +10,9 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { withChainLock } from '../catalog';
-import { OperationalError, UsageError, messageOf } from '../errors';
-import { newBackupId, sha256 } from '../manifest';
+import { withChainLock } from '../catalog/catalog';
+import { OperationalError, UsageError, messageOf } from '../util/errors';
+import { newBackupId, sha256 } from '../catalog/manifest';
 import { lockProblem } from '../vault';
 import {
   encodeCatalogue,

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { UsageError } from '../errors';
+import { UsageError } from '../util/errors';
 import { S3Vault, type LockMode } from '../vault';
 
 /**

@@ -19,12 +19,13 @@ import {
 import { DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { FULL_PREFIX, GLOBALS_SEGMENT, readCatalog } from '../catalog';
-import { quoteIdentifier, resolveCredentials, type Connection, type Engine } from '../connection';
-import { UsageError, messageOf } from '../errors';
-import type { HistoryRecord } from '../history';
-import type { HistoryStore } from '../history-store';
-import type { Manifest } from '../manifest';
+import { readCatalog } from '../catalog/catalog';
+import { fullSourcePrefix, GLOBALS_SEGMENT } from '../catalog/keys';
+import { quoteIdentifier, resolveCredentials, type Connection, type Engine } from '../sources/connection';
+import { UsageError, messageOf } from '../util/errors';
+import type { HistoryRecord } from '../history/records';
+import type { HistoryStore } from '../history/store';
+import type { Manifest } from '../catalog/manifest';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 import type { Vault } from '../vault';
@@ -138,7 +139,7 @@ export async function manifestsBefore(
   db: Pick<RestoreTestedDatabase, 'database' | 'databases' | 'excludeDatabases'>,
   before: Date,
 ): Promise<Map<string, Manifest>> {
-  const prefix = `${FULL_PREFIX}/${encodeURIComponent(db.database)}/`;
+  const prefix = fullSourcePrefix(db.database);
   const out = new Map<string, Manifest>();
   for (const entry of await readCatalog(vault, prefix)) {
     const segment = entry.folder.slice(prefix.length).split('/')[0] ?? '';
@@ -279,7 +280,7 @@ export async function validateRestoredInstance(
     : '';
   if (manifests.size === 0)
     return fail(
-      `no Cofre full backup finished before the snapshot (${before.toISOString()}) in ${deps.vault.url}/${FULL_PREFIX}/${encodeURIComponent(db.database)}/ to compare the restored copy with`,
+      `no Cofre full backup finished before the snapshot (${before.toISOString()}) in ${deps.vault.url}/${fullSourcePrefix(db.database)} to compare the restored copy with`,
     );
   let target: Omit<Connection, 'database'>;
   try {

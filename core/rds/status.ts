@@ -11,9 +11,9 @@ import { ListRecoveryPointsByResourceCommand, type BackupClient } from '@aws-sdk
 import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import { isContinuousRecoveryPoint } from '../alerts/backup-events';
 import { DEFAULT_FRESHNESS_LIMITS } from '../alerts/freshness';
-import { messageOf } from '../errors';
-import type { HistoryRecord } from '../history';
-import type { HistoryStore } from '../history-store';
+import { messageOf } from '../util/errors';
+import type { HistoryRecord } from '../history/records';
+import type { HistoryStore } from '../history/store';
 
 /** A protected database (from the configuration). */
 export interface RdsStatusTarget {

@@ -2,7 +2,7 @@
  * Server-level work on an administrative connection (PostgreSQL: the `postgres` database; MySQL:
  * no default database): checks across databases, and dropping scratch databases.
  */
-import { quoteIdentifier, type Connection } from '../connection';
+import { quoteIdentifier, type Connection } from './connection';
 import { connectMysql } from './mysql';
 import { connectPostgres } from './postgres';
 

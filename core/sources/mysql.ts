@@ -1,7 +1,7 @@
 import { createConnection, type Connection as MysqlConnection, type RowDataPacket } from 'mysql2/promise';
-import type { Connection } from '../connection';
-import { OperationalError, messageOf } from '../errors';
-import { currentRun, onRunAbort } from '../run-context';
+import type { Connection } from './connection';
+import { OperationalError, messageOf } from '../util/errors';
+import { currentRun, onRunAbort } from '../util/run-context';
 import { MysqldumpRowCounter } from './mysqldump-rows';
 import { runTool, spawnTool, type ToolProcess } from './process';
 import type { RunningDump, SourceInfo, TableCount } from './types';
@@ -28,7 +28,7 @@ export function mysqlOptionFile(c: Connection): string {
   ];
   if (c.password !== undefined) lines.push(`password=${quote(c.password)}`);
   if (c.sslMode) lines.push(`ssl-mode=${c.sslMode.toUpperCase()}`);
-  // The run's lock limit (core/run-context.ts) for the restoring client's session too (the
+  // The run's lock limit (core/util/run-context.ts) for the restoring client's session too (the
   // [mysql] group: only the mysql client knows init-command).
   lines.push('[mysql]', `init-command=${quote(lockLimitSql())}`);
   return `${lines.join('\n')}\n`;

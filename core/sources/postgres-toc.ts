@@ -4,8 +4,8 @@
  * table and everything that depends on it, and write that selection as a `pg_restore -L` list.
  */
 import type { Client } from 'pg';
-import { quoteIdentifier } from '../connection';
-import { OperationalError } from '../errors';
+import { quoteIdentifier } from './connection';
+import { OperationalError } from '../util/errors';
 import { runTool } from './process';
 
 export interface TocEntry {

@@ -1,7 +1,7 @@
 import { Client, type ClientConfig } from 'pg';
-import { quoteIdentifier, type Connection } from '../connection';
-import { OperationalError, messageOf } from '../errors';
-import { currentRun, onRunAbort } from '../run-context';
+import { quoteIdentifier, type Connection } from './connection';
+import { OperationalError, messageOf } from '../util/errors';
+import { currentRun, onRunAbort } from '../util/run-context';
 import { runTool, spawnTool, type SpawnToolOptions } from './process';
 import type { RunningDump, SourceInfo, TableCount } from './types';
 
@@ -26,7 +26,7 @@ export function postgresEnv(c: Connection, database?: string): Record<string, st
     PGSSLMODE: c.sslMode,
     PGAPPNAME: 'cofre',
     PGCONNECT_TIMEOUT: '15',
-    // The run's session limits (see core/run-context.ts) apply to the tools' sessions too.
+    // The run's session limits (see core/util/run-context.ts) apply to the tools' sessions too.
     PGOPTIONS: `-c lock_timeout=${currentRun().lockTimeoutMs} -c statement_timeout=${currentRun().statementTimeoutMs}`,
   };
 }

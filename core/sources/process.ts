@@ -1,7 +1,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
-import { OperationalError, UsageError } from '../errors';
-import { currentRun, onRunAbort } from '../run-context';
+import { OperationalError, UsageError } from '../util/errors';
+import { currentRun, onRunAbort } from '../util/run-context';
 
 /** A running dump (or restore) tool. */
 export interface ToolProcess {
@@ -29,7 +29,7 @@ export interface SpawnToolOptions {
   readonly errorPattern?: RegExp;
   /** Strings to blank out of any message (passwords). */
   readonly secrets?: readonly (string | undefined)[];
-  /** Stops the tool when it aborts. Default: the run's signal (see `core/run-context.ts`). */
+  /** Stops the tool when it aborts. Default: the run's signal (see `core/util/run-context.ts`). */
   readonly signal?: AbortSignal | undefined;
 }
 

@@ -4,45 +4,25 @@
  * until the export finished cleanly), with a manifest that lists per-table row counts and the
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
-import type { HeldChainLock } from '../chain-lock';
-import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup';
-import {
-  chainLink,
-  tenantBackupFolder,
-  tenantChainPrefix,
-  tenantHistoryOf,
-  withChainLock,
-  writeManifest,
-} from '../catalog';
-import { describeConnection, quoteIdentifier, type Connection } from '../connection';
-import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, type Keys } from '../crypto';
-import { IntegrityError, UsageError, messageOf } from '../errors';
-import {
-  MANIFEST_FORMAT_VERSION,
-  artifactEntry,
-  newBackupId,
-  type Manifest,
-  type ManifestTenant,
-} from '../manifest';
-import { DEFAULT_ZSTD_LEVEL, streamToVault, type Progress } from '../pipeline';
-import {
-  CLASS_TAG,
-  DEFAULT_RETENTION,
-  GENERAL_CLASS,
-  retentionFor,
-  TIER_TAG,
-  type RetentionSettings,
-} from '../retention';
+import type { HeldChainLock } from '../catalog/chain-lock';
+import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
+import { priorTenantBackupsOf, withChainLock } from '../catalog/catalog';
+import { tenantBackupFolder, tenantChainPrefix } from '../catalog/keys';
+import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
+import { IntegrityError, UsageError, messageOf } from '../util/errors';
+import { newBackupId, type Manifest, type ManifestTenant } from '../catalog/manifest';
+import { DEFAULT_ZSTD_LEVEL, type Progress } from '../backup/stream-encoder';
+import { writeBackup, type BackupRunSettings } from '../backup/write';
+import { CLASS_TAG, DEFAULT_RETENTION, GENERAL_CLASS, retentionFor, TIER_TAG } from '../policy/retention';
 import { connectMysql, mysqlInfo } from '../sources/mysql';
 import { connectPostgres, postgresInfo } from '../sources/postgres';
 import type { SourceInfo } from '../sources/types';
-import type { Vault } from '../vault';
 import { checkCoverage, coverageProblems } from './coverage';
 import { loadColumns, startTenantExport } from './export';
 import { discoverTenantPlan, type TenantModel, type TenantPlan } from './plan';
-import { withRun } from '../run-context';
+import { withRun } from '../util/run-context';
 
-export interface TenantBackupOptions {
+export interface TenantBackupOptions extends BackupRunSettings {
   /** The database (its name in the URL) holding the tenants. */
   readonly connection: Connection;
   readonly model: TenantModel;
@@ -53,18 +33,7 @@ export interface TenantBackupOptions {
   /** `tenants: 'all'`: go ahead although the coverage check finds rows owned by no tenant or by several. */
   readonly acceptUnownedRows?: boolean | undefined;
   readonly sourceId?: string | undefined;
-  readonly vault: Vault;
-  readonly keys: Keys;
-  readonly dataClass?: string | undefined;
-  readonly retention?: RetentionSettings | undefined;
-  readonly timeZone?: string | undefined;
-  readonly zstdLevel?: number | undefined;
-  readonly signal?: AbortSignal | undefined;
-  /** A chain lock not renewed for this long is stale and taken over (default 10 minutes). */
-  readonly chainLockStaleAfterMs?: number | undefined;
   readonly onProgress?: ((tenant: string, progress: Progress) => void) | undefined;
-  readonly log?: ((line: string) => void) | undefined;
-  readonly now?: (() => Date) | undefined;
 }
 
 export type TenantBackupOutcome =
@@ -239,7 +208,7 @@ async function backupTenant(
   const retention = retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
   const startedAt = now();
   const backupId = newBackupId(startedAt);
-  const history = await tenantHistoryOf(options.vault, sourceId, database, tenant, options.log);
+  const prior = await priorTenantBackupsOf(options.vault, sourceId, database, tenant, options.log);
   const folder = tenantBackupFolder(sourceId, database, tenant, backupId);
   const tags = { [TIER_TAG]: 'tenant', [CLASS_TAG]: dataClass };
   const encryptionContext = {
@@ -250,63 +219,36 @@ async function backupTenant(
     'cofre:tier': 'tenant',
   };
   const dump = await startTenantExport(c, plan, tenant);
-  const artifactName = 'tenant.sql.zst.enc';
-  const lockUntil = retention.lockUntil(now());
-  const result = await streamToVault({
-    dump,
+  const { manifest, result } = await writeBackup({
     vault: options.vault,
-    key: `${folder}/${artifactName}`,
-    writeOptions: { tags, lockUntil },
     keys: options.keys,
+    folder,
+    artifactName: 'tenant.sql.zst.enc',
+    dump,
+    tags,
+    retention,
     encryptionContext,
     zstdLevel,
+    latest: prior.latest,
+    startedAt,
+    now,
     signal: options.signal,
     onProgress: (p) => options.onProgress?.(tenant, p),
-  });
-  const finishedAt = now();
-  const manifest: Manifest = {
-    formatVersion: MANIFEST_FORMAT_VERSION,
-    backupId,
-    kind: 'tenant',
-    tenant: manifestTenant(plan, tenant, dump.contentHashes()),
-    engine: c.engine,
-    serverVersion: info.serverVersion,
-    toolVersions: { cofre: COFRE_VERSION, node: process.versions.node },
-    sourceId,
-    source: { host: c.host, port: c.port, user: c.user, database },
-    tier: 'tenant',
-    dataClass,
-    timeZone: options.timeZone ?? DEFAULT_TIME_ZONE,
-    startedAt: startedAt.toISOString(),
-    finishedAt: finishedAt.toISOString(),
-    durationMs: finishedAt.getTime() - startedAt.getTime(),
-    retention: {
-      expireAfterDays: retention.expireAfterDays,
-      lockUntil: lockUntil.toISOString(),
-      lockMode: options.vault.objectLockMode,
-    },
-    artifacts: [
-      artifactEntry({
-        name: artifactName,
-        format: dump.format,
-        result,
-        onS3: options.vault.kind === 's3',
-        zstdLevel,
-        algorithmSuite: ALGORITHM_SUITE_NAME,
-        frameLength: FRAME_LENGTH,
-        keyIds: options.keys.keyIds,
-        encryptionContext,
-        largestStatementBytes: dump.largestStatementBytes?.(),
-      }),
-    ],
-    previous: chainLink(history.latest, lockUntil),
-  };
-  // The commit point: only while this run still holds the tenant chain's lock.
-  await lock.confirm();
-  await writeManifest(options.vault, folder, manifest, {
-    tags,
-    lockUntil: retention.lockUntil(now()),
-    signal: options.signal,
+    // The commit point: only while this run still holds the tenant chain's lock.
+    beforeManifest: () => lock.confirm(),
+    body: () => ({
+      backupId,
+      kind: 'tenant',
+      tenant: manifestTenant(plan, tenant, dump.contentHashes()),
+      engine: c.engine,
+      serverVersion: info.serverVersion,
+      toolVersions: { cofre: COFRE_VERSION, node: process.versions.node },
+      sourceId,
+      source: { host: c.host, port: c.port, user: c.user, database },
+      tier: 'tenant',
+      dataClass,
+      timeZone: options.timeZone ?? DEFAULT_TIME_ZONE,
+    }),
   });
   const rows = result.tables.reduce((n, t) => n + t.rows, 0);
   options.log?.(

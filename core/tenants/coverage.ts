@@ -11,8 +11,8 @@
  *   FK's ON DELETE would remove (CASCADE), change (SET NULL / SET DEFAULT) or refuse (NO ACTION /
  *   RESTRICT). Driven by the tenant's rows, so it costs about what its export costs.
  */
-import { quoteIdentifier, type Connection, type Engine } from '../connection';
-import { OperationalError, messageOf } from '../errors';
+import { quoteIdentifier, type Connection, type Engine } from '../sources/connection';
+import { OperationalError, messageOf } from '../util/errors';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 import {

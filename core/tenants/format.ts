@@ -19,8 +19,8 @@
  * are escaped by mysql2's `escape` (sqlstring), which also writes newlines as `\n`. The trailer
  * makes a truncated plaintext detectable even before the manifest's hash is checked.
  */
-import type { Engine } from '../connection';
-import { IntegrityError } from '../errors';
+import type { Engine } from '../sources/connection';
+import { IntegrityError } from '../util/errors';
 import type { TableCount } from '../sources/types';
 
 export const TABLE_MARK = '-- cofre:table ';

@@ -13,8 +13,8 @@
 import type { Client } from 'pg';
 import { escape as mysqlEscape } from 'mysql2';
 import type { Connection as MysqlConnection, RowDataPacket } from 'mysql2/promise';
-import { quoteIdentifier, type Connection, type Engine } from '../connection';
-import { UsageError } from '../errors';
+import { quoteIdentifier, type Connection, type Engine } from '../sources/connection';
+import { UsageError } from '../util/errors';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 

@@ -4,10 +4,11 @@
  * rows there are read back with the same export code, and each table's content digest must equal
  * the digest the backup recorded of the source's rows at backup time. The scratch copy is dropped.
  */
-import { readCatalog, sourcePrefixes, TENANT_PREFIX, type CatalogEntry } from '../catalog';
-import type { Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { IntegrityError, UsageError } from '../errors';
+import { readCatalog, type CatalogEntry } from '../catalog/catalog';
+import { sourcePrefixes, tenantDatabasePrefix } from '../catalog/keys';
+import type { Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { IntegrityError, UsageError } from '../util/errors';
 import { dropDatabaseIfExists } from '../sources/admin';
 import type { Vault } from '../vault';
 import { startTenantExport } from './export';
@@ -45,7 +46,7 @@ export async function latestTenantBackups(
   sourceId: string,
   database: string,
 ): Promise<Map<string, CatalogEntry>> {
-  const prefix = `${TENANT_PREFIX}/${encodeURIComponent(sourceId)}/${encodeURIComponent(database)}/`;
+  const prefix = tenantDatabasePrefix(sourceId, database);
   const latest = new Map<string, CatalogEntry>();
   for (const entry of await readCatalog(vault, prefix)) {
     const tenant = entry.manifest?.tenant;

@@ -8,39 +8,37 @@
  * temporary scratch database on the target server, the tenant exported from it (export.ts) and
  * loaded the same way; the scratch database is always dropped.
  */
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
-import { finished } from 'node:stream/promises';
-import type { Readable, Writable } from 'node:stream';
-import type { Connection as MysqlConnection, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
-import type { Client } from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
-import { findBackup } from '../catalog';
-import { describeConnection, quoteIdentifier, type Connection } from '../connection';
-import type { Keys } from '../crypto';
-import { checkKeyFits } from '../decrypt';
-import { IntegrityError, OperationalError, UsageError, messageOf } from '../errors';
-import type { Artifact, Manifest } from '../manifest';
-import type { OnProgress } from '../progress';
-import { checkStored, ensurePacket, restoreBackup, verifiedPlaintext } from '../restore';
+import type { Readable } from 'node:stream';
+import type { RowDataPacket } from 'mysql2/promise';
+import { findBackup } from '../catalog/catalog';
+import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
+import type { Keys } from '../vault/crypto';
+import { checkKeyFits } from '../offline/decrypt';
+import { IntegrityError, OperationalError, UsageError, messageOf } from '../util/errors';
+import type { Artifact, Manifest } from '../catalog/manifest';
+import type { OnProgress } from '../util/progress';
+import { requireStoredIntact, requireValidManifest, verifiedPlaintext } from '../catalog/artifact-reader';
+import { ensurePacket } from '../restore/mysql';
+import { restoreBackup } from '../restore/restore';
 import { dropDatabaseIfExists } from '../sources/admin';
 import { connectMysql, mysqlOptionFile, spawnMysqlClient } from '../sources/mysql';
 import { connectPostgres, postgresEnv } from '../sources/postgres';
 import { spawnTool } from '../sources/process';
 import type { TableCount } from '../sources/types';
-import { impactLines, inSnapshot, tenantImpact, type Query, type TenantImpact } from './coverage';
-import { SESSION_SETTINGS, loadColumns, qualifiedName, startTenantExport, tenantSelect } from './export';
-import { SectionReader, lines, type SectionTable } from './format';
+import { impactLines, inSnapshot, tenantImpact, type TenantImpact } from './coverage';
+import { loadColumns, qualifiedName, startTenantExport } from './export';
+import { SectionReader, lines } from './format';
 import {
   discoverTenantPlan,
   ownershipWhere,
-  readMysqlCatalog,
   tenantLiteral,
   type TenantModel,
   type TenantPlan,
   type TenantPlanTable,
 } from './plan';
-import { withCancellableRun } from '../run-context';
+import { withCancellableRun } from '../util/run-context';
+import { withSession, type RowWriter, type Session } from './session';
 
 export interface TenantRestoreOptions {
   readonly vault: import('../vault').Vault;
@@ -71,7 +69,7 @@ export interface TenantRestoreOptions {
   readonly acceptUnownedRows?: boolean | undefined;
   readonly signal?: AbortSignal | undefined;
   readonly log?: ((line: string) => void) | undefined;
-  /** Bytes of the stored artifact read so far (see core/progress.ts). */
+  /** Bytes of the stored artifact read so far (see core/util/progress.ts). */
   readonly onProgress?: OnProgress | undefined;
   readonly now?: (() => Date) | undefined;
 }
@@ -134,11 +132,7 @@ async function restoreTenantInRun(options: TenantRestoreOptions): Promise<Tenant
   const startedAt = (options.now ?? (() => new Date()))();
   const log = options.log ?? (() => undefined);
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
-  if (!entry.manifest)
-    throw new IntegrityError(
-      `backup ${options.backupId} has an invalid manifest: ${(entry.problems ?? []).join('; ')}`,
-    );
-  const manifest = entry.manifest;
+  const manifest = requireValidManifest(entry);
   const artifact = manifest.artifacts[0]!;
   const target = options.target;
   if (!target.database) throw new UsageError('--target-url: expected the tenants’ database in the URL path');
@@ -152,7 +146,7 @@ async function restoreTenantInRun(options: TenantRestoreOptions): Promise<Tenant
     throw new UsageError('--dry-run and --into-database: choose one');
   const model = modelFor(manifest, options);
   checkKeyFits(options.keys, artifact, `backup ${manifest.backupId}`);
-  await checkStored(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
+  await requireStoredIntact(options.vault, `${entry.folder}/${artifact.name}`, artifact, options.onProgress);
 
   let loadInto = target;
   if (options.intoDatabase) {
@@ -394,260 +388,6 @@ async function dryRun(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Sessions: one connection, one transaction, per engine
-
-interface Session {
-  count(t: TenantPlanTable, tenant: string): Promise<number>;
-  /** Any statement in the session (its transaction, once begun); the rows it returns. */
-  query: Query;
-  begin(): Promise<void>;
-  /** User triggers on the plan's tables, as `table.trigger`. */
-  triggers(plan: TenantPlan): Promise<string[]>;
-  /** Switches user triggers of these tables off until the transaction ends (PostgreSQL). */
-  disableTriggers(tables: readonly TenantPlanTable[]): Promise<void>;
-  remove(t: TenantPlanTable, tenant: string): Promise<number>;
-  /** Starts loading one section; returns a writer of row lines. */
-  startRows(t: TenantPlanTable, section: SectionTable, insertLine?: Buffer): Promise<RowWriter>;
-  /** After the load, before commit: sequences above the loaded ids; integrity of unchecked FKs. */
-  afterLoad(plan: TenantPlan, tenant: string): Promise<string[]>;
-  commit(): Promise<void>;
-  rollback(): Promise<void>;
-}
-
-interface RowWriter {
-  row(line: Buffer): Promise<void>;
-  end(): Promise<void>;
-}
-
-async function withSession<T>(c: Connection, database: string, fn: (s: Session) => Promise<T>): Promise<T> {
-  if (c.engine === 'postgres') {
-    const client = await connectPostgres(c, database);
-    try {
-      return await fn(postgresSession(client));
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-  const conn = await connectMysql(c, database);
-  try {
-    return await fn(mysqlSession(conn, database));
-  } finally {
-    await conn.end().catch(() => undefined);
-  }
-}
-
-const BATCH = 1024 * 1024;
-
-function postgresSession(client: Client): Session {
-  return {
-    query: async (sql) => (await client.query<Record<string, unknown>>(sql)).rows,
-    async count(t, tenant) {
-      const { rows } = await client.query<{ n: string }>(
-        `SELECT count(*) AS n FROM (${tenantSelect('postgres', t, tenantLiteral('postgres', tenant))}) AS x`,
-      );
-      return Number(rows[0]!.n);
-    },
-    async begin() {
-      await client.query('BEGIN');
-      for (const s of SESSION_SETTINGS.postgres) await client.query(s.replace(/^SET /, 'SET LOCAL '));
-    },
-    async triggers(plan) {
-      const out: string[] = [];
-      for (const t of plan.tables) {
-        const { rows } = await client.query<{ name: string }>(
-          'SELECT tgname AS name FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY 1',
-          [qualifiedName('postgres', t)],
-        );
-        out.push(...rows.map((r) => `${t.key}.${r.name}`));
-      }
-      return out;
-    },
-    async disableTriggers(tables) {
-      // Transactional: a rollback switches them back on. Takes the tables' ACCESS EXCLUSIVE lock.
-      for (const t of tables)
-        await client.query(`ALTER TABLE ${qualifiedName('postgres', t)} DISABLE TRIGGER USER`);
-    },
-    async remove(t, tenant) {
-      const sql = `DELETE FROM ONLY ${qualifiedName('postgres', t)} AS t0 WHERE ${ownershipWhere('postgres', t, tenantLiteral('postgres', tenant))}`;
-      return (await client.query(sql)).rowCount ?? 0;
-    },
-    startRows(t, section) {
-      const cols = section.columns.map((c) => quoteIdentifier('postgres', c)).join(', ');
-      const copy = client.query(copyFrom(`COPY ${qualifiedName('postgres', t)} (${cols}) FROM STDIN`));
-      return Promise.resolve(batchedWriter(copy, finished(copy)));
-    },
-    async afterLoad(plan) {
-      const moved: string[] = [];
-      for (const t of plan.tables) {
-        const table = qualifiedName('postgres', t);
-        const { rows } = await client.query<{ col: string; seq: string }>(
-          `SELECT a.attname AS col, pg_get_serial_sequence($1, a.attname) AS seq
-             FROM pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
-              AND pg_get_serial_sequence($1, a.attname) IS NOT NULL`,
-          [table],
-        );
-        for (const { col, seq } of rows) {
-          const res = await client.query<{ v: string }>(
-            `SELECT setval($1::regclass, m) AS v FROM (SELECT max(${quoteIdentifier('postgres', col)}) AS m FROM ${table}) x
-              WHERE m IS NOT NULL AND m > COALESCE(pg_sequence_last_value($1::regclass), 0)`,
-            [seq],
-          );
-          if (res.rowCount) moved.push(`${seq} → ${res.rows[0]!.v}`);
-        }
-      }
-      return moved;
-    },
-    async commit() {
-      await client.query('COMMIT');
-    },
-    async rollback() {
-      await client.query('ROLLBACK');
-    },
-  };
-}
-
-/** Writes row lines in ~1 MiB batches to a COPY stream, failing fast if the stream fails. */
-function batchedWriter(copy: Writable, done: Promise<void>): RowWriter {
-  let parts: Buffer[] = [];
-  let bytes = 0;
-  const NL = Buffer.from('\n');
-  let failed: unknown;
-  done.catch((error: unknown) => {
-    failed = error;
-  });
-  const flush = async () => {
-    if (!bytes) return;
-    const chunk = Buffer.concat(parts, bytes);
-    parts = [];
-    bytes = 0;
-    if (failed) throw failed instanceof Error ? failed : new Error('the COPY failed');
-    if (!copy.write(chunk)) await Promise.race([once(copy, 'drain'), done]);
-  };
-  return {
-    async row(line) {
-      parts.push(line, NL);
-      bytes += line.length + 1;
-      if (bytes >= BATCH) await flush();
-    },
-    async end() {
-      await flush();
-      copy.end();
-      await done;
-    },
-  };
-}
-
-function mysqlSession(conn: MysqlConnection, database: string): Session {
-  /** Self-referencing tables load with foreign_key_checks off (InnoDB checks row by row); checked after. */
-  const unchecked = new Set<string>();
-  let selfRefs: Set<string> | undefined;
-  const isSelfRef = async (t: TenantPlanTable) => {
-    if (!selfRefs) {
-      const catalog = await readMysqlCatalog(conn, database);
-      selfRefs = new Set(catalog.foreignKeys.filter((f) => f.from.key === f.to.key).map((f) => f.from.key));
-    }
-    return selfRefs.has(t.key);
-  };
-  const checks = async (t: TenantPlanTable, on: boolean) => {
-    if (!(await isSelfRef(t))) return;
-    await conn.query(`SET SESSION foreign_key_checks = ${on ? 1 : 0}`);
-    unchecked.add(t.key);
-  };
-  return {
-    query: async (sql) => {
-      const [rows] = await conn.query(sql);
-      return rows as Record<string, unknown>[];
-    },
-    async count(t, tenant) {
-      const [rows] = await conn.query<RowDataPacket[]>(
-        `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t, tenantLiteral('mysql', tenant))}) AS x`,
-      );
-      return Number(rows[0]!.n);
-    },
-    async begin() {
-      const [rows] = await conn.query<RowDataPacket[]>('SELECT @@SESSION.sql_mode AS m');
-      const modes = String(rows[0]!.m)
-        .split(',')
-        .filter((m) => m && m !== 'NO_BACKSLASH_ESCAPES' && m !== 'NO_AUTO_VALUE_ON_ZERO');
-      await conn.query('SET SESSION sql_mode = ?', [[...modes, 'NO_AUTO_VALUE_ON_ZERO'].join(',')]);
-      await conn.query("SET SESSION time_zone = '+00:00'");
-      await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      await conn.query('START TRANSACTION');
-    },
-    async triggers(plan) {
-      const [rows] = await conn.query<RowDataPacket[]>(
-        'SELECT EVENT_OBJECT_TABLE AS t, TRIGGER_NAME AS name FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1, 2',
-        [database],
-      );
-      const keys = new Set(plan.tables.map((t) => t.key));
-      return rows.filter((r) => keys.has(String(r.t))).map((r) => `${String(r.t)}.${String(r.name)}`);
-    },
-    disableTriggers() {
-      return Promise.reject(new Error('MySQL cannot switch triggers off inside a transaction'));
-    },
-    async remove(t, tenant) {
-      await checks(t, false);
-      const sql = `DELETE t0 FROM ${qualifiedName('mysql', t)} AS t0 WHERE ${ownershipWhere('mysql', t, tenantLiteral('mysql', tenant))}`;
-      const [res] = await conn.query<ResultSetHeader>(sql);
-      await checks(t, true);
-      return res.affectedRows;
-    },
-    async startRows(t, _section, insertLine) {
-      await checks(t, false);
-      if (!insertLine) throw new Error('an INSERT section without its INSERT line');
-      let parts: Buffer[] = [insertLine, Buffer.from('\n')];
-      return {
-        async row(line) {
-          // The statement's last row ends with ";": run it then.
-          if (line[line.length - 1] === 0x3b) {
-            parts.push(line.subarray(0, line.length - 1));
-            const sql = Buffer.concat(parts).toString('utf8');
-            parts = [];
-            await conn.query(sql);
-          } else {
-            parts.push(line, Buffer.from('\n'));
-          }
-        },
-        async end() {
-          await checks(t, true);
-        },
-      };
-    },
-    async afterLoad(plan, tenant) {
-      // The FKs of tables loaded without checks: every referencing value must have its row.
-      if (unchecked.size === 0) return [];
-      const catalog = await readMysqlCatalog(conn, database);
-      const q = (n: string) => quoteIdentifier('mysql', n);
-      for (const key of unchecked) {
-        const t = plan.tables.find((x) => x.key === key)!;
-        for (const fk of catalog.foreignKeys.filter((f) => f.from.key === key)) {
-          const [rows] = await conn.query<RowDataPacket[]>(
-            `SELECT COUNT(*) AS n FROM (${tenantSelect('mysql', t, tenantLiteral('mysql', tenant))}) AS c WHERE ${fk.columns
-              .map((col) => `c.${q(col)} IS NOT NULL`)
-              .join(' AND ')} AND NOT EXISTS (SELECT 1 FROM ${q(fk.to.name)} AS p WHERE ${fk.columns
-              .map((col, i) => `p.${q(fk.refColumns[i]!)} = c.${q(col)}`)
-              .join(' AND ')})`,
-          );
-          const n = Number(rows[0]!.n);
-          if (n)
-            throw new IntegrityError(
-              `${key}: ${n} restored rows break foreign key ${fk.constraint} (${fk.columns.join(', ')} → ${fk.to.key})`,
-            );
-        }
-      }
-      // InnoDB moves AUTO_INCREMENT above explicitly inserted ids by itself.
-      return [];
-    },
-    async commit() {
-      await conn.query('COMMIT');
-    },
-    async rollback() {
-      await conn.query('ROLLBACK');
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Row accounting: every row the deletes remove or change must be one the plan deleted directly
 
 interface Ledger {
@@ -741,7 +481,7 @@ async function openLedger(s: Session, plan: TenantPlan, tenant: string): Promise
 // ---------------------------------------------------------------------------------------------
 // The load
 
-async function load(
+export async function load(
   c: Connection,
   plan: TenantPlan,
   tenant: string,

@@ -4,8 +4,8 @@ import { chmod, link, mkdir, open, readdir, readFile, rename, stat, unlink } fro
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OperationalError, messageOf } from '../errors';
-import { describeWriteError } from '../fs-problems';
+import { OperationalError, messageOf } from '../util/errors';
+import { describeWriteError } from '../util/fs-problems';
 import type { StoredObject, Vault, WriteOptions } from './types';
 
 const PARTIAL = '.partial-';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { UsageError } from '../errors';
+import { UsageError } from '../util/errors';
 import { FileVault } from './file-vault';
 import { S3Vault } from './s3-vault';
 import { LOCK_MODES, type LockMode, type Vault } from './types';
@@ -8,7 +8,7 @@ import { LOCK_MODES, type LockMode, type Vault } from './types';
 export { FileVault } from './file-vault';
 export { LockNotSetError, S3Vault, lockProblem, readAll } from './s3-vault';
 export type { LockMode, StoredLock, StoredObject, Vault, WriteOptions } from './types';
-export { LOCK_MODES, vaultKey } from './types';
+export { LOCK_MODES } from './types';
 
 /** The environment variable that carries the vault's configured Object Lock mode (set by CDK). */
 export const LOCK_MODE_ENV = 'COFRE_OBJECT_LOCK_MODE';

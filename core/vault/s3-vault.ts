@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
-import { OperationalError, messageOf } from '../errors';
+import { OperationalError, messageOf } from '../util/errors';
 import type { LockMode, StoredObject, Vault, WriteOptions } from './types';
 
 /** Settings of an S3 vault. */

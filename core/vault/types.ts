@@ -80,12 +80,3 @@ export interface Vault {
   /** Deletes a leftover file of a file vault; an S3 vault refuses (Object Lock and the lifecycle own its objects). */
   remove(key: string): Promise<void>;
 }
-
-/** Joins key segments with `/`, refusing segments that could escape the vault layout. */
-export function vaultKey(...segments: string[]): string {
-  for (const s of segments) {
-    if (!s || s === '.' || s === '..' || s.includes('/') || s.includes('\\') || s.includes('\0'))
-      throw new Error(`invalid key segment "${s}"`);
-  }
-  return segments.join('/');
-}

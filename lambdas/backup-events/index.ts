@@ -15,7 +15,7 @@ import { z } from 'zod';
 import { recordBackupJobEvent } from '../../core/alerts/backup-events';
 import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 
 const databasesSchema = z.array(
   z.strictObject({ database: z.string().min(1), resourceArn: z.string().startsWith('arn:') }),

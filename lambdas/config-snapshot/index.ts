@@ -22,8 +22,8 @@ import { parseConfigEvent } from '../../core/config/events';
 import { snapshotAll, snapshotChange, type ConfigLog } from '../../core/config/snapshot';
 import type { ConfigTargets } from '../../core/config/targets';
 import type { ConfigRetention } from '../../core/config/types';
-import { buildKeys, type Keys } from '../../core/crypto';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+import { buildKeys, type Keys } from '../../core/vault/crypto';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import { openVault, parseLockMode, type Vault } from '../../core/vault';
 
 /** The input the weekly schedule sends. */

@@ -14,7 +14,7 @@
  * HoursSinceLastGoodConfigSnapshot).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
@@ -24,14 +24,12 @@ import {
   checkConfigFreshness,
   checkFilesFreshness,
   checkFreshness,
-  FRESHNESS_NAMESPACE,
   rdsLatestRestorableTime,
   type FreshnessTarget,
   type LatestRestorableTime,
 } from '../../core/alerts/freshness';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
-
-const UNITS = { None: MetricUnit.NoUnit, Seconds: MetricUnit.Seconds, Count: MetricUnit.Count } as const;
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
 
 const targetsSchema = z.array(
   z.strictObject({
@@ -117,7 +115,7 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
     }
     for (const m of metrics) {
       deps.metrics.addDimensions({ ...m.dimensions });
-      deps.metrics.addMetric(m.name, UNITS[m.unit], m.value);
+      deps.metrics.addMetric(m.name, m.unit, m.value);
       deps.metrics.publishStoredMetrics();
     }
     return {
@@ -139,5 +137,5 @@ export const handler = () =>
     latestRestorableTime: rdsLatestRestorableTime(new RDSClient({})),
     env: process.env,
     logger: new Logger({ serviceName: 'cofre-freshness' }),
-    metrics: new Metrics({ namespace: FRESHNESS_NAMESPACE, serviceName: 'cofre-freshness' }),
+    metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'cofre-freshness' }),
   }))();

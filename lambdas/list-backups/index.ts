@@ -2,10 +2,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { S3Client } from '@aws-sdk/client-s3';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { requireEnv, runStep } from '../../core/orchestration/lambda-support';
-import { listBackupsStep } from '../../core/orchestration/steps';
-import type { ContainerJob } from '../../core/orchestration/job';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { requireEnv, runStep } from '../../core/aws/lambda-support';
+import { listBackupsStep } from '../../core/aws/steps';
+import type { ContainerJob } from '../../core/aws/job';
 import { openVault } from '../../core/vault';
 
 const env = requireEnv(process.env, ['COFRE_VAULT_URL']);

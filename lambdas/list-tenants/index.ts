@@ -1,17 +1,17 @@
 /**
- * Lambda `list-tenants`: the tenants of a database in batches (core/orchestration/steps.ts
+ * Lambda `list-tenants`: the tenants of a database in batches (core/aws/steps.ts
  * `listTenantsStep`). Runs in the database's VPC and reads its Secrets Manager secret.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { runStep } from '../../core/orchestration/lambda-support';
-import { listTenantsStep } from '../../core/orchestration/steps';
-import { connectionFromSecret } from '../../core/orchestration/task';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { runStep } from '../../core/aws/lambda-support';
+import { listTenantsStep } from '../../core/aws/steps';
+import { connectionFromSecret } from '../../core/aws/task';
 import { listTenants } from '../../core/tenants/backup';
-import type { ContainerJob } from '../../core/orchestration/job';
+import type { ContainerJob } from '../../core/aws/job';
 
 const logger = new Logger({ serviceName: 'cofre-list-tenants' });
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE });

@@ -29,7 +29,7 @@ import {
   S3_STORAGE_TYPES,
   type StoragePrices,
 } from '../../core/alerts/report';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 
 export interface MonthlyReportDeps {
   readonly store: Pick<HistoryStore, 'between'>;

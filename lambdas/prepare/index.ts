@@ -1,12 +1,12 @@
-/** Lambda `prepare`: starts a job run (see core/orchestration/steps.ts `prepare`). */
+/** Lambda `prepare`: starts a job run (see core/aws/steps.ts `prepare`). */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoHistoryStore } from '../../core/history-store';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { requireEnv, runStep } from '../../core/orchestration/lambda-support';
-import { prepare, type PrepareEvent, type PrepareResult } from '../../core/orchestration/steps';
+import { DynamoHistoryStore } from '../../core/history/store';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { requireEnv, runStep } from '../../core/aws/lambda-support';
+import { prepare, type PrepareEvent, type PrepareResult } from '../../core/aws/steps';
 
 const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE']);
 const logger = new Logger({ serviceName: 'cofre-prepare' });

@@ -1,14 +1,14 @@
 /**
  * Lambda `restore-rds`: starts a point-in-time restore into a new RDS instance or Aurora cluster
  * (tagged `cofre:restore=<execution>`) and reports its status to the state machine's Wait/poll loop
- * (core/orchestration/rds-restore-step.ts).
+ * (core/aws/rds-restore-step.ts).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { RDSClient } from '@aws-sdk/client-rds';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { runStep } from '../../core/orchestration/lambda-support';
-import { rdsRestoreStep, type RdsRestoreEvent } from '../../core/orchestration/rds-restore-step';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { runStep } from '../../core/aws/lambda-support';
+import { rdsRestoreStep, type RdsRestoreEvent } from '../../core/aws/rds-restore-step';
 
 const logger = new Logger({ serviceName: 'cofre-restore-rds' });
 const metrics = new Metrics({ namespace: METRICS_NAMESPACE });

@@ -1,20 +1,20 @@
 /**
  * Lambda `restore-record`: the history record (kind `restore`, measured duration) and the notify event
  * of a console restore, or the formatted error of a rejected input
- * (core/orchestration/restore-record.ts `recordRestore`).
+ * (core/aws/restore-record.ts `recordRestore`).
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoHistoryStore } from '../../core/history-store';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { requireEnv, runStep } from '../../core/orchestration/lambda-support';
+import { DynamoHistoryStore } from '../../core/history/store';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { requireEnv, runStep } from '../../core/aws/lambda-support';
 import {
   recordRestore,
   type RestoreRecordEvent,
   type RestoreRecordResult,
-} from '../../core/orchestration/restore-record';
+} from '../../core/aws/restore-record';
 
 const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE']);
 const logger = new Logger({ serviceName: 'cofre-restore-record' });

@@ -1,6 +1,6 @@
 /**
  * Lambda `restore-validate`: the first state of the console restore (state-machines/restore.asl.json),
- * core/orchestration/restore-validate.ts `validateRestore`. Reads the vault's catalog (the configured
+ * core/aws/restore-validate.ts `validateRestore`. Reads the vault's catalog (the configured
  * databases' prefixes) and writes the `running` history record; a rejected input fails with
  * `Cofre.BadInput` and one line per problem.
  */
@@ -10,15 +10,15 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoHistoryStore } from '../../core/history-store';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { requireEnv, runStep } from '../../core/orchestration/lambda-support';
+import { DynamoHistoryStore } from '../../core/history/store';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { requireEnv, runStep } from '../../core/aws/lambda-support';
 import {
   parseRestoreDatabases,
   validateRestore,
   type ValidateRestoreEvent,
   type ValidatedRestore,
-} from '../../core/orchestration/restore-validate';
+} from '../../core/aws/restore-validate';
 import { openVault } from '../../core/vault';
 
 const env = requireEnv(process.env, [

@@ -21,8 +21,8 @@ import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
-import { ENGINES } from '../../core/connection';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history-store';
+import { ENGINES } from '../../core/sources/connection';
+import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import {
   describeRestoreJobWith,
   handleRestoreTestEvent,

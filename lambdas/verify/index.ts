@@ -1,13 +1,13 @@
-/** Lambda `verify`: quick verification and metrics of new backups (core/orchestration/steps.ts `verifyStep`). */
+/** Lambda `verify`: quick verification and metrics of new backups (core/aws/steps.ts `verifyStep`). */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoHistoryStore } from '../../core/history-store';
-import { METRICS_NAMESPACE } from '../../core/metrics';
-import { intEnv, powertoolsSink, requireEnv, runStep } from '../../core/orchestration/lambda-support';
-import { verifyStep, type VerifyEvent, type VerifyResult } from '../../core/orchestration/steps';
+import { DynamoHistoryStore } from '../../core/history/store';
+import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { intEnv, powertoolsSink, requireEnv, runStep } from '../../core/aws/lambda-support';
+import { verifyStep, type VerifyEvent, type VerifyResult } from '../../core/aws/steps';
 import { openVault, parseLockMode } from '../../core/vault';
 
 const env = requireEnv(process.env, [

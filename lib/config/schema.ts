@@ -476,15 +476,6 @@ const thresholdsSchema = z
   })
   .describe('Alarm thresholds.');
 
-/** Storage classes the monthly report prices (the vault's lifecycle and replication use these). */
-export const PRICED_STORAGE_CLASSES = [
-  'STANDARD',
-  'STANDARD_IA',
-  'GLACIER_IR',
-  'GLACIER',
-  'DEEP_ARCHIVE',
-] as const;
-
 const pricePerGbMonth = (storageClass: string, defaultValue: number) =>
   z
     .number({ error: `expected the ${storageClass} price in currency units per GB-month as a number` })

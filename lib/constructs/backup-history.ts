@@ -8,7 +8,7 @@ import { administeredKeyPolicy, usableOnlyThroughServices } from './key-policy';
 
 /**
  * Key schema of the history table. The runtime's record type and key helpers live in
- * `core/history.ts` (infrastructure does not import runtime code); a test checks that both agree.
+ * `core/history/records.ts` (infrastructure does not import runtime code); a test checks that both agree.
  */
 export const HISTORY_TABLE_SCHEMA = {
   partitionKey: 'id',
@@ -37,7 +37,7 @@ export interface BackupHistoryProps {
  * The backup history (audit log) table: on-demand, point-in-time recovery, deletion protection,
  * encrypted with its own customer-managed key (rotated, `RETAIN`), `RETAIN`ed. Partition key `id`;
  * global secondary indexes for the latest runs by database and kind, by database, kind and status,
- * and by tenant, all sorted by `startedAt`. Item fields: `HistoryRecord` in `core/history.ts`.
+ * and by tenant, all sorted by `startedAt`. Item fields: `HistoryRecord` in `core/history/records.ts`.
  */
 export class BackupHistory extends Construct {
   /** The table. */

@@ -27,7 +27,7 @@ export interface DatabaseScheduleTargets {
 
 /**
  * The execution input a schedule sends (`state-machines/README.md`, validated by
- * `core/orchestration/job.ts`): the database's validated configuration entry as is, its task
+ * `core/aws/job.ts`): the database's validated configuration entry as is, its task
  * definition, who started it, and the time zone and retention that decide the tier and the
  * retain-until dates.
  */

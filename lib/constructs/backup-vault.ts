@@ -22,7 +22,7 @@ import {
   TransitionDefaultMinimumObjectSize,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import type { RetentionSettings } from '../../core/retention';
+import type { RetentionSettings } from '../../core/policy/retention';
 import { acknowledge } from '../nag';
 import { administeredKeyPolicy, serviceEndpoint } from './key-policy';
 import { HOUSEKEEPING_RULE_ID, shortestExpiryDays, vaultLifecycleRules } from './vault-lifecycle';

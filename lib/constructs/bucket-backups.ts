@@ -3,7 +3,7 @@ import { BackupPlan, BackupPlanRule, BackupResource, type BackupSelection } from
 import { Schedule } from 'aws-cdk-lib/aws-events';
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { retentionFor, type RetentionSettings } from '../../core/retention';
+import { retentionFor, type RetentionSettings } from '../../core/policy/retention';
 import type { CofreConfig } from '../config';
 import { acknowledge } from '../nag';
 import { pascal } from './alerts';

@@ -17,7 +17,7 @@ import {
   SECRET_EVENT_SOURCE,
 } from '../../core/config/events';
 import { CONFIG_TIER, configRetentionDays, type ConfigRetention } from '../../core/config/types';
-import { CLASS_TAG, GENERAL_CLASS, TIER_TAG } from '../../core/retention';
+import { CLASS_TAG, GENERAL_CLASS, TIER_TAG } from '../../core/policy/retention';
 import { acknowledge } from '../nag';
 import type { CofreAlerts } from './alerts';
 import type { BackupHistory } from './backup-history';

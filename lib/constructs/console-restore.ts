@@ -12,7 +12,7 @@ import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import { DUMP_CONTAINER_NAME, vaultPrefixesOf } from './dump-task';
 
-/** The tag every resource a restore creates carries (core/orchestration/rds-restore.ts RESTORE_TAG). */
+/** The tag every resource a restore creates carries (core/aws/rds-restore.ts RESTORE_TAG). */
 const RESTORE_TAG = 'cofre:restore';
 
 /** Lambda environments are limited to 4 KiB; leave room for the other variables. */

@@ -10,7 +10,7 @@ import { Schedule } from 'aws-cdk-lib/aws-events';
 import { Effect, PolicyDocument, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key, type IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
-import { retentionFor, type RetentionSettings } from '../../core/retention';
+import { retentionFor, type RetentionSettings } from '../../core/policy/retention';
 import type { CofreConfig } from '../config';
 import { acknowledge } from '../nag';
 import { pascal } from './alerts';

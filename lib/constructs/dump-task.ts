@@ -26,7 +26,7 @@ export const SCRATCH_PATH = '/tmp';
 
 /**
  * The vault key prefixes a database's task writes and reads: its full backups
- * (`full/<id>/…`, `core/catalog.ts`) and its per-tenant exports (`tenants/<id>/…`).
+ * (`full/<id>/…`, `core/catalog/catalog.ts`) and its per-tenant exports (`tenants/<id>/…`).
  */
 export function vaultPrefixesOf(databaseId: string): string[] {
   const id = encodeURIComponent(databaseId);

@@ -12,7 +12,7 @@ import {
   type Retention,
   type RetentionKind,
   type RetentionSettings,
-} from '../../core/retention';
+} from '../../core/policy/retention';
 
 /** One generated retention rule, before it becomes an S3 lifecycle rule. */
 export interface RetentionRuleSpec {

@@ -1,6 +1,6 @@
 /**
  * The Fargate dump runner: reads its environment (set by the task definition and the state
- * machine's container overrides), runs one command of core/orchestration/task.ts, and reports to
+ * machine's container overrides), runs one command of core/aws/task.ts, and reports to
  * Step Functions with the task token. See state-machines/README.md.
  *
  *   COFRE_COMMAND     backup | tenant-backup | verify-deep | restore-test (override, per run)
@@ -15,17 +15,12 @@
 import { KMS } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SendTaskFailureCommand, SFNClient } from '@aws-sdk/client-sfn';
-import { buildKeys } from '../../core/crypto';
-import { messageOf } from '../../core/errors';
-import { taskErrorName } from '../../core/orchestration/errors';
-import { parseContainerJob } from '../../core/orchestration/job';
-import { requireEnv } from '../../core/orchestration/lambda-support';
-import {
-  connectionFromSecret,
-  parseTaskCommand,
-  readsBackups,
-  runReportedTask,
-} from '../../core/orchestration/task';
+import { buildKeys } from '../../core/vault/crypto';
+import { messageOf } from '../../core/util/errors';
+import { taskErrorName } from '../../core/aws/task-errors';
+import { parseContainerJob } from '../../core/aws/job';
+import { requireEnv } from '../../core/aws/lambda-support';
+import { connectionFromSecret, parseTaskCommand, readsBackups, runReportedTask } from '../../core/aws/task';
 import { openVault, parseLockMode } from '../../core/vault';
 
 export interface RunnerIo {

@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../helpers/temp';
 
 const root = path.join(__dirname, '..', '..');
 
 function runApp(configSource: string) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-config-'));
+  const dir = tempDir('config');
   const configFile = path.join(dir, 'cofre.config.ts');
   writeFileSync(configFile, configSource);
   return spawnSync(process.execPath, ['--import', 'tsx', path.join(root, 'bin', 'cofre.ts')], {

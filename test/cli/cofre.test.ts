@@ -58,6 +58,26 @@ async function commandLinesDuring(run: ReturnType<typeof spawnCofre>) {
   return { seen, result: await run.done };
 }
 
+describe('help and version', () => {
+  it('prints help on stdout, exit 0, for the program and for a command', async () => {
+    for (const args of [['--help'], ['backup', '--help']]) {
+      const r = await cofre(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/^Usage: cofre/);
+      expect(r.stderr).toBe('');
+    }
+  });
+
+  it('prints the version of package.json with --version', async () => {
+    const pkg = JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    const r = await cofre(['--version']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+});
+
 describe('bad usage exits 2 with one clear message and changes nothing', () => {
   let keyFile: string;
   beforeAll(async () => {

@@ -17,7 +17,7 @@ import {
 } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadSnapshots } from '../../core/config/query';
-import { buildKeys } from '../../core/crypto';
+import { buildKeys } from '../../core/vault/crypto';
 import { openVault } from '../../core/vault';
 import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
 import { parameterStoreEvent, secretsManagerEvent } from '../fixtures/config-events';

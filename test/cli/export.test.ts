@@ -14,12 +14,12 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseDatabaseUrl } from '../../core/connection';
-import { parseManifest, sha256, type Manifest } from '../../core/manifest';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { parseManifest, sha256, type Manifest } from '../../core/catalog/manifest';
 import { spawnMysqlClient } from '../../core/sources/mysql';
 import { postgresEnv } from '../../core/sources/postgres';
-import { CancelledError } from '../../core/errors';
-import { exportBackup } from '../../core/export';
+import { CancelledError } from '../../core/util/errors';
+import { exportBackup } from '../../core/offline/export';
 import { FileVault, S3Vault } from '../../core/vault';
 import {
   createDatabase,

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tenantBackupFolder } from '../../core/catalog';
+import { tenantBackupFolder } from '../../core/catalog/keys';
 import { FileVault } from '../../core/vault';
 import { redactArgument } from '../../cli/cofre';
 import { cofre, tempDir } from '../helpers/cli';

@@ -20,7 +20,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { DynamoHistoryStore } from '../../core/history-store';
+import { DynamoHistoryStore } from '../../core/history/store';
 import { cofre, tempDir } from '../helpers/cli';
 import {
   createHistoryTable,

@@ -5,10 +5,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OperationalError } from '../../core/errors';
+import { OperationalError } from '../../core/util/errors';
 import { FileVault } from '../../core/vault';
 import { cofre, filesUnder, tempDir } from '../helpers/cli';
 import {
@@ -101,7 +102,10 @@ describe.skipIf(mountProblem !== undefined)('a read-only file system (EROFS)', (
       'backup',
       'into a new vault folder',
       (d) => ['backup', '--engine', 'postgres', '--url', source!.url, '--vault', `file://${d}/new-vault`],
-      /^cofre: --vault: read-only file system at \/tmp\/cofre-erofs-\w+; nothing was written$/m,
+      new RegExp(
+        `^cofre: --vault: read-only file system at ${os.tmpdir().replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\\/cofre-erofs-\\w+; nothing was written$`,
+        'm',
+      ),
     ],
     [
       'export',

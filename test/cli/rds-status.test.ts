@@ -15,7 +15,7 @@ import { CreateDBClusterCommand, CreateDBInstanceCommand, RDSClient } from '@aws
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DynamoHistoryStore } from '../../core/history-store';
+import { DynamoHistoryStore } from '../../core/history/store';
 import { rdsStatus, type RdsStatus } from '../../core/rds/status';
 import type { CofreConfigInput } from '../../lib/config';
 import { exampleConfig } from '../helpers/cdk';

@@ -1,6 +1,6 @@
 /**
  * CLI parity: `cofre restore --point-in-time` runs the same core code as the console's
- * `point-in-time` kind (core/orchestration/rds-restore.ts) against moto's RDS: a new, tagged instance
+ * `point-in-time` kind (core/aws/rds-restore.ts) against moto's RDS: a new, tagged instance
  * with the source's settings, polled until available; bad input exits 2 having created nothing.
  */
 import {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { parseDatabaseUrl } from '../../core/connection';
+import { parseDatabaseUrl } from '../../core/sources/connection';
 import { discoverTenantPlan } from '../../core/tenants/plan';
 import { cofre, filesUnder, tempDir } from '../helpers/cli';
 import {

@@ -5,18 +5,18 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RowDataPacket } from 'mysql2';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup } from '../../core/backup';
-import { findBackup, readCatalog } from '../../core/catalog';
-import { parseDatabaseUrl, type Engine } from '../../core/connection';
-import type { Keys } from '../../core/crypto';
-import { CancelledError } from '../../core/errors';
-import { ABANDONED_AFTER_S, restoreBackup } from '../../core/restore';
-import { withRun } from '../../core/run-context';
+import { runBackup } from '../../core/backup/backup';
+import { findBackup, readCatalog } from '../../core/catalog/catalog';
+import { parseDatabaseUrl, type Engine } from '../../core/sources/connection';
+import type { Keys } from '../../core/vault/crypto';
+import { CancelledError } from '../../core/util/errors';
+import { ABANDONED_AFTER_S } from '../../core/restore/postgres';
+import { restoreBackup } from '../../core/restore/restore';
+import { withRun } from '../../core/util/run-context';
 import { runTenantBackup } from '../../core/tenants/backup';
 import { restoreTenant } from '../../core/tenants/restore';
 import { openVault, type Vault } from '../../core/vault';
@@ -34,6 +34,7 @@ import {
 import { testKeys } from '../helpers/engine';
 import { loadTenantFixture, TENANT_MODEL, tenantChecksums } from '../helpers/tenant-fixture';
 import { discoverTenantPlan } from '../../core/tenants/plan';
+import { tempDir } from '../helpers/temp';
 import { reasonLine, recordFault } from '../helpers/fault-matrix';
 
 /** The bound the issue sets: a faulted run ends within 10 s. */
@@ -213,7 +214,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
              SELECT 5, CONCAT('p', n), REPEAT(MD5(n), 3) FROM g`,
           );
         });
-      dir = await mkdtemp(path.join(os.tmpdir(), 'cofre-faults-'));
+      dir = tempDir('faults');
       vaultUrl = `file://${dir}/vault`;
       vault = openVault(vaultUrl);
       ({ keys, keyFile } = await testKeys());

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AppProps } from 'aws-cdk-lib';
 import baseConfig from '../../cofre.config';
 import { buildCofreApp } from '../../lib/app';
 import { parseConfig, type CofreConfigInput } from '../../lib/config';
+import { tempDir } from './temp';
 
 /** The feature flags of cdk.json, so test apps synthesize exactly as `cdk synth` does. */
 export function cdkJsonContext(): Record<string, unknown> {
@@ -27,7 +27,7 @@ export function testAppProps(options: { bundling?: boolean } = {}): AppProps {
       ...(options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] }),
     },
     analyticsReporting: true,
-    outdir: mkdtempSync(path.join(os.tmpdir(), 'cofre-cdk-')),
+    outdir: tempDir('cdk'),
   };
 }
 

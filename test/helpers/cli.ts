@@ -1,5 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { main } from '../../cli/cofre';
 
@@ -15,10 +14,7 @@ export async function cofre(args: string[], env: NodeJS.ProcessEnv = process.env
   return { code, stdout, stderr };
 }
 
-/** A new empty directory under the OS temp directory. */
-export function tempDir(label: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `cofre-${label}-`));
-}
+export { tempDir } from './temp';
 
 /** Absolute paths of every file under `dir` (none when it does not exist). */
 export function filesUnder(dir: string): string[] {

@@ -1,23 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { plaintextOf } from '../../core/artifact';
-import { parseDatabaseUrl, type Engine } from '../../core/connection';
-import { buildKeys, keygen, type Keys } from '../../core/crypto';
-import type { Manifest } from '../../core/manifest';
+import { verifiedPlaintext } from '../../core/catalog/artifact-reader';
+import { parseDatabaseUrl, type Engine } from '../../core/sources/connection';
+import { buildKeys, keygen, type Keys } from '../../core/vault/crypto';
+import type { Manifest } from '../../core/catalog/manifest';
 import { spawnMysqlClient } from '../../core/sources/mysql';
 import { postgresEnv } from '../../core/sources/postgres';
 import { spawnTool } from '../../core/sources/process';
 import type { Vault } from '../../core/vault';
+import { tempDir } from './temp';
 
 /** A fresh local AES key for a test. */
 export async function testKeys(): Promise<{ keyFile: string; keys: Keys }> {
-  const keyFile = path.join(
-    mkdtempSync(path.join(os.tmpdir(), 'cofre-key-')),
-    `k-${randomBytes(3).toString('hex')}`,
-  );
+  const keyFile = path.join(tempDir('key'), `k-${randomBytes(3).toString('hex')}`);
   await keygen(keyFile);
   return { keyFile, keys: await buildKeys({ keyFile }, 'encrypt') };
 }
@@ -49,7 +45,10 @@ export async function loadDumpInto(
       : spawnMysqlClient(target, target.database!);
   tool.stdout.resume();
   try {
-    await pipeline(await plaintextOf(vault, folder, artifact, keys), tool.stdin!);
+    await pipeline(
+      await verifiedPlaintext({ vault, key: `${folder}/${artifact.name}`, artifact, keys }),
+      tool.stdin!,
+    );
   } catch (error) {
     await tool.finished; // the tool's own message says why it stopped reading
     throw error;

@@ -4,7 +4,7 @@
  * to 64 MiB before any test file runs and put back after the last one. (Raising and restoring it
  * per test file raced: one file put it back while another was still restoring a dump.)
  *
- * Restores raise it themselves now (see test/core/restore-mysql-packet.test.ts, which runs against a
+ * Restores raise it themselves now (see test/core/restore/mysql-packet.test.ts, which runs against a
  * private server at the default 16 MiB); this stays for the test helpers that load the fixture and
  * dumps with plain clients (loadTrickySchema, loadDumpInto), which do not.
  */

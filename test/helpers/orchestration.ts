@@ -4,11 +4,11 @@
  * tasks connect to that database.
  */
 import path from 'node:path';
-import { parseDatabaseUrl, type Connection } from '../../core/connection';
-import type { Keys } from '../../core/crypto';
-import { FileHistoryStore } from '../../core/history-store';
-import type { MetricDatum } from '../../core/metrics';
-import type { LocalPipelineOptions } from '../../core/orchestration/local-runner';
+import { parseDatabaseUrl, type Connection } from '../../core/sources/connection';
+import type { Keys } from '../../core/vault/crypto';
+import { FileHistoryStore } from '../../core/history/store';
+import type { MetricDatum } from '../../core/policy/metrics';
+import type { LocalPipelineOptions } from '../../core/local/state-machine-runner';
 import type { TenantModel } from '../../core/tenants/plan';
 import { openVault } from '../../core/vault';
 import { tempDir } from './cli';

@@ -5,11 +5,12 @@
  * crash of the test) leaves nothing behind on the shared server.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createConnection } from 'mysql2/promise';
+import { tempDir } from './temp';
 
 export interface PrivateMariadb {
   /** `mysql://root@127.0.0.1:PORT/` */
@@ -40,7 +41,7 @@ export function privateMariadbUnavailable(): string | undefined {
 }
 
 export async function startPrivateMariadb(): Promise<PrivateMariadb> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-mariadb-'));
+  const dir = tempDir('mariadb');
   const data = path.join(dir, 'data');
   const install = spawnSync(
     'mariadb-install-db',

@@ -1,8 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { tempDir } from './temp';
 
 /**
  * A real S3 API on localhost (s3rver), for tests that move bytes and stop the server mid-upload.
@@ -24,7 +23,7 @@ export interface LocalS3 {
 }
 
 export async function startLocalS3(bucket = 'cofre-vault'): Promise<LocalS3> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'cofre-s3-'));
+  const dir = tempDir('s3');
   let port = 0;
   let server: S3rver | undefined;
   const start = async () => {

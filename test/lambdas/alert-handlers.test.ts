@@ -13,7 +13,7 @@ import type { SNSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_PRICES } from '../../core/alerts/report';
-import { FileHistoryStore } from '../../core/history-store';
+import { FileHistoryStore } from '../../core/history/store';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';

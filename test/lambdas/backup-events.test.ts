@@ -3,7 +3,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backupJobRun, parseBackupJobEvent } from '../../core/alerts/backup-events';
-import { DynamoHistoryStore } from '../../core/history-store';
+import { DynamoHistoryStore } from '../../core/history/store';
 import { createBackupEventsHandler } from '../../lambdas/backup-events';
 import {
   clientConfig,

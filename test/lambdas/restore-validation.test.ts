@@ -22,9 +22,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { checkFreshness, FRESHNESS_METRICS } from '../../core/alerts/freshness';
 import { notify, snsPublisher } from '../../core/alerts/notify';
-import { runBackup } from '../../core/backup';
-import { parseDatabaseUrl } from '../../core/connection';
-import { DynamoHistoryStore } from '../../core/history-store';
+import { runBackup } from '../../core/backup/backup';
+import { parseDatabaseUrl } from '../../core/sources/connection';
+import { DynamoHistoryStore } from '../../core/history/store';
 import {
   describeRestoreJobWith,
   handleRestoreTestEvent,

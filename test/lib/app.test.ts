@@ -4,7 +4,8 @@ import { Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { describe, expect, it } from 'vitest';
-import { acknowledge, acknowledgementProblem, listAcknowledgements } from '../../lib/nag';
+import { acknowledge, acknowledgementProblem } from '../../lib/nag';
+import { listAcknowledgements } from '../helpers/nag';
 import { buildTestApp } from '../helpers/cdk';
 
 /** Violations in the CDK validation report of a synthesized assembly (none when there is no report). */

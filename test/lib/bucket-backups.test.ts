@@ -1,7 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { daysCoveringYears } from '../../core/retention';
+import { daysCoveringYears } from '../../core/policy/retention';
 import { ConfigError, parseConfig, type CofreConfigInput } from '../../lib/config';
 import { BucketBackups, type BucketBackupsProps } from '../../lib/constructs/bucket-backups';
 import { SnapshotVault } from '../../lib/constructs/database-snapshots';

@@ -8,8 +8,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RESTORE_TAG as CORE_RESTORE_TAG } from '../../core/orchestration/rds-restore';
-import { parseRestoreDatabases } from '../../core/orchestration/restore-validate';
+import { RESTORE_TAG as CORE_RESTORE_TAG } from '../../core/aws/rds-restore';
+import { parseRestoreDatabases } from '../../core/aws/restore-validate';
 
 const RESTORE_TAG = 'cofre:restore';
 import { parseConfig } from '../../lib/config';
@@ -239,7 +239,7 @@ describe('restore-rds: the role that makes point-in-time copies', () => {
     ]);
   });
 
-  it('uses the tag key of the runtime (core/orchestration/rds-restore.ts)', () => {
+  it('uses the tag key of the runtime (core/aws/rds-restore.ts)', () => {
     expect(RESTORE_TAG).toBe(CORE_RESTORE_TAG);
   });
 });

@@ -2,7 +2,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { HISTORY_INDEXES, HISTORY_PARTITION_KEY } from '../../core/history';
+import { HISTORY_INDEXES, HISTORY_PARTITION_KEY } from '../../core/history/records';
 import { BackupHistory, HISTORY_TABLE_SCHEMA } from '../../lib/constructs/backup-history';
 import { KEY_ADMIN_ACTIONS } from '../../lib/constructs/key-policy';
 import { buildTestApp, testAppProps } from '../helpers/cdk';
@@ -78,7 +78,7 @@ describe('the backup history table (primary stack)', () => {
     ]);
   });
 
-  it('has the keys and indexes that the runtime (core/history.ts) writes and queries', () => {
+  it('has the keys and indexes that the runtime (core/history/records.ts) writes and queries', () => {
     expect(HISTORY_TABLE_SCHEMA.partitionKey).toBe(HISTORY_PARTITION_KEY);
     expect(HISTORY_TABLE_SCHEMA.indexes).toEqual(Object.values(HISTORY_INDEXES));
   });

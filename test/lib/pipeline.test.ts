@@ -6,8 +6,8 @@ import { ContainerImage } from 'aws-cdk-lib/aws-ecs';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backupFolder, tenantBackupFolder } from '../../core/catalog';
-import { jobInputSchema } from '../../core/orchestration/job';
+import { backupFolder, tenantBackupFolder } from '../../core/catalog/keys';
+import { jobInputSchema } from '../../core/aws/job';
 import { parseConfig, type CofreConfigInput } from '../../lib/config';
 import {
   AslStateMachine,
@@ -802,7 +802,7 @@ describe('a deployment without databases', () => {
 });
 
 describe('the vault prefixes of a dump task', () => {
-  it("are where the runtime writes that database's full backups and tenant exports (core/catalog.ts)", () => {
+  it("are where the runtime writes that database's full backups and tenant exports (core/catalog/catalog.ts)", () => {
     const [full, tenants] = vaultPrefixesOf('app-prod');
     expect(backupFolder('app-prod', 'clinic', '20260101T020000000Z').startsWith(full!)).toBe(true);
     expect(tenantBackupFolder('app-prod', 'clinic', 't-1', '20260101T020000000Z').startsWith(tenants!)).toBe(

@@ -1,7 +1,7 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { daysCoveringMonths, daysCoveringYears } from '../../core/retention';
+import { daysCoveringMonths, daysCoveringYears } from '../../core/policy/retention';
 import { ConfigError, parseConfig, type CofreConfigInput } from '../../lib/config';
 import {
   DatabaseSnapshots,

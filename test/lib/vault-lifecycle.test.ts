@@ -1,6 +1,6 @@
 import { Duration } from 'aws-cdk-lib';
 import { describe, expect, it } from 'vitest';
-import { RETENTION_KINDS, retentionFor, type RetentionSettings } from '../../core/retention';
+import { RETENTION_KINDS, retentionFor, type RetentionSettings } from '../../core/policy/retention';
 import {
   dataClassesOf,
   HOUSEKEEPING_RULE_ID,

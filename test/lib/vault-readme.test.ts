@@ -6,7 +6,7 @@ import {
   retentionFor,
   type ArchiveStorageClass,
   type RetentionSettings,
-} from '../../core/retention';
+} from '../../core/policy/retention';
 import { parseConfig } from '../../lib/config';
 import { dataClassesOf, retentionRuleSpecs } from '../../lib/constructs/vault-lifecycle';
 import { exampleConfig } from '../helpers/cdk';

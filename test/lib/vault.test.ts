@@ -2,7 +2,12 @@ import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lifecycleExpiry, RETENTION_KINDS, retentionFor, type RetentionSettings } from '../../core/retention';
+import {
+  lifecycleExpiry,
+  RETENTION_KINDS,
+  retentionFor,
+  type RetentionSettings,
+} from '../../core/policy/retention';
 import { REPLICA_STORAGE_CLASSES as SCHEMA_REPLICA_CLASSES } from '../../lib/config/schema';
 import type { CofreConfigInput } from '../../lib/config';
 import { KEY_ADMIN_ACTIONS } from '../../lib/constructs/key-policy';

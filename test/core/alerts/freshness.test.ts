@@ -6,8 +6,8 @@ import {
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FileHistoryStore } from '../../../core/history-store';
-import type { HistoryRecord } from '../../../core/history';
+import { FileHistoryStore } from '../../../core/history/store';
+import type { HistoryRecord } from '../../../core/history/records';
 import {
   assessRecoveryPointLag,
   checkConfigFreshness,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { HistoryRecord } from '../../../core/history';
+import type { HistoryRecord } from '../../../core/history/records';
 import { parseNotifyEvent, snsSubject } from '../../../core/alerts/message';
 import { notify, type AlertMessage, type NotifyEvent } from '../../../core/alerts/notify';
 

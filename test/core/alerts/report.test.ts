@@ -7,7 +7,7 @@ import {
   previousMonth,
   runsFromHistory,
 } from '../../../core/alerts/report';
-import type { HistoryRecord } from '../../../core/history';
+import type { HistoryRecord } from '../../../core/history/records';
 import { parseConfig } from '../../../lib/config';
 import { exampleConfig } from '../../helpers/cdk';
 

@@ -4,13 +4,10 @@
  * those databases in a file vault. Pass (rows added after the backup: the snapshot is later), a table
  * short of rows, a missing table, an unreachable host, and no manifest before the snapshot.
  */
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runBackup } from '../../../core/backup';
-import { parseDatabaseUrl, type Engine } from '../../../core/connection';
-import type { Keys } from '../../../core/crypto';
+import { runBackup } from '../../../core/backup/backup';
+import { parseDatabaseUrl, type Engine } from '../../../core/sources/connection';
+import type { Keys } from '../../../core/vault/crypto';
 import {
   manifestsBefore,
   validateRestoredInstance,
@@ -26,6 +23,7 @@ import {
   type TestDatabase,
 } from '../../helpers/databases';
 import { testKeys } from '../../helpers/engine';
+import { tempDir } from '../../helpers/temp';
 
 const SQL: Record<Engine, string[]> = {
   postgres: [
@@ -70,7 +68,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
       beforeAll(async () => {
         db = await createDatabase(engine, 'rds-validate');
         await run(engine, db.url, SQL[engine]);
-        vault = openVault(`file://${mkdtempSync(path.join(os.tmpdir(), 'cofre-rds-vault-'))}`);
+        vault = openVault(`file://${tempDir('rds-vault')}`);
         ({ keys } = await testKeys());
         const [outcome] = await runBackup({
           connection: parseDatabaseUrl(engine, db.url),

@@ -1,0 +1,40 @@
+import { KMS } from '@aws-sdk/client-kms';
+import type { Command } from 'commander';
+import type { KeyOptions } from '../core/vault/crypto';
+import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from '../core/util/run-context';
+
+/** A comma-separated option value as a list (blanks dropped). */
+export const list = (value: string) =>
+  value
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean);
+
+/** KEY: `--key-file`, `--kms-key`, `--escrow-public-key`, `--escrow-private-key`. */
+export function keyOptions(opts: Record<string, unknown>): KeyOptions {
+  return {
+    keyFile: opts.keyFile as string | undefined,
+    kmsKeyArn: opts.kmsKey as string | undefined,
+    escrowPublicKey: opts.escrowPublicKey as string | undefined,
+    escrowPrivateKey: opts.escrowPrivateKey as string | undefined,
+  };
+}
+
+/** A KMS client in the key's own region (from its ARN). */
+export function kmsFor(arn: string | undefined) {
+  return () => new KMS(arn ? { region: arn.split(':')[3] } : {});
+}
+
+/** `--lock-timeout` / `--statement-timeout`: the database session limits of a backup or restore. */
+export function withSessionLimitOptions<C extends Command>(command: C): C {
+  command
+    .option(
+      '--lock-timeout <duration>',
+      `how long a database statement waits for a lock before the run fails (e.g. 30s, 5m; default ${DEFAULT_LOCK_TIMEOUT_MS / 1000}s)`,
+    )
+    .option(
+      '--statement-timeout <duration>',
+      `how long one database statement may run (e.g. 90m, 6h; 0: no limit; default ${DEFAULT_STATEMENT_TIMEOUT_MS / 3600_000}h)`,
+    );
+  return command;
+}

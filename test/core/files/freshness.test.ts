@@ -1,0 +1,44 @@
+/**
+ * Freshness of the application buckets under AWS Backup: the age of the last completed periodic
+ * recovery point (history kind `snapshot`, database `s3:<bucket>`, recorded from the job events),
+ * published as HoursSinceLastGoodFilesBackup{Bucket}; none good, no datapoint (the alarm's missing
+ * data breaches).
+ */
+import { describe, expect, it } from 'vitest';
+import { checkFilesFreshness } from '../../../core/alerts/freshness';
+import { FileHistoryStore } from '../../../core/history/store';
+import { tempDir } from '../../helpers/cli';
+
+describe('files backup freshness', () => {
+  it('publishes the hours since the last good recovery point per bucket, and nothing for a bucket with only failures', async () => {
+    const store = new FileHistoryStore(tempDir('files-freshness'));
+    const record = (id: string, database: string, status: 'succeeded' | 'failed', finishedAt: string) =>
+      store.put({
+        id,
+        kind: 'snapshot',
+        database,
+        status,
+        startedAt: finishedAt,
+        finishedAt,
+        requestedBy: 'aws-backup',
+      });
+    await record('a1', 's3:docs', 'succeeded', '2026-11-27T06:00:00.000Z');
+    await record('a2', 's3:docs', 'failed', '2026-11-28T06:00:00.000Z');
+    await record('b1', 's3:attachments', 'failed', '2026-11-28T06:00:00.000Z');
+    const now = new Date('2026-11-28T12:00:00.000Z');
+    const { findings, metrics } = await checkFilesFreshness(
+      store,
+      ['docs', 'attachments', 'new-bucket'],
+      now,
+      26,
+    );
+    expect(metrics).toEqual([
+      { name: 'HoursSinceLastGoodFilesBackup', dimensions: { Bucket: 'docs' }, value: 30, unit: 'None' },
+    ]);
+    expect(findings.map((f) => [f.database, f.check, f.state])).toEqual([
+      ['s3:docs', 'files', 'stale'],
+      ['s3:attachments', 'files', 'no-good-run'],
+      ['s3:new-bucket', 'files', 'no-history'],
+    ]);
+  });
+});

@@ -4,7 +4,7 @@ import { Annotations, ArnFormat, CfnElement, Duration, Fn, IgnoreMode, Stack, To
 import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
 import { CfnCluster, ContainerImage } from 'aws-cdk-lib/aws-ecs';
-import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { type IRole, Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct, type IConstruct } from 'constructs';
@@ -446,7 +446,6 @@ export class BackupPipeline extends Construct {
     tasks: DumpTask[],
   ): void {
     const role = machine.stateMachine.role;
-    const stack = Stack.of(this);
     const functions = machine.placeholders.filter((p) => invocable[p]).map((p) => invocable[p]!);
     if (functions.length > 0)
       role.addToPrincipalPolicy(
@@ -458,6 +457,15 @@ export class BackupPipeline extends Construct {
         }),
       );
     if (!machine.placeholders.includes('ClusterArn') || tasks.length === 0) return;
+    this.grantRunDumpTasks(role, tasks);
+  }
+
+  /**
+   * Lets `role` (a state machine's) run the dump tasks in the Cofre cluster, tag and stop only tasks
+   * of that cluster, and pass the tasks' roles to ECS: the Fargate steps of every state machine.
+   */
+  public grantRunDumpTasks(role: IRole, tasks: readonly DumpTask[]): void {
+    const stack = Stack.of(this);
     role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'RunTheDumpTasksInTheCluster',

@@ -213,7 +213,6 @@ export class ConsoleRestore extends Construct {
   /** Exactly what the Task states of restore.asl.json call. */
   private grantIntegrations(props: ConsoleRestoreProps): void {
     const role = this.stateMachine.stateMachine.role;
-    const stack = Stack.of(this);
     const tasks = [...props.pipeline.dumpTasks.values()];
     role.addToPrincipalPolicy(
       new PolicyStatement({
@@ -227,43 +226,7 @@ export class ConsoleRestore extends Construct {
         ],
       }),
     );
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'RunTheDumpTasksInTheCluster',
-        actions: ['ecs:RunTask'],
-        resources: tasks.map((t) => t.taskDefinition.taskDefinitionArn),
-        conditions: { ArnEquals: { 'ecs:cluster': props.pipeline.cluster.attrArn } },
-      }),
-    );
-    const tasksInCluster = stack.formatArn({
-      service: 'ecs',
-      resource: 'task',
-      resourceName: `${props.pipeline.cluster.ref}/*`,
-      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-    });
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'TagTasksItStarts',
-        actions: ['ecs:TagResource'],
-        resources: [tasksInCluster],
-        conditions: { StringEquals: { 'ecs:CreateAction': 'RunTask' } },
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'StopAndDescribeTasksInTheCluster',
-        actions: ['ecs:StopTask', 'ecs:DescribeTasks'],
-        resources: [tasksInCluster],
-      }),
-    );
-    role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'PassTheDumpTaskRolesToEcsTasks',
-        actions: ['iam:PassRole'],
-        resources: tasks.flatMap((t) => [t.taskRole.roleArn, t.executionRole.roleArn]),
-        conditions: { StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } },
-      }),
-    );
+    props.pipeline.grantRunDumpTasks(role, tasks);
   }
 
   private logicalIdOf(construct: IConstruct): string {

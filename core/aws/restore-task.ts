@@ -24,7 +24,7 @@ import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 import { discoverTenantPlan, ownershipWhere, tenantLiteral } from '../tenants/plan';
 import { restoreTenant } from '../tenants/restore';
-import { serverIsRestoring } from '../verify/restore-test';
+import { probeRestoring } from '../verify/restore-test';
 import type { Vault } from '../vault';
 import { NamedError } from './task-errors';
 import type { ContainerJob } from './job';
@@ -133,7 +133,7 @@ export async function runConsoleRestore(
   const prefixes = sourcePrefixes(job.database.id);
   log(`restore (${plan.kind}) of backup ${plan.backupId} into ${plan.targetDatabase} on ${where}`);
   const stopProbe = deps.onProgress
-    ? probe(c, plan.targetDatabase, deps.onProgress, deps.probeIntervalMs ?? 60_000)
+    ? probeRestoring(c, plan.targetDatabase, deps.onProgress, deps.probeIntervalMs ?? 60_000)
     : () => undefined;
   try {
     return await runPlan(job, plan, deps, target, prefixes, log);
@@ -202,27 +202,6 @@ async function runPlan(
     rows: report.rows,
     ...(report.replaced !== undefined ? { replaced: report.replaced } : {}),
     durationMs: report.durationMs,
-  };
-}
-
-/** Asks the server every `intervalMs` whether it works on the restore into `target`, as progress. */
-function probe(c: Connection, target: string, onProgress: () => void, intervalMs: number): () => void {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    serverIsRestoring(c, target)
-      .then((working) => {
-        if (working) onProgress();
-      })
-      .catch(() => undefined)
-      .finally(() => {
-        busy = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
   };
 }
 

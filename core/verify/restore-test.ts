@@ -119,6 +119,33 @@ export async function serverIsRestoring(c: Connection, scratch: string): Promise
   });
 }
 
+/** Asks the server every `intervalMs` whether it works on the restore into `scratch`, and reports it as
+ * progress (an idle-looking restore is not a dead one). Returns the function that stops asking. */
+export function probeRestoring(
+  c: Connection,
+  scratch: string,
+  onProgress: () => void,
+  intervalMs: number,
+): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    serverIsRestoring(c, scratch)
+      .then((working) => {
+        if (working) onProgress();
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+  };
+}
+
 /** A SQL string literal: quotes doubled, and for MySQL (backslash escapes) backslashes too. */
 function literal(engine: Connection['engine'], text: string): string {
   const escaped = engine === 'mysql' ? text.replace(/\\/g, '\\\\') : text;
@@ -198,7 +225,7 @@ export async function runRestoreTest(
     const testStarted = now();
     log(`restore test of ${database}: backup ${entry.backupId} into the scratch database ${scratch}`);
     const stopProbe = deps.onProgress
-      ? probe(deps.connection, scratch, deps.onProgress, deps.probeIntervalMs ?? 60_000)
+      ? probeRestoring(deps.connection, scratch, deps.onProgress, deps.probeIntervalMs ?? 60_000)
       : () => undefined;
     try {
       const manifest = requireValidManifest(entry);
@@ -309,27 +336,6 @@ export async function runRestoreTest(
     );
   }
   return { restores, ...(tenantRestore ? { tenantRestore } : {}), durationMs: Date.now() - started };
-}
-
-/** Asks the server every `intervalMs` whether it works on the restore, and reports it as progress. */
-function probe(c: Connection, scratch: string, onProgress: () => void, intervalMs: number): () => void {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    serverIsRestoring(c, scratch)
-      .then((working) => {
-        if (working) onProgress();
-      })
-      .catch(() => undefined)
-      .finally(() => {
-        busy = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-  };
 }
 
 /** Drops a database if it exists (never throws): the error text when it could not. */

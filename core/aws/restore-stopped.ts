@@ -65,7 +65,7 @@ function databaseOf(input: string | null | undefined): string | undefined {
   try {
     const parsed: unknown = JSON.parse(input);
     if (parsed && typeof parsed === 'object' && 'database' in parsed) {
-      const database = (parsed as { database: unknown }).database;
+      const database = parsed.database;
       if (typeof database === 'string' && database.length > 0) return database;
     }
   } catch {

@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { DynamoHistoryStore } from '../../core/history/store';
 import type { HistoryRecord } from '../../core/history/records';
 import { createRestoreStoppedHandler } from '../../lambdas/restore-stopped';

@@ -344,7 +344,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
             }),
           },
         },
-        { history: options.history, notify: async (e) => void notified.push(e) },
+        { history: options.history, notify: (e) => Promise.resolve(void notified.push(e)) },
       );
       expect(stopped.record).toMatchObject({ id: mine!.id, status: 'failed' });
       const after = await options.history.recent('demo', 'restore', 'running', 50);

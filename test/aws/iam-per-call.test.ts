@@ -825,6 +825,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       'freshness',
       'monthly-report',
       'pagerduty',
+      'restore-stopped',
       'restore-validation',
     ]);
     const problems: string[] = [];

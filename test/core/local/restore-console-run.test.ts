@@ -155,6 +155,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         kind: 'restore',
         status: 'succeeded',
         requestedBy: 'oncall@example.com',
+        executionArn: run.executionArn,
       });
       expect(record!.message).toMatch(/RTO \(start to checked copy\) [\d.]+ s \(\d+ ms\)/);
       expect(Date.parse(record!.finishedAt!) - Date.parse(record!.startedAt)).toBeGreaterThanOrEqual(0);

@@ -97,6 +97,7 @@ export async function recordRestore(
     finishedAt: now.toISOString(),
     message,
     requestedBy: v?.requestedBy ?? 'console',
+    ...(event.executionId.startsWith('arn:') ? { executionArn: event.executionId } : {}),
   };
   await deps.history.put(record);
   const notify: NotifyEvent = {

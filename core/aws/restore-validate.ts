@@ -200,6 +200,7 @@ export async function validateRestore(
     startedAt: now.toISOString(),
     message: summary,
     requestedBy,
+    ...(event.executionId ? { executionArn: event.executionId } : {}),
   });
   return {
     runId,

@@ -60,6 +60,11 @@ export interface HistoryRecord {
    * restore of a Cofre backup).
    */
   readonly method?: 'snapshot';
+  /**
+   * Console restores: the Step Functions execution that runs it, so a stopped or timed-out execution
+   * (no Catch runs then) can find its `running` record (core/aws/restore-stopped.ts).
+   */
+  readonly executionArn?: string;
 }
 
 /** The key attributes derived from a record (never written by hand: see {@link historyItem}). */

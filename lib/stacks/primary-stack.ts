@@ -15,6 +15,7 @@ import {
 import { ConfigSnapshots } from '../constructs/config-snapshots';
 import { restoreTestedInstancesOf, SnapshotRestoreTests } from '../constructs/snapshot-restore-tests';
 import { ConsoleRestore } from '../constructs/console-restore';
+import { RestoreStoppedEvents } from '../constructs/restore-stopped';
 import type { CofreDrStack } from './dr-stack';
 
 /** Properties of {@link CofrePrimaryStack}. */
@@ -47,6 +48,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly bucketBackups?: BucketBackups;
   /** The `restore` state machine, started from the Step Functions console (when the config has databases). */
   public readonly consoleRestore?: ConsoleRestore;
+  /** Marks stopped / timed-out console restores failed (their Catch does not run). */
+  public readonly restoreStopped?: RestoreStoppedEvents;
   /** Configuration snapshots, when `configuration` names secrets or parameter paths. */
   public readonly configSnapshots?: ConfigSnapshots;
 
@@ -141,7 +144,7 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
-    if (props.config.databases.length > 0)
+    if (props.config.databases.length > 0) {
       this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {
         config: props.config,
         pipeline: this.pipeline,
@@ -149,6 +152,12 @@ export class CofrePrimaryStack extends Stack {
         history: this.history,
         notifyFunction: this.alerts.notifyFunction.function,
       });
+      this.restoreStopped = new RestoreStoppedEvents(this, 'RestoreStopped', {
+        stateMachine: this.consoleRestore.stateMachine.stateMachine,
+        history: this.history,
+        alerts: this.alerts,
+      });
+    }
     const { secretArns, ssmParameterPaths, dataClass } = props.config.configuration;
     if (secretArns.length || ssmParameterPaths.length)
       this.configSnapshots = new ConfigSnapshots(this, 'ConfigSnapshots', {

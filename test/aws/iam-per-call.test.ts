@@ -56,6 +56,7 @@ import { createPagerDutyHandler } from '../../lambdas/pagerduty';
 import { createBackupEventsHandler } from '../../lambdas/backup-events';
 import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
 import { createRestoreValidationHandler } from '../../lambdas/restore-validation';
+import { createRestoreStoppedHandler } from '../../lambdas/restore-stopped';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { cofre, tempDir } from '../helpers/cli';
 import {
@@ -573,6 +574,58 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     ]);
   });
 
+  it('stopped console restore: the running record is found, marked failed and alerted under the restore-stopped role', async () => {
+    const env = iam.environments.get('restore-stopped')!;
+    const store = new DynamoHistoryStore(
+      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      env.COFRE_HISTORY_TABLE!,
+    );
+    const executionArn = `arn:aws:states:${process.env.AWS_REGION}:123456789012:execution:Restore:iam-${Date.now()}`;
+    // Written as restore-validate writes it, under its role.
+    await checker.as('restore-validate', () =>
+      store.put({
+        id: `20261128T230000000Z-${Date.now().toString(16).slice(-8)}`,
+        kind: 'restore',
+        database: DATABASE,
+        status: 'running',
+        startedAt: new Date(Date.now() - 60_000).toISOString(),
+        requestedBy: 'iam-per-call test',
+        executionArn,
+      }),
+    );
+    const handle = createRestoreStoppedHandler({
+      history: store,
+      sns: new SNSClient({}),
+      env: { ...env, AWS_REGION: process.env.AWS_REGION },
+      logger: silent,
+    });
+    const before = checker.records.length;
+    const out = await checker.as('restore-stopped', () =>
+      handle({
+        source: 'aws.states',
+        'detail-type': 'Step Functions Execution Status Change',
+        detail: {
+          executionArn,
+          stateMachineArn: executionArn.replace(':execution:', ':stateMachine:').replace(/:iam-\d+$/, ''),
+          name: executionArn.split(':').pop(),
+          status: 'ABORTED',
+          startDate: Date.now() - 60_000,
+          stopDate: Date.now(),
+          input: JSON.stringify({ kind: 'database', database: DATABASE, backup: 'latest' }),
+        },
+      }),
+    );
+    expect(out.record?.status).toBe('failed');
+    const actions = new Set(checker.records.slice(before).map((r) => r.action));
+    expect([...actions].sort()).toEqual([
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'kms:Decrypt',
+      'kms:GenerateDataKey',
+      'sns:Publish',
+    ]);
+  });
+
   it('configuration snapshots: the weekly snapshot reads the configured secret and parameters, writes config/, records', async () => {
     const env = iam.environments.get('config-snapshot')!;
     const before = checker.records.length;
@@ -772,6 +825,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       'freshness',
       'monthly-report',
       'pagerduty',
+      'restore-stopped',
       'restore-validation',
     ]);
     const problems: string[] = [];

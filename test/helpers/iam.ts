@@ -60,6 +60,7 @@ export type RuntimeRoleName =
   | 'restore-validate'
   | 'restore-record'
   | 'restore-rds'
+  | 'restore-stopped'
   /** A state machine's role: its Task states' integrations (invoke, RunTask, PassRole). */
   | `sm:${string}`;
 
@@ -501,6 +502,7 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
     lambda('restore-record', primary.consoleRestore.recordFunction);
     lambda('restore-rds', primary.consoleRestore.rdsFunction);
   }
+  if (primary.restoreStopped) lambda('restore-stopped', primary.restoreStopped.function);
   return out;
 }
 

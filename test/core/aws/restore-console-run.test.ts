@@ -10,9 +10,10 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseDatabaseUrl } from '../../../core/sources/connection';
 import { buildKeys, type Keys } from '../../../core/vault/crypto';
-import { formatAlert } from '../../../core/alerts/message';
+import { formatAlert, type NotifyEvent } from '../../../core/alerts/message';
 import { jobDatabaseSchema, type ContainerJob } from '../../../core/aws/job';
 import { runRestoreCheck } from '../../../core/aws/restore-task';
+import { recordStoppedRestore } from '../../../core/aws/restore-stopped';
 import { runLocalJob, type LocalPipelineOptions } from '../../../core/local/state-machine-runner';
 import type { RestoreDatabase } from '../../../core/aws/restore-validate';
 import type { BackupTaskOutput, TenantTaskOutput } from '../../../core/aws/task';
@@ -154,6 +155,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         kind: 'restore',
         status: 'succeeded',
         requestedBy: 'oncall@example.com',
+        executionArn: run.executionArn,
       });
       expect(record!.message).toMatch(/RTO \(start to checked copy\) [\d.]+ s \(\d+ ms\)/);
       expect(Date.parse(record!.finishedAt!) - Date.parse(record!.startedAt)).toBeGreaterThanOrEqual(0);
@@ -318,6 +320,42 @@ for (const engine of ['postgres', 'mysql'] as const) {
       expect(sawWork).toBe(true);
       expect(run.status).toBe('failed');
       await expect.poll(() => related(), { timeout: 15_000, interval: 200 }).toEqual(existing);
+      // A stop runs no Catch: the validation's record is still running, until the status-change
+      // event (as EventBridge sends it) reaches restore-stopped, which marks it failed and notifies.
+      const running = await options.history.recent('demo', 'restore', 'running', 50);
+      const mine = running.find((r) => r.executionArn === run.executionArn);
+      expect(mine).toBeDefined();
+      const notified: NotifyEvent[] = [];
+      const stopped = await recordStoppedRestore(
+        {
+          source: 'aws.states',
+          'detail-type': 'Step Functions Execution Status Change',
+          detail: {
+            executionArn: run.executionArn,
+            stateMachineArn: run.executionArn.replace(':execution:', ':stateMachine:').replace(/:[^:]+$/, ''),
+            name: run.executionArn.split(':').pop(),
+            status: 'ABORTED',
+            startDate: Date.now() - run.durationMs,
+            stopDate: Date.now(),
+            input: JSON.stringify({
+              kind: 'database',
+              database: 'demo',
+              backup: fullId,
+              targetDatabase: target,
+            }),
+          },
+        },
+        { history: options.history, notify: (e) => Promise.resolve(void notified.push(e)) },
+      );
+      expect(stopped.record).toMatchObject({ id: mine!.id, status: 'failed' });
+      const after = await options.history.recent('demo', 'restore', 'running', 50);
+      expect(after.find((r) => r.executionArn === run.executionArn)).toBeUndefined();
+      expect(notified).toHaveLength(1);
+      expect(notified[0]).toMatchObject({
+        outcome: 'failed',
+        error: 'Cofre.RestoreStopped',
+        database: 'demo',
+      });
     });
   });
 }

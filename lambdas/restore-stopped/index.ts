@@ -1,0 +1,53 @@
+/**
+ * Lambda `restore-stopped`: EventBridge sends here the ABORTED and TIMED_OUT status changes of the
+ * console `restore` state machine; the execution's `running` history record is marked failed with
+ * the reason and the failure is notified (core/aws/restore-stopped.ts).
+ *
+ * Env: COFRE_HISTORY_TABLE, COFRE_TOPIC_ARN, AWS_REGION.
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { requiredEnv } from '../../core/alerts/env';
+import { notify, snsPublisher } from '../../core/alerts/notify';
+import { recordStoppedRestore } from '../../core/aws/restore-stopped';
+import { DynamoHistoryStore } from '../../core/history/store';
+
+export interface RestoreStoppedHandlerDeps {
+  readonly history: DynamoHistoryStore;
+  readonly sns: SNSClient;
+  readonly env: NodeJS.ProcessEnv;
+  readonly logger: Logger;
+}
+
+/** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
+export function createRestoreStoppedHandler(deps: RestoreStoppedHandlerDeps) {
+  const publish = snsPublisher(deps.sns, requiredEnv(deps.env, 'COFRE_TOPIC_ARN'));
+  const region = requiredEnv(deps.env, 'AWS_REGION');
+  return async (event: unknown) => {
+    const result = await recordStoppedRestore(event, {
+      history: deps.history,
+      notify: (e) => notify(e, { publish, notifyOnSuccess: false, region }),
+    });
+    deps.logger.info('stopped restore recorded', {
+      database: result.database,
+      id: result.record?.id,
+      reason: result.reason,
+    });
+    return result;
+  };
+}
+
+let handle: ReturnType<typeof createRestoreStoppedHandler> | undefined;
+
+export const handler = (event: unknown) =>
+  (handle ??= createRestoreStoppedHandler({
+    history: new DynamoHistoryStore(
+      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+    ),
+    sns: new SNSClient({}),
+    env: process.env,
+    logger: new Logger({ serviceName: 'cofre-restore-stopped' }),
+  }))(event);

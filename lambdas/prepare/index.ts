@@ -1,18 +1,15 @@
 /** Lambda `prepare`: starts a job run (see core/aws/steps.ts `prepare`). */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
 import { requireEnv, runStep } from '../../core/aws/lambda-support';
 import { prepare, type PrepareEvent, type PrepareResult } from '../../core/aws/steps';
+import { powertools } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE']);
-const logger = new Logger({ serviceName: 'cofre-prepare' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const { logger, metrics, traced } = powertools('cofre-prepare');
 const history = new DynamoHistoryStore(
-  DynamoDBDocumentClient.from(new DynamoDBClient({})),
+  DynamoDBDocumentClient.from(traced(new DynamoDBClient({}))),
   env.COFRE_HISTORY_TABLE,
 );
 

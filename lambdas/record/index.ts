@@ -1,19 +1,16 @@
 /** Lambda `record`: the final history record of a run (core/aws/steps.ts `recordStep`). */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
 import { powertoolsSink, requireEnv, runStep } from '../../core/aws/lambda-support';
 import { recordStep, type RecordEvent, type RecordResult } from '../../core/aws/steps';
+import { powertools } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE', 'COFRE_VAULT_URL']);
-const logger = new Logger({ serviceName: 'cofre-record' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const { logger, metrics, traced } = powertools('cofre-record');
 const sink = powertoolsSink(metrics);
 const history = new DynamoHistoryStore(
-  DynamoDBDocumentClient.from(new DynamoDBClient({})),
+  DynamoDBDocumentClient.from(traced(new DynamoDBClient({}))),
   env.COFRE_HISTORY_TABLE,
 );
 

@@ -3,24 +3,21 @@
  * of a console restore, or the formatted error of a rejected input
  * (core/aws/restore-record.ts `recordRestore`).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
 import { requireEnv, runStep } from '../../core/aws/lambda-support';
 import {
   recordRestore,
   type RestoreRecordEvent,
   type RestoreRecordResult,
 } from '../../core/aws/restore-record';
+import { powertools } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE']);
-const logger = new Logger({ serviceName: 'cofre-restore-record' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const { logger, metrics, traced } = powertools('cofre-restore-record');
 const history = new DynamoHistoryStore(
-  DynamoDBDocumentClient.from(new DynamoDBClient({})),
+  DynamoDBDocumentClient.from(traced(new DynamoDBClient({}))),
   env.COFRE_HISTORY_TABLE,
 );
 

@@ -1,0 +1,50 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { powertools } from '../../../core/aws/powertools';
+
+const LAMBDAS_DIR = path.join(__dirname, '../../../lambdas');
+
+/** The names of the middleware on a client's stack. */
+const middlewareOf = (client: S3Client) => client.middlewareStack.identify().join('\n');
+
+describe('powertools(): one Logger, Metrics and Tracer per function', () => {
+  afterEach(() => vi.unstubAllEnvs());
+
+  it('in Lambda, traced() adds the X-Ray subsegment middleware to an SDK v3 client', () => {
+    vi.stubEnv('AWS_EXECUTION_ENV', 'AWS_Lambda_nodejs24.x');
+    vi.stubEnv('POWERTOOLS_TRACE_ENABLED', 'true');
+    const pt = powertools('cofre-test');
+    expect(pt.tracer.isTracingEnabled()).toBe(true);
+    const client = new S3Client({ region: 'sa-east-1' });
+    expect(middlewareOf(client)).not.toMatch(/XRaySDKInstrumentation/);
+    expect(pt.traced(client)).toBe(client);
+    expect(middlewareOf(client)).toMatch(/XRaySDKInstrumentation/);
+  });
+
+  it('outside Lambda (tests, the CLI) the Tracer is off and the client is left as it is', () => {
+    vi.stubEnv('AWS_EXECUTION_ENV', '');
+    const pt = powertools('cofre-test');
+    expect(pt.tracer.isTracingEnabled()).toBe(false);
+    const client = pt.traced(new S3Client({ region: 'sa-east-1' }));
+    expect(middlewareOf(client)).not.toMatch(/XRaySDKInstrumentation/);
+  });
+
+  it('names the service and puts metrics in the Cofre namespace', () => {
+    const pt = powertools('cofre-test');
+    const emf = JSON.stringify(pt.metrics.serializeMetrics());
+    expect(emf).toMatch(/"Namespace":"Cofre"/);
+    expect(emf).toMatch(/"service":"cofre-test"/);
+  });
+
+  it('every SDK client a Lambda builds is traced', () => {
+    const untraced: string[] = [];
+    for (const name of readdirSync(LAMBDAS_DIR)) {
+      const source = readFileSync(path.join(LAMBDAS_DIR, name, 'index.ts'), 'utf8');
+      for (const m of source.matchAll(/(.{0,7})new (\w+Client|KMS)\(/g))
+        if (!m[1]!.endsWith('traced(')) untraced.push(`${name}: new ${m[2]}(`);
+    }
+    expect(untraced).toEqual([]);
+  });
+});

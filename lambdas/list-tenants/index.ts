@@ -4,18 +4,20 @@
  */
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { runStep } from '../../core/aws/lambda-support';
 import { listTenantsStep } from '../../core/aws/steps';
 import { connectionFromSecret } from '../../core/aws/task';
 import { listTenants } from '../../core/tenants/backup';
 import type { ContainerJob } from '../../core/aws/job';
-import { powertools } from '../../core/aws/powertools';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const { logger, metrics, traced } = powertools('cofre-list-tenants');
+const pt = powertools('cofre-list-tenants');
+const { logger, traced } = pt;
 const secrets = traced(new SecretsManagerClient({}));
 
-export async function handler(event: { job: unknown }): Promise<{ count: number; batches: ContainerJob[] }> {
-  return runStep('list-tenants', logger, metrics, async () => {
+export const handler = stepHandler(
+  pt,
+  'list-tenants',
+  async (event: { job: unknown }): Promise<{ count: number; batches: ContainerJob[] }> => {
     const result = await listTenantsStep(event, {
       connect: async (job) => {
         const out = await secrets.send(
@@ -27,5 +29,5 @@ export async function handler(event: { job: unknown }): Promise<{ count: number;
     });
     logger.info('tenants listed', { count: result.count, batches: result.batches.length });
     return result;
-  });
-}
+  },
+);

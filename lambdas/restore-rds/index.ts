@@ -4,11 +4,11 @@
  * (core/aws/rds-restore-step.ts).
  */
 import { RDSClient } from '@aws-sdk/client-rds';
-import { runStep } from '../../core/aws/lambda-support';
 import { rdsRestoreStep, type RdsRestoreEvent } from '../../core/aws/rds-restore-step';
-import { powertools } from '../../core/aws/powertools';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const { logger, metrics, traced } = powertools('cofre-restore-rds');
+const pt = powertools('cofre-restore-rds');
+const { logger, traced } = pt;
 const clients = new Map<string, RDSClient>();
 /** RDS in the pipeline's region, or in a recovery point's (the DR region), one client each. */
 function rdsIn(region: string | undefined): RDSClient {
@@ -21,11 +21,9 @@ function rdsIn(region: string | undefined): RDSClient {
   return client;
 }
 
-export async function handler(event: RdsRestoreEvent): Promise<unknown> {
+export const handler = stepHandler(pt, 'restore-rds', async (event: RdsRestoreEvent): Promise<unknown> => {
   logger.appendKeys({ action: event.action, executionId: event.executionId });
-  return runStep('restore-rds', logger, metrics, async () => {
-    const result = await rdsRestoreStep(event, { rdsIn });
-    logger.info('restore-rds done', { result: 'status' in result ? result.status : 'started' });
-    return result;
-  });
-}
+  const result = await rdsRestoreStep(event, { rdsIn });
+  logger.info('restore-rds done', { result: 'status' in result ? result.status : 'started' });
+  return result;
+});

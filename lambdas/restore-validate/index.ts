@@ -9,7 +9,7 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { requireEnv, runStep } from '../../core/aws/lambda-support';
+import { requireEnv } from '../../core/aws/lambda-support';
 import {
   parseRestoreDatabases,
   validateRestore,
@@ -17,7 +17,7 @@ import {
   type ValidatedRestore,
 } from '../../core/aws/restore-validate';
 import { openVault } from '../../core/vault';
-import { powertools } from '../../core/aws/powertools';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, [
   'COFRE_HISTORY_TABLE',
@@ -27,7 +27,8 @@ const env = requireEnv(process.env, [
   'COFRE_PRIMARY_REGION',
   'COFRE_DR_REGION',
 ]);
-const { logger, metrics, traced } = powertools('cofre-restore-validate');
+const pt = powertools('cofre-restore-validate');
+const { logger, traced } = pt;
 const databases = parseRestoreDatabases(env.COFRE_RESTORE_DATABASES);
 const vault = openVault(env.COFRE_VAULT_URL, { s3: traced(new S3Client({ maxAttempts: 3 })) });
 const rds = traced(new RDSClient({ maxAttempts: 5 }));
@@ -44,9 +45,11 @@ const history = new DynamoHistoryStore(
   env.COFRE_HISTORY_TABLE,
 );
 
-export async function handler(event: ValidateRestoreEvent): Promise<ValidatedRestore> {
-  logger.appendKeys({ executionId: event.executionId });
-  return runStep('restore-validate', logger, metrics, async () => {
+export const handler = stepHandler(
+  pt,
+  'restore-validate',
+  async (event: ValidateRestoreEvent): Promise<ValidatedRestore> => {
+    logger.appendKeys({ executionId: event.executionId });
     const result = await validateRestore(event, { databases, vault, history, rds, aws });
     logger.info('restore validated', {
       kind: result.kind,
@@ -54,5 +57,5 @@ export async function handler(event: ValidateRestoreEvent): Promise<ValidatedRes
       runId: result.runId,
     });
     return result;
-  });
-}
+  },
+);

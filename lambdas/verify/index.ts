@@ -3,10 +3,10 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { intEnv, powertoolsSink, requireEnv, runStep } from '../../core/aws/lambda-support';
+import { intEnv, powertoolsSink, requireEnv } from '../../core/aws/lambda-support';
 import { verifyStep, type VerifyEvent, type VerifyResult } from '../../core/aws/steps';
 import { openVault, parseLockMode } from '../../core/vault';
-import { powertools } from '../../core/aws/powertools';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, [
   'COFRE_HISTORY_TABLE',
@@ -15,7 +15,8 @@ const env = requireEnv(process.env, [
   'COFRE_MAX_DURATION_MINUTES',
   'COFRE_SIZE_ANOMALY_PERCENT',
 ]);
-const { logger, metrics, traced } = powertools('cofre-verify');
+const pt = powertools('cofre-verify');
+const { logger, metrics, traced } = pt;
 const sink = powertoolsSink(metrics);
 const history = new DynamoHistoryStore(
   DynamoDBDocumentClient.from(traced(new DynamoDBClient({}))),
@@ -29,17 +30,15 @@ const vault = openVault(env.COFRE_VAULT_URL, {
 const maxDurationMinutes = intEnv(env, 'COFRE_MAX_DURATION_MINUTES');
 const sizeAnomalyPercent = intEnv(env, 'COFRE_SIZE_ANOMALY_PERCENT');
 
-export async function handler(event: VerifyEvent): Promise<VerifyResult> {
+export const handler = stepHandler(pt, 'verify', async (event: VerifyEvent): Promise<VerifyResult> => {
   logger.appendKeys({ job: event.job });
-  return runStep('verify', logger, metrics, async () => {
-    const result = await verifyStep(event, {
-      history,
-      vault,
-      metrics: sink,
-      maxDurationMinutes,
-      sizeAnomalyPercent,
-    });
-    if (result.anomalies?.length) logger.warn('backup anomalies', { anomalies: result.anomalies });
-    return result;
+  const result = await verifyStep(event, {
+    history,
+    vault,
+    metrics: sink,
+    maxDurationMinutes,
+    sizeAnomalyPercent,
   });
-}
+  if (result.anomalies?.length) logger.warn('backup anomalies', { anomalies: result.anomalies });
+  return result;
+});

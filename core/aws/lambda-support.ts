@@ -1,12 +1,10 @@
 /**
  * What every pipeline Lambda handler shares: reading its environment (failing loudly), the metrics
- * sink over Powertools Metrics, and running a step so that its error reaches Step Functions with
- * the name the ASL catches (`errorType`).
+ * sink over Powertools Metrics. The handler wrapper (Powertools decorators, error naming) is
+ * `stepHandler` in ./powertools.ts.
  */
-import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DATABASE_DIMENSION, type MetricsSink } from '../policy/metrics';
-import { asNamedError } from './task-errors';
 
 /**
  * The named environment variables, or one error naming every missing one. Called at module load,
@@ -41,27 +39,4 @@ export function powertoolsSink(metrics: Metrics): MetricsSink {
       for (const d of data) metrics.addMetric(d.name, d.unit, d.value);
     },
   };
-}
-
-/**
- * Runs one step: logs its outcome, flushes metrics, and rethrows a failure as an error named for
- * Step Functions (`Cofre.BadInput`, `Cofre.VerifyFailed`, …).
- */
-export async function runStep<T>(
-  name: string,
-  logger: Logger,
-  metrics: Metrics,
-  step: () => Promise<T>,
-): Promise<T> {
-  try {
-    const result = await step();
-    logger.info(`${name} done`);
-    return result;
-  } catch (error) {
-    const named = asNamedError(error);
-    logger.error(`${name} failed`, { errorName: named.name, errorMessage: named.message });
-    throw named;
-  } finally {
-    metrics.publishStoredMetrics();
-  }
 }

@@ -7,7 +7,7 @@
  * Env: COFRE_HISTORY_TABLE, COFRE_TOPIC_ARN, COFRE_NOTIFY_ON_SUCCESS, COFRE_SNAPSHOT_DATABASES
  * (JSON [{"database","resourceArn"}]), AWS_REGION.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -16,6 +16,7 @@ import { recordBackupJobEvent } from '../../core/alerts/backup-events';
 import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
+import { powertools } from '../../core/aws/powertools';
 
 const databasesSchema = z.array(
   z.strictObject({ database: z.string().min(1), resourceArn: z.string().startsWith('arn:') }),
@@ -58,15 +59,17 @@ export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
   };
 }
 
+const pt = powertools('cofre-backup-events');
+
 let handle: ReturnType<typeof createBackupEventsHandler> | undefined;
 
 export const handler = (event: unknown) =>
   (handle ??= createBackupEventsHandler({
     history: new DynamoHistoryStore(
-      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
-    sns: new SNSClient({}),
+    sns: pt.traced(new SNSClient({})),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-backup-events' }),
+    logger: pt.logger,
   }))(event);

@@ -8,7 +8,7 @@
  * {"secrets":[…],"parameterPaths":[…],"dataClass":"general"}), COFRE_CONFIG_RETENTION (JSON
  * {"days":90,"classes":{"health":{"years":7}}}), COFRE_HISTORY_TABLE.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMS } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -25,6 +25,7 @@ import type { ConfigRetention } from '../../core/config/types';
 import { buildKeys, type Keys } from '../../core/vault/crypto';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import { openVault, parseLockMode, type Vault } from '../../core/vault';
+import { powertools } from '../../core/aws/powertools';
 
 /** The input the weekly schedule sends. */
 export const WEEKLY_INPUT = { cofre: 'config-weekly' } as const;
@@ -103,14 +104,16 @@ export function createConfigSnapshotHandler(deps: ConfigSnapshotHandlerDeps) {
   };
 }
 
+const pt = powertools('cofre-config-snapshot');
+
 let handle: Promise<ReturnType<typeof createConfigSnapshotHandler>> | undefined;
 
 async function build() {
   const kmsKeyArn = requiredEnv(process.env, 'COFRE_KMS_KEY_ARN');
-  const kms = new KMS({ maxAttempts: 3 });
+  const kms = pt.traced(new KMS({ maxAttempts: 3 }));
   return createConfigSnapshotHandler({
     vault: openVault(requiredEnv(process.env, 'COFRE_VAULT_URL'), {
-      s3: new S3Client({ maxAttempts: 3 }),
+      s3: pt.traced(new S3Client({ maxAttempts: 3 })),
       sseKmsKeyId: kmsKeyArn,
       objectLockMode: parseLockMode(
         requiredEnv(process.env, 'COFRE_OBJECT_LOCK_MODE'),
@@ -119,13 +122,13 @@ async function build() {
     }),
     keys: await buildKeys({ kmsKeyArn }, 'encrypt', () => kms),
     clients: {
-      secrets: new SecretsManagerClient({ maxAttempts: 3 }),
-      ssm: new SSMClient({ maxAttempts: 3 }),
+      secrets: pt.traced(new SecretsManagerClient({ maxAttempts: 3 })),
+      ssm: pt.traced(new SSMClient({ maxAttempts: 3 })),
     },
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-config-snapshot' }),
+    logger: pt.logger,
     history: new DynamoHistoryStore(
-      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
   });

@@ -13,8 +13,8 @@
  * COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS (configuration snapshots are deployed: publish
  * HoursSinceLastGoodConfigSnapshot).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
@@ -29,7 +29,7 @@ import {
   type LatestRestorableTime,
 } from '../../core/alerts/freshness';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
+import { powertools } from '../../core/aws/powertools';
 
 const targetsSchema = z.array(
   z.strictObject({
@@ -126,16 +126,18 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
   };
 }
 
+const pt = powertools('cofre-freshness');
+
 let handle: ReturnType<typeof createFreshnessHandler> | undefined;
 
 export const handler = () =>
   (handle ??= createFreshnessHandler({
     store: new DynamoHistoryStore(
-      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
-    latestRestorableTime: rdsLatestRestorableTime(new RDSClient({})),
+    latestRestorableTime: rdsLatestRestorableTime(pt.traced(new RDSClient({}))),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-freshness' }),
-    metrics: new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 'cofre-freshness' }),
+    logger: pt.logger,
+    metrics: pt.metrics,
   }))();

@@ -2,23 +2,22 @@
  * Lambda `list-tenants`: the tenants of a database in batches (core/aws/steps.ts
  * `listTenantsStep`). Runs in the database's VPC and reads its Secrets Manager secret.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetSecretValueCommand } from '@aws-sdk/client-secrets-manager';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
-import { runStep } from '../../core/aws/lambda-support';
 import { listTenantsStep } from '../../core/aws/steps';
 import { connectionFromSecret } from '../../core/aws/task';
 import { listTenants } from '../../core/tenants/backup';
 import type { ContainerJob } from '../../core/aws/job';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const logger = new Logger({ serviceName: 'cofre-list-tenants' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
-const secrets = new SecretsManagerClient({});
+const pt = powertools('cofre-list-tenants');
+const { logger, traced } = pt;
+const secrets = traced(new SecretsManagerClient({}));
 
-export async function handler(event: { job: unknown }): Promise<{ count: number; batches: ContainerJob[] }> {
-  return runStep('list-tenants', logger, metrics, async () => {
+export const handler = stepHandler(
+  pt,
+  'list-tenants',
+  async (event: { job: unknown }): Promise<{ count: number; batches: ContainerJob[] }> => {
     const result = await listTenantsStep(event, {
       connect: async (job) => {
         const out = await secrets.send(
@@ -30,5 +29,5 @@ export async function handler(event: { job: unknown }): Promise<{ count: number;
     });
     logger.info('tenants listed', { count: result.count, batches: result.batches.length });
     return result;
-  });
-}
+  },
+);

@@ -7,7 +7,7 @@
  * Env: COFRE_HISTORY_TABLE, COFRE_TOPIC_ARN, COFRE_VAULT_BUCKET, COFRE_PRICES (JSON), COFRE_ALARM_PREFIX,
  * AWS_REGION.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import {
   CloudWatchClient,
   DescribeAlarmHistoryCommand,
@@ -30,6 +30,7 @@ import {
   type StoragePrices,
 } from '../../core/alerts/report';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
+import { powertools } from '../../core/aws/powertools';
 
 export interface MonthlyReportDeps {
   readonly store: Pick<HistoryStore, 'between'>;
@@ -136,16 +137,18 @@ export function createMonthlyReportHandler(deps: MonthlyReportDeps) {
   };
 }
 
+const pt = powertools('cofre-monthly-report');
+
 let handle: ReturnType<typeof createMonthlyReportHandler> | undefined;
 
 export const handler = (event: { month?: string } | undefined) =>
   (handle ??= createMonthlyReportHandler({
     store: new DynamoHistoryStore(
-      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
-    cloudwatch: new CloudWatchClient({}),
-    sns: new SNSClient({}),
+    cloudwatch: pt.traced(new CloudWatchClient({})),
+    sns: pt.traced(new SNSClient({})),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-monthly-report' }),
+    logger: pt.logger,
   }))(event);

@@ -5,10 +5,11 @@
  *
  * Env: COFRE_TOPIC_ARN, COFRE_NOTIFY_ON_SUCCESS, AWS_REGION; optional COFRE_VAULT_URL (runbook lines).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { booleanEnv, requiredEnv } from '../../core/alerts/env';
 import { notify, parseNotifyEvent, snsPublisher } from '../../core/alerts/notify';
+import { powertools } from '../../core/aws/powertools';
 
 export interface NotifyHandlerDeps {
   readonly sns: SNSClient;
@@ -31,11 +32,13 @@ export function createNotifyHandler(deps: NotifyHandlerDeps) {
   };
 }
 
+const pt = powertools('cofre-notify');
+
 let handle: ReturnType<typeof createNotifyHandler> | undefined;
 
 export const handler = (event: unknown) =>
   (handle ??= createNotifyHandler({
-    sns: new SNSClient({}),
+    sns: pt.traced(new SNSClient({})),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-notify' }),
+    logger: pt.logger,
   }))(event);

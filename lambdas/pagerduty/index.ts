@@ -7,11 +7,12 @@
  * Env: COFRE_PAGERDUTY_SECRET_ARN (secret: the routing key, plain or `{"routingKey": "..."}`);
  * optional COFRE_PAGERDUTY_URL (default https://events.pagerduty.com/v2/enqueue).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SNSEvent } from 'aws-lambda';
 import { requiredEnv } from '../../core/alerts/env';
 import { PAGERDUTY_EVENTS_URL, relayToPagerDuty, type SendOptions } from '../../core/alerts/pagerduty';
+import { powertools } from '../../core/aws/powertools';
 
 export interface PagerDutyHandlerDeps {
   readonly secrets: SecretsManagerClient;
@@ -83,11 +84,13 @@ export function createPagerDutyHandler(deps: PagerDutyHandlerDeps) {
   };
 }
 
+const pt = powertools('cofre-pagerduty');
+
 let handle: ReturnType<typeof createPagerDutyHandler> | undefined;
 
 export const handler = (event: SNSEvent) =>
   (handle ??= createPagerDutyHandler({
-    secrets: new SecretsManagerClient({}),
+    secrets: pt.traced(new SecretsManagerClient({})),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-pagerduty' }),
+    logger: pt.logger,
   }))(event);

@@ -3,32 +3,27 @@
  * (tagged `cofre:restore=<execution>`) and reports its status to the state machine's Wait/poll loop
  * (core/aws/rds-restore-step.ts).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { RDSClient } from '@aws-sdk/client-rds';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
-import { runStep } from '../../core/aws/lambda-support';
 import { rdsRestoreStep, type RdsRestoreEvent } from '../../core/aws/rds-restore-step';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const logger = new Logger({ serviceName: 'cofre-restore-rds' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const pt = powertools('cofre-restore-rds');
+const { logger, traced } = pt;
 const clients = new Map<string, RDSClient>();
 /** RDS in the pipeline's region, or in a recovery point's (the DR region), one client each. */
 function rdsIn(region: string | undefined): RDSClient {
   const key = region ?? '';
   let client = clients.get(key);
   if (!client) {
-    client = new RDSClient({ maxAttempts: 5, ...(region ? { region } : {}) });
+    client = traced(new RDSClient({ maxAttempts: 5, ...(region ? { region } : {}) }));
     clients.set(key, client);
   }
   return client;
 }
 
-export async function handler(event: RdsRestoreEvent): Promise<unknown> {
+export const handler = stepHandler(pt, 'restore-rds', async (event: RdsRestoreEvent): Promise<unknown> => {
   logger.appendKeys({ action: event.action, executionId: event.executionId });
-  return runStep('restore-rds', logger, metrics, async () => {
-    const result = await rdsRestoreStep(event, { rdsIn });
-    logger.info('restore-rds done', { result: 'status' in result ? result.status : 'started' });
-    return result;
-  });
-}
+  const result = await rdsRestoreStep(event, { rdsIn });
+  logger.info('restore-rds done', { result: 'status' in result ? result.status : 'started' });
+  return result;
+});

@@ -3,32 +3,32 @@
  * of a console restore, or the formatted error of a rejected input
  * (core/aws/restore-record.ts `recordRestore`).
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
-import { requireEnv, runStep } from '../../core/aws/lambda-support';
+import { requireEnv } from '../../core/aws/lambda-support';
 import {
   recordRestore,
   type RestoreRecordEvent,
   type RestoreRecordResult,
 } from '../../core/aws/restore-record';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE']);
-const logger = new Logger({ serviceName: 'cofre-restore-record' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const pt = powertools('cofre-restore-record');
+const { logger, traced } = pt;
 const history = new DynamoHistoryStore(
-  DynamoDBDocumentClient.from(new DynamoDBClient({})),
+  DynamoDBDocumentClient.from(traced(new DynamoDBClient({}))),
   env.COFRE_HISTORY_TABLE,
 );
 
-export async function handler(event: RestoreRecordEvent): Promise<RestoreRecordResult> {
-  logger.appendKeys({ outcome: event.outcome, executionId: event.executionId });
-  return runStep('restore-record', logger, metrics, async () => {
+export const handler = stepHandler(
+  pt,
+  'restore-record',
+  async (event: RestoreRecordEvent): Promise<RestoreRecordResult> => {
+    logger.appendKeys({ outcome: event.outcome, executionId: event.executionId });
     const result = await recordRestore(event, { history });
     logger.info('restore recorded', { status: result.status, id: result.record?.id });
     return result;
-  });
-}
+  },
+);

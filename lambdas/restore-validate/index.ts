@@ -4,15 +4,12 @@
  * databases' prefixes) and writes the `running` history record; a rejected input fails with
  * `Cofre.BadInput` and one line per problem.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { METRICS_NAMESPACE } from '../../core/policy/metrics';
-import { requireEnv, runStep } from '../../core/aws/lambda-support';
+import { requireEnv } from '../../core/aws/lambda-support';
 import {
   parseRestoreDatabases,
   validateRestore,
@@ -20,6 +17,7 @@ import {
   type ValidatedRestore,
 } from '../../core/aws/restore-validate';
 import { openVault } from '../../core/vault';
+import { powertools, stepHandler } from '../../core/aws/powertools';
 
 const env = requireEnv(process.env, [
   'COFRE_HISTORY_TABLE',
@@ -29,12 +27,12 @@ const env = requireEnv(process.env, [
   'COFRE_PRIMARY_REGION',
   'COFRE_DR_REGION',
 ]);
-const logger = new Logger({ serviceName: 'cofre-restore-validate' });
-const metrics = new Metrics({ namespace: METRICS_NAMESPACE });
+const pt = powertools('cofre-restore-validate');
+const { logger, traced } = pt;
 const databases = parseRestoreDatabases(env.COFRE_RESTORE_DATABASES);
-const vault = openVault(env.COFRE_VAULT_URL, { s3: new S3Client({ maxAttempts: 3 }) });
-const rds = new RDSClient({ maxAttempts: 5 });
-const drRds = new RDSClient({ maxAttempts: 5, region: env.COFRE_DR_REGION });
+const vault = openVault(env.COFRE_VAULT_URL, { s3: traced(new S3Client({ maxAttempts: 3 })) });
+const rds = traced(new RDSClient({ maxAttempts: 5 }));
+const drRds = traced(new RDSClient({ maxAttempts: 5, region: env.COFRE_DR_REGION }));
 const aws = {
   account: env.COFRE_ACCOUNT,
   primaryRegion: env.COFRE_PRIMARY_REGION,
@@ -43,13 +41,15 @@ const aws = {
     region === env.COFRE_DR_REGION && region !== env.COFRE_PRIMARY_REGION ? drRds : rds,
 };
 const history = new DynamoHistoryStore(
-  DynamoDBDocumentClient.from(new DynamoDBClient({})),
+  DynamoDBDocumentClient.from(traced(new DynamoDBClient({}))),
   env.COFRE_HISTORY_TABLE,
 );
 
-export async function handler(event: ValidateRestoreEvent): Promise<ValidatedRestore> {
-  logger.appendKeys({ executionId: event.executionId });
-  return runStep('restore-validate', logger, metrics, async () => {
+export const handler = stepHandler(
+  pt,
+  'restore-validate',
+  async (event: ValidateRestoreEvent): Promise<ValidatedRestore> => {
+    logger.appendKeys({ executionId: event.executionId });
     const result = await validateRestore(event, { databases, vault, history, rds, aws });
     logger.info('restore validated', {
       kind: result.kind,
@@ -57,5 +57,5 @@ export async function handler(event: ValidateRestoreEvent): Promise<ValidatedRes
       runId: result.runId,
     });
     return result;
-  });
-}
+  },
+);

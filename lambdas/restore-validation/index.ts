@@ -10,7 +10,7 @@
  * COFRE_OBJECT_LOCK_MODE, COFRE_RESTORE_TESTING_PLAN_ARN, COFRE_RESTORE_TEST_DATABASES (JSON
  * [{"database","engine","resourceArn","credentialsSecretArn","databases","excludeDatabases"}]), AWS_REGION.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { BackupClient } from '@aws-sdk/client-backup';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { RDSClient } from '@aws-sdk/client-rds';
@@ -31,6 +31,7 @@ import {
   secretCredentialsWith,
 } from '../../core/rds/restore-validation';
 import { openVault, parseLockMode } from '../../core/vault';
+import { powertools } from '../../core/aws/powertools';
 
 const databasesSchema = z.array(
   z.strictObject({
@@ -100,19 +101,21 @@ export function createRestoreValidationHandler(deps: RestoreValidationHandlerDep
   };
 }
 
+const pt = powertools('cofre-restore-validation');
+
 let handle: ReturnType<typeof createRestoreValidationHandler> | undefined;
 
 export const handler = (event: unknown) =>
   (handle ??= createRestoreValidationHandler({
     history: new DynamoHistoryStore(
-      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
-    backup: new BackupClient({}),
-    rds: new RDSClient({}),
-    secrets: new SecretsManagerClient({}),
-    s3: new S3Client({ maxAttempts: 3 }),
-    sns: new SNSClient({}),
+    backup: pt.traced(new BackupClient({})),
+    rds: pt.traced(new RDSClient({})),
+    secrets: pt.traced(new SecretsManagerClient({})),
+    s3: pt.traced(new S3Client({ maxAttempts: 3 })),
+    sns: pt.traced(new SNSClient({})),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-restore-validation' }),
+    logger: pt.logger,
   }))(event);

@@ -49,6 +49,8 @@ import {
   RDSClient,
 } from '@aws-sdk/client-rds';
 import { BackupClient } from '@aws-sdk/client-backup';
+import type { Context } from 'aws-lambda';
+import { lambdaContext } from '../helpers/lambda-context';
 import { createFreshnessHandler } from '../../lambdas/freshness';
 import { createMonthlyReportHandler } from '../../lambdas/monthly-report';
 import { createNotifyHandler } from '../../lambdas/notify';
@@ -237,10 +239,11 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     if (known) return known;
     stubEnvOf(name);
     const mod = (await import(`../../lambdas/${name}/index`)) as {
-      handler: (event: unknown) => Promise<unknown>;
+      handler: (event: unknown, context: Context) => Promise<unknown>;
     };
-    handlers.set(name, mod.handler);
-    return mod.handler;
+    const handler = (event: unknown) => mod.handler(event, lambdaContext(name));
+    handlers.set(name, handler);
+    return handler;
   }
 
   /** The dump task's entry in-process, as ECS would start it (container env from the template + overrides). */

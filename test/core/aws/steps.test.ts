@@ -13,7 +13,9 @@ import {
   type PrepareResult,
 } from '../../../core/aws/steps';
 import { FileHistoryStore } from '../../../core/history/store';
+import type { Context } from 'aws-lambda';
 import { tempDir } from '../../helpers/cli';
+import { lambdaContext } from '../../helpers/lambda-context';
 import { createHistoryTable, describeLocalAws, localAws, localAwsEnv } from '../../helpers/local-aws';
 
 const input = {
@@ -240,13 +242,16 @@ describeLocalAws('Lambda handlers against the local AWS', () => {
     vi.stubEnv('COFRE_HISTORY_TABLE', table);
     vi.stubEnv('POWERTOOLS_DEV', 'true');
     const { handler } = (await import(HANDLERS.prepare)) as {
-      handler: (event: PrepareEvent) => Promise<PrepareResult>;
+      handler: (event: PrepareEvent, context: Context) => Promise<PrepareResult>;
     };
-    const out = await handler({
-      job: 'backup-database',
-      input,
-      executionId: 'arn:aws:states:sa-east-1:1:execution:a:b',
-    });
+    const out = await handler(
+      {
+        job: 'backup-database',
+        input,
+        executionId: 'arn:aws:states:sa-east-1:1:execution:a:b',
+      },
+      lambdaContext('prepare'),
+    );
     expect(out.skip).toBe(false);
     const scan = await localAws().dynamodb.send(new ScanCommand({ TableName: table }));
     const items = (scan.Items ?? []).map((item) => unmarshall(item));
@@ -259,7 +264,10 @@ describeLocalAws('Lambda handlers against the local AWS', () => {
       }),
     ]);
     await expect(
-      handler({ job: 'backup-database', input: { ...input, requestedBy: '' }, executionId: 'e' }),
+      handler(
+        { job: 'backup-database', input: { ...input, requestedBy: '' }, executionId: 'e' },
+        lambdaContext('prepare'),
+      ),
     ).rejects.toMatchObject({
       name: 'Cofre.BadInput',
       message: expect.stringMatching(/requestedBy/) as string,

@@ -5,7 +5,7 @@
  *
  * Env: COFRE_HISTORY_TABLE, COFRE_TOPIC_ARN, AWS_REGION.
  */
-import { Logger } from '@aws-lambda-powertools/logger';
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -13,6 +13,7 @@ import { requiredEnv } from '../../core/alerts/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { recordStoppedRestore } from '../../core/aws/restore-stopped';
 import { DynamoHistoryStore } from '../../core/history/store';
+import { powertools } from '../../core/aws/powertools';
 
 export interface RestoreStoppedHandlerDeps {
   readonly history: DynamoHistoryStore;
@@ -39,15 +40,17 @@ export function createRestoreStoppedHandler(deps: RestoreStoppedHandlerDeps) {
   };
 }
 
+const pt = powertools('cofre-restore-stopped');
+
 let handle: ReturnType<typeof createRestoreStoppedHandler> | undefined;
 
 export const handler = (event: unknown) =>
   (handle ??= createRestoreStoppedHandler({
     history: new DynamoHistoryStore(
-      DynamoDBDocumentClient.from(new DynamoDBClient({})),
+      DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
     ),
-    sns: new SNSClient({}),
+    sns: pt.traced(new SNSClient({})),
     env: process.env,
-    logger: new Logger({ serviceName: 'cofre-restore-stopped' }),
+    logger: pt.logger,
   }))(event);

@@ -1,5 +1,6 @@
 import { KMS } from '@aws-sdk/client-kms';
 import type { Command } from 'commander';
+import { engineOfUrl, parseEngine, type Engine } from '../core/sources/connection';
 import type { KeyOptions } from '../core/vault/crypto';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from '../core/util/run-context';
 
@@ -37,4 +38,21 @@ export function withSessionLimitOptions<C extends Command>(command: C): C {
       `how long one database statement may run (e.g. 90m, 6h; 0: no limit; default ${DEFAULT_STATEMENT_TIMEOUT_MS / 3600_000}h)`,
     );
   return command;
+}
+
+/** Help text of an option that must be given. */
+export const required = (description: string) => `${description} (required)`;
+
+/** `--engine`: optional, the database URL's scheme names it; a contradiction is refused by parseDatabaseUrl. */
+export function withEngineOption<C extends Command>(command: C): C {
+  command.option(
+    '--engine <engine>',
+    'postgres (or postgresql) or mysql (or mariadb); default: from the --url scheme',
+  );
+  return command;
+}
+
+/** The engine given with `--engine`, else the one the URL's scheme names. */
+export function engineFor(engine: string | undefined, url: string, urlField = '--url'): Engine {
+  return engine !== undefined ? parseEngine(engine) : engineOfUrl(url, urlField);
 }

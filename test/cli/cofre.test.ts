@@ -232,7 +232,7 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
       'clinic',
       '--json',
     ]).done;
-    expect(backup.stderr).toMatch(/OK \S+ cofre_t_cli_pg\S* \(yearly\): .* 1 tables, 5000 rows/);
+    expect(backup.stderr).toMatch(/OK \S+ cofre_t_cli_pg\S* \(yearly\): .* 1 table, 5000 rows/);
     expect(backup.code).toBe(0);
     const summary = JSON.parse(backup.stdout) as {
       ok: boolean;
@@ -296,7 +296,7 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
         targetUrl,
         '--json',
       ]);
-      expect(restored.stderr).toMatch(/OK restored .* into cofre_t_cli_pg\S*_r: 1 tables, 5000 rows/);
+      expect(restored.stderr).toMatch(/OK restored .* into cofre_t_cli_pg\S*_r: 1 table, 5000 rows/);
       expect(restored.code).toBe(0);
       expect(JSON.parse(restored.stdout)).toMatchObject({
         backupId: id,
@@ -444,7 +444,7 @@ describeMysql('cofre on MySQL/MariaDB: a password that must really authenticate'
       { ...process.env, COFRE_DB_PASSWORD: password },
     );
     const { seen, result } = await commandLinesDuring(run);
-    expect(result.stderr).toMatch(/1 tables, 3000 rows/);
+    expect(result.stderr).toMatch(/1 table, 3000 rows/);
     expect(result.code).toBe(0);
     expect(seen.filter((c) => c.includes(password))).toEqual([]);
     expect(result.stdout + result.stderr).not.toContain(password);

@@ -1,0 +1,149 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { Client } from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createMysqlDatabase,
+  createPostgresDatabase,
+  describeMysql,
+  describePostgres,
+  withMysqlConnection,
+  type TestDatabase,
+} from '../helpers/databases';
+import { cofre, tempDir } from '../helpers/cli';
+import { testKeys } from '../helpers/engine';
+
+/** Issue 17, item 6: what a user expects from the CLI. */
+
+describe('--engine: inferred from the URL scheme, an explicit contradiction is exit 2', () => {
+  let keyFile: string;
+  beforeAll(async () => {
+    ({ keyFile } = await testKeys());
+  });
+
+  it.each([
+    ['postgres', 'mysql://h/db', /--url: the URL is for mysql but --engine is postgres/],
+    ['mysql', 'postgresql://h/db', /--url: the URL is for postgres but --engine is mysql/],
+    ['postgresql', 'mariadb://h/db', /--url: the URL is for mysql but --engine is postgres/],
+  ])('--engine %s with %s: exit 2 naming both', async (engine, url, message) => {
+    const vault = tempDir('ux');
+    const r = await cofre([
+      'backup',
+      '--engine',
+      engine,
+      '--url',
+      url,
+      '--vault',
+      `file://${vault}/v`,
+      '--key-file',
+      keyFile,
+    ]);
+    expect(r.stderr).toMatch(message);
+    expect(r.code).toBe(2);
+    expect(existsSync(path.join(vault, 'v'))).toBe(false);
+  });
+
+  it('an unknown scheme without --engine is exit 2 naming --url', async () => {
+    const r = await cofre([
+      'backup',
+      '--url',
+      'oracle://h/db',
+      '--vault',
+      'file:///nowhere',
+      '--key-file',
+      keyFile,
+    ]);
+    expect(r.stderr).toMatch(
+      /--url: expected a postgres:\/\/, postgresql:\/\/, mysql:\/\/ or mariadb:\/\/ URL/,
+    );
+    expect(r.code).toBe(2);
+  });
+
+  it('help marks required options and shows defaults', async () => {
+    const r = await cofre(['backup', '--help']);
+    expect(r.code).toBe(0);
+    // commander wraps the descriptions to the terminal width: compare with the spaces collapsed.
+    const help = r.stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('--url <url> postgres://user@host:5432/db or mysql://user@host:3306/db');
+    expect(help).toMatch(/--url <url> [^]*?COFRE_DB_PASSWORD\) \(required\) --vault/);
+    expect(help).toContain('--vault <vault> s3://bucket/prefix or file:///absolute/dir (required)');
+    expect(help).toContain(
+      '--engine <engine> postgres (or postgresql) or mysql (or mariadb); default: from the --url scheme',
+    );
+    expect(help).toContain(
+      '--class <class> data class: general, health, accounting, labour (default: "general")',
+    );
+    const plan = (await cofre(['tenant', 'plan', '--help'])).stdout.replace(/\s+/g, ' ');
+    expect(plan).toContain('--tenant-table <table> the tenant table, name or schema.name (required)');
+    expect(plan).toContain(
+      '--engine <engine> postgres (or postgresql) or mysql (or mariadb); default: from the --url scheme -',
+    );
+  });
+});
+
+/** A backup without --engine, into a file vault; the manifest's engine (read back by `list`). */
+async function backupWithoutEngine(db: TestDatabase, url: string, keyFile: string) {
+  const vault = `file://${tempDir('ux')}/vault`;
+  const r = await cofre(['backup', '--url', url, '--vault', vault, '--key-file', keyFile, '--json']);
+  expect(r.stderr).toMatch(/OK \S+ \S+ \(\w+\): .* 1 table, 3 rows/);
+  expect(r.code).toBe(0);
+  const listed = await cofre(['list', '--vault', vault, '--json']);
+  return JSON.parse(listed.stdout) as { backups: { engine: string; database: string; rows: number }[] };
+}
+
+describePostgres('backup without --engine: postgres:// and postgresql:// are PostgreSQL', () => {
+  let db: TestDatabase;
+  let keyFile: string;
+  beforeAll(async () => {
+    db = await createPostgresDatabase('ux_pg');
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    await c.query('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3)');
+    await c.end();
+    ({ keyFile } = await testKeys());
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it.each(['postgres', 'postgresql'])('%s:// URL, and "postgresql" as an engine name', async (scheme) => {
+    const url = db.url.replace(/^postgres(ql)?:/, `${scheme}:`);
+    const listed = await backupWithoutEngine(db, url, keyFile);
+    expect(listed.backups).toMatchObject([{ engine: 'postgres', database: db.name, rows: 3 }]);
+    const vault = `file://${tempDir('ux')}/vault`;
+    const r = await cofre([
+      'backup',
+      '--engine',
+      'postgresql',
+      '--url',
+      url,
+      '--vault',
+      vault,
+      '--key-file',
+      keyFile,
+    ]);
+    expect(r.code).toBe(0);
+  });
+});
+
+describeMysql('backup without --engine: mysql:// and mariadb:// are MySQL', () => {
+  let db: TestDatabase;
+  let keyFile: string;
+  beforeAll(async () => {
+    db = await createMysqlDatabase('ux_my');
+    await withMysqlConnection(db.url, async (c) => {
+      await c.query('CREATE TABLE t (id int PRIMARY KEY)');
+      await c.query('INSERT INTO t VALUES (1), (2), (3)');
+    });
+    ({ keyFile } = await testKeys());
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it.each(['mysql', 'mariadb'])('%s:// URL', async (scheme) => {
+    const url = db.url.replace(/^(mysql|mariadb):/, `${scheme}:`);
+    const listed = await backupWithoutEngine(db, url, keyFile);
+    expect(listed.backups).toMatchObject([{ engine: 'mysql', database: db.name, rows: 3 }]);
+  });
+});

@@ -1,7 +1,10 @@
+import { existsSync } from 'node:fs';
 import { KMS } from '@aws-sdk/client-kms';
 import type { Command } from 'commander';
 import { engineOfUrl, parseEngine, type Engine } from '../core/sources/connection';
 import type { KeyOptions } from '../core/vault/crypto';
+import { UsageError } from '../core/util/errors';
+import { FileVault, type Vault } from '../core/vault';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from '../core/util/run-context';
 
 /** A comma-separated option value as a list (blanks dropped). */
@@ -55,4 +58,14 @@ export function withEngineOption<C extends Command>(command: C): C {
 /** The engine given with `--engine`, else the one the URL's scheme names. */
 export function engineFor(engine: string | undefined, url: string, urlField = '--url'): Engine {
   return engine !== undefined ? parseEngine(engine) : engineOfUrl(url, urlField);
+}
+
+/**
+ * A vault read from (list, verify) must exist: a file vault whose folder is missing is most often an
+ * unmounted disk, which must not read as "no backups".
+ */
+export function requireExistingVault<V extends Vault>(vault: V): V {
+  if (vault instanceof FileVault && !existsSync(vault.root))
+    throw new UsageError(`--vault: no such vault at ${vault.root}; is the disk mounted?`);
+  return vault;
 }

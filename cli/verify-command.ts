@@ -6,7 +6,7 @@ import { IntegrityError, UsageError } from '../core/util/errors';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { verifyBackup, type VerifyReport } from '../core/verify/verify';
 import type { CliIo } from './io';
-import { keyOptions, kmsFor } from './options';
+import { keyOptions, kmsFor, requireExistingVault } from './options';
 import { progressFor } from './progress';
 
 /** `cofre verify`: one backup (or `--all`) against its manifest, `--deep` decrypts and re-hashes. */
@@ -28,13 +28,15 @@ export function addVerifyCommand(program: Command, io: CliIo, setExitCode: (code
     .option('--json', 'print one JSON object on stdout')
     .action(async (opts: Record<string, unknown>) => {
       if (!opts.backup === !opts.all) throw new UsageError('--backup ID or --all: expected exactly one');
-      const vault = openVault(String(opts.vault), {
-        env: io.env,
-        objectLockMode:
-          opts.objectLock === undefined
-            ? undefined
-            : parseLockMode(opts.objectLock as string, '--object-lock'),
-      });
+      const vault = requireExistingVault(
+        openVault(String(opts.vault), {
+          env: io.env,
+          objectLockMode:
+            opts.objectLock === undefined
+              ? undefined
+              : parseLockMode(opts.objectLock as string, '--object-lock'),
+        }),
+      );
       const keys = opts.deep
         ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
         : undefined;

@@ -147,3 +147,26 @@ describeMysql('backup without --engine: mysql:// and mariadb:// are MySQL', () =
     expect(listed.backups).toMatchObject([{ engine: 'mysql', database: db.name, rows: 3 }]);
   });
 });
+
+describe('list / verify on a file vault path that does not exist', () => {
+  it.each([
+    ['list'],
+    ['list', '--json'],
+    ['verify', '--all'],
+    ['verify', '--backup', '20260101T000000Z-abcdef'],
+  ])('cofre %s: exit 2 naming the path, nothing created', async (...args) => {
+    const root = path.join(tempDir('ux'), 'unmounted', 'vault');
+    const r = await cofre([...args, '--vault', `file://${root}`]);
+    expect(r.stderr).toContain(`cofre: --vault: no such vault at ${root}; is the disk mounted?`);
+    expect(r.stdout).toBe('');
+    expect(r.code).toBe(2);
+    expect(existsSync(root)).toBe(false);
+  });
+
+  it('an existing, empty vault folder is still "no backups" (exit 0)', async () => {
+    const root = tempDir('ux');
+    const r = await cofre(['list', '--vault', `file://${root}`, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ backups: [] });
+  });
+});

@@ -93,6 +93,10 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
     if (Array.isArray(databases) && databases.length === 0)
       throw new UsageError('--databases: expected at least one name, or "all"');
+    if (opts.exclude !== undefined && databases !== 'all')
+      throw new UsageError(
+        `--exclude: only with --databases all (got ${databasesOpt === undefined ? 'no --databases' : `--databases ${databasesOpt}`})`,
+      );
     const vault = openVault(String(opts.vault), {
       env: io.env,
       sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,

@@ -170,3 +170,25 @@ describe('list / verify on a file vault path that does not exist', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ backups: [] });
   });
 });
+
+describe('--exclude needs --databases all', () => {
+  it.each([[[]], [['--databases', 'a,b']]])('with %j: exit 2, nothing written', async (databases) => {
+    const { keyFile } = await testKeys();
+    const root = path.join(tempDir('ux'), 'vault');
+    const r = await cofre([
+      'backup',
+      '--url',
+      'postgres://127.0.0.1:1/db',
+      '--vault',
+      `file://${root}`,
+      '--key-file',
+      keyFile,
+      ...databases,
+      '--exclude',
+      'b',
+    ]);
+    expect(r.stderr).toContain('cofre: --exclude: only with --databases all');
+    expect(r.code).toBe(2);
+    expect(existsSync(root)).toBe(false);
+  });
+});

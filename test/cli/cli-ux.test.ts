@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -190,5 +191,63 @@ describe('--exclude needs --databases all', () => {
     expect(r.stderr).toContain('cofre: --exclude: only with --databases all');
     expect(r.code).toBe(2);
     expect(existsSync(root)).toBe(false);
+  });
+});
+
+const BIN = path.join(__dirname, '..', '..', 'cli', 'bin.js');
+
+/** Runs the real `cofre` executable, as an operator would; `signal` is sent once `ready()` holds. */
+async function runAndSignal(args: string[], ready: () => boolean, signal: NodeJS.Signals) {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<number | null>((resolve) => child.once('close', resolve));
+  const deadline = Date.now() + 30_000;
+  while (!ready() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  expect(ready()).toBe(true);
+  child.kill(signal);
+  return { code: await done, stderr };
+}
+
+describePostgres('a cancelled backup: SIGINT exits 130, SIGTERM 1, no folder left in the vault', () => {
+  let db: TestDatabase;
+  let keyFile: string;
+  beforeAll(async () => {
+    db = await createPostgresDatabase('ux_sig');
+    const c = new Client({ connectionString: db.url });
+    await c.connect();
+    await c.query('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
+    await c.end();
+    ({ keyFile } = await testKeys());
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 1],
+  ] as const)('%s mid-backup: exit %i, the vault folder as it was (empty)', async (signal, code) => {
+    const vaultDir = tempDir('ux-sig');
+    // Hold a lock pg_dump must wait for, so that the backup is mid-way when the signal lands.
+    const locker = new Client({ connectionString: db.url });
+    locker.on('error', () => undefined);
+    await locker.connect();
+    await locker.query('BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE');
+    try {
+      const partial = () =>
+        readdirSync(vaultDir, { recursive: true }).some((f) => String(f).includes('.partial-'));
+      const r = await runAndSignal(
+        ['backup', '--url', db.url, '--vault', `file://${vaultDir}`, '--key-file', keyFile],
+        partial,
+        signal,
+      );
+      expect(r.stderr).toMatch(new RegExp(`cancelled: ${signal}; nothing was kept`));
+      expect(r.code).toBe(code);
+      expect(readdirSync(vaultDir, { recursive: true })).toEqual([]);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+    }
   });
 });

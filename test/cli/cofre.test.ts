@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,13 +178,17 @@ describe('bad usage exits 2 with one clear message and changes nothing', () => {
     ],
     [['verify', '--vault', 'VAULT'], /--backup ID or --all: expected exactly one/],
     [
-      ['verify', '--vault', 'VAULT', '--backup', '20261123T000000000Z-00000000'],
+      ['verify', '--vault', 'EMPTY_VAULT', '--backup', '20261123T000000000Z-00000000'],
       /--backup: no backup "20261123T000000000Z-00000000"/,
     ],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ])('%j', async (args, message) => {
     const vaultDir = path.join(tempDir('usage'), 'vault');
-    const resolved = args.map((a) => (a === 'VAULT' ? `file://${vaultDir}` : a === 'KEY' ? keyFile : a));
+    // EMPTY_VAULT: a vault folder that exists (a missing one is its own error: test/cli/cli-ux.test.ts).
+    if (args.includes('EMPTY_VAULT')) mkdirSync(vaultDir);
+    const resolved = args.map((a) =>
+      a === 'VAULT' || a === 'EMPTY_VAULT' ? `file://${vaultDir}` : a === 'KEY' ? keyFile : a,
+    );
     const result = await cofre(resolved);
     expect(result.stderr).toMatch(message);
     expect(result.code).toBe(2);

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
   DeleteObjectCommand,

@@ -14,13 +14,21 @@ export const list = (value: string) =>
     .map((v) => v.trim())
     .filter(Boolean);
 
-/** KEY: `--key-file`, `--kms-key`, `--escrow-public-key`, `--escrow-private-key`. */
-export function keyOptions(opts: Record<string, unknown>): KeyOptions {
+/** The KEY options as commander parses them (each `<value>` option is a string when given). */
+export interface KeyOpts {
+  readonly keyFile?: string;
+  readonly kmsKey?: string;
+  readonly escrowPublicKey?: string;
+  readonly escrowPrivateKey?: string;
+}
+
+/** KEY: `--key-file`, `--kms-key`, `--escrow-public-key`, `--escrow-private-key`, in core's words. */
+export function keyOptions(opts: KeyOpts): KeyOptions {
   return {
-    keyFile: opts.keyFile as string | undefined,
-    kmsKeyArn: opts.kmsKey as string | undefined,
-    escrowPublicKey: opts.escrowPublicKey as string | undefined,
-    escrowPrivateKey: opts.escrowPrivateKey as string | undefined,
+    keyFile: opts.keyFile,
+    kmsKeyArn: opts.kmsKey,
+    escrowPublicKey: opts.escrowPublicKey,
+    escrowPrivateKey: opts.escrowPrivateKey,
   };
 }
 

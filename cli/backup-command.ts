@@ -11,13 +11,21 @@ import {
 import { writableDirProblem } from '../core/util/fs-problems';
 import { parseDuration } from '../core/util/run-context';
 import { summarize } from '../core/catalog/manifest';
-import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/sources/connection';
+import { parseDatabaseUrl, resolveCredentials } from '../core/sources/connection';
 import { buildKeys } from '../core/vault/crypto';
 import { UsageError } from '../core/util/errors';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import type { CliIo } from './io';
-import { keyOptions, kmsFor, list, withSessionLimitOptions } from './options';
-import { backupSample, formatBytes, progressFor } from './progress';
+import {
+  engineFor,
+  keyOptions,
+  kmsFor,
+  list,
+  required,
+  withEngineOption,
+  withSessionLimitOptions,
+} from './options';
+import { backupSample, count, formatBytes, progressFor } from './progress';
 import { backupTenants, withTenantModelOptions } from './tenant-command';
 
 /** `--chain-lock-stale-after`: at least a second, so that renewals have time to happen. */
@@ -36,12 +44,13 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
     .description(
       'dump databases (or tenants: --tenant, --all-tenants) into encrypted, verified backups in a vault',
     )
-    .requiredOption('--engine <engine>', 'postgres or mysql')
     .requiredOption(
       '--url <url>',
-      'postgres://user@host:5432/db or mysql://user@host:3306/db (password: prefer --secret or COFRE_DB_PASSWORD)',
+      required(
+        'postgres://user@host:5432/db or mysql://user@host:3306/db (password: prefer --secret or COFRE_DB_PASSWORD)',
+      ),
     )
-    .requiredOption('--vault <vault>', 's3://bucket/prefix or file:///absolute/dir')
+    .requiredOption('--vault <vault>', required('s3://bucket/prefix or file:///absolute/dir'))
     .option('--databases <names>', 'comma-separated databases, or "all" (default: the database in --url)')
     .option('--exclude <names>', 'databases to leave out of "all"', list)
     .option('--globals', 'also back up PostgreSQL roles and tablespaces (default with --databases all)')
@@ -73,9 +82,10 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       `a chain lock its backup has not renewed for this long is stale and taken over (e.g. 10m; default ${DEFAULT_CHAIN_LOCK_STALE_MS / 60_000}m; renewed every ${heartbeatMs(DEFAULT_CHAIN_LOCK_STALE_MS) / 1000} s)`,
     )
     .option('--json', 'print one JSON summary on stdout');
+  withEngineOption(backupCommand);
   withSessionLimitOptions(backupCommand);
   withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
-    const engine = parseEngine(String(opts.engine));
+    const engine = engineFor(opts.engine as string | undefined, String(opts.url));
     const connection = parseDatabaseUrl(engine, String(opts.url));
     const chainLockStaleAfterMs = chainLockStaleAfter(opts.chainLockStaleAfter as string | undefined);
     const databasesOpt = opts.databases as string | undefined;
@@ -83,6 +93,10 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
     if (Array.isArray(databases) && databases.length === 0)
       throw new UsageError('--databases: expected at least one name, or "all"');
+    if (opts.exclude !== undefined && databases !== 'all')
+      throw new UsageError(
+        `--exclude: only with --databases all (got ${databasesOpt === undefined ? 'no --databases' : `--databases ${databasesOpt}`})`,
+      );
     const vault = openVault(String(opts.vault), {
       env: io.env,
       sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,
@@ -160,7 +174,7 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
     };
     for (const b of summary.backups)
       io.stderr(
-        `OK ${b.backupId} ${b.database ?? 'globals'} (${b.tier}): ${formatBytes(b.rawBytes)} → ${formatBytes(b.storedBytes)}, ${b.tables} tables, ${b.rows} rows, ${(b.durationMs / 1000).toFixed(1)} s\n`,
+        `OK ${b.backupId} ${b.database ?? 'globals'} (${b.tier}): ${formatBytes(b.rawBytes)} → ${formatBytes(b.storedBytes)}, ${count(b.tables, 'table')}, ${count(b.rows, 'row')}, ${(b.durationMs / 1000).toFixed(1)} s\n`,
       );
     if (opts.json) io.stdout(`${JSON.stringify(summary)}\n`);
     setExitCode(Math.max(0, ...outcomes.map((o) => (o.ok ? 0 : o.exitCode))));

@@ -67,7 +67,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   try {
     const limits = sessionLimits(argv);
     await withRun({ signal: io.signal, ...limits }, () => program.parseAsync([...argv], { from: 'user' }));
-    return exitCode;
+    return interrupted(io, exitCode);
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are not errors; every usage mistake is exit 2.
@@ -75,11 +75,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
     }
     if (error instanceof CofreError) {
       io.stderr(`cofre: ${error.message}\n`);
-      return error.exitCode;
+      return interrupted(io, error.exitCode);
     }
     io.stderr(`cofre: ${messageOf(error)}\n`);
-    return 1;
+    return interrupted(io, 1);
   }
+}
+
+/** A run stopped by Ctrl-C (SIGINT) exits 130 (128 + 2), as shells expect; SIGTERM keeps its code. */
+function interrupted(io: CliIo, code: number): number {
+  return code !== 0 && io.signal?.aborted && io.signal.reason === 'SIGINT' ? 130 : code;
 }
 
 /** A command-line argument with the password of any URL in it replaced by `***`. */

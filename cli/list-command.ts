@@ -3,6 +3,7 @@ import { readCatalog } from '../core/catalog/catalog';
 import { openVault } from '../core/vault';
 import { summarize } from '../core/catalog/manifest';
 import type { CliIo } from './io';
+import { requireExistingVault } from './options';
 import { formatBytes } from './progress';
 
 /** `cofre list`: the backups in a vault, one line (or JSON object) each. */
@@ -13,7 +14,7 @@ export function addListCommand(program: Command, io: CliIo, _setExitCode: (code:
     .requiredOption('--vault <vault>', 's3://bucket/prefix or file:///absolute/dir')
     .option('--json', 'print JSON on stdout')
     .action(async (opts: { vault: string; json?: boolean }) => {
-      const vault = openVault(opts.vault, { env: io.env });
+      const vault = requireExistingVault(openVault(opts.vault, { env: io.env }));
       const catalog = await readCatalog(vault);
       const now = Date.now();
       type Row =

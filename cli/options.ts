@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs';
 import { KMS } from '@aws-sdk/client-kms';
 import type { Command } from 'commander';
+import { engineOfUrl, parseEngine, type Engine } from '../core/sources/connection';
 import type { KeyOptions } from '../core/vault/crypto';
+import { UsageError } from '../core/util/errors';
+import { FileVault, type Vault } from '../core/vault';
 import { DEFAULT_LOCK_TIMEOUT_MS, DEFAULT_STATEMENT_TIMEOUT_MS } from '../core/util/run-context';
 
 /** A comma-separated option value as a list (blanks dropped). */
@@ -10,13 +14,21 @@ export const list = (value: string) =>
     .map((v) => v.trim())
     .filter(Boolean);
 
-/** KEY: `--key-file`, `--kms-key`, `--escrow-public-key`, `--escrow-private-key`. */
-export function keyOptions(opts: Record<string, unknown>): KeyOptions {
+/** The KEY options as commander parses them (each `<value>` option is a string when given). */
+export interface KeyOpts {
+  readonly keyFile?: string;
+  readonly kmsKey?: string;
+  readonly escrowPublicKey?: string;
+  readonly escrowPrivateKey?: string;
+}
+
+/** KEY: `--key-file`, `--kms-key`, `--escrow-public-key`, `--escrow-private-key`, in core's words. */
+export function keyOptions(opts: KeyOpts): KeyOptions {
   return {
-    keyFile: opts.keyFile as string | undefined,
-    kmsKeyArn: opts.kmsKey as string | undefined,
-    escrowPublicKey: opts.escrowPublicKey as string | undefined,
-    escrowPrivateKey: opts.escrowPrivateKey as string | undefined,
+    keyFile: opts.keyFile,
+    kmsKeyArn: opts.kmsKey,
+    escrowPublicKey: opts.escrowPublicKey,
+    escrowPrivateKey: opts.escrowPrivateKey,
   };
 }
 
@@ -37,4 +49,31 @@ export function withSessionLimitOptions<C extends Command>(command: C): C {
       `how long one database statement may run (e.g. 90m, 6h; 0: no limit; default ${DEFAULT_STATEMENT_TIMEOUT_MS / 3600_000}h)`,
     );
   return command;
+}
+
+/** Help text of an option that must be given. */
+export const required = (description: string) => `${description} (required)`;
+
+/** `--engine`: optional, the database URL's scheme names it; a contradiction is refused by parseDatabaseUrl. */
+export function withEngineOption<C extends Command>(command: C): C {
+  command.option(
+    '--engine <engine>',
+    'postgres (or postgresql) or mysql (or mariadb); default: from the --url scheme',
+  );
+  return command;
+}
+
+/** The engine given with `--engine`, else the one the URL's scheme names. */
+export function engineFor(engine: string | undefined, url: string, urlField = '--url'): Engine {
+  return engine !== undefined ? parseEngine(engine) : engineOfUrl(url, urlField);
+}
+
+/**
+ * A vault read from (list, verify) must exist: a file vault whose folder is missing is most often an
+ * unmounted disk, which must not read as "no backups".
+ */
+export function requireExistingVault<V extends Vault>(vault: V): V {
+  if (vault instanceof FileVault && !existsSync(vault.root))
+    throw new UsageError(`--vault: no such vault at ${vault.root}; is the disk mounted?`);
+  return vault;
 }

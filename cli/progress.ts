@@ -31,3 +31,8 @@ export function progressFor(io: Pick<CliIo, 'stderr' | 'stderrIsTTY'>): Progress
 export function backupSample(p: Progress): ProgressSample {
   return { bytes: p.rawBytes, verb: 'dumped', extra: `${formatBytes(p.storedBytes)} stored` };
 }
+
+/** `1 table`, `2 tables`: a count with its noun in the right number. */
+export function count(n: number, singular: string, plural = `${singular}s`): string {
+  return `${n} ${n === 1 ? singular : plural}`;
+}

@@ -9,7 +9,7 @@ import { buildKeys } from '../core/vault/crypto';
 import { openVault } from '../core/vault';
 import type { CliIo } from './io';
 import { keyOptions, kmsFor, withSessionLimitOptions } from './options';
-import { progressFor } from './progress';
+import { count, progressFor } from './progress';
 import { runPointInTimeRestore } from './restore-rds';
 import { restoreOneTenant, withTenantModelOptions } from './tenant-command';
 
@@ -174,7 +174,7 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
       progress.done();
     });
     io.stderr(
-      `OK restored ${report.backupId} into ${report.target.database}${report.target.table ? ` (table ${report.target.table})` : ''}: ${report.tables.length} tables, ${report.rows} rows, ${(report.durationMs / 1000).toFixed(1)} s\n`,
+      `OK restored ${report.backupId} into ${report.target.database}${report.target.table ? ` (table ${report.target.table})` : ''}: ${count(report.tables.length, 'table')}, ${count(report.rows, 'row')}, ${(report.durationMs / 1000).toFixed(1)} s\n`,
     );
     if (opts.json) io.stdout(`${JSON.stringify(report)}\n`);
   });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDatabaseUrl, parseEngine, resolveCredentials } from '../core/sources/connection';
+import { parseDatabaseUrl, resolveCredentials } from '../core/sources/connection';
 import { UsageError } from '../core/util/errors';
 import { runTenantBackup, type TenantBackupOptions } from '../core/tenants/backup';
 import { checkCoverage, coverageProblems, formatCoverage, impactLines } from '../core/tenants/coverage';
@@ -7,10 +7,11 @@ import { discoverTenantPlan, type TenantModel, type TenantPlan } from '../core/t
 import { restoreTenant, type TenantRestoreOptions } from '../core/tenants/restore';
 import { summarize } from '../core/catalog/manifest';
 import type { CliIo } from './io';
-import { backupSample, formatBytes, progressFor } from './progress';
+import { backupSample, count, formatBytes, progressFor } from './progress';
+import { engineFor, required } from './options';
 
 interface PlanOpts {
-  readonly engine: string;
+  readonly engine?: string;
   readonly url: string;
   readonly tenantTable: string;
   readonly keyColumn: string;
@@ -85,21 +86,29 @@ export function addTenantCommand(program: Command, io: CliIo, setExitCode: (code
     .description(
       'read the catalog and print the tenant plan: tenant-owned tables in FK load order, with the FK path and SELECT for one tenant; shared tables',
     )
-    .requiredOption('--engine <engine>', 'postgres or mysql')
+    .option(
+      '--engine <engine>',
+      'postgres (or postgresql) or mysql (or mariadb); default: from the --url scheme',
+    )
     .requiredOption(
       '--url <url>',
-      'postgres://user@host:5432/db or mysql://user@host:3306/db (password: prefer COFRE_DB_PASSWORD)',
+      required(
+        'postgres://user@host:5432/db or mysql://user@host:3306/db (password: prefer COFRE_DB_PASSWORD)',
+      ),
     )
-    .requiredOption('--tenant-table <table>', 'the tenant table, name or schema.name')
-    .requiredOption('--key-column <column>', 'the key column of the tenant table (the tenant id)')
-    .requiredOption('--tenant-column <column>', 'the column holding the tenant id on tenant-owned tables')
+    .requiredOption('--tenant-table <table>', required('the tenant table, name or schema.name'))
+    .requiredOption('--key-column <column>', required('the key column of the tenant table (the tenant id)'))
+    .requiredOption(
+      '--tenant-column <column>',
+      required('the column holding the tenant id on tenant-owned tables'),
+    )
     .option(
       '--check',
       'also prove coverage: per tenant table, in one snapshot, the rows owned by no tenant and by more than one (exit 3 if any)',
     )
     .option('--json', 'print the plan as JSON on stdout')
     .action(async (opts: PlanOpts) => {
-      const engine = parseEngine(opts.engine);
+      const engine = engineFor(opts.engine, opts.url);
       const connection = await resolveCredentials(parseDatabaseUrl(engine, opts.url), { env: io.env });
       const plan = await discoverTenantPlan(connection, {
         table: opts.tenantTable,
@@ -184,7 +193,7 @@ export async function backupTenants(
   for (const o of ok) {
     const s = summarize(o.manifest);
     io.stderr(
-      `OK ${s.backupId} tenant ${o.tenant}: ${s.tables} tables, ${s.rows} rows, ${formatBytes(s.rawBytes)} → ${formatBytes(s.storedBytes)}\n`,
+      `OK ${s.backupId} tenant ${o.tenant}: ${count(s.tables, 'table')}, ${count(s.rows, 'row')}, ${formatBytes(s.rawBytes)} → ${formatBytes(s.storedBytes)}\n`,
     );
   }
   if (failed.length)

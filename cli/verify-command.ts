@@ -6,8 +6,18 @@ import { IntegrityError, UsageError } from '../core/util/errors';
 import { FileVault, openVault, parseLockMode } from '../core/vault';
 import { verifyBackup, type VerifyReport } from '../core/verify/verify';
 import type { CliIo } from './io';
-import { keyOptions, kmsFor } from './options';
+import { keyOptions, kmsFor, requireExistingVault, type KeyOpts } from './options';
 import { progressFor } from './progress';
+
+/** The options of `cofre verify`, as declared below. */
+interface VerifyOpts extends KeyOpts {
+  readonly vault: string;
+  readonly backup?: string;
+  readonly all?: boolean;
+  readonly deep?: boolean;
+  readonly objectLock?: string;
+  readonly json?: boolean;
+}
 
 /** `cofre verify`: one backup (or `--all`) against its manifest, `--deep` decrypts and re-hashes. */
 export function addVerifyCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
@@ -26,18 +36,16 @@ export function addVerifyCommand(program: Command, io: CliIo, setExitCode: (code
       'the Object Lock expected of backups whose manifest does not record one: COMPLIANCE, GOVERNANCE or none (default: $COFRE_OBJECT_LOCK_MODE, else COMPLIANCE)',
     )
     .option('--json', 'print one JSON object on stdout')
-    .action(async (opts: Record<string, unknown>) => {
+    .action(async (opts: VerifyOpts) => {
       if (!opts.backup === !opts.all) throw new UsageError('--backup ID or --all: expected exactly one');
-      const vault = openVault(String(opts.vault), {
-        env: io.env,
-        objectLockMode:
-          opts.objectLock === undefined
-            ? undefined
-            : parseLockMode(opts.objectLock as string, '--object-lock'),
-      });
-      const keys = opts.deep
-        ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined))
-        : undefined;
+      const vault = requireExistingVault(
+        openVault(opts.vault, {
+          env: io.env,
+          objectLockMode:
+            opts.objectLock === undefined ? undefined : parseLockMode(opts.objectLock, '--object-lock'),
+        }),
+      );
+      const keys = opts.deep ? await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey)) : undefined;
       const ids = opts.all ? (await readCatalog(vault)).map((e) => e.backupId) : [String(opts.backup)];
       // What killed runs left behind is no backup, but the operator should know of it.
       const leftovers = opts.all ? await findLeftovers(vault) : [];

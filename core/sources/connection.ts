@@ -25,10 +25,33 @@ const SCHEMES: Record<string, Engine> = {
   'mariadb:': 'mysql',
 };
 
-/** Checks an engine name given on the command line. */
+/** The engine names accepted besides `postgres` and `mysql` (the URL schemes' own names). */
+const ENGINE_ALIASES: Record<string, Engine> = { postgresql: 'postgres', mariadb: 'mysql' };
+
+/** Checks an engine name given on the command line (`postgresql` and `mariadb` are accepted too). */
 export function parseEngine(value: string, field = '--engine'): Engine {
   if ((ENGINES as readonly string[]).includes(value)) return value as Engine;
+  const alias = ENGINE_ALIASES[value];
+  if (alias) return alias;
   throw new UsageError(`${field}: expected "postgres" or "mysql", got "${value}"`);
+}
+
+/** The engine a database URL's scheme names (`postgres:`/`postgresql:`, `mysql:`/`mariadb:`). */
+export function engineOfUrl(url: string, field = '--url'): Engine {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(
+      `${field}: expected a URL like "postgres://user@host:5432/dbname" or "mysql://user@host:3306/dbname", got "${redactUrl(url)}"`,
+    );
+  }
+  const scheme = SCHEMES[parsed.protocol];
+  if (!scheme)
+    throw new UsageError(
+      `${field}: expected a postgres://, postgresql://, mysql:// or mariadb:// URL, got "${parsed.protocol}//…"`,
+    );
+  return scheme;
 }
 
 /**

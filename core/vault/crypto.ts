@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
-import { constants as cryptoConstants, createPrivateKey } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { constants as cryptoConstants, createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { access, mkdir, open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Duplex } from 'node:stream';
 import type { KMS } from '@aws-sdk/client-kms';
@@ -61,12 +61,65 @@ function fingerprint(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 }
 
-/** Creates a new random AES-256 key file with mode 0600; refuses to overwrite one. */
+/** Creates a new random AES-256 key file with mode 0600 (its folder 0700 if new); refuses to overwrite one. */
 export async function keygen(file: string): Promise<string> {
   const key = randomBytes(32);
+  await makeKeyFolder(path.dirname(path.resolve(file)));
+  await writeNewKeyFile(file, key);
+  return `local:${fingerprint(key)}`;
+}
+
+/** The RSA modulus of escrow keys `keygen --escrow` makes (readPem accepts 3072 and up). */
+export const ESCROW_KEY_BITS = 4096;
+
+/**
+ * Creates an escrow RSA pair in `dir` (made 0700 if new): `escrow-public.pem` (SPKI, for backups:
+ * `--escrow-public-key`) and `escrow-private.pem` (PKCS#8, mode 0600, for the safe:
+ * `--escrow-private-key`). Refuses to overwrite either. Returns the paths and the public key's
+ * fingerprint, the `escrow:<fingerprint>` key id manifests record.
+ */
+export async function escrowKeygen(
+  dir: string,
+): Promise<{ publicKey: string; privateKey: string; fingerprint: string }> {
+  await makeKeyFolder(dir);
+  const publicFile = path.join(dir, 'escrow-public.pem');
+  const privateFile = path.join(dir, 'escrow-private.pem');
+  for (const file of [publicFile, privateFile])
+    if (
+      await access(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw new UsageError(
+        `--out: ${file} already exists; Cofre never overwrites a key (a lost key is a lost backup)`,
+      );
+  const pair = generateKeyPairSync('rsa', {
+    modulusLength: ESCROW_KEY_BITS,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+  await writeNewKeyFile(privateFile, Buffer.from(pair.privateKey));
+  await writeNewKeyFile(publicFile, Buffer.from(pair.publicKey), 0o644);
+  return {
+    publicKey: publicFile,
+    privateKey: privateFile,
+    fingerprint: escrowKeyName(createPublicKey(pair.publicKey)),
+  };
+}
+
+async function makeKeyFolder(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 }).catch((error: unknown) => {
+    throw new UsageError(
+      `--out: cannot create the folder ${dir}: ${fsProblem(error, dir) ?? messageOf(error)}`,
+    );
+  });
+}
+
+async function writeNewKeyFile(file: string, bytes: Buffer, mode = 0o600): Promise<void> {
   let handle;
   try {
-    handle = await open(file, 'wx', 0o600);
+    handle = await open(file, 'wx', mode);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new UsageError(
@@ -76,12 +129,11 @@ export async function keygen(file: string): Promise<string> {
     );
   }
   try {
-    await handle.writeFile(key);
+    await handle.writeFile(bytes);
     await handle.sync();
   } finally {
     await handle.close();
   }
-  return `local:${fingerprint(key)}`;
 }
 
 /** Reads a raw AES-256 key file; refuses one of the wrong size or readable by other users. */
@@ -112,6 +164,12 @@ async function readPem(file: string, field: string, kind: 'public' | 'private'):
   } catch (error) {
     throw new UsageError(`${field}: cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
   }
+  // createPublicKey would quietly derive the public half of a private key: that key belongs in the
+  // safe, not on the machine that makes backups.
+  if (kind === 'public' && isPrivateKey(text))
+    throw new UsageError(
+      `${field}: ${file} holds a PRIVATE key; give the public key (keep the private one in the safe)`,
+    );
   try {
     const key = kind === 'public' ? createPublicKey(text) : createPrivateKey(text);
     if (key.asymmetricKeyType !== 'rsa') throw new Error(`a ${String(key.asymmetricKeyType)} key`);
@@ -121,6 +179,16 @@ async function readPem(file: string, field: string, kind: 'public' | 'private'):
     throw new UsageError(
       `${field}: expected an RSA ${kind} key of at least 3072 bits in PEM format in ${file}: ${messageOf(error)}`,
     );
+  }
+}
+
+function isPrivateKey(text: string): boolean {
+  try {
+    createPrivateKey(text);
+    return true;
+  } catch {
+    // An encrypted private key cannot be opened without its passphrase; its PEM header still says so.
+    return /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text);
   }
 }
 

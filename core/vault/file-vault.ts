@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, link, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { chmod, link, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -45,21 +45,28 @@ export class FileVault implements Vault {
     const dir = path.dirname(final);
     await mkdir(dir, { recursive: true }).catch((error: unknown) => this.writeFailed(error, key, final));
     const temp = `${final}${PARTIAL}${randomBytes(6).toString('hex')}`;
+    // Opened before the body flows, so that a folder another run pruned meanwhile is made again.
+    const handle = await this.openInFolder(temp, dir).catch((error: unknown) =>
+      this.writeFailed(error, key, final),
+    );
     try {
-      await pipeline(body, createWriteStream(temp, { flags: 'wx', mode: 0o600 }), {
+      await pipeline(body, handle.createWriteStream(), {
         signal: options.signal,
       });
-      const handle = await open(temp, 'r');
+      const written = await open(temp, 'r');
       try {
-        await handle.sync();
+        await written.sync();
       } finally {
-        await handle.close();
+        await written.close();
       }
       await chmod(temp, 0o400);
       await rename(temp, final);
       await fsyncDir(dir);
     } catch (error) {
+      await handle.close().catch(() => undefined);
       await unlink(temp).catch(() => undefined);
+      // A failed or cancelled write leaves no folder it emptied behind (nothing that looks like a backup).
+      await this.pruneEmptyFolders(dir);
       return this.writeFailed(error, key, final);
     }
     const info = await stat(final);
@@ -152,6 +159,8 @@ export class FileVault implements Vault {
     await this.withClaim(key, expected, async (file) => {
       await unlink(file);
     });
+    // The chain folder a released lock leaves empty goes too (a cancelled first backup leaves no folder).
+    await this.pruneEmptyFolders(path.dirname(this.pathOf(key)));
   }
 
   /**
@@ -169,7 +178,9 @@ export class FileVault implements Vault {
     try {
       await (await open(claim, 'wx', 0o600)).close();
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      const code = (error as NodeJS.ErrnoException).code;
+      // ENOENT: the folder is gone (pruned), so the key's file is too: its content is not `expected`.
+      if (code === 'EEXIST' || code === 'ENOENT') return false;
       return this.writeFailed(error, key, claim);
     }
     try {
@@ -209,7 +220,7 @@ export class FileVault implements Vault {
   private async writeTemp(key: string, file: string, bytes: Buffer): Promise<string> {
     const temp = `${file}${LOCK_TEMP}${randomBytes(6).toString('hex')}`;
     try {
-      const handle = await open(temp, 'wx', 0o600);
+      const handle = await this.openInFolder(temp, path.dirname(file));
       try {
         await handle.writeFile(bytes);
         await handle.sync();
@@ -237,9 +248,37 @@ export class FileVault implements Vault {
   }
 
   async remove(key: string): Promise<void> {
-    await unlink(this.pathOf(key)).catch((error: unknown) => {
+    const file = this.pathOf(key);
+    await unlink(file).catch((error: unknown) => {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     });
+    await this.pruneEmptyFolders(path.dirname(file));
+  }
+
+  /**
+   * Removes `dir` and the folders above it while they are empty, up to (not including) the vault
+   * root. A writer that made one of them meanwhile makes it again (openInFolder, createExclusive).
+   */
+  private async pruneEmptyFolders(dir: string): Promise<void> {
+    for (let d = dir; d.startsWith(`${this.root}${path.sep}`); d = path.dirname(d)) {
+      try {
+        await rmdir(d);
+      } catch {
+        return; // not empty (or gone): the folders above hold something too
+      }
+    }
+  }
+
+  /** Opens a new file (O_EXCL, mode 0600) in `dir`, making the folder (again) if it is missing. */
+  private async openInFolder(file: string, dir: string) {
+    for (let attempt = 0; ; attempt++) {
+      await mkdir(dir, { recursive: true });
+      try {
+        return await open(file, 'wx', 0o600);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 2) throw error;
+      }
+    }
   }
 
   /** Keys of the temporary files of unfinished writes under `prefix` (a run that was killed left them). */

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -178,13 +178,17 @@ describe('bad usage exits 2 with one clear message and changes nothing', () => {
     ],
     [['verify', '--vault', 'VAULT'], /--backup ID or --all: expected exactly one/],
     [
-      ['verify', '--vault', 'VAULT', '--backup', '20261123T000000000Z-00000000'],
+      ['verify', '--vault', 'EMPTY_VAULT', '--backup', '20261123T000000000Z-00000000'],
       /--backup: no backup "20261123T000000000Z-00000000"/,
     ],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ])('%j', async (args, message) => {
     const vaultDir = path.join(tempDir('usage'), 'vault');
-    const resolved = args.map((a) => (a === 'VAULT' ? `file://${vaultDir}` : a === 'KEY' ? keyFile : a));
+    // EMPTY_VAULT: a vault folder that exists (a missing one is its own error: test/cli/cli-ux.test.ts).
+    if (args.includes('EMPTY_VAULT')) mkdirSync(vaultDir);
+    const resolved = args.map((a) =>
+      a === 'VAULT' || a === 'EMPTY_VAULT' ? `file://${vaultDir}` : a === 'KEY' ? keyFile : a,
+    );
     const result = await cofre(resolved);
     expect(result.stderr).toMatch(message);
     expect(result.code).toBe(2);
@@ -232,7 +236,7 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
       'clinic',
       '--json',
     ]).done;
-    expect(backup.stderr).toMatch(/OK \S+ cofre_t_cli_pg\S* \(yearly\): .* 1 tables, 5000 rows/);
+    expect(backup.stderr).toMatch(/OK \S+ cofre_t_cli_pg\S* \(yearly\): .* 1 table, 5000 rows/);
     expect(backup.code).toBe(0);
     const summary = JSON.parse(backup.stdout) as {
       ok: boolean;
@@ -296,7 +300,7 @@ describePostgres('cofre on PostgreSQL (the real executable)', () => {
         targetUrl,
         '--json',
       ]);
-      expect(restored.stderr).toMatch(/OK restored .* into cofre_t_cli_pg\S*_r: 1 tables, 5000 rows/);
+      expect(restored.stderr).toMatch(/OK restored .* into cofre_t_cli_pg\S*_r: 1 table, 5000 rows/);
       expect(restored.code).toBe(0);
       expect(JSON.parse(restored.stdout)).toMatchObject({
         backupId: id,
@@ -444,7 +448,7 @@ describeMysql('cofre on MySQL/MariaDB: a password that must really authenticate'
       { ...process.env, COFRE_DB_PASSWORD: password },
     );
     const { seen, result } = await commandLinesDuring(run);
-    expect(result.stderr).toMatch(/1 tables, 3000 rows/);
+    expect(result.stderr).toMatch(/1 table, 3000 rows/);
     expect(result.code).toBe(0);
     expect(seen.filter((c) => c.includes(password))).toEqual([]);
     expect(result.stdout + result.stderr).not.toContain(password);

@@ -164,8 +164,27 @@ function behavesAsAChainLock(name: string, make: () => Promise<Vault>) {
           // Someone takes the lock over behind this run's back (as after a long network outage).
           const mine = (await vault.readBytes(key))!;
           expect(await vault.replaceExclusive(key, mine, usurper)).toBe(true);
-          await sleep(600); // a few renewals
-          expect(runSignal?.aborted).toBe(true); // its tools and sessions are told to stop
+          // The next renewal (every 200 ms) finds the lock gone: its tools and sessions are told to stop,
+          // within the 10 s bound of a fault (waited for as an event, not a fixed sleep, so load cannot fail it).
+          const signal = runSignal!;
+          await new Promise<void>((resolve, reject) => {
+            if (signal.aborted) {
+              resolve();
+              return;
+            }
+            const timer = setTimeout(() => {
+              reject(new Error('the run was not told to stop within 10 s'));
+            }, 10_000);
+            signal.addEventListener(
+              'abort',
+              () => {
+                clearTimeout(timer);
+                resolve();
+              },
+              { once: true },
+            );
+          });
+          expect(signal.aborted).toBe(true);
           await lock.confirm(); // the commit point refuses
           return 'committed';
         },

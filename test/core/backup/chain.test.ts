@@ -182,7 +182,7 @@ describe('verify --all of nothing', () => {
       expect(r.stderr).toMatch(/no backups in file:\/\/.*: nothing was verified/);
       const missing = await cofre(['verify', '--vault', `file://${empty}/not/mounted`, '--all']);
       expect(missing.code).toBe(2);
-      expect(missing.stderr).toMatch(/--vault: .*not\/mounted does not exist \(is the disk mounted\?\)/);
+      expect(missing.stderr).toMatch(/--vault: no such vault at .*not\/mounted; is the disk mounted\?/);
       expect(openVault(`file://${empty}`).kind).toBe('file');
     } finally {
       await rm(empty, { recursive: true, force: true });

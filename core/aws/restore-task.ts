@@ -15,7 +15,6 @@
 import { readCatalog } from '../catalog/catalog';
 import { chainPrefix, fullSourcePrefix, sourcePrefixes, tenantChainPrefix } from '../catalog/keys';
 import { quoteIdentifier, type Connection } from '../sources/connection';
-import type { Keys } from '../vault/crypto';
 import { UsageError, messageOf } from '../util/errors';
 import type { Manifest } from '../catalog/manifest';
 import { restoreBackup } from '../restore/restore';
@@ -24,7 +23,7 @@ import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 import { discoverTenantPlan, ownershipWhere, tenantLiteral } from '../tenants/plan';
 import { restoreTenant } from '../tenants/restore';
-import { probeRestoring } from '../verify/restore-test';
+import { probeRestoring, type RestoreTestDeps } from '../verify/restore-test';
 import type { Vault } from '../vault';
 import { NamedError } from './task-errors';
 import type { ContainerJob } from './job';
@@ -40,22 +39,8 @@ import {
 /** The post-restore check found the restored data different from the manifest. */
 export const POST_CHECK_FAILED = 'Cofre.PostCheckFailed';
 
-export interface ConsoleRestoreDeps {
-  /** The server of the job's database (credentials from COFRE_DB_SECRET). */
-  readonly connection: Connection;
-  readonly vault: Vault;
-  readonly keys: Keys;
-  readonly signal?: AbortSignal | undefined;
-  readonly log?: ((line: string) => void) | undefined;
-  readonly now?: (() => Date) | undefined;
-  /**
-   * Called while the server still works on the restore (index builds, constraint checks) after the
-   * last byte was read: progress that moves no bytes, so the task keeps heartbeating.
-   */
-  readonly onProgress?: (() => void) | undefined;
-  /** How often the server is asked whether it works on the restore (default 60 s). */
-  readonly probeIntervalMs?: number | undefined;
-}
+/** The same dependencies as the scheduled restore test: the job database's server, the vault, keys. */
+export type ConsoleRestoreDeps = RestoreTestDeps;
 
 /** What the restore task reports (SendTaskSuccess). */
 export interface ConsoleRestoreOutput {

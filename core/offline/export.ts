@@ -1,4 +1,4 @@
-import { lstat, mkdir, open, readdir, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { checkedCopy, requireValidManifest } from '../catalog/artifact-reader';
@@ -16,6 +16,7 @@ import { MANIFEST_NAME, type Manifest } from '../catalog/manifest';
 import { writableDirProblem } from '../util/fs-problems';
 import { restoreInstructions } from './restore-instructions';
 import { FileVault, type Vault } from '../vault';
+import { fsyncDir } from '../vault/file-vault';
 
 /** Written last at the root of an export: marks a complete offline copy of one backup. */
 export const EXPORT_MARKER = 'EXPORT.json';
@@ -77,15 +78,6 @@ async function checkTarget(to: string): Promise<{ existed: boolean }> {
       `--to: ${to} is not empty (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, e.g. ${entries.sort()[0]!}); export into a new or empty directory`,
     );
   return { existed: true };
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /** Why a copy failed, as the CLI reports it. */

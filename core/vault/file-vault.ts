@@ -308,7 +308,8 @@ export class FileVault implements Vault {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
+/** Makes a rename or new entry in `dir` durable (the directory's own fsync). */
+export async function fsyncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -7,7 +7,7 @@ import { retentionFor, type RetentionSettings } from '../../core/policy/retentio
 import type { CofreConfig } from '../config';
 import { acknowledge } from '../nag';
 import { pascal } from './alerts';
-import { SNAPSHOT_LIMITS, type SnapshotVault } from './database-snapshots';
+import { DEFAULT_PLAN_RETENTION, SNAPSHOT_LIMITS, type SnapshotVault } from './database-snapshots';
 
 /** An application bucket in AWS S3 (this account, the primary region) that AWS Backup protects. */
 export interface ProtectedBucket {
@@ -69,12 +69,6 @@ export interface BucketBackupsProps {
 export const BUCKET_RULES = ['Continuous', 'Differential', 'Full', 'Yearly'] as const;
 export type BucketRuleName = (typeof BUCKET_RULES)[number];
 
-const DEFAULT_RETENTION: RetentionSettings = {
-  tiers: { dailyDays: 30, weeklyWeeks: 12, monthlyMonths: 12, yearlyYears: 7 },
-  classes: {},
-  tenantExportDays: 90,
-};
-
 /** The days each rule keeps a bucket's recovery points (the source and the DR copy alike). */
 export function bucketRetentionDays(o: {
   readonly continuousDays: number;
@@ -123,7 +117,7 @@ export class BucketBackups extends Construct {
     const continuousDays = props.continuousDays ?? 35;
     const differentialDays = props.differentialDays ?? 30;
     const fullWeeks = props.fullWeeks ?? 12;
-    const retention = props.retention ?? DEFAULT_RETENTION;
+    const retention = props.retention ?? DEFAULT_PLAN_RETENTION;
     const timeZone = props.timeZone ?? 'America/Sao_Paulo';
     const { continuousDays: pitr } = SNAPSHOT_LIMITS;
     if (!Number.isInteger(continuousDays) || continuousDays < pitr.min || continuousDays > pitr.max)

@@ -173,7 +173,8 @@ export interface DatabaseSnapshotsProps {
 export const SNAPSHOT_RULES = ['Continuous', 'Daily', 'Weekly', 'Monthly', 'Yearly'] as const;
 export type SnapshotRuleName = (typeof SNAPSHOT_RULES)[number];
 
-const DEFAULT_RETENTION: RetentionSettings = {
+/** Retention when a plan is given none: the logical backups' defaults (also the bucket plans'). */
+export const DEFAULT_PLAN_RETENTION: RetentionSettings = {
   tiers: { dailyDays: 30, weeklyWeeks: 12, monthlyMonths: 12, yearlyYears: 7 },
   classes: {},
   tenantExportDays: 90,
@@ -226,7 +227,7 @@ export class DatabaseSnapshots extends Construct {
     const snapshotDays = props.snapshotDays ?? 30;
     const schedule = props.schedule ?? 'cron(0 3 * * ? *)';
     const timeZone = props.timeZone ?? 'America/Sao_Paulo';
-    const retention = props.retention ?? DEFAULT_RETENTION;
+    const retention = props.retention ?? DEFAULT_PLAN_RETENTION;
     const { continuousDays: pitr } = SNAPSHOT_LIMITS;
     if (!Number.isInteger(continuousDays) || continuousDays < pitr.min || continuousDays > pitr.max)
       throw new Error(

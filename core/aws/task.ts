@@ -26,7 +26,7 @@ import type { StoredObject, Vault, WriteOptions } from '../vault';
 import { verifyBackup } from '../verify/verify';
 import { NamedError, TASK_ERRORS, taskErrorName } from './task-errors';
 import type { ContainerJob } from './job';
-import { runRestoreTest, type RestoreTestTaskOutput } from '../verify/restore-test';
+import { runRestoreTest, type RestoreTestDeps, type RestoreTestTaskOutput } from '../verify/restore-test';
 import {
   runConsoleRestore,
   runRestoreCheck,
@@ -145,7 +145,8 @@ export async function runTaskCommand(
     return { reports, durationMs: Date.now() - started };
   }
   if (!deps.connection) throw new UsageError(`COFRE_DB_SECRET: ${command} needs the database credentials`);
-  const restoreDeps = {
+  // The console restore, its check and the scheduled restore test take the same dependencies.
+  const restoreDeps: RestoreTestDeps = {
     connection: deps.connection,
     vault: deps.vault,
     keys: deps.keys,
@@ -157,16 +158,7 @@ export async function runTaskCommand(
   // Console restores (state-machines/restore.asl.json): core/aws/restore-task.ts.
   if (command === 'restore') return runConsoleRestore(job, restoreDeps);
   if (command === 'restore-check') return runRestoreCheck(job, restoreDeps);
-  if (command === 'restore-test')
-    return runRestoreTest(job, {
-      connection: deps.connection,
-      vault: deps.vault,
-      keys: deps.keys,
-      signal: deps.signal,
-      log,
-      now: deps.now,
-      onProgress: deps.onProgress,
-    });
+  if (command === 'restore-test') return runRestoreTest(job, restoreDeps);
   if (command === 'backup') {
     const outcomes = await runBackup({
       connection: deps.connection,

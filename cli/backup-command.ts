@@ -19,6 +19,8 @@ import type { CliIo } from './io';
 import {
   engineFor,
   keyOptions,
+  type KeyOpts,
+  type SessionLimitOpts,
   kmsFor,
   list,
   required,
@@ -26,7 +28,26 @@ import {
   withSessionLimitOptions,
 } from './options';
 import { backupSample, count, formatBytes, progressFor } from './progress';
-import { backupTenants, withTenantModelOptions } from './tenant-command';
+import { backupTenants, withTenantModelOptions, type TenantBackupOpts } from './tenant-command';
+
+/** The options of `cofre backup` as commander parses them (the flags below). */
+export interface BackupOpts extends KeyOpts, SessionLimitOpts, TenantBackupOpts {
+  readonly engine?: string;
+  readonly url: string;
+  readonly vault: string;
+  readonly databases?: string;
+  readonly exclude?: string[];
+  readonly globals?: true;
+  readonly id?: string;
+  readonly class: string;
+  readonly timeZone: string;
+  readonly zstdLevel?: number;
+  readonly secret?: string;
+  readonly sseKmsKey?: string;
+  readonly objectLock?: string;
+  readonly chainLockStaleAfter?: string;
+  readonly json?: true;
+}
 
 /** `--chain-lock-stale-after`: at least a second, so that renewals have time to happen. */
 function chainLockStaleAfter(value: string | undefined): number | undefined {
@@ -76,7 +97,9 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       '--accept-unowned-rows',
       'with --all-tenants: go ahead although the coverage check finds rows owned by no tenant or by more than one',
     )
-    .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)')
+    .option('--concurrency <n>', 'per-tenant: tenants exported at the same time (default 2)', (v) =>
+      Number(v),
+    )
     .option(
       '--chain-lock-stale-after <duration>',
       `a chain lock its backup has not renewed for this long is stale and taken over (e.g. 10m; default ${DEFAULT_CHAIN_LOCK_STALE_MS / 60_000}m; renewed every ${heartbeatMs(DEFAULT_CHAIN_LOCK_STALE_MS) / 1000} s)`,
@@ -84,11 +107,11 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
     .option('--json', 'print one JSON summary on stdout');
   withEngineOption(backupCommand);
   withSessionLimitOptions(backupCommand);
-  withTenantModelOptions(backupCommand).action(async (opts: Record<string, unknown>) => {
-    const engine = engineFor(opts.engine as string | undefined, String(opts.url));
-    const connection = parseDatabaseUrl(engine, String(opts.url));
-    const chainLockStaleAfterMs = chainLockStaleAfter(opts.chainLockStaleAfter as string | undefined);
-    const databasesOpt = opts.databases as string | undefined;
+  withTenantModelOptions(backupCommand).action(async (opts: BackupOpts) => {
+    const engine = engineFor(opts.engine, opts.url);
+    const connection = parseDatabaseUrl(engine, opts.url);
+    const chainLockStaleAfterMs = chainLockStaleAfter(opts.chainLockStaleAfter);
+    const databasesOpt = opts.databases;
     const databases =
       databasesOpt === undefined ? undefined : databasesOpt === 'all' ? 'all' : list(databasesOpt);
     if (Array.isArray(databases) && databases.length === 0)
@@ -97,11 +120,11 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       throw new UsageError(
         `--exclude: only with --databases all (got ${databasesOpt === undefined ? 'no --databases' : `--databases ${databasesOpt}`})`,
       );
-    const vault = openVault(String(opts.vault), {
+    const vault = openVault(opts.vault, {
       env: io.env,
-      sseKmsKeyId: (opts.sseKmsKey ?? opts.kmsKey) as string | undefined,
+      sseKmsKeyId: opts.sseKmsKey ?? opts.kmsKey,
       objectLockMode:
-        opts.objectLock === undefined ? undefined : parseLockMode(opts.objectLock as string, '--object-lock'),
+        opts.objectLock === undefined ? undefined : parseLockMode(opts.objectLock, '--object-lock'),
     });
     // Cofre creates the vault folder itself, never the path above it (an unmounted disk).
     if (vault instanceof FileVault && !existsSync(path.dirname(vault.root)))
@@ -111,22 +134,20 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
     // A read-only disk (or one this user may not write) is refused before anything starts.
     const unwritable = vault instanceof FileVault ? await writableDirProblem(vault.root) : undefined;
     if (unwritable) throw new UsageError(`--vault: ${unwritable}; nothing was written`);
-    const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey as string | undefined));
+    const keys = await buildKeys(keyOptions(opts), 'encrypt', kmsFor(opts.kmsKey));
     const resolved = await resolveCredentials(connection, {
       env: io.env,
-      secretArn: opts.secret as string | undefined,
-      secrets: opts.secret
-        ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
-        : undefined,
+      secretArn: opts.secret,
+      secrets: opts.secret ? new SecretsManagerClient({ region: opts.secret.split(':')[3] }) : undefined,
     });
     const common = {
       connection: resolved,
-      sourceId: opts.id as string | undefined,
+      sourceId: opts.id,
       vault,
       keys,
-      dataClass: opts.class as string,
-      timeZone: opts.timeZone as string,
-      zstdLevel: opts.zstdLevel as number | undefined,
+      dataClass: opts.class,
+      timeZone: opts.timeZone,
+      zstdLevel: opts.zstdLevel,
       signal: io.signal,
       chainLockStaleAfterMs,
     };
@@ -138,8 +159,8 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
     const outcomes = await runBackup({
       ...common,
       databases,
-      excludeDatabases: opts.exclude as string[] | undefined,
-      globals: opts.globals as boolean | undefined,
+      excludeDatabases: opts.exclude,
+      globals: opts.globals,
       onProgress: (db, p) => {
         progress.update(db, backupSample(p));
       },

@@ -37,6 +37,15 @@ export function kmsFor(arn: string | undefined) {
   return () => new KMS(arn ? { region: arn.split(':')[3] } : {});
 }
 
+/**
+ * `--lock-timeout` / `--statement-timeout` as commander parses them. cli/cofre.ts reads them from argv
+ * before the action runs (they set the run context); the action itself does not use them.
+ */
+export interface SessionLimitOpts {
+  readonly lockTimeout?: string;
+  readonly statementTimeout?: string;
+}
+
 /** `--lock-timeout` / `--statement-timeout`: the database session limits of a backup or restore. */
 export function withSessionLimitOptions<C extends Command>(command: C): C {
   command

@@ -8,10 +8,25 @@ import { UsageError } from '../core/util/errors';
 import { buildKeys } from '../core/vault/crypto';
 import { openVault } from '../core/vault';
 import type { CliIo } from './io';
-import { keyOptions, kmsFor, withSessionLimitOptions } from './options';
+import { keyOptions, kmsFor, withSessionLimitOptions, type KeyOpts, type SessionLimitOpts } from './options';
 import { count, progressFor } from './progress';
-import { runPointInTimeRestore } from './restore-rds';
-import { restoreOneTenant, withTenantModelOptions } from './tenant-command';
+import { runPointInTimeRestore, type PointInTimeOptions } from './restore-rds';
+import { restoreOneTenant, withTenantModelOptions, type TenantRestoreOpts } from './tenant-command';
+
+/** The options of `cofre restore` as commander parses them (the flags below). */
+export interface RestoreOpts extends KeyOpts, SessionLimitOpts, TenantRestoreOpts, PointInTimeOptions {
+  readonly vault?: string;
+  readonly backup?: string;
+  readonly targetUrl?: string;
+  readonly jobs: string;
+  /** `--no-owner` makes it false. */
+  readonly owner: boolean;
+  /** `--no-acl` makes it false. */
+  readonly acl: boolean;
+  readonly spillDir?: string;
+  readonly keepDefiners?: true;
+  readonly secret?: string;
+}
 
 /** `cofre restore`: a whole database, one table (`--table`) or one tenant (`--tenant`). */
 export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (code: number) => void): void {
@@ -94,49 +109,45 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
     )
     .option('--json', 'print the restore report as JSON on stdout');
   withSessionLimitOptions(restoreCommand);
-  withTenantModelOptions(restoreCommand).action(async (opts: Record<string, unknown>) => {
+  withTenantModelOptions(restoreCommand).action(async (opts: RestoreOpts) => {
     if (opts.pointInTime !== undefined || opts.snapshot !== undefined) {
       setExitCode(await runPointInTimeRestore(opts, io));
       return;
     }
-    const missing = (['vault', 'backup', 'targetUrl'] as const).filter((k) => opts[k] === undefined);
-    if (missing.length)
+    const { vault: vaultUrl, backup: backupId, targetUrl } = opts;
+    if (vaultUrl === undefined || backupId === undefined || targetUrl === undefined) {
+      const missing = (['vault', 'backup', 'targetUrl'] as const).filter((k) => opts[k] === undefined);
       throw new UsageError(
         `${missing.map((k) => `--${k.replace('targetUrl', 'target-url')}`).join(', ')}: required (or --point-in-time for an RDS/Aurora restore)`,
       );
+    }
     if (opts.tenant === undefined && (opts.dryRun || opts.intoDatabase !== undefined))
       throw new UsageError('--dry-run / --into-database: only with --tenant ID');
-    const vault = openVault(String(opts.vault), { env: io.env });
-    const backupId = String(opts.backup);
+    const vault = openVault(vaultUrl, { env: io.env });
     const entry = await findBackup(vault, backupId);
     const engine = entry.manifest?.engine ?? 'postgres';
-    const scheme = /^([a-z]+):/i.exec(String(opts.targetUrl))?.[1]?.toLowerCase();
+    const scheme = /^([a-z]+):/i.exec(targetUrl)?.[1]?.toLowerCase();
     const urlEngine = scheme === 'mysql' || scheme === 'mariadb' ? 'mysql' : 'postgres';
     if (scheme && ['postgres', 'postgresql', 'mysql', 'mariadb'].includes(scheme) && urlEngine !== engine)
       throw new UsageError(
         `--target-url: backup ${backupId} is a ${engine} backup, the target URL is ${urlEngine} (${scheme}://); nothing was changed`,
       );
-    const target = await resolveCredentials(
-      parseDatabaseUrl(engine, String(opts.targetUrl), '--target-url'),
-      {
-        env: io.env,
-        secretArn: opts.secret as string | undefined,
-        secrets: opts.secret
-          ? new SecretsManagerClient({ region: (opts.secret as string).split(':')[3] })
-          : undefined,
-      },
-    );
-    const jobsOpt = String(opts.jobs);
+    const target = await resolveCredentials(parseDatabaseUrl(engine, targetUrl, '--target-url'), {
+      env: io.env,
+      secretArn: opts.secret,
+      secrets: opts.secret ? new SecretsManagerClient({ region: opts.secret.split(':')[3] }) : undefined,
+    });
+    const jobsOpt = opts.jobs;
     const jobs = jobsOpt === 'auto' ? 'auto' : Number(jobsOpt);
     if (jobs !== 'auto' && (!Number.isInteger(jobs) || jobs < 1 || jobs > 64))
       throw new UsageError(`--jobs: expected "auto" or a whole number from 1 to 64, got "${jobsOpt}"`);
-    const keys = await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey as string | undefined));
+    const keys = await buildKeys(keyOptions(opts), 'decrypt', kmsFor(opts.kmsKey));
     const progress = progressFor(io);
     const onProgress = (s: ProgressSample) => {
       progress.update(`restore ${backupId}`, s);
     };
     if (opts.tenant !== undefined) {
-      const code = await restoreOneTenant(opts, io, {
+      const code = await restoreOneTenant({ ...opts, tenant: opts.tenant }, io, {
         vault,
         backupId,
         keys,
@@ -157,14 +168,14 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
       backupId,
       keys,
       target,
-      table: opts.table as string | undefined,
-      intoTable: opts.intoTable as string | undefined,
-      force: opts.force as boolean | undefined,
+      table: opts.table,
+      intoTable: opts.intoTable,
+      force: opts.force,
       jobs,
-      noOwner: opts.owner === false,
-      noAcl: opts.acl === false,
-      keepDefiners: opts.keepDefiners as boolean | undefined,
-      spillDir: opts.spillDir as string | undefined,
+      noOwner: !opts.owner,
+      noAcl: !opts.acl,
+      keepDefiners: opts.keepDefiners,
+      spillDir: opts.spillDir,
       signal: io.signal,
       onProgress,
       log: (line) => {

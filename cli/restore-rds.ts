@@ -23,20 +23,21 @@ import {
 import { sdkClientConfig } from '../core/vault';
 import type { CliIo } from './cofre';
 
-/** The options of `cofre restore` this path reads (flags in cli/cofre.ts). */
+/** The options of `cofre restore` this path reads, as commander parses them (flags in cli/restore-command.ts). */
 export interface PointInTimeOptions {
-  readonly pointInTime?: unknown;
-  readonly snapshot?: unknown;
-  readonly subnetGroup?: unknown;
-  readonly securityGroupIds?: unknown;
-  readonly rdsInstance?: unknown;
-  readonly rdsCluster?: unknown;
-  readonly targetIdentifier?: unknown;
-  readonly instanceClass?: unknown;
-  readonly multiAz?: unknown;
-  readonly timeoutMinutes?: unknown;
-  readonly pollSeconds?: unknown;
-  readonly json?: unknown;
+  readonly pointInTime?: string;
+  readonly snapshot?: string;
+  readonly subnetGroup?: string;
+  readonly securityGroupIds?: string;
+  readonly rdsInstance?: string;
+  readonly rdsCluster?: string;
+  readonly targetIdentifier?: string;
+  readonly instanceClass?: string;
+  /** `--multi-az` true, `--no-multi-az` false, neither: as the source. */
+  readonly multiAz?: boolean;
+  readonly timeoutMinutes?: string;
+  readonly pollSeconds?: string;
+  readonly json?: true;
 }
 
 /** The flags that belong to a logical restore (they make no sense with --point-in-time). */
@@ -50,11 +51,13 @@ const LOGICAL_FLAGS = [
   'force',
   'dryRun',
 ] as const;
+/** The logical-restore options, as commander parses them: refused with --point-in-time / --snapshot. */
+export type LogicalRestoreOpts = { readonly [K in (typeof LOGICAL_FLAGS)[number]]?: string | boolean };
 const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 /** Runs a point-in-time restore from the command line; the exit code. */
 export async function runPointInTimeRestore(
-  opts: PointInTimeOptions & Record<string, unknown>,
+  opts: PointInTimeOptions & LogicalRestoreOpts,
   io: CliIo,
   deps: { readonly rds?: RDSClient; readonly sleep?: (ms: number) => Promise<void> } = {},
 ): Promise<number> {
@@ -67,11 +70,11 @@ export async function runPointInTimeRestore(
       problems.push(
         `${flagName(key)}: not with ${mode} (an RDS restore makes a new RDS instance or cluster)`,
       );
-  const time = typeof opts.pointInTime === 'string' ? opts.pointInTime : 'latest';
+  const time = opts.pointInTime ?? 'latest';
   if (time !== 'latest' && (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(time) || Number.isNaN(Date.parse(time))))
     problems.push(`--point-in-time: expected "latest" or an ISO-8601 time with its offset, got "${time}"`);
-  const instance = opts.rdsInstance as string | undefined;
-  const cluster = opts.rdsCluster as string | undefined;
+  const instance = opts.rdsInstance;
+  const cluster = opts.rdsCluster;
   if ((instance === undefined) === (cluster === undefined))
     problems.push('--rds-instance / --rds-cluster: expected exactly one, the source of the restore');
   const timeoutMinutes = opts.timeoutMinutes === undefined ? 360 : Number(opts.timeoutMinutes);
@@ -95,7 +98,7 @@ export async function runPointInTimeRestore(
   let plan: RdsPlan | undefined;
   let client = rds;
   if (opts.snapshot !== undefined) {
-    const arn = typeof opts.snapshot === 'string' ? opts.snapshot : '';
+    const arn = opts.snapshot;
     const m = RECOVERY_POINT_ARN.exec(arn);
     const region = m?.[1] ?? '';
     const primaryRegion = (await rds.config.region()) || region;
@@ -104,12 +107,11 @@ export async function runPointInTimeRestore(
       { id: instance ?? cluster!, rdsInstanceId: instance, rdsClusterId: cluster },
       {
         recoveryPointArn: arn,
-        targetIdentifier: opts.targetIdentifier as string | undefined,
-        instanceClass: opts.instanceClass as string | undefined,
-        multiAz: opts.multiAz as boolean | undefined,
-        subnetGroup: opts.subnetGroup as string | undefined,
-        securityGroupIds:
-          typeof opts.securityGroupIds === 'string' ? opts.securityGroupIds.split(',') : undefined,
+        targetIdentifier: opts.targetIdentifier,
+        instanceClass: opts.instanceClass,
+        multiAz: opts.multiAz,
+        subnetGroup: opts.subnetGroup,
+        securityGroupIds: opts.securityGroupIds?.split(','),
       },
       {
         account: m ? await callerAccount(rdsIn(region), m[3] === 'cluster-snapshot', m[4]!, m[2]!) : '',
@@ -127,9 +129,9 @@ export async function runPointInTimeRestore(
       { id: instance ?? cluster!, rdsInstanceId: instance, rdsClusterId: cluster },
       {
         time,
-        targetIdentifier: opts.targetIdentifier as string | undefined,
-        instanceClass: opts.instanceClass as string | undefined,
-        multiAz: opts.multiAz as boolean | undefined,
+        targetIdentifier: opts.targetIdentifier,
+        instanceClass: opts.instanceClass,
+        multiAz: opts.multiAz,
       },
       rds,
       started,

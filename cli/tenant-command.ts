@@ -122,17 +122,47 @@ export function addTenantCommand(program: Command, io: CliIo, setExitCode: (code
     });
 }
 
+/** `--tenant-table`, `--key-column`, `--tenant-column` as commander parses them (per-tenant commands). */
+export interface TenantModelOpts {
+  readonly tenantTable?: string;
+  readonly keyColumn?: string;
+  readonly tenantColumn?: string;
+}
+
+/** The per-tenant options of `cofre backup` (the flags in cli/backup-command.ts). */
+export interface TenantBackupOpts extends TenantModelOpts {
+  readonly tenant?: string;
+  readonly allTenants?: true;
+  readonly acceptUnownedRows?: true;
+  readonly concurrency?: number;
+  /** Refused with --tenant / --all-tenants. */
+  readonly databases?: string;
+  readonly exclude?: string[];
+  readonly globals?: true;
+  readonly json?: true;
+}
+
+/** The per-tenant options of `cofre restore` (the flags in cli/restore-command.ts). */
+export interface TenantRestoreOpts extends TenantModelOpts {
+  readonly tenant?: string;
+  readonly dryRun?: true;
+  readonly intoDatabase?: string;
+  readonly fireTriggers?: true;
+  readonly acceptUnownedRows?: true;
+  /** Refused with --tenant. */
+  readonly table?: string;
+  readonly intoTable?: string;
+  readonly force?: true;
+  readonly json?: true;
+}
+
 /** The tenant model from `--tenant-table`, `--key-column`, `--tenant-column` (all three or none). */
-export function tenantModelOption(opts: Record<string, unknown>): TenantModel | undefined {
-  const given = [opts.tenantTable, opts.keyColumn, opts.tenantColumn].filter((v) => v !== undefined);
-  if (given.length === 0) return undefined;
-  if (given.length !== 3)
+export function tenantModelOption(opts: TenantModelOpts): TenantModel | undefined {
+  const { tenantTable, keyColumn, tenantColumn } = opts;
+  if (tenantTable === undefined && keyColumn === undefined && tenantColumn === undefined) return undefined;
+  if (tenantTable === undefined || keyColumn === undefined || tenantColumn === undefined)
     throw new UsageError('--tenant-table, --key-column and --tenant-column: give all three, or none');
-  return {
-    table: String(opts.tenantTable),
-    keyColumn: String(opts.keyColumn),
-    tenantColumn: String(opts.tenantColumn),
-  };
+  return { table: tenantTable, keyColumn, tenantColumn };
 }
 
 /** Adds the tenant model options to a command. */
@@ -148,7 +178,7 @@ export function withTenantModelOptions(command: Command): Command {
 
 /** `cofre backup --tenant ID,… | --all-tenants`: one backup per tenant. Returns the exit code. */
 export async function backupTenants(
-  opts: Record<string, unknown>,
+  opts: TenantBackupOpts,
   io: CliIo,
   options: Omit<TenantBackupOptions, 'model' | 'tenants' | 'concurrency'>,
 ): Promise<number> {
@@ -166,19 +196,17 @@ export async function backupTenants(
     );
   const tenants = opts.allTenants
     ? 'all'
-    : String(opts.tenant)
+    : (opts.tenant ?? '')
         .split(',')
         .map((t) => t.trim())
         .filter(Boolean);
-  const concurrencyOpt = opts.concurrency as string | undefined;
-  const concurrency = concurrencyOpt === undefined ? undefined : Number(concurrencyOpt);
   const progress = progressFor(io);
   const outcomes = await runTenantBackup({
     ...options,
     model,
     tenants,
-    concurrency,
-    acceptUnownedRows: opts.acceptUnownedRows as boolean | undefined,
+    concurrency: opts.concurrency,
+    acceptUnownedRows: opts.acceptUnownedRows,
     onProgress: (tenant, p) => {
       progress.update(`tenant ${tenant}`, backupSample(p));
     },
@@ -222,7 +250,7 @@ export async function backupTenants(
 
 /** `cofre restore --tenant ID [--dry-run | --into-database NEW]`. Returns the exit code. */
 export async function restoreOneTenant(
-  opts: Record<string, unknown>,
+  opts: TenantRestoreOpts & { readonly tenant: string },
   io: CliIo,
   options: Omit<TenantRestoreOptions, 'tenant' | 'model' | 'dryRun' | 'intoDatabase'>,
 ): Promise<number> {
@@ -231,12 +259,12 @@ export async function restoreOneTenant(
       throw new UsageError(`--${flag.replace('intoTable', 'into-table')}: not with --tenant`);
   const report = await restoreTenant({
     ...options,
-    tenant: String(opts.tenant),
+    tenant: opts.tenant,
     model: tenantModelOption(opts),
-    dryRun: opts.dryRun as boolean | undefined,
-    intoDatabase: opts.intoDatabase as string | undefined,
-    fireTriggers: opts.fireTriggers as boolean | undefined,
-    acceptUnownedRows: opts.acceptUnownedRows as boolean | undefined,
+    dryRun: opts.dryRun,
+    intoDatabase: opts.intoDatabase,
+    fireTriggers: opts.fireTriggers,
+    acceptUnownedRows: opts.acceptUnownedRows,
   });
   const rows = [
     [

@@ -2,7 +2,7 @@ import { priorBackupsOf, withChainLock } from '../catalog/catalog';
 import { backupFolder, backupIdTime, chainPrefix } from '../catalog/keys';
 import type { Connection, Engine } from '../sources/connection';
 import { describeConnection } from '../sources/connection';
-import { UsageError, messageOf } from '../util/errors';
+import { FieldError, UsageError, messageOf } from '../util/errors';
 import { newBackupId, sha256, type Manifest } from '../catalog/manifest';
 import { DEFAULT_ZSTD_LEVEL, type Progress } from './stream-encoder';
 import { writeBackup, type BackupRunSettings } from './write';
@@ -67,20 +67,21 @@ export function checkBackupOptions(options: BackupOptions): void {
   try {
     retentionFor('daily', dataClass, settings);
   } catch (error) {
-    throw new UsageError(`--class: ${messageOf(error)}`);
+    throw new FieldError('dataClass', messageOf(error));
   }
   const level = options.zstdLevel ?? DEFAULT_ZSTD_LEVEL;
   if (!Number.isInteger(level) || level < 1 || level > 19)
-    throw new UsageError(`--zstd-level: expected a whole number from 1 to 19, got ${String(level)}`);
+    throw new FieldError('zstdLevel', `expected a whole number from 1 to 19, got ${String(level)}`);
   if (options.sourceId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(options.sourceId))
-    throw new UsageError(
-      `--id: expected letters, digits, ".", "_" or "-" (at most 63), got "${options.sourceId}"`,
+    throw new FieldError(
+      'sourceId',
+      `expected letters, digits, ".", "_" or "-" (at most 63), got "${options.sourceId}"`,
     );
   const tz = options.timeZone ?? DEFAULT_TIME_ZONE;
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
   } catch {
-    throw new UsageError(`--time-zone: expected an IANA time zone such as "America/Sao_Paulo", got "${tz}"`);
+    throw new FieldError('timeZone', `expected an IANA time zone such as "America/Sao_Paulo", got "${tz}"`);
   }
   if (options.databases === undefined && !options.connection.database)
     throw new UsageError(
@@ -117,7 +118,7 @@ async function runBackupInRun(options: BackupOptions): Promise<BackupOutcome[]> 
   const outcomes: BackupOutcome[] = [];
   const withGlobals = options.globals ?? (options.databases === 'all' && engine === 'postgres');
   if (withGlobals && engine !== 'postgres')
-    throw new UsageError('--globals: only PostgreSQL has server-wide globals');
+    throw new FieldError('globals', 'only PostgreSQL has server-wide globals');
   const jobs: (string | null)[] = [...databases, ...(withGlobals ? [null] : [])];
   for (const database of jobs) {
     if (options.signal?.aborted) {

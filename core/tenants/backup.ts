@@ -9,7 +9,7 @@ import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
 import { priorTenantBackupsOf, withChainLock } from '../catalog/catalog';
 import { tenantBackupFolder, tenantChainPrefix } from '../catalog/keys';
 import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';
-import { IntegrityError, UsageError, messageOf } from '../util/errors';
+import { FieldError, IntegrityError, UsageError, messageOf } from '../util/errors';
 import { newBackupId, type Manifest, type ManifestTenant } from '../catalog/manifest';
 import { DEFAULT_ZSTD_LEVEL, type Progress } from '../backup/stream-encoder';
 import { writeBackup, type BackupRunSettings } from '../backup/write';
@@ -118,16 +118,17 @@ async function runTenantBackupInRun(options: TenantBackupOptions): Promise<Tenan
     throw new UsageError('--url: expected the database that holds the tenants in the URL path');
   const concurrency = options.concurrency ?? DEFAULT_TENANT_CONCURRENCY;
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 32)
-    throw new UsageError(`--concurrency: expected a whole number from 1 to 32, got ${String(concurrency)}`);
+    throw new FieldError('concurrency', `expected a whole number from 1 to 32, got ${String(concurrency)}`);
   const dataClass = options.dataClass ?? GENERAL_CLASS;
   try {
     retentionFor('tenant', dataClass, options.retention ?? DEFAULT_RETENTION);
   } catch (error) {
-    throw new UsageError(`--class: ${messageOf(error)}`);
+    throw new FieldError('dataClass', messageOf(error));
   }
   if (options.sourceId !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(options.sourceId))
-    throw new UsageError(
-      `--id: expected letters, digits, ".", "_" or "-" (at most 63), got "${options.sourceId}"`,
+    throw new FieldError(
+      'sourceId',
+      `expected letters, digits, ".", "_" or "-" (at most 63), got "${options.sourceId}"`,
     );
   const plan = await discoverTenantPlan(c, options.model);
   const known = await listPlanTenants(c, plan);

@@ -14,7 +14,7 @@ import type { Client } from 'pg';
 import { escape as mysqlEscape } from 'mysql2';
 import type { Connection as MysqlConnection, RowDataPacket } from 'mysql2/promise';
 import { quoteIdentifier, type Connection, type Engine } from '../sources/connection';
-import { UsageError } from '../util/errors';
+import { FieldError, UsageError } from '../util/errors';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
 
@@ -376,13 +376,15 @@ function findTenantTable(catalog: TenantCatalog, spec: string): CatalogTable {
   if (found.length > 1) {
     const pub = found.filter((t) => t.schema === 'public');
     if (pub.length === 1) return pub[0]!;
-    throw new UsageError(
-      `--tenant-table: "${spec}" is ambiguous: ${found.map((t) => t.key).join(', ')}; give it as schema.name`,
+    throw new FieldError(
+      'model.table',
+      `"${spec}" is ambiguous: ${found.map((t) => t.key).join(', ')}; give it as schema.name`,
     );
   }
   if (found.length === 0) {
-    throw new UsageError(
-      `--tenant-table: no table "${spec}" in database "${catalog.database}"; tables: ${listed(catalog.tables.map((t) => t.key))}`,
+    throw new FieldError(
+      'model.table',
+      `no table "${spec}" in database "${catalog.database}"; tables: ${listed(catalog.tables.map((t) => t.key))}`,
     );
   }
   return found[0]!;
@@ -408,8 +410,9 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
   const tenant = findTenantTable(catalog, model.table);
   const keyColumn = columnOf(engine, tenant, model.keyColumn);
   if (!keyColumn) {
-    throw new UsageError(
-      `--key-column: table ${tenant.key} has no column "${model.keyColumn}"; its columns: ${listed(tenant.columns.map((c) => c.name))}`,
+    throw new FieldError(
+      'model.keyColumn',
+      `table ${tenant.key} has no column "${model.keyColumn}"; its columns: ${listed(tenant.columns.map((c) => c.name))}`,
     );
   }
   const byKey = new Map(catalog.tables.map((t) => [t.key, t]));
@@ -424,8 +427,9 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
     const similar = catalog.tables.flatMap((t) =>
       t.columns.filter((c) => /tenant|client|account|org/i.test(c.name)).map((c) => `${t.key}.${c.name}`),
     );
-    throw new UsageError(
-      `--tenant-column: no table has a column "${model.tenantColumn}"; columns that look like one: ${listed(similar)}`,
+    throw new FieldError(
+      'model.tenantColumn',
+      `no table has a column "${model.tenantColumn}"; columns that look like one: ${listed(similar)}`,
     );
   }
 
@@ -467,8 +471,9 @@ export function buildTenantPlan(catalog: TenantCatalog, model: TenantModel): Ten
         const anchor = owned.get(f.to.key);
         if (anchor && anchor.kind !== 'child') {
           if (found.length >= MAX_OWNERSHIP_PATHS)
-            throw new UsageError(
-              `--tenant-column: table ${t.key} reaches the tenants by more than ${MAX_OWNERSHIP_PATHS} foreign-key paths; the tenant plan cannot select its rows (simplify its foreign keys, or give it the tenant column)`,
+            throw new FieldError(
+              'model.tenantColumn',
+              `table ${t.key} reaches the tenants by more than ${MAX_OWNERSHIP_PATHS} foreign-key paths; the tenant plan cannot select its rows (simplify its foreign keys, or give it the tenant column)`,
             );
           found.push({
             hops: next.map(hopOf),

@@ -21,6 +21,24 @@ export class UsageError extends CofreError {
   }
 }
 
+/**
+ * Bad input in one named field, said in core's own words: `field` is the name of the option in the
+ * engine's options object (`zstdLevel`, `kmsKeyArn`), and the message reads `zstdLevel: …`, which is
+ * what a Lambda or the Fargate task reports. Each front end may name the field its own way: the CLI
+ * prints `detail` after its flag (`--zstd-level: …`, cli/flags.ts).
+ */
+export class FieldError extends UsageError {
+  constructor(
+    /** The option's name in core's options object. */
+    public readonly field: string,
+    /** What was wrong and what was expected, without the field's name. */
+    public readonly detail: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${field}: ${detail}`, options);
+  }
+}
+
 /** An operation failed (database, network, storage): exit 1. */
 export class OperationalError extends CofreError {
   constructor(message: string, options?: ErrorOptions) {

@@ -16,7 +16,7 @@ import {
   type KeyringNode,
   type MessageHeader,
 } from '@aws-crypto/client-node';
-import { UsageError, messageOf } from '../util/errors';
+import { FieldError, UsageError, messageOf } from '../util/errors';
 import { fsProblem } from '../util/fs-problems';
 
 /**
@@ -144,15 +144,17 @@ export async function readKeyFile(file: string): Promise<Buffer> {
     info = await stat(file);
     key = await readFile(file);
   } catch (error) {
-    throw new UsageError(`--key-file: cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
+    throw new FieldError('keyFile', `cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
   }
   if (key.length !== 32)
-    throw new UsageError(
-      `--key-file: expected ${file} to hold a raw 32-byte AES-256 key (make one with "cofre keygen"), got ${key.length} bytes`,
+    throw new FieldError(
+      'keyFile',
+      `expected ${file} to hold a raw 32-byte AES-256 key (make one with "cofre keygen"), got ${key.length} bytes`,
     );
   if ((info.mode & 0o077) !== 0)
-    throw new UsageError(
-      `--key-file: ${file} is readable by other users (mode ${(info.mode & 0o777).toString(8)}); run "chmod 600 ${file}"`,
+    throw new FieldError(
+      'keyFile',
+      `${file} is readable by other users (mode ${(info.mode & 0o777).toString(8)}); run "chmod 600 ${file}"`,
     );
   return key;
 }
@@ -162,13 +164,14 @@ async function readPem(file: string, field: string, kind: 'public' | 'private'):
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new UsageError(`${field}: cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
+    throw new FieldError(field, `cannot read ${file}: ${fsProblem(error, file) ?? messageOf(error)}`);
   }
   // createPublicKey would quietly derive the public half of a private key: that key belongs in the
   // safe, not on the machine that makes backups.
   if (kind === 'public' && isPrivateKey(text))
-    throw new UsageError(
-      `${field}: ${file} holds a PRIVATE key; give the public key (keep the private one in the safe)`,
+    throw new FieldError(
+      field,
+      `${file} holds a PRIVATE key; give the public key (keep the private one in the safe)`,
     );
   try {
     const key = kind === 'public' ? createPublicKey(text) : createPrivateKey(text);
@@ -176,8 +179,9 @@ async function readPem(file: string, field: string, kind: 'public' | 'private'):
     if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 3072) throw new Error('shorter than 3072 bits');
     return key;
   } catch (error) {
-    throw new UsageError(
-      `${field}: expected an RSA ${kind} key of at least 3072 bits in PEM format in ${file}: ${messageOf(error)}`,
+    throw new FieldError(
+      field,
+      `expected an RSA ${kind} key of at least 3072 bits in PEM format in ${file}: ${messageOf(error)}`,
     );
   }
 }
@@ -242,16 +246,17 @@ export async function buildKeys(
     keyIds.push(`local:${keyName}`);
   } else if (options.kmsKeyArn) {
     if (!/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/.test(options.kmsKeyArn))
-      throw new UsageError(
-        `--kms-key: expected a KMS key ARN like "arn:aws:kms:sa-east-1:123456789012:key/…", got "${options.kmsKeyArn}"`,
+      throw new FieldError(
+        'kmsKeyArn',
+        `expected a KMS key ARN like "arn:aws:kms:sa-east-1:123456789012:key/…", got "${options.kmsKeyArn}"`,
       );
-    if (!kms) throw new UsageError('--kms-key: no KMS client available');
+    if (!kms) throw new FieldError('kmsKeyArn', 'no KMS client available');
     const kmsClient = kms();
     // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the SDK's own KeyringNode subclass, typed through its generic base
     primary = new KmsKeyringNode({ generatorKeyId: options.kmsKeyArn, clientProvider: () => kmsClient });
     keyIds.push(`kms:${options.kmsKeyArn}`);
   } else {
-    const privateKey = await readPem(options.escrowPrivateKey!, '--escrow-private-key', 'private');
+    const privateKey = await readPem(options.escrowPrivateKey!, 'escrowPrivateKey', 'private');
     const keyName = escrowKeyName(createPublicKey(privateKey));
     primary = rsaKeyring(keyName, {
       privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
@@ -259,7 +264,7 @@ export async function buildKeys(
     keyIds.push(`escrow:${keyName}`);
   }
   if (purpose === 'encrypt' && options.escrowPublicKey) {
-    const publicKey = await readPem(options.escrowPublicKey, '--escrow-public-key', 'public');
+    const publicKey = await readPem(options.escrowPublicKey, 'escrowPublicKey', 'public');
     const keyName = escrowKeyName(publicKey);
     const escrow = rsaKeyring(keyName, {
       publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { UsageError } from '../util/errors';
+import { FieldError, UsageError } from '../util/errors';
 import { FileVault } from './file-vault';
 import { S3Vault } from './s3-vault';
 import { LOCK_MODES, type LockMode, type Vault } from './types';
@@ -82,11 +82,12 @@ export function openVault(url: string, options: OpenVaultOptions = {}): Vault {
     try {
       dir = decodeURIComponent(new URL(url).pathname);
     } catch {
-      throw new UsageError(`--vault: expected file:///absolute/dir, got "${url}"`);
+      throw new FieldError('vault', `expected file:///absolute/dir, got "${url}"`);
     }
     if (!url.startsWith('file:///') || !path.isAbsolute(dir) || dir === '/')
-      throw new UsageError(
-        `--vault: expected file:///absolute/dir (an absolute directory, not /), got "${url}"`,
+      throw new FieldError(
+        'vault',
+        `expected file:///absolute/dir (an absolute directory, not /), got "${url}"`,
       );
     return new FileVault(dir.replace(/\/+$/, ''));
   }
@@ -108,5 +109,5 @@ export function openVault(url: string, options: OpenVaultOptions = {}): Vault {
       objectLockMode,
     });
   }
-  throw new UsageError(`--vault: expected s3://bucket/prefix or file:///absolute/dir, got "${url}"`);
+  throw new FieldError('vault', `expected s3://bucket/prefix or file:///absolute/dir, got "${url}"`);
 }

@@ -276,7 +276,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         // tasks → projects is the composite (org, project_num) → (org, num) hop.
         await expect(
           discoverTenantPlan(parseDatabaseUrl(engine, db.url), { ...model, tenantColumn: 'name' }),
-        ).rejects.toThrow(/--tenant-column: no table has a column "name"/);
+        ).rejects.toThrow(/^model\.tenantColumn: no table has a column "name"/);
         const plan = await discoverTenantPlan(parseDatabaseUrl(engine, db.url), {
           ...model,
           tenantColumn: 'num',

@@ -47,7 +47,7 @@ describe('key files', () => {
   });
 
   it.each([
-    ['missing', () => path.join(dir, 'nope'), /--key-file: cannot read/],
+    ['missing', () => path.join(dir, 'nope'), /^keyFile: cannot read/],
     [
       'wrong size',
       () => {
@@ -55,7 +55,7 @@ describe('key files', () => {
         writeFileSync(f, randomBytes(16), { mode: 0o600 });
         return f;
       },
-      /--key-file: expected .* to hold a raw 32-byte AES-256 key .*got 16 bytes/,
+      /^keyFile: expected .* to hold a raw 32-byte AES-256 key .*got 16 bytes/,
     ],
     [
       'readable by others',
@@ -65,12 +65,13 @@ describe('key files', () => {
         chmodSync(f, 0o644);
         return f;
       },
-      /--key-file: .* is readable by other users \(mode 644\); run "chmod 600/,
+      /^keyFile: .* is readable by other users \(mode 644\); run "chmod 600/,
     ],
   ])('refuses a key file that is %s (exit 2)', async (_what, make, message) => {
     const p = readKeyFile(make());
     await expect(p).rejects.toThrow(message);
     await expect(p).rejects.toBeInstanceOf(UsageError);
+    await expect(p).rejects.toMatchObject({ field: 'keyFile' });
   });
 
   it('asks for exactly one KEY', async () => {
@@ -144,10 +145,10 @@ describe('envelope encryption', () => {
     expect(errors.map(String)).toEqual(['Error: dump failed']);
   });
 
-  it('rejects a malformed KMS key ARN, naming --kms-key', async () => {
-    await expect(buildKeys({ kmsKeyArn: 'alias/cofre' }, 'encrypt', () => new KMS({}))).rejects.toThrow(
-      /--kms-key: expected a KMS key ARN like/,
-    );
+  it('rejects a malformed KMS key ARN, naming the kmsKeyArn field (the CLI says --kms-key)', async () => {
+    const built = buildKeys({ kmsKeyArn: 'alias/cofre' }, 'encrypt', () => new KMS({}));
+    await expect(built).rejects.toThrow(/^kmsKeyArn: expected a KMS key ARN like/);
+    await expect(built).rejects.toMatchObject({ field: 'kmsKeyArn', exitCode: 2 });
   });
 });
 

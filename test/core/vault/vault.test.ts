@@ -132,12 +132,13 @@ describe('file vault atomicity', () => {
 
 describe('openVault', () => {
   it.each([
-    ['ftp://x', /--vault: expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir, got "ftp:\/\/x"/],
-    ['file://relative/dir', /--vault: expected file:\/\/\/absolute\/dir/],
-    ['file:///', /--vault: expected file:\/\/\/absolute\/dir \(an absolute directory, not \/\)/],
-    ['s3://Bad_Bucket', /--vault: expected s3:\/\/bucket\/prefix/],
-  ])('rejects %s, naming --vault', (url, message) => {
+    ['ftp://x', /^vault: expected s3:\/\/bucket\/prefix or file:\/\/\/absolute\/dir, got "ftp:\/\/x"$/],
+    ['file://relative/dir', /^vault: expected file:\/\/\/absolute\/dir/],
+    ['file:///', /^vault: expected file:\/\/\/absolute\/dir \(an absolute directory, not \/\)/],
+    ['s3://Bad_Bucket', /^vault: expected s3:\/\/bucket\/prefix/],
+  ])('rejects %s, naming the vault field (the CLI says --vault: test/cli/flags.test.ts)', (url, message) => {
     expect(() => openVault(url)).toThrow(message);
+    expect(() => openVault(url)).toThrow(expect.objectContaining({ field: 'vault', exitCode: 2 }));
   });
 
   it('uses AWS_ENDPOINT_URL_S3 with path-style addressing', async () => {

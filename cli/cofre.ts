@@ -8,6 +8,7 @@ import { addConfigCommand } from './config-command';
 import { addDecryptCommand } from './decrypt-command';
 import { addExportCommand } from './export-command';
 import { addFilesCommand } from './files-command';
+import { cliMessage } from './flags';
 import type { CliIo } from './io';
 import { addKeygenCommand } from './keygen-command';
 import { addListCommand } from './list-command';
@@ -74,7 +75,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       return error.exitCode === 0 ? 0 : 2;
     }
     if (error instanceof CofreError) {
-      io.stderr(`cofre: ${error.message}\n`);
+      io.stderr(`cofre: ${cliMessage(error)}\n`);
       return interrupted(io, error.exitCode);
     }
     io.stderr(`cofre: ${messageOf(error)}\n`);

@@ -24,6 +24,9 @@ export const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   escrowPrivateKey: '--escrow-private-key',
   // Vault (core/vault/index.ts).
   vault: '--vault',
+  // Offline copies (core/offline/export.ts, core/offline/decrypt.ts).
+  to: '--to',
+  out: '--out',
   // The tenant model (core/tenants/plan.ts).
   'model.table': '--tenant-table',
   'model.keyColumn': '--key-column',

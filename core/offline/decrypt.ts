@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { findBackup } from '../catalog/catalog';
 import { type Keys } from '../vault/crypto';
-import { CofreError, IntegrityError, UsageError, messageOf } from '../util/errors';
+import { CofreError, FieldError, IntegrityError, UsageError, messageOf } from '../util/errors';
 import { plaintextStages, requireValidManifest } from '../catalog/artifact-reader';
 import { type OnProgress } from '../util/progress';
 import { writableDirProblem } from '../util/fs-problems';
@@ -62,7 +62,7 @@ async function exists(file: string): Promise<boolean> {
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw new UsageError(`--out: cannot use ${file}: ${messageOf(error)}`);
+    throw new FieldError('out', `cannot use ${file}: ${messageOf(error)}`);
   }
 }
 
@@ -74,11 +74,11 @@ async function publish(temp: string, final: string): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST')
-      throw new UsageError(`--out: ${final} appeared meanwhile; Cofre never overwrites a file`);
+      throw new FieldError('out', `${final} appeared meanwhile; Cofre never overwrites a file`);
     // File systems without hard links (FAT/exFAT disks): check, then rename.
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
     if (await exists(final))
-      throw new UsageError(`--out: ${final} appeared meanwhile; Cofre never overwrites a file`);
+      throw new FieldError('out', `${final} appeared meanwhile; Cofre never overwrites a file`);
     await rename(temp, final);
   }
 }
@@ -92,12 +92,12 @@ async function publish(temp: string, final: string): Promise<void> {
 export async function decryptBackup(options: DecryptOptions): Promise<DecryptReport> {
   const started = Date.now();
   const out = path.resolve(options.out);
-  if (await exists(out)) throw new UsageError(`--out: ${out} already exists; Cofre never overwrites a file`);
+  if (await exists(out)) throw new FieldError('out', `${out} already exists; Cofre never overwrites a file`);
   const dir = path.dirname(out);
   if (!(await lstat(dir).catch(() => undefined))?.isDirectory())
-    throw new UsageError(`--out: the directory ${dir} does not exist`);
+    throw new FieldError('out', `the directory ${dir} does not exist`);
   const unwritable = await writableDirProblem(dir);
-  if (unwritable) throw new UsageError(`--out: ${unwritable}; nothing was written`);
+  if (unwritable) throw new FieldError('out', `${unwritable}; nothing was written`);
   const entry = await findBackup(options.vault, options.backupId);
   const manifest = requireValidManifest(entry);
   if (manifest.artifacts.length !== 1)

@@ -7,9 +7,9 @@ import { findBackup } from '../catalog/catalog';
 import {
   CancelledError,
   CofreError,
+  FieldError,
   IntegrityError,
   OperationalError,
-  UsageError,
   messageOf,
 } from '../util/errors';
 import { MANIFEST_NAME, type Manifest } from '../catalog/manifest';
@@ -62,20 +62,22 @@ async function checkTarget(to: string): Promise<{ existed: boolean }> {
     info = await lstat(to);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
-      throw new UsageError(`--to: cannot use ${to}: ${messageOf(error)}`);
+      throw new FieldError('to', `cannot use ${to}: ${messageOf(error)}`);
     const parent = path.dirname(to);
     const parentInfo = await lstat(parent).catch(() => undefined);
     if (!parentInfo?.isDirectory())
-      throw new UsageError(
-        `--to: the parent directory ${parent} does not exist (is the disk mounted?); Cofre creates only ${path.basename(to)} itself`,
+      throw new FieldError(
+        'to',
+        `the parent directory ${parent} does not exist (is the disk mounted?); Cofre creates only ${path.basename(to)} itself`,
       );
     return { existed: false };
   }
-  if (!info.isDirectory()) throw new UsageError(`--to: ${to} exists and is not a directory`);
+  if (!info.isDirectory()) throw new FieldError('to', `${to} exists and is not a directory`);
   const entries = await readdir(to);
   if (entries.length)
-    throw new UsageError(
-      `--to: ${to} is not empty (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, e.g. ${entries.sort()[0]!}); export into a new or empty directory`,
+    throw new FieldError(
+      'to',
+      `${to} is not empty (${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, e.g. ${entries.sort()[0]!}); export into a new or empty directory`,
     );
   return { existed: true };
 }
@@ -103,11 +105,11 @@ export async function exportBackup(options: ExportOptions): Promise<ExportReport
   if (options.vault instanceof FileVault) {
     const root = path.resolve(options.vault.root);
     if (to === root || to.startsWith(`${root}${path.sep}`))
-      throw new UsageError(`--to: ${to} is inside the vault ${options.vault.url}; export to another place`);
+      throw new FieldError('to', `${to} is inside the vault ${options.vault.url}; export to another place`);
   }
   const { existed } = await checkTarget(to);
   const unwritable = await writableDirProblem(to);
-  if (unwritable) throw new UsageError(`--to: ${unwritable}; nothing was written`);
+  if (unwritable) throw new FieldError('to', `${unwritable}; nothing was written`);
   const entry = await findBackup(options.vault, options.backupId);
   const manifest: Manifest = requireValidManifest(entry);
   if (options.signal?.aborted) throw new CancelledError(String(options.signal.reason ?? 'aborted'));

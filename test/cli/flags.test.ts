@@ -58,7 +58,14 @@ describe('CLI vocabulary stays in cli/: core names fields, the CLI names flags',
 
   it('maps each field to a flag some command really has', async () => {
     let help = '';
-    for (const command of [['backup'], ['restore'], ['decrypt'], ['verify'], ['tenant', 'plan']]) {
+    for (const command of [
+      ['backup'],
+      ['restore'],
+      ['export'],
+      ['decrypt'],
+      ['verify'],
+      ['tenant', 'plan'],
+    ]) {
       const r = await cofre([...command, '--help']);
       expect(r.code).toBe(0);
       help += r.stdout;

@@ -24,6 +24,8 @@ export const FLAG_OF_FIELD: Readonly<Record<string, string>> = {
   escrowPrivateKey: '--escrow-private-key',
   // Vault (core/vault/index.ts).
   vault: '--vault',
+  // Restores (core/restore/restore.ts).
+  spillDir: '--spill-dir',
   // Offline copies (core/offline/export.ts, core/offline/decrypt.ts).
   to: '--to',
   out: '--out',

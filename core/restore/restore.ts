@@ -2,7 +2,7 @@ import { findBackup } from '../catalog/catalog';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { checkKeyFits } from '../offline/decrypt';
-import { UsageError } from '../util/errors';
+import { FieldError, UsageError } from '../util/errors';
 import type { OnProgress } from '../util/progress';
 import type { TableCount } from '../sources/types';
 import { withCancellableRun } from '../util/run-context';
@@ -81,7 +81,7 @@ async function restoreBackupInRun(options: RestoreOptions): Promise<RestoreRepor
   const startedAt = (options.now ?? (() => new Date()))();
   if (options.spillDir !== undefined) {
     const unwritable = await writableDirProblem(options.spillDir);
-    if (unwritable) throw new UsageError(`--spill-dir: ${unwritable}; nothing was changed`);
+    if (unwritable) throw new FieldError('spillDir', `${unwritable}; nothing was changed`);
   }
   const entry = await findBackup(options.vault, options.backupId, options.prefixes);
   const manifest = requireValidManifest(entry);

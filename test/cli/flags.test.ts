@@ -24,7 +24,7 @@ describe('CLI vocabulary stays in cli/: core names fields, the CLI names flags',
     expect(flagOf('model.table')).toBe('--tenant-table');
     expect(flagOf('model.tenantColumn')).toBe('--tenant-column');
     // A field the table does not list still reads as a flag, never as core's name.
-    expect(flagOf('spillDir')).toBe('--spill-dir');
+    expect(flagOf('intoDatabase')).toBe('--into-database');
   });
 
   it('prints a FieldError with the flag, and any other error as it is', () => {

@@ -27,6 +27,8 @@ import { probeRestoring, type RestoreTestDeps } from '../verify/restore-test';
 import type { Vault } from '../vault';
 import { NamedError } from './task-errors';
 import type { ContainerJob } from './job';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { describeTarget, targetConnection } from './restore-target';
 import {
   rejection,
   restorePlanSchema,
@@ -39,8 +41,30 @@ import {
 /** The post-restore check found the restored data different from the manifest. */
 export const POST_CHECK_FAILED = 'Cofre.PostCheckFailed';
 
-/** The same dependencies as the scheduled restore test: the job database's server, the vault, keys. */
-export type ConsoleRestoreDeps = RestoreTestDeps;
+/**
+ * The same dependencies as the scheduled restore test (the job database's server, the vault, keys),
+ * and Secrets Manager for a restore into a named restore target (its secret is read at run time).
+ */
+export type ConsoleRestoreDeps = RestoreTestDeps & {
+  readonly secrets?: SecretsManagerClient | undefined;
+};
+
+/**
+ * The server a logical plan restores into: the job database's own (deps.connection), or the named
+ * restore target's (its secret, read now), with how messages name it.
+ */
+export async function restoreServer(
+  job: ContainerJob,
+  plan: LogicalPlan,
+  deps: ConsoleRestoreDeps,
+): Promise<{ connection: Connection; where: string }> {
+  if (!plan.target) {
+    const c = deps.connection;
+    return { connection: c, where: `${c.host}:${c.port}` };
+  }
+  const connection = await targetConnection(job.database.engine, plan.target, deps.secrets);
+  return { connection, where: describeTarget(plan.target, connection) };
+}
 
 /** What the restore task reports (SendTaskSuccess). */
 export interface ConsoleRestoreOutput {
@@ -103,8 +127,7 @@ export async function runConsoleRestore(
   if (isRdsPlan(plan))
     throw new UsageError('COFRE_JOB.restore.kind: a point-in-time restore is made by RDS, not by the task');
   const log = deps.log ?? (() => undefined);
-  const c = deps.connection;
-  const where = `${c.host}:${c.port}`;
+  const { connection: c, where } = await restoreServer(job, plan, deps);
   const exists = await databaseExists(c, plan.targetDatabase);
   if (plan.targetIs === 'new' && exists)
     throw rejection([
@@ -121,7 +144,7 @@ export async function runConsoleRestore(
     ? probeRestoring(c, plan.targetDatabase, deps.onProgress, deps.probeIntervalMs ?? 60_000)
     : () => undefined;
   try {
-    return await runPlan(job, plan, deps, target, prefixes, log);
+    return await runPlan(job, plan, { ...deps, connection: c }, target, prefixes, log);
   } finally {
     stopProbe();
   }
@@ -173,6 +196,8 @@ async function runPlan(
     table: plan.table,
     intoTable: plan.intoTable,
     force: plan.replace,
+    // Another server has none of the source's roles: its objects belong to the target's user.
+    ...(plan.target ? { noOwner: true, noAcl: true } : {}),
     jobs: 'auto',
     signal: deps.signal,
     log,
@@ -261,7 +286,7 @@ export async function runRestoreCheck(
 ): Promise<RestoreCheckOutput> {
   const plan = restorePlanOf(job);
   if (isRdsPlan(plan)) return runRdsCheck(job, plan, deps);
-  const c = deps.connection;
+  const { connection: c, where } = await restoreServer(job, plan, deps);
   const log = deps.log ?? (() => undefined);
   const manifest = await nearestManifestBefore(
     deps.vault,
@@ -345,7 +370,7 @@ export async function runRestoreCheck(
   } catch (error) {
     throw new NamedError(
       POST_CHECK_FAILED,
-      `could not count the rows of the restored ${plan.targetDatabase} on ${c.host}:${c.port}: ${messageOf(error)}`,
+      `could not count the rows of the restored ${plan.targetDatabase} on ${where}: ${messageOf(error)}`,
     );
   }
   const problems: string[] = [];
@@ -360,7 +385,7 @@ export async function runRestoreCheck(
     );
   const rows = actual.reduce((a, b) => a + b, 0);
   checks.push(
-    `connected to ${plan.targetDatabase}; ${compared.length} table(s), ${rows} rows equal to the manifest of ${manifest.backupId}`,
+    `connected to ${plan.targetDatabase}${plan.target ? ` on ${where}` : ''}; ${compared.length} table(s), ${rows} rows equal to the manifest of ${manifest.backupId}`,
   );
   log(checks[checks.length - 1]!);
   return { ...base, tablesCompared: compared.length, rowsCompared: rows, checks };

@@ -21,6 +21,7 @@ import { NamedError, TASK_ERRORS } from './task-errors';
 import { jobDatabaseSchema, type ContainerJob, type JobDatabase } from './job';
 import type { RDSClient } from '@aws-sdk/client-rds';
 import { planFromSnapshot, planPointInTime, rdsPlanSchema } from './rds-restore';
+import { findRestoreTarget, restoreTargetSchema, type RestoreTarget } from './restore-target';
 import {
   inputProblems,
   restoreInputSchema,
@@ -76,6 +77,8 @@ export const logicalPlanSchema = z.object({
   tenant: z.string().optional(),
   dryRun: z.boolean().optional(),
   acceptUnownedRows: z.boolean().optional(),
+  /** database kind: the named restore target (another server) restored into, instead of the source's server. */
+  target: restoreTargetSchema.optional(),
 });
 export type LogicalPlan = z.infer<typeof logicalPlanSchema>;
 
@@ -112,6 +115,8 @@ export interface ValidatedRestore {
   readonly kind: RestorePlan['kind'];
   readonly database: JobDatabase;
   readonly taskDefinitionArn: string;
+  /** Where the restore task and its check run: the restore target's network, or the database's. */
+  readonly network: { readonly subnetIds: readonly string[]; readonly securityGroupId: string };
   /** TimeoutSeconds of each task state (the input's `timeoutMinutes`, default 360). */
   readonly timeoutSeconds: number;
   readonly requestedBy: string;
@@ -182,9 +187,14 @@ export async function validateRestore(
     const found = await planFromSnapshot(db, input, deps.aws, now, problems);
     if (found) plan = { kind: 'snapshot', rds: found.plan, restorePoint: found.restorePoint };
   } else {
+    const target =
+      input.kind === 'database' && input.target !== undefined
+        ? findRestoreTarget(db, input.target, problems)
+        : undefined;
     const source = await resolveBackup(input, db, deps, problems);
     if (source) checkBackupFits(input, db, source.entry.manifest, problems);
     plan = source ? planOf(input, source.entry.manifest, source.sourceDatabase, now, problems) : undefined;
+    if (plan && target) plan = { ...plan, target };
   }
   if (problems.length || !plan) throw rejection(problems);
 
@@ -208,6 +218,7 @@ export async function validateRestore(
     kind: plan.kind,
     database: db,
     taskDefinitionArn: configured.taskDefinitionArn,
+    network: networkOf(db, plan),
     timeoutSeconds: (input.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES) * 60,
     requestedBy,
     summary,
@@ -222,6 +233,13 @@ export async function validateRestore(
       restore: plan,
     },
   };
+}
+
+/** The network of the restore task: a named target's own, if it has one, else the database's. */
+function networkOf(db: JobDatabase, plan: RestorePlan): ValidatedRestore['network'] {
+  const target: RestoreTarget | undefined = isRdsPlan(plan) ? undefined : plan.target;
+  const network = target?.network ?? db.network;
+  return { subnetIds: network.subnetIds, securityGroupId: network.securityGroupId };
 }
 
 interface ResolvedBackup {
@@ -470,7 +488,7 @@ function summaryOf(plan: RestorePlan, id: string): string {
       : `${plan.rds.resource === 'cluster' ? 'Aurora cluster' : 'RDS instance'} ${plan.rds.source} of ${id} restored to ${plan.rds.restoreTime ?? 'its latest restorable time'} into the new ${plan.rds.resource} ${plan.rds.target}`;
   const from = `backup ${plan.backupId} of ${id}/${plan.sourceDatabase} (${plan.backupStartedAt})`;
   if (plan.kind === 'database')
-    return `${from} restored into ${plan.replace ? 'the existing (replaced)' : 'the new'} database ${plan.targetDatabase}`;
+    return `${from} restored into ${plan.replace ? 'the existing (replaced)' : 'the new'} database ${plan.targetDatabase}${plan.target ? ` on restore target ${plan.target.name}` : ''}`;
   if (plan.kind === 'table')
     return `table ${plan.table} from ${from} restored into ${plan.intoTable ? `the new table ${plan.intoTable} of` : ''} ${plan.targetDatabase}`.replace(
       / {2}/g,

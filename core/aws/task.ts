@@ -110,6 +110,8 @@ export interface TaskDeps {
   readonly now?: (() => Date) | undefined;
   /** Progress that moves no bytes through the vault (restore-test: the server still restoring). */
   readonly onProgress?: (() => void) | undefined;
+  /** How often a long-running server step (a restore's index builds, a post-check count) is looked at (default 60 s). */
+  readonly probeIntervalMs?: number | undefined;
   /** Secrets Manager with the task's credentials: a console restore into a named restore target reads its secret. */
   readonly secrets?: SecretsManagerClient | undefined;
 }
@@ -157,6 +159,7 @@ export async function runTaskCommand(
     log,
     now: deps.now,
     onProgress: deps.onProgress,
+    probeIntervalMs: deps.probeIntervalMs,
   };
   // Console restores (state-machines/restore.asl.json): core/aws/restore-task.ts.
   if (command === 'restore') return runConsoleRestore(job, { ...restoreDeps, secrets: deps.secrets });

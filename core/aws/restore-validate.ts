@@ -13,7 +13,8 @@
 import { z } from 'zod';
 import { readCatalog, type CatalogEntry } from '../catalog/catalog';
 import { chainPrefix, sourcePrefixes, tenantChainPrefix } from '../catalog/keys';
-import type { HistoryStore } from '../history/store';
+import type { HistoryStore, RunningRecords } from '../history/store';
+import { restoreRecordId } from './restore-stopped';
 import { newBackupId, type Manifest } from '../catalog/manifest';
 import { DEFAULT_RETENTION } from '../policy/retention';
 import type { Vault } from '../vault';
@@ -129,7 +130,7 @@ export interface ValidateRestoreDeps {
   readonly databases: readonly RestoreDatabase[];
   /** The vault, readable under the configured databases' prefixes. */
   readonly vault: Vault;
-  readonly history: HistoryStore;
+  readonly history: HistoryStore & RunningRecords;
   /** RDS in the pipeline's region (point-in-time restores). */
   readonly rds?: RDSClient | undefined;
   /** Snapshot restores: this account, the two regions, and RDS in either. */
@@ -198,10 +199,11 @@ export async function validateRestore(
   }
   if (problems.length || !plan) throw rejection(problems);
 
-  const runId = newBackupId(now);
+  // One id per execution, shared with restore-stopped: a stop that raced this write leaves `failed`.
+  const runId = event.executionId ? restoreRecordId(event.executionId) : newBackupId(now);
   const requestedBy = input.requestedBy ?? 'console';
   const summary = summaryOf(plan, db.id);
-  await deps.history.put({
+  const written = await deps.history.putUnlessFinished({
     id: runId,
     kind: 'restore',
     database: db.id,
@@ -212,6 +214,11 @@ export async function validateRestore(
     requestedBy,
     ...(event.executionId ? { executionArn: event.executionId } : {}),
   });
+  if (!written)
+    throw new NamedError(
+      'Cofre.RestoreStopped',
+      `restore execution ${event.executionId} was stopped while it was being validated (its history record is already marked failed); nothing was started`,
+    );
   return {
     runId,
     startedAt: now.toISOString(),

@@ -100,6 +100,16 @@ export const databaseRestoreSchema = z.strictObject(
     backup: backupRef,
     sourceDatabase: sourceDatabase.optional(),
     targetDatabase: identifier('the name of the database to restore into').optional(),
+    target: z
+      .string({
+        error: (iss) =>
+          `expected the name of a restore target of the database (databases[].restoreTargets[].name), got ${got(iss.input)}`,
+      })
+      .regex(/^[a-z][a-z0-9-]{0,39}$/, {
+        error: (iss) =>
+          `expected the name of a restore target of the database (databases[].restoreTargets[].name), got ${got(iss.input)}`,
+      })
+      .optional(),
     replace: flag('replace an existing target database').optional(),
     confirm: confirm.optional(),
   },

@@ -155,13 +155,14 @@ export function nextSteps(
         ];
   }
   const target = restore?.targetDatabase ?? plan?.targetDatabase ?? '<target>';
-  const server = v?.database.id ?? '<database>';
+  const named = plan !== undefined && !isRdsPlan(plan) ? plan.target : undefined;
+  const server = named ? `restore target ${named.name}` : `${v?.database.id ?? '<database>'}'s server`;
   if (status === 'failed') {
     const steps = [
       '1. Open the execution (link above): the failed state and its cause say what went wrong.',
       error === POST_CHECK_FAILED
         ? `2. The restored ${target} does NOT match the backup's manifest: do not point the application at it. Compare by hand, then drop it (DROP DATABASE) and restore again.`
-        : `2. Nothing half-made is kept: a failed restore drops its temporary copy (check that no database ${target} or *_cofre_restoring_* is left on ${server}'s server).`,
+        : `2. Nothing half-made is kept: a failed restore drops its temporary copy (check that no database ${target} or *_cofre_restoring_* is left on ${server}).`,
       '3. Fix the cause and start the restore again with the same input (a new execution).',
     ];
     if (error === TASK_ERRORS.integrity)
@@ -178,7 +179,7 @@ export function nextSteps(
     ];
   if (plan.kind === 'database')
     return [
-      `1. The restored copy is the database ${target} on ${server}'s server${plan.replace ? ' (it replaced the previous one)' : ''}; its row counts match the backup's manifest.`,
+      `1. The restored copy is the database ${target} on ${server}${plan.replace ? ' (it replaced the previous one)' : ''}; its row counts match the backup's manifest.`,
       plan.replace
         ? '2. The application can use it now; check it does.'
         : `2. Compare it with the live database, then either point the application at ${target} or copy what you need from it.`,

@@ -4,14 +4,24 @@
  * EventBridge sends the execution's status change here (lambdas/restore-stopped); the record is marked
  * `failed` with the reason, and the failure is notified like any failed restore.
  *
- * The record is found by its `executionArn` among the database's `running` restore records (the
- * database is read from the execution's input). A stop before the validation wrote a record finds
- * none: that is reported (notified as a stopped restore with no record) rather than ignored.
+ * The record's id is derived from the execution ({@link restoreRecordId}), so both writers name the
+ * same record whatever their order: the validation writes `running` only if the record is absent or
+ * still running, and this handler writes `failed` the same way. A stop while the validation Lambda
+ * is still running (Step Functions does not wait for it) thus ends `failed` whichever write lands
+ * last; a record already finished (recorded succeeded or failed) is left as it is. The running
+ * record, when there is one, is found by its `executionArn` among the database's `running` restore
+ * records (the database is read from the execution's input), to keep its start and summary.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { NotifyEvent } from '../alerts/message';
 import type { HistoryRecord } from '../history/records';
-import type { HistoryStore, RecentHistory } from '../history/store';
+import type { RecentHistory, RunningRecords } from '../history/store';
+
+/** The history id of a console restore execution's record: the same for its validation and its stop. */
+export function restoreRecordId(executionArn: string): string {
+  return `restore-${createHash('sha256').update(executionArn).digest('hex').slice(0, 24)}`;
+}
 
 /** The execution statuses that end an execution without running its Catch. */
 export const STOPPED_STATUSES = ['ABORTED', 'TIMED_OUT'] as const;
@@ -47,13 +57,13 @@ export function parseExecutionStoppedEvent(input: unknown): ExecutionStoppedEven
 }
 
 export interface RestoreStoppedDeps {
-  readonly history: Pick<HistoryStore, 'put'> & Pick<RecentHistory, 'recent'>;
+  readonly history: RunningRecords & Pick<RecentHistory, 'recent'>;
   readonly notify: (event: NotifyEvent) => Promise<unknown>;
   readonly now?: () => Date;
 }
 
 export interface RestoreStoppedResult {
-  /** The record marked failed, if the validation had written one. */
+  /** The record marked failed: the validation's, or a new one if the validation had not written it yet. */
   readonly record?: HistoryRecord;
   readonly database: string;
   readonly reason: string;
@@ -70,6 +80,20 @@ function databaseOf(input: string | null | undefined): string | undefined {
     }
   } catch {
     // An input that is not JSON was rejected by the validation: no record to find.
+  }
+  return undefined;
+}
+
+/** Who asked for the restore, from the execution's input, if it says. */
+function requestedByOf(input: string | null | undefined): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(input ?? '');
+    if (parsed && typeof parsed === 'object' && 'requestedBy' in parsed) {
+      const who = parsed.requestedBy;
+      if (typeof who === 'string' && who.length > 0 && who.length <= 200) return who;
+    }
+  } catch {
+    // Not JSON: nobody named.
   }
   return undefined;
 }
@@ -91,14 +115,29 @@ export async function recordStoppedRestore(
     : [];
   const found = running.find((r) => r.executionArn === detail.executionArn);
   let record: HistoryRecord | undefined;
-  if (found) {
-    record = {
-      ...found,
-      status: 'failed',
-      finishedAt: stoppedAt.toISOString(),
-      message: `${reason}. Was: ${found.message ?? ''}`.trim(),
-    };
-    await deps.history.put(record);
+  if (database) {
+    const failed: HistoryRecord = found
+      ? {
+          ...found,
+          status: 'failed',
+          finishedAt: stoppedAt.toISOString(),
+          message: `${reason}. Was: ${found.message ?? ''}`.trim(),
+        }
+      : {
+          // Not written yet (the validation may still be running): written failed now, so a late
+          // `running` write of the validation is refused and the record cannot stay running.
+          id: restoreRecordId(detail.executionArn),
+          kind: 'restore',
+          database,
+          status: 'failed',
+          startedAt: new Date(detail.startDate).toISOString(),
+          finishedAt: stoppedAt.toISOString(),
+          message: `${reason}; it was stopped before its validation had recorded it`,
+          requestedBy: requestedByOf(detail.input) ?? 'console',
+          executionArn: detail.executionArn,
+        };
+    // A record already finished (the restore was recorded, then stopped while notifying) stays.
+    if (await deps.history.putUnlessFinished(failed)) record = failed;
   }
   const error = detail.status === 'ABORTED' ? 'Cofre.RestoreStopped' : 'Cofre.RestoreTimedOut';
   await deps.notify({

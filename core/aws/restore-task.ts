@@ -27,6 +27,8 @@ import { probeRestoring, type RestoreTestDeps } from '../verify/restore-test';
 import type { Vault } from '../vault';
 import { NamedError } from './task-errors';
 import type { ContainerJob } from './job';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { describeTarget, targetConnection } from './restore-target';
 import {
   rejection,
   restorePlanSchema,
@@ -39,8 +41,30 @@ import {
 /** The post-restore check found the restored data different from the manifest. */
 export const POST_CHECK_FAILED = 'Cofre.PostCheckFailed';
 
-/** The same dependencies as the scheduled restore test: the job database's server, the vault, keys. */
-export type ConsoleRestoreDeps = RestoreTestDeps;
+/**
+ * The same dependencies as the scheduled restore test (the job database's server, the vault, keys),
+ * and Secrets Manager for a restore into a named restore target (its secret is read at run time).
+ */
+export type ConsoleRestoreDeps = RestoreTestDeps & {
+  readonly secrets?: SecretsManagerClient | undefined;
+};
+
+/**
+ * The server a logical plan restores into: the job database's own (deps.connection), or the named
+ * restore target's (its secret, read now), with how messages name it.
+ */
+export async function restoreServer(
+  job: ContainerJob,
+  plan: LogicalPlan,
+  deps: ConsoleRestoreDeps,
+): Promise<{ connection: Connection; where: string }> {
+  if (!plan.target) {
+    const c = deps.connection;
+    return { connection: c, where: `${c.host}:${c.port}` };
+  }
+  const connection = await targetConnection(job.database.engine, plan.target, deps.secrets);
+  return { connection, where: describeTarget(plan.target, connection) };
+}
 
 /** What the restore task reports (SendTaskSuccess). */
 export interface ConsoleRestoreOutput {
@@ -103,8 +127,7 @@ export async function runConsoleRestore(
   if (isRdsPlan(plan))
     throw new UsageError('COFRE_JOB.restore.kind: a point-in-time restore is made by RDS, not by the task');
   const log = deps.log ?? (() => undefined);
-  const c = deps.connection;
-  const where = `${c.host}:${c.port}`;
+  const { connection: c, where } = await restoreServer(job, plan, deps);
   const exists = await databaseExists(c, plan.targetDatabase);
   if (plan.targetIs === 'new' && exists)
     throw rejection([
@@ -121,7 +144,7 @@ export async function runConsoleRestore(
     ? probeRestoring(c, plan.targetDatabase, deps.onProgress, deps.probeIntervalMs ?? 60_000)
     : () => undefined;
   try {
-    return await runPlan(job, plan, deps, target, prefixes, log);
+    return await runPlan(job, plan, { ...deps, connection: c }, target, prefixes, log);
   } finally {
     stopProbe();
   }
@@ -173,6 +196,8 @@ async function runPlan(
     table: plan.table,
     intoTable: plan.intoTable,
     force: plan.replace,
+    // Another server has none of the source's roles: its objects belong to the target's user.
+    ...(plan.target ? { noOwner: true, noAcl: true } : {}),
     jobs: 'auto',
     signal: deps.signal,
     log,
@@ -210,24 +235,93 @@ export async function nearestManifestBefore(
   return manifests[manifests.length - 1];
 }
 
-/** Row counts of tables of one database. */
-async function countTables(
+/**
+ * Whether the database session `id` is running a statement that is not waiting for a lock: a count
+ * that is working (reading pages), not one that is stuck.
+ */
+export async function sessionIsWorking(c: Connection, id: number): Promise<boolean> {
+  return withAdmin(c, async (query) => {
+    const rows =
+      c.engine === 'postgres'
+        ? await query(
+            `SELECT 1 AS working FROM pg_stat_activity WHERE pid = ${id} AND state = 'active' AND coalesce(wait_event_type, '') <> 'Lock'`,
+          )
+        : await query(
+            `SELECT 1 AS working FROM information_schema.PROCESSLIST WHERE ID = ${id} AND COMMAND = 'Query' AND COALESCE(STATE, '') NOT LIKE '%lock%'`,
+          );
+    return rows.length > 0;
+  });
+}
+
+/** How often a running count is looked at (default 60 s, the task's heartbeat interval). */
+const COUNT_PROBE_MS = 60_000;
+
+/**
+ * Runs one count with progress: every `intervalMs` while it runs, another session asks the server
+ * whether the counting session is working (not waiting for a lock); each yes is progress, so the task
+ * keeps heartbeating through a count longer than HeartbeatSeconds, and a stuck one lets it trip.
+ */
+async function countWithProgress<T>(
+  c: Connection,
+  session: number,
+  count: () => Promise<T>,
+  onProgress: (() => void) | undefined,
+  intervalMs: number,
+): Promise<T> {
+  if (!onProgress) return count();
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    sessionIsWorking(c, session)
+      .then((working) => {
+        if (working) onProgress();
+      })
+      // A probe that fails says nothing: no progress, the heartbeat decides.
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  try {
+    return await count();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/**
+ * Row counts of tables of one database. Progress (`onProgress`): each table counted, and while one
+ * count runs, each look (every `probeIntervalMs`) that finds it working.
+ */
+export async function countTables(
   c: Connection,
   database: string,
   tables: readonly { schema: string; name: string; where?: string }[],
-  onCounted?: () => void,
+  onProgress?: () => void,
+  probeIntervalMs = COUNT_PROBE_MS,
 ): Promise<number[]> {
   const q = (n: string) => quoteIdentifier(c.engine, n);
   if (c.engine === 'postgres') {
     const client = await connectPostgres(c, database);
     try {
+      const { rows: me } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const session = me[0]!.pid;
       const out: number[] = [];
       for (const t of tables) {
-        const { rows } = await client.query<{ n: string }>(
-          `SELECT count(*) AS n FROM ONLY ${q(t.schema)}.${q(t.name)} AS t0${t.where ? ` WHERE ${t.where}` : ''}`,
+        const { rows } = await countWithProgress(
+          c,
+          session,
+          () =>
+            client.query<{ n: string }>(
+              `SELECT count(*) AS n FROM ONLY ${q(t.schema)}.${q(t.name)} AS t0${t.where ? ` WHERE ${t.where}` : ''}`,
+            ),
+          onProgress,
+          probeIntervalMs,
         );
         out.push(Number(rows[0]!.n));
-        onCounted?.();
+        onProgress?.();
       }
       return out;
     } finally {
@@ -236,13 +330,19 @@ async function countTables(
   }
   const conn = await connectMysql(c, database);
   try {
+    const [me] = await conn.query('SELECT CONNECTION_ID() AS id');
+    const session = Number((me as { id: unknown }[])[0]!.id);
     const out: number[] = [];
     for (const t of tables) {
-      const [rows] = await conn.query(
-        `SELECT COUNT(*) AS n FROM ${q(t.name)} AS t0${t.where ? ` WHERE ${t.where}` : ''}`,
+      const [rows] = await countWithProgress(
+        c,
+        session,
+        () => conn.query(`SELECT COUNT(*) AS n FROM ${q(t.name)} AS t0${t.where ? ` WHERE ${t.where}` : ''}`),
+        onProgress,
+        probeIntervalMs,
       );
       out.push(Number((rows as { n: unknown }[])[0]!.n));
-      onCounted?.();
+      onProgress?.();
     }
     return out;
   } finally {
@@ -261,7 +361,7 @@ export async function runRestoreCheck(
 ): Promise<RestoreCheckOutput> {
   const plan = restorePlanOf(job);
   if (isRdsPlan(plan)) return runRdsCheck(job, plan, deps);
-  const c = deps.connection;
+  const { connection: c, where } = await restoreServer(job, plan, deps);
   const log = deps.log ?? (() => undefined);
   const manifest = await nearestManifestBefore(
     deps.vault,
@@ -340,12 +440,13 @@ export async function runRestoreCheck(
   }
   let actual: number[];
   try {
-    // Each counted table is progress: the task heartbeats while a large copy is counted.
-    actual = await countTables(c, plan.targetDatabase, compared, deps.onProgress);
+    // Each counted table is progress, and so is a long count the server is working on: the task
+    // heartbeats while a large copy is counted.
+    actual = await countTables(c, plan.targetDatabase, compared, deps.onProgress, deps.probeIntervalMs);
   } catch (error) {
     throw new NamedError(
       POST_CHECK_FAILED,
-      `could not count the rows of the restored ${plan.targetDatabase} on ${c.host}:${c.port}: ${messageOf(error)}`,
+      `could not count the rows of the restored ${plan.targetDatabase} on ${where}: ${messageOf(error)}`,
     );
   }
   const problems: string[] = [];
@@ -360,7 +461,7 @@ export async function runRestoreCheck(
     );
   const rows = actual.reduce((a, b) => a + b, 0);
   checks.push(
-    `connected to ${plan.targetDatabase}; ${compared.length} table(s), ${rows} rows equal to the manifest of ${manifest.backupId}`,
+    `connected to ${plan.targetDatabase}${plan.target ? ` on ${where}` : ''}; ${compared.length} table(s), ${rows} rows equal to the manifest of ${manifest.backupId}`,
   );
   log(checks[checks.length - 1]!);
   return { ...base, tablesCompared: compared.length, rowsCompared: rows, checks };
@@ -421,6 +522,7 @@ async function runRdsCheck(
         name,
         list.map((t) => ({ schema: c.engine === 'mysql' ? name : t.schema, name: t.name })),
         deps.onProgress,
+        deps.probeIntervalMs,
       );
     } catch (error) {
       problems.push(`${name}: ${messageOf(error)}`);

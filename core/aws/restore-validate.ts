@@ -13,7 +13,8 @@
 import { z } from 'zod';
 import { readCatalog, type CatalogEntry } from '../catalog/catalog';
 import { chainPrefix, sourcePrefixes, tenantChainPrefix } from '../catalog/keys';
-import type { HistoryStore } from '../history/store';
+import type { HistoryStore, RunningRecords } from '../history/store';
+import { restoreRecordId } from './restore-stopped';
 import { newBackupId, type Manifest } from '../catalog/manifest';
 import { DEFAULT_RETENTION } from '../policy/retention';
 import type { Vault } from '../vault';
@@ -21,6 +22,7 @@ import { NamedError, TASK_ERRORS } from './task-errors';
 import { jobDatabaseSchema, type ContainerJob, type JobDatabase } from './job';
 import type { RDSClient } from '@aws-sdk/client-rds';
 import { planFromSnapshot, planPointInTime, rdsPlanSchema } from './rds-restore';
+import { findRestoreTarget, restoreTargetSchema, type RestoreTarget } from './restore-target';
 import {
   inputProblems,
   restoreInputSchema,
@@ -76,6 +78,8 @@ export const logicalPlanSchema = z.object({
   tenant: z.string().optional(),
   dryRun: z.boolean().optional(),
   acceptUnownedRows: z.boolean().optional(),
+  /** database kind: the named restore target (another server) restored into, instead of the source's server. */
+  target: restoreTargetSchema.optional(),
 });
 export type LogicalPlan = z.infer<typeof logicalPlanSchema>;
 
@@ -112,6 +116,8 @@ export interface ValidatedRestore {
   readonly kind: RestorePlan['kind'];
   readonly database: JobDatabase;
   readonly taskDefinitionArn: string;
+  /** Where the restore task and its check run: the restore target's network, or the database's. */
+  readonly network: { readonly subnetIds: readonly string[]; readonly securityGroupId: string };
   /** TimeoutSeconds of each task state (the input's `timeoutMinutes`, default 360). */
   readonly timeoutSeconds: number;
   readonly requestedBy: string;
@@ -124,7 +130,7 @@ export interface ValidateRestoreDeps {
   readonly databases: readonly RestoreDatabase[];
   /** The vault, readable under the configured databases' prefixes. */
   readonly vault: Vault;
-  readonly history: HistoryStore;
+  readonly history: HistoryStore & RunningRecords;
   /** RDS in the pipeline's region (point-in-time restores). */
   readonly rds?: RDSClient | undefined;
   /** Snapshot restores: this account, the two regions, and RDS in either. */
@@ -182,16 +188,22 @@ export async function validateRestore(
     const found = await planFromSnapshot(db, input, deps.aws, now, problems);
     if (found) plan = { kind: 'snapshot', rds: found.plan, restorePoint: found.restorePoint };
   } else {
+    const target =
+      input.kind === 'database' && input.target !== undefined
+        ? findRestoreTarget(db, input.target, problems)
+        : undefined;
     const source = await resolveBackup(input, db, deps, problems);
     if (source) checkBackupFits(input, db, source.entry.manifest, problems);
     plan = source ? planOf(input, source.entry.manifest, source.sourceDatabase, now, problems) : undefined;
+    if (plan && target) plan = { ...plan, target };
   }
   if (problems.length || !plan) throw rejection(problems);
 
-  const runId = newBackupId(now);
+  // One id per execution, shared with restore-stopped: a stop that raced this write leaves `failed`.
+  const runId = event.executionId ? restoreRecordId(event.executionId) : newBackupId(now);
   const requestedBy = input.requestedBy ?? 'console';
   const summary = summaryOf(plan, db.id);
-  await deps.history.put({
+  const written = await deps.history.putUnlessFinished({
     id: runId,
     kind: 'restore',
     database: db.id,
@@ -202,12 +214,18 @@ export async function validateRestore(
     requestedBy,
     ...(event.executionId ? { executionArn: event.executionId } : {}),
   });
+  if (!written)
+    throw new NamedError(
+      'Cofre.RestoreStopped',
+      `restore execution ${event.executionId} was stopped while it was being validated (its history record is already marked failed); nothing was started`,
+    );
   return {
     runId,
     startedAt: now.toISOString(),
     kind: plan.kind,
     database: db,
     taskDefinitionArn: configured.taskDefinitionArn,
+    network: networkOf(db, plan),
     timeoutSeconds: (input.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES) * 60,
     requestedBy,
     summary,
@@ -222,6 +240,13 @@ export async function validateRestore(
       restore: plan,
     },
   };
+}
+
+/** The network of the restore task: a named target's own, if it has one, else the database's. */
+function networkOf(db: JobDatabase, plan: RestorePlan): ValidatedRestore['network'] {
+  const target: RestoreTarget | undefined = isRdsPlan(plan) ? undefined : plan.target;
+  const network = target?.network ?? db.network;
+  return { subnetIds: network.subnetIds, securityGroupId: network.securityGroupId };
 }
 
 interface ResolvedBackup {
@@ -470,7 +495,7 @@ function summaryOf(plan: RestorePlan, id: string): string {
       : `${plan.rds.resource === 'cluster' ? 'Aurora cluster' : 'RDS instance'} ${plan.rds.source} of ${id} restored to ${plan.rds.restoreTime ?? 'its latest restorable time'} into the new ${plan.rds.resource} ${plan.rds.target}`;
   const from = `backup ${plan.backupId} of ${id}/${plan.sourceDatabase} (${plan.backupStartedAt})`;
   if (plan.kind === 'database')
-    return `${from} restored into ${plan.replace ? 'the existing (replaced)' : 'the new'} database ${plan.targetDatabase}`;
+    return `${from} restored into ${plan.replace ? 'the existing (replaced)' : 'the new'} database ${plan.targetDatabase}${plan.target ? ` on restore target ${plan.target.name}` : ''}`;
   if (plan.kind === 'table')
     return `table ${plan.table} from ${from} restored into ${plan.intoTable ? `the new table ${plan.intoTable} of` : ''} ${plan.targetDatabase}`.replace(
       / {2}/g,

@@ -8,7 +8,7 @@ import { fullSourcePrefix, sourcePrefixes } from '../catalog/keys';
 import type { Connection } from '../sources/connection';
 import { IntegrityError, UsageError, messageOf } from '../util/errors';
 import type { HistoryRecord, HistoryStatus } from '../history/records';
-import type { HistoryStore, JobLock, RecentHistory } from '../history/store';
+import type { HistoryStore, JobLock, RecentHistory, RunningRecords } from '../history/store';
 import { newBackupId } from '../catalog/manifest';
 import { backupMetrics, failureMetrics, type MetricsSink } from '../policy/metrics';
 import { decideTier } from '../policy/tiers';
@@ -30,7 +30,7 @@ import {
 } from './job';
 import type { BackupTaskOutput, DeepVerifyTaskOutput, RestoreTestTaskOutput, TenantTaskOutput } from './task';
 
-export type StepHistory = HistoryStore & RecentHistory & JobLock;
+export type StepHistory = HistoryStore & RecentHistory & JobLock & RunningRecords;
 
 export interface StepDeps {
   readonly history: StepHistory;

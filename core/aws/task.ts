@@ -14,6 +14,7 @@ import {
   SendTaskSuccessCommand,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
 import { runBackup } from '../backup/backup';
 import { summarize, type Manifest } from '../catalog/manifest';
@@ -109,6 +110,10 @@ export interface TaskDeps {
   readonly now?: (() => Date) | undefined;
   /** Progress that moves no bytes through the vault (restore-test: the server still restoring). */
   readonly onProgress?: (() => void) | undefined;
+  /** How often a long-running server step (a restore's index builds, a post-check count) is looked at (default 60 s). */
+  readonly probeIntervalMs?: number | undefined;
+  /** Secrets Manager with the task's credentials: a console restore into a named restore target reads its secret. */
+  readonly secrets?: SecretsManagerClient | undefined;
 }
 
 /** Runs one command of the task; throws an error whose name is the Step Functions error. */
@@ -154,10 +159,11 @@ export async function runTaskCommand(
     log,
     now: deps.now,
     onProgress: deps.onProgress,
+    probeIntervalMs: deps.probeIntervalMs,
   };
   // Console restores (state-machines/restore.asl.json): core/aws/restore-task.ts.
-  if (command === 'restore') return runConsoleRestore(job, restoreDeps);
-  if (command === 'restore-check') return runRestoreCheck(job, restoreDeps);
+  if (command === 'restore') return runConsoleRestore(job, { ...restoreDeps, secrets: deps.secrets });
+  if (command === 'restore-check') return runRestoreCheck(job, { ...restoreDeps, secrets: deps.secrets });
   if (command === 'restore-test') return runRestoreTest(job, restoreDeps);
   if (command === 'backup') {
     const outcomes = await runBackup({

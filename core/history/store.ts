@@ -52,6 +52,18 @@ export interface RecentHistory {
   ): Promise<HistoryRecord[]>;
 }
 
+/**
+ * Records that two writers race for (a console restore: its validation writes `running`, the
+ * stopped-execution handler writes `failed`): a write that never overwrites a finished record.
+ */
+export interface RunningRecords {
+  /**
+   * Writes the record unless one with its id exists and is finished (any status but `running`);
+   * false when it was left as it was. Atomic in DynamoDB (a condition expression).
+   */
+  putUnlessFinished(record: HistoryRecord): Promise<boolean>;
+}
+
 /** Who holds a job lock, and since when. */
 export interface LockHolder {
   readonly holder: string;
@@ -92,7 +104,7 @@ export const LOCK_ID_PREFIX = 'lock#';
  * `dynamodb:UpdateItem`, `dynamodb:GetItem`, `dynamodb:Query` on the table and its indexes, and
  * `dynamodb:Scan` for {@link between} (never `DeleteItem`).
  */
-export class DynamoHistoryStore implements HistoryStore, RecentHistory, JobLock {
+export class DynamoHistoryStore implements HistoryStore, RecentHistory, JobLock, RunningRecords {
   constructor(
     private readonly client: DynamoDBDocumentClient,
     private readonly tableName: string,
@@ -100,6 +112,24 @@ export class DynamoHistoryStore implements HistoryStore, RecentHistory, JobLock 
 
   async put(record: HistoryRecord): Promise<void> {
     await this.client.send(new PutCommand({ TableName: this.tableName, Item: historyItem(record) }));
+  }
+
+  async putUnlessFinished(record: HistoryRecord): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: historyItem(record),
+          ConditionExpression: 'attribute_not_exists(#id) OR #status = :running',
+          ExpressionAttributeNames: { '#id': 'id', '#status': 'status' },
+          ExpressionAttributeValues: { ':running': 'running' },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if ((error as { name?: string }).name === 'ConditionalCheckFailedException') return false;
+      throw error;
+    }
   }
 
   async latest(
@@ -215,7 +245,7 @@ export class DynamoHistoryStore implements HistoryStore, RecentHistory, JobLock 
  * The history as JSON files in a folder (one file per record, written atomically), with the same
  * semantics as {@link DynamoHistoryStore}: for local runs and tests.
  */
-export class FileHistoryStore implements HistoryStore, RecentHistory, JobLock {
+export class FileHistoryStore implements HistoryStore, RecentHistory, JobLock, RunningRecords {
   constructor(readonly dir: string) {}
 
   private async writeJson(file: string, value: unknown): Promise<void> {
@@ -231,6 +261,19 @@ export class FileHistoryStore implements HistoryStore, RecentHistory, JobLock {
 
   async put(record: HistoryRecord): Promise<void> {
     await this.writeJson(this.recordFile(record.id), historyItem(record));
+  }
+
+  /** As DynamoDB's; not atomic across processes (one local runner writes the folder). */
+  async putUnlessFinished(record: HistoryRecord): Promise<boolean> {
+    let existing: HistoryItem | undefined;
+    try {
+      existing = JSON.parse(await readFile(this.recordFile(record.id), 'utf8')) as HistoryItem;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (existing && existing.status !== 'running') return false;
+    await this.put(record);
+    return true;
   }
 
   /** Every record, oldest first. */

@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { notify, parseNotifyEvent, type AlertMessage, type NotifyEvent } from '../alerts/notify';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { messageOf } from '../util/errors';
@@ -123,6 +124,8 @@ export interface LocalPipelineOptions {
   readonly listTenants?: (connection: Connection, model: TenantModel) => Promise<string[]>;
   /** The databases the console restore may restore (COFRE_RESTORE_DATABASES of restore-validate). */
   readonly restoreDatabases?: readonly RestoreDatabase[];
+  /** Secrets Manager as the dump task sees it (a console restore into a named restore target). */
+  readonly secrets?: SecretsManagerClient;
   /** RDS for point-in-time restores (the local AWS). */
   readonly rds?: RDSClient;
   /** RDS in another region (snapshot restores from the DR region); default: `rds`. */
@@ -297,6 +300,7 @@ export async function runLocalJob(
         log(`    ${line}`);
       },
       now: o.now,
+      secrets: o.secrets,
     });
     return JSON.parse(JSON.stringify(output)) as Json;
   };

@@ -152,6 +152,51 @@ const snapshotRestoreTestSchema = z
     'Monthly AWS Backup restore test of an RDS instance (required with `rdsInstanceId`): where the temporary instance is restored.',
   );
 
+/** A Secrets Manager secret ARN with its 6-character suffix (IAM and ECS name the secret exactly). */
+const COMPLETE_SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
+
+const restoreTargetSchema = z
+  .strictObject({
+    name: name('restore target name').describe(
+      'Name the console restore input gives as `target` (e.g. `staging`).',
+    ),
+    host: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Host name of the target server; defaults to the secret's `host`."),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535, { error: 'expected a TCP port between 1 and 65535' })
+      .optional()
+      .describe(
+        "Port of the target server; defaults to the secret's `port`, else 5432 (postgres) or 3306 (mysql).",
+      ),
+    credentialsSecretArn: z
+      .string()
+      .regex(COMPLETE_SECRET_ARN, {
+        error: (iss) =>
+          `expected the complete ARN of a Secrets Manager secret (ending in its 6-character suffix), like "arn:aws:secretsmanager:sa-east-1:123456789012:secret:staging-db-AbCdEf", got "${String(iss.input)}"`,
+      })
+      .describe(
+        "Secrets Manager secret with the target server's credentials (RDS JSON format); only the dump task of this database may read it, and only for a console restore into this target.",
+      ),
+    network: z
+      .strictObject({
+        subnetIds: networkSchema.shape.subnetIds.describe('Private subnets the restore task runs in.'),
+        securityGroupId: networkSchema.shape.securityGroupId.describe(
+          'Security group that the target server accepts connections from.',
+        ),
+      })
+      .optional()
+      .describe("Where the restore task runs for this target; defaults to the database's `network`."),
+  })
+  .describe(
+    'A server a console restore (kind `database`) may restore this database into, besides its own; same engine.',
+  );
+
 export const databaseSchema = z
   .strictObject({
     id: name('database id').describe('Short id used in backup keys, metrics and alerts (e.g. `app-prod`).'),
@@ -202,8 +247,24 @@ export const databaseSchema = z
       .describe('Data class of this database; must be `general` or a key of `retention.classes`.'),
     tenants: tenantModelSchema.optional(),
     snapshotRestoreTest: snapshotRestoreTestSchema.optional(),
+    restoreTargets: z
+      .array(restoreTargetSchema)
+      .default([])
+      .describe(
+        'Other servers a console restore may restore this database into (input field `target`); none by default: restores go to its own server.',
+      ),
   })
   .superRefine((db, ctx) => {
+    const names = new Set<string>();
+    db.restoreTargets.forEach((t, i) => {
+      if (names.has(t.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['restoreTargets', i, 'name'],
+          message: `expected a unique restore target name, "${t.name}" is used twice`,
+        });
+      names.add(t.name);
+    });
     if (db.rdsInstanceId !== undefined && db.snapshotRestoreTest === undefined)
       ctx.addIssue({
         code: 'custom',

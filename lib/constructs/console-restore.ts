@@ -127,6 +127,7 @@ export class ConsoleRestore extends Construct {
       timeout: Duration.hours(24),
     });
     this.grantIntegrations(props);
+    this.grantRestoreTargets(props);
     new CfnOutput(this, 'RestoreStateMachineArn', {
       description: 'State machine restore (start restores from the Step Functions console)',
       value: this.stateMachine.stateMachine.stateMachineArn,
@@ -208,6 +209,26 @@ export class ConsoleRestore extends Construct {
         },
       }),
     );
+  }
+
+  /**
+   * A database with restore targets (`databases[].restoreTargets`): its dump task reads the secret of
+   * a target it restores into, at run time; exactly those secrets, nothing else (GetSecretValue only,
+   * no DescribeSecret or ListSecrets). A database without targets gets no Secrets Manager permission
+   * here (ECS injects its own secret with the execution role).
+   */
+  private grantRestoreTargets(props: ConsoleRestoreProps): void {
+    for (const db of props.config.databases) {
+      if (db.restoreTargets.length === 0) continue;
+      const task = props.pipeline.dumpTasks.get(db.id)!;
+      task.taskRole.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'ReadTheRestoreTargetSecrets',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [...new Set(db.restoreTargets.map((t) => t.credentialsSecretArn))],
+        }),
+      );
+    }
   }
 
   /** Exactly what the Task states of restore.asl.json call. */

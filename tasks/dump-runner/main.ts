@@ -14,6 +14,7 @@
  */
 import { KMS } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendTaskFailureCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { buildKeys } from '../../core/vault/crypto';
 import { messageOf } from '../../core/util/errors';
@@ -29,6 +30,8 @@ export interface RunnerIo {
   /** Defaults: clients from the environment. */
   readonly s3?: S3Client;
   readonly kms?: () => KMS;
+  /** Secrets Manager (a console restore into a named restore target reads its secret); default: from the environment. */
+  readonly secrets?: () => SecretsManagerClient;
   readonly signal?: AbortSignal;
   readonly log: (line: string) => void;
   readonly heartbeatIntervalMs?: number;
@@ -72,7 +75,14 @@ export async function runDumpRunner(io: RunnerIo): Promise<number> {
       token,
       command,
       job,
-      deps: { connection, vault, keys, signal: io.signal, log: io.log },
+      deps: {
+        connection,
+        vault,
+        keys,
+        signal: io.signal,
+        log: io.log,
+        secrets: (io.secrets ?? (() => new SecretsManagerClient(region ? { region } : {})))(),
+      },
       heartbeatIntervalMs: io.heartbeatIntervalMs,
       log: io.log,
     });

@@ -26,7 +26,7 @@ import {
   S3Client,
   type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -156,6 +156,20 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
     ]);
     topic = alerts;
+    // A restore target of app-prod (databases[].restoreTargets): the same local server, its own secret.
+    const u = pgMissing ? undefined : new URL(db.url);
+    const targetSecretArn = await createSecret(
+      aws.secrets,
+      u
+        ? {
+            username: u.username || 'postgres',
+            password: decodeURIComponent(u.password),
+            host: u.hostname,
+            port: Number(u.port || 5432),
+          }
+        : { username: 'x', password: 'y' },
+      'restore-target',
+    );
     // What the configuration snapshots protect: one secret and one parameter path.
     const configSecretArn = await createSecret(aws.secrets, { apiKey: 'config-value' }, 'config');
     const configParameterPath = uniqueParameterPath('iam-config');
@@ -193,6 +207,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       pagerDutySecretArn,
       configSecretArn,
       configParameterPath,
+      restoreTargets: { [DATABASE]: [{ name: 'staging', credentialsSecretArn: targetSecretArn }] },
     };
     const made = Date.now();
     iam = synthesizeIam(resources);
@@ -268,6 +283,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         sfn: checker.attach(new SFNClient(config), role),
         s3: checker.attach(new S3Client({ ...config, forcePathStyle: true }), role),
         kms: () => checker.attach(new KMS(config), role),
+        secrets: () => checker.attach(new SecretsManagerClient(config), role),
         log: () => undefined,
         heartbeatIntervalMs: 50,
       }),
@@ -416,6 +432,37 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       });
       expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
       expect(run.output?.check).toMatchObject({ targetDatabase: target });
+    } finally {
+      await withPostgresClient(PG_ADMIN_URL, (c) =>
+        c.query(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`),
+      );
+    }
+  });
+
+  it("restore (console) onto a restore target: the dump task reads the listed target's secret and restores there", async () => {
+    if (skipWithoutPostgres()) return;
+    const target = `${db.name.slice(0, 40)}_iamtarget`;
+    const before = checker.records.length;
+    try {
+      const run = await runJob('restore', {
+        kind: 'database',
+        database: DATABASE,
+        backup: 'latest',
+        sourceDatabase: db.name,
+        target: 'staging',
+        targetDatabase: target,
+        requestedBy: 'iam-per-call test',
+      });
+      expect(run.status, `${run.error}: ${run.cause}`).toBe('succeeded');
+      expect(run.output?.check).toMatchObject({ targetDatabase: target });
+      const reads = checker.records
+        .slice(before)
+        .filter((r) => r.action === 'secretsmanager:GetSecretValue' && r.role === TASK_ROLE);
+      // Restore and its check: each reads the target's secret, under the task role.
+      expect(reads.map((r) => [r.resource, r.decision])).toEqual([
+        [resources.restoreTargets![DATABASE]![0]!.credentialsSecretArn, 'Allowed'],
+        [resources.restoreTargets![DATABASE]![0]!.credentialsSecretArn, 'Allowed'],
+      ]);
     } finally {
       await withPostgresClient(PG_ADMIN_URL, (c) =>
         c.query(`DROP DATABASE IF EXISTS "${target}" WITH (FORCE)`),
@@ -881,6 +928,16 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     await expect(
       aws.s3.send(new HeadObjectCommand({ Bucket: resources.vaultBucket, Key: key })),
     ).resolves.toMatchObject({ VersionId: versionId });
+  });
+
+  it("denies the task role reading a secret that is not one of its restore targets' (another database's)", async () => {
+    const secrets = checker.attach(new SecretsManagerClient(clientConfig()), TASK_ROLE);
+    await expect(
+      secrets.send(new GetSecretValueCommand({ SecretId: resources.databaseSecretArns[OTHER_DATABASE] })),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    await expect(
+      secrets.send(new GetSecretValueCommand({ SecretId: resources.pagerDutySecretArn })),
+    ).rejects.toMatchObject({ name: 'AccessDeniedException' });
   });
 
   it("denies the task role writing under another database's prefix (a manifest of ledger-prod)", async () => {

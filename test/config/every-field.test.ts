@@ -93,6 +93,34 @@ const CHANGES: Record<string, (c: Config) => void> = {
     (db0(c).snapshotRestoreTest!.dbSubnetGroupName = 'app-prod-other-subnets'),
   'databases[].snapshotRestoreTest.vpcSecurityGroupIds': (c) =>
     (db0(c).snapshotRestoreTest!.vpcSecurityGroupIds = ['sg-0fedcba9876543210']),
+  // Restore targets: the example has none; each case adds one (test/config/restore-targets.test.ts
+  // changes each field of an existing target alone).
+  'databases[].restoreTargets[].name': (c) =>
+    (db0(c).restoreTargets = [{ name: 'staging', credentialsSecretArn: ARN_SECRET }]),
+  'databases[].restoreTargets[].host': (c) =>
+    (db0(c).restoreTargets = [
+      { name: 'staging', host: 'staging.internal', credentialsSecretArn: ARN_SECRET },
+    ]),
+  'databases[].restoreTargets[].port': (c) =>
+    (db0(c).restoreTargets = [{ name: 'staging', port: 6432, credentialsSecretArn: ARN_SECRET }]),
+  'databases[].restoreTargets[].credentialsSecretArn': (c) =>
+    (db0(c).restoreTargets = [{ name: 'staging', credentialsSecretArn: ARN_SECRET }]),
+  'databases[].restoreTargets[].network.subnetIds': (c) =>
+    (db0(c).restoreTargets = [
+      {
+        name: 'staging',
+        credentialsSecretArn: ARN_SECRET,
+        network: { subnetIds: ['subnet-0fedcba9876543210'], securityGroupId: 'sg-0123456789abcdef0' },
+      },
+    ]),
+  'databases[].restoreTargets[].network.securityGroupId': (c) =>
+    (db0(c).restoreTargets = [
+      {
+        name: 'staging',
+        credentialsSecretArn: ARN_SECRET,
+        network: { subnetIds: ['subnet-0123456789abcdef0'], securityGroupId: 'sg-0fedcba9876543210' },
+      },
+    ]),
   'databases[].tenants.table': (c) => (db0(c).tenants!.table = 'public.tenants'),
   'databases[].tenants.keyColumn': (c) => (db0(c).tenants!.keyColumn = 'clinic_key'),
   'databases[].tenants.tenantColumn': (c) => (db0(c).tenants!.tenantColumn = 'tenant'),

@@ -36,6 +36,10 @@ export interface LocalResources {
   readonly pipelineKeyArn: string;
   /** Secret ARN of each database of the config (`databases[].credentialsSecretArn`), by id. */
   readonly databaseSecretArns: Readonly<Record<string, string>>;
+  /** Restore targets of a database (`databases[].restoreTargets`), by database id. */
+  readonly restoreTargets?: Readonly<
+    Record<string, readonly { name: string; host?: string; port?: number; credentialsSecretArn: string }[]>
+  >;
   readonly pagerDutySecretArn: string;
   /** The configuration snapshots' secret (`configuration.secretArns`) and parameter path (`ssmParameterPaths`). */
   readonly configSecretArn: string;
@@ -286,7 +290,8 @@ export function configFor(resources: LocalResources): (c: CofreConfigInput) => C
     databases: (c.databases ?? []).map((db) => {
       const arn = resources.databaseSecretArns[db.id];
       if (!arn) throw new Error(`no secret made for database ${db.id}`);
-      return { ...db, credentialsSecretArn: arn };
+      const targets = resources.restoreTargets?.[db.id];
+      return { ...db, credentialsSecretArn: arn, ...(targets ? { restoreTargets: [...targets] } : {}) };
     }),
     alerts: { ...c.alerts, pagerDutyRoutingKeySecretArn: resources.pagerDutySecretArn },
     configuration: {

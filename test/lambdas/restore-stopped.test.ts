@@ -143,11 +143,17 @@ describeLocalAws('restore-stopped Lambda (EventBridge execution status change, m
     expect(received!.message).toMatch(/Cofre\.RestoreTimedOut/);
   });
 
-  it('a stop before the validation wrote a record changes nothing but is still notified', async () => {
+  it('a stop before the validation wrote a record writes it failed (a late running write of the validation is refused) and is notified', async () => {
     const database = uniqueName('db');
     const name = uniqueName('exec');
     await handle(statusChange(name, 'ABORTED', { kind: 'database', database }));
-    expect(await store.recent(database, 'restore', 'failed', 10)).toEqual([]);
+    const [failed] = await store.recent(database, 'restore', 'failed', 10);
+    expect(failed).toMatchObject({ status: 'failed', database });
+    expect(failed!.message).toMatch(/stopped before its validation had recorded it/);
+    expect(await store.putUnlessFinished({ ...failed!, status: 'running', finishedAt: undefined })).toBe(
+      false,
+    );
+    expect(await store.recent(database, 'restore', 'running', 10)).toEqual([]);
     const [received] = await topic.receive(2);
     expect(received!.message).toMatch(/no running history record of this execution was found/);
   });

@@ -272,3 +272,82 @@ it('is left out of a deployment without databases (nothing to restore)', () => {
   const { primary } = buildTestApp((c) => ({ ...c, databases: [] }));
   expect(primary.consoleRestore).toBeUndefined();
 });
+
+describe('restore targets (databases[].restoreTargets): the task role reads only the listed targets’ secrets', () => {
+  const STAGING = 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:cofre/staging-AbCdEf';
+  const REPORTING = 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:cofre/reporting-XyZ123';
+  const withTargets = buildTestApp((c) => ({
+    ...c,
+    databases: c.databases!.map((db) =>
+      db.id === 'app-prod'
+        ? {
+            ...db,
+            restoreTargets: [
+              { name: 'staging', credentialsSecretArn: STAGING },
+              { name: 'reporting', host: 'reporting.internal', credentialsSecretArn: REPORTING },
+            ],
+          }
+        : db,
+    ),
+  })).primary;
+  const json = Template.fromStack(withTargets).toJSON() as { Resources: typeof resources };
+  const statementsOfRoleIn = (roleLogicalId: string) =>
+    Object.values(json.Resources)
+      .filter(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' &&
+          (r.Properties.Roles as { Ref?: string }[]).some((x) => x.Ref === roleLogicalId),
+      )
+      .flatMap((r) => statementsOf(r.Properties.PolicyDocument));
+  const secretStatements = (roleLogicalId: string) =>
+    statementsOfRoleIn(roleLogicalId).filter((s) =>
+      actionsOf(s).some((a) => a.startsWith('secretsmanager:')),
+    );
+
+  it('app-prod: secretsmanager:GetSecretValue on exactly its two targets’ secrets, nothing else of Secrets Manager', () => {
+    const task = withTargets.pipeline.dumpTasks.get('app-prod')!;
+    const statements = secretStatements(logicalIdOf(task.taskRole));
+    expect(statements).toEqual([
+      {
+        Sid: 'ReadTheRestoreTargetSecrets',
+        Effect: 'Allow',
+        Action: 'secretsmanager:GetSecretValue',
+        Resource: [REPORTING, STAGING],
+      },
+    ]);
+  });
+
+  it('ledger-prod (no targets) and every other role get no secret of a target', () => {
+    const task = withTargets.pipeline.dumpTasks.get('ledger-prod')!;
+    expect(secretStatements(logicalIdOf(task.taskRole))).toEqual([]);
+    const roles = Object.entries(json.Resources).filter(([, r]) => r.Type === 'AWS::IAM::Role');
+    for (const [id] of roles) {
+      if (id === logicalIdOf(withTargets.pipeline.dumpTasks.get('app-prod')!.taskRole)) continue;
+      const text = JSON.stringify(statementsOfRoleIn(id));
+      expect(text, id).not.toContain('cofre/staging');
+      expect(text, id).not.toContain('cofre/reporting');
+    }
+  });
+
+  it('the example (no targets) gives no task role any Secrets Manager permission', () => {
+    for (const id of config.databases.map((db) => db.id)) {
+      const task = stack.pipeline.dumpTasks.get(id)!;
+      expect(
+        statementsOfRole(logicalIdOf(task.taskRole))
+          .flatMap(actionsOf)
+          .filter((a) => a.startsWith('secretsmanager:')),
+      ).toEqual([]);
+    }
+  });
+
+  it('restore-validate gets the targets in COFRE_RESTORE_DATABASES (names, host, secret), so it can name them', () => {
+    const fn = withTargets.consoleRestore!.validateFunction.function;
+    const props = resourceOf(Template.fromStack(withTargets), fn).Properties as {
+      Environment: { Variables: Record<string, unknown> };
+    };
+    const text = JSON.stringify(props.Environment.Variables.COFRE_RESTORE_DATABASES);
+    expect(text).toContain('\\"name\\":\\"staging\\"');
+    expect(text).toContain('\\"host\\":\\"reporting.internal\\"');
+    expect(text).toContain(REPORTING);
+  });
+});

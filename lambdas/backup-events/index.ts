@@ -16,7 +16,7 @@ import { recordBackupJobEvent } from '../../core/alerts/backup-events';
 import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 const databasesSchema = z.array(
   z.strictObject({ database: z.string().min(1), resourceArn: z.string().startsWith('arn:') }),
@@ -61,10 +61,8 @@ export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
 
 const pt = powertools('cofre-backup-events');
 
-let handle: ReturnType<typeof createBackupEventsHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createBackupEventsHandler({
+export const handler = lambdaHandler(pt, 'backup-events', () =>
+  createBackupEventsHandler({
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
@@ -72,4 +70,5 @@ export const handler = (event: unknown) =>
     sns: pt.traced(new SNSClient({})),
     env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

@@ -25,7 +25,7 @@ import type { ConfigRetention } from '../../core/config/types';
 import { buildKeys, type Keys } from '../../core/vault/crypto';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import { openVault, parseLockMode, type Vault } from '../../core/vault';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 /** The input the weekly schedule sends. */
 export const WEEKLY_INPUT = { cofre: 'config-weekly' } as const;
@@ -106,8 +106,6 @@ export function createConfigSnapshotHandler(deps: ConfigSnapshotHandlerDeps) {
 
 const pt = powertools('cofre-config-snapshot');
 
-let handle: Promise<ReturnType<typeof createConfigSnapshotHandler>> | undefined;
-
 async function build() {
   const kmsKeyArn = requiredEnv(process.env, 'COFRE_KMS_KEY_ARN');
   const kms = pt.traced(new KMS({ maxAttempts: 3 }));
@@ -134,4 +132,4 @@ async function build() {
   });
 }
 
-export const handler = async (event: unknown) => (await (handle ??= build()))(event);
+export const handler = lambdaHandler(pt, 'config-snapshot', build);

@@ -29,7 +29,7 @@ import {
   type LatestRestorableTime,
 } from '../../core/alerts/freshness';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 const targetsSchema = z.array(
   z.strictObject({
@@ -128,10 +128,8 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
 
 const pt = powertools('cofre-freshness');
 
-let handle: ReturnType<typeof createFreshnessHandler> | undefined;
-
-export const handler = () =>
-  (handle ??= createFreshnessHandler({
+export const handler = lambdaHandler(pt, 'freshness', () =>
+  createFreshnessHandler({
     store: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
@@ -140,4 +138,5 @@ export const handler = () =>
     env: process.env,
     logger: pt.logger,
     metrics: pt.metrics,
-  }))();
+  }),
+);

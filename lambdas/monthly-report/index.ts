@@ -30,7 +30,7 @@ import {
   type StoragePrices,
 } from '../../core/alerts/report';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface MonthlyReportDeps {
   readonly store: Pick<HistoryStore, 'between'>;
@@ -139,10 +139,8 @@ export function createMonthlyReportHandler(deps: MonthlyReportDeps) {
 
 const pt = powertools('cofre-monthly-report');
 
-let handle: ReturnType<typeof createMonthlyReportHandler> | undefined;
-
-export const handler = (event: { month?: string } | undefined) =>
-  (handle ??= createMonthlyReportHandler({
+export const handler = lambdaHandler(pt, 'monthly-report', () =>
+  createMonthlyReportHandler({
     store: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
@@ -151,4 +149,5 @@ export const handler = (event: { month?: string } | undefined) =>
     sns: pt.traced(new SNSClient({})),
     env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

@@ -9,7 +9,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { booleanEnv, requiredEnv } from '../../core/alerts/env';
 import { notify, parseNotifyEvent, snsPublisher } from '../../core/alerts/notify';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface NotifyHandlerDeps {
   readonly sns: SNSClient;
@@ -34,11 +34,10 @@ export function createNotifyHandler(deps: NotifyHandlerDeps) {
 
 const pt = powertools('cofre-notify');
 
-let handle: ReturnType<typeof createNotifyHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createNotifyHandler({
+export const handler = lambdaHandler(pt, 'notify', () =>
+  createNotifyHandler({
     sns: pt.traced(new SNSClient({})),
     env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

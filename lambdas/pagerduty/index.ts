@@ -12,7 +12,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import type { SNSEvent } from 'aws-lambda';
 import { requiredEnv } from '../../core/alerts/env';
 import { PAGERDUTY_EVENTS_URL, relayToPagerDuty, type SendOptions } from '../../core/alerts/pagerduty';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface PagerDutyHandlerDeps {
   readonly secrets: SecretsManagerClient;
@@ -86,11 +86,10 @@ export function createPagerDutyHandler(deps: PagerDutyHandlerDeps) {
 
 const pt = powertools('cofre-pagerduty');
 
-let handle: ReturnType<typeof createPagerDutyHandler> | undefined;
-
-export const handler = (event: SNSEvent) =>
-  (handle ??= createPagerDutyHandler({
+export const handler = lambdaHandler(pt, 'pagerduty', () =>
+  createPagerDutyHandler({
     secrets: pt.traced(new SecretsManagerClient({})),
     env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

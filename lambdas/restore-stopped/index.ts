@@ -13,7 +13,7 @@ import { requiredEnv } from '../../core/alerts/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { recordStoppedRestore } from '../../core/aws/restore-stopped';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface RestoreStoppedHandlerDeps {
   readonly history: DynamoHistoryStore;
@@ -42,10 +42,8 @@ export function createRestoreStoppedHandler(deps: RestoreStoppedHandlerDeps) {
 
 const pt = powertools('cofre-restore-stopped');
 
-let handle: ReturnType<typeof createRestoreStoppedHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createRestoreStoppedHandler({
+export const handler = lambdaHandler(pt, 'restore-stopped', () =>
+  createRestoreStoppedHandler({
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
@@ -53,4 +51,5 @@ export const handler = (event: unknown) =>
     sns: pt.traced(new SNSClient({})),
     env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

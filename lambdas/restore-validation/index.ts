@@ -31,7 +31,7 @@ import {
   secretCredentialsWith,
 } from '../../core/rds/restore-validation';
 import { openVault, parseLockMode } from '../../core/vault';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 const databasesSchema = z.array(
   z.strictObject({
@@ -103,10 +103,8 @@ export function createRestoreValidationHandler(deps: RestoreValidationHandlerDep
 
 const pt = powertools('cofre-restore-validation');
 
-let handle: ReturnType<typeof createRestoreValidationHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createRestoreValidationHandler({
+export const handler = lambdaHandler(pt, 'restore-validation', () =>
+  createRestoreValidationHandler({
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
       requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
@@ -118,4 +116,5 @@ export const handler = (event: unknown) =>
     sns: pt.traced(new SNSClient({})),
     env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

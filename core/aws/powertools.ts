@@ -33,8 +33,8 @@ export function powertools(serviceName: string): Powertools {
   };
 }
 
-/** What a handler factory returns: the invocation's work, given the event. */
-export type Handle<E, R> = (event: E) => Promise<R>;
+/** What a handler factory returns: the invocation's work, given the event (and the Lambda context). */
+export type Handle<E, R> = (event: E, context: Context) => Promise<R>;
 
 export interface LambdaHandlerOptions {
   /**
@@ -74,9 +74,9 @@ export function lambdaHandler<E, R>(
     @tracer.captureLambdaHandler()
     @logger.injectLambdaContext()
     @metrics.logMetrics()
-    public async handler(event: E, _context: Context): Promise<R> {
+    public async handler(event: E, context: Context): Promise<R> {
       try {
-        const result = await (await handle())(event);
+        const result = await (await handle())(event, context);
         logger.info(`${name} done`);
         return result;
       } catch (error) {

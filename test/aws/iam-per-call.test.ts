@@ -79,6 +79,7 @@ import { localJobInput } from '../helpers/orchestration';
 import {
   clientConfig,
   createHistoryTable,
+  createIdempotencyTable,
   createKmsKey,
   createSecret,
   createTopicWithQueue,
@@ -143,6 +144,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       keys,
       ledgerSecret,
       pagerDutySecretArn,
+      idempotencyTable,
     ] = await Promise.all([
       database,
       createTopicWithQueue(aws.sns, aws.sqs, 'iam-alerts'),
@@ -154,6 +156,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       ),
       createSecret(aws.secrets, { username: 'x', password: 'y' }, 'ledger'),
       createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
+      createIdempotencyTable(aws.dynamodb),
     ]);
     topic = alerts;
     // What the configuration snapshots protect: one secret and one parameter path.
@@ -182,6 +185,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       drVaultKeyArn,
       historyTable,
       historyKeyArn,
+      idempotencyTable,
       alertsTopicArn: topic.topicArn,
       alertsKeyArn,
       pipelineKeyArn,

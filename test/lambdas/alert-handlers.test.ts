@@ -7,7 +7,7 @@ import {
   DescribeAlarmHistoryCommand,
   GetMetricDataCommand,
 } from '@aws-sdk/client-cloudwatch';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { SNSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -169,6 +169,53 @@ describeLocalAws('pagerduty handler (local AWS: Secrets Manager)', () => {
       },
     ]);
     expect(reads).toBe(1);
+  });
+
+  it('keeps the routing key for maxAge (Parameters), then reads the rotated one', async () => {
+    const secrets = localAws().secrets;
+    const secretArn = await createSecret(secrets, { routingKey: 'KEY-BEFORE' }, 'pagerduty-rotated');
+    const client = new SecretsManagerClient(clientConfig());
+    let reads = 0;
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'GetSecretValueCommand') reads++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countSecretReads' },
+    );
+    const handle = createPagerDutyHandler({
+      secrets: client,
+      env: {
+        COFRE_PAGERDUTY_SECRET_ARN: secretArn,
+        COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/enqueue`,
+      },
+      logger,
+      keyMaxAgeSeconds: 1,
+    });
+    const attrs = {
+      severity: 'critical',
+      database: 'app-prod',
+      kind: 'full',
+      outcome: 'failed',
+      job: 'backup-database',
+    };
+    await handle(snsEvent(attrs));
+    await secrets.send(
+      new PutSecretValueCommand({
+        SecretId: secretArn,
+        SecretString: JSON.stringify({ routingKey: 'KEY-AFTER' }),
+      }),
+    );
+    await handle(snsEvent(attrs)); // within maxAge: the cached key
+    expect(reads).toBe(1);
+    await new Promise((r) => setTimeout(r, 1100));
+    await handle(snsEvent(attrs)); // after maxAge: read again
+    expect(reads).toBe(2);
+    expect(bodies.map((b) => (b as { routing_key: string }).routing_key)).toEqual([
+      'KEY-BEFORE',
+      'KEY-BEFORE',
+      'KEY-AFTER',
+    ]);
   });
 
   it('accepts a plain-string routing key and refuses an empty one, naming the secret', () => {

@@ -11,14 +11,13 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SNSEvent } from 'aws-lambda';
-import { requiredEnv } from '../../core/alerts/env';
+import { optionalEnv, requiredEnv } from '../../core/aws/env';
 import { PAGERDUTY_EVENTS_URL, relayToPagerDuty, type SendOptions } from '../../core/alerts/pagerduty';
 import { lambdaHandler, powertools } from '../../core/aws/powertools';
 import { PAGERDUTY_KEY_MAX_AGE_SECONDS, secretReader } from '../../core/aws/secrets';
 
 export interface PagerDutyHandlerDeps {
   readonly secrets: SecretsManagerClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
   /** How long the routing key is cached, in seconds (Parameters `maxAge`). @default PAGERDUTY_KEY_MAX_AGE_SECONDS */
   readonly keyMaxAgeSeconds?: number;
@@ -47,8 +46,8 @@ export function routingKeyOf(secretText: string | undefined, secretArn: string):
 }
 
 export function createPagerDutyHandler(deps: PagerDutyHandlerDeps) {
-  const secretArn = requiredEnv(deps.env, 'COFRE_PAGERDUTY_SECRET_ARN');
-  const endpoint = deps.env.COFRE_PAGERDUTY_URL || PAGERDUTY_EVENTS_URL;
+  const secretArn = requiredEnv('COFRE_PAGERDUTY_SECRET_ARN');
+  const endpoint = optionalEnv('COFRE_PAGERDUTY_URL') ?? PAGERDUTY_EVENTS_URL;
   // Through Powertools Parameters: cached for maxAge, so a rotated key is used within it.
   const readSecret = secretReader(deps.secrets, deps.keyMaxAgeSeconds ?? PAGERDUTY_KEY_MAX_AGE_SECONDS);
   const key = async () => routingKeyOf(await readSecret(secretArn), secretArn);
@@ -86,7 +85,6 @@ const pt = powertools('cofre-pagerduty');
 export const handler = lambdaHandler(pt, 'pagerduty', () =>
   createPagerDutyHandler({
     secrets: pt.traced(new SecretsManagerClient({})),
-    env: process.env,
     logger: pt.logger,
   }),
 );

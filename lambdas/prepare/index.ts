@@ -7,14 +7,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { requireEnv } from '../../core/aws/lambda-support';
+import { DynamoHistoryStore } from '../../core/history/store';
+import { requiredEnvs } from '../../core/aws/env';
 import { idempotentPerExecution, type ExecutionIdempotency } from '../../core/aws/idempotency';
-import { prepare, type PrepareEvent, type PrepareResult } from '../../core/aws/steps';
+import { prepare, type PrepareEvent, type PrepareResult, type StepHistory } from '../../core/aws/steps';
 import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface PrepareHandlerDeps {
-  readonly history: HistoryStore;
+  readonly history: StepHistory;
   readonly idempotency: ExecutionIdempotency;
   readonly logger: Logger;
 }
@@ -39,7 +39,7 @@ export const handler = lambdaHandler(
   pt,
   'prepare',
   () => {
-    const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE', 'COFRE_IDEMPOTENCY_TABLE']);
+    const env = requiredEnvs(['COFRE_HISTORY_TABLE', 'COFRE_IDEMPOTENCY_TABLE']);
     const client = pt.traced(new DynamoDBClient({}));
     return createPrepareHandler({
       history: new DynamoHistoryStore(DynamoDBDocumentClient.from(client), env.COFRE_HISTORY_TABLE),

@@ -14,6 +14,7 @@ import {
   type PrepareEvent,
   type PrepareResult,
 } from '../../../core/aws/steps';
+import { createPrepareHandler } from '../../../lambdas/prepare/index';
 import { DynamoHistoryStore, FileHistoryStore } from '../../../core/history/store';
 import type { Context } from 'aws-lambda';
 import { tempDir } from '../../helpers/cli';
@@ -290,7 +291,6 @@ describeLocalAws('Lambda handlers against the local AWS', () => {
       createHistoryTable(aws.dynamodb),
       createIdempotencyTable(aws.dynamodb),
     ]);
-    const { createPrepareHandler } = await import('../../../lambdas/prepare');
     const client = new DynamoDBClient(clientConfig());
     const handle = createPrepareHandler({
       history: new DynamoHistoryStore(DynamoDBDocumentClient.from(client), table),

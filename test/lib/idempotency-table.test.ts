@@ -3,12 +3,12 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IDEMPOTENCY_TABLE_SCHEMA, IdempotencyTable } from '../../lib/constructs/idempotency-table';
-import type { PrimaryStack } from '../../lib/stacks/primary-stack';
+import type { CofrePrimaryStack } from '../../lib/stacks/primary-stack';
 import { buildTestApp } from '../helpers/cdk';
 import { actionsOf, arnOf, logicalIdOf, resourceOf, statementsOf } from '../helpers/template';
 
 let template: Template;
-let primary: PrimaryStack;
+let primary: CofrePrimaryStack;
 beforeAll(() => {
   primary = buildTestApp().primary;
   template = Template.fromStack(primary);

@@ -1,15 +1,12 @@
 /**
- * What every pipeline Lambda handler shares: reading its environment (failing loudly), the metrics
- * sink over Powertools Metrics. The handler wrapper (Powertools decorators, error naming) is
- * `stepHandler` in ./powertools.ts.
+ * What the pipeline runtimes share: the metrics sink over Powertools Metrics, and the check of an
+ * environment handed over as an object (the Fargate dump runner's). Lambdas read `process.env` through
+ * ./env.ts (Powertools Commons); their handler wrapper is `lambdaHandler` in ./powertools.ts.
  */
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DATABASE_DIMENSION, type MetricsSink } from '../policy/metrics';
 
-/**
- * The named environment variables, or one error naming every missing one. Called at module load,
- * so a misconfigured function fails on its first invocation with a message that says what to set.
- */
+/** The named variables of `env`, or one error naming every missing one. */
 export function requireEnv<const K extends string>(
   env: NodeJS.ProcessEnv,
   names: readonly K[],
@@ -20,14 +17,6 @@ export function requireEnv<const K extends string>(
       `missing environment variable(s) ${missing.join(', ')}: the CDK stack sets them on the function (lib/constructs/backup-pipeline.ts)`,
     );
   return Object.fromEntries(names.map((n) => [n, env[n]!])) as Record<K, string>;
-}
-
-/** A whole number from an environment variable, or an error naming it. */
-export function intEnv(env: Record<string, string>, name: string): number {
-  const value = Number(env[name]);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`environment variable ${name}: expected a positive whole number, got "${env[name]}"`);
-  return value;
 }
 
 /** Metrics as EMF through Powertools, with the `Database` dimension only (no `service`). */

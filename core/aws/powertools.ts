@@ -33,34 +33,73 @@ export function powertools(serviceName: string): Powertools {
   };
 }
 
+/** What a handler factory returns: the invocation's work, given the event (and the Lambda context). */
+export type Handle<E, R> = (event: E, context: Context) => Promise<R>;
+
+export interface LambdaHandlerOptions {
+  /**
+   * Rethrow a failure as an error named for Step Functions (`Cofre.BadInput`, … from
+   * task-errors.ts), for the states that catch and retry by name.
+   * @default false (the error as thrown: EventBridge, SNS and scheduled invocations retry it as is)
+   */
+  readonly namedErrors?: boolean;
+}
+
 /**
- * A pipeline step as a Lambda handler, the Powertools way: `injectLambdaContext` (request id, cold
- * start, function name on every log line), `logMetrics` (metrics flushed after every invocation, also
- * a failed one) and `captureLambdaHandler` (the invocation's trace). The step's outcome is logged and a
- * failure rethrown as an error named for Step Functions (`Cofre.BadInput`, … from task-errors.ts).
+ * Every Cofre Lambda handler, the Powertools way: `injectLambdaContext` (request id, cold start,
+ * function name on every log line), `logMetrics` (metrics flushed after every invocation, also a
+ * failed one) and `captureLambdaHandler` (the invocation's trace) around the function `build` returns.
+ *
+ * `build` is the handler's factory applied to its dependencies (`() => createNotifyHandler({...})`):
+ * it runs once, on the first invocation, so a missing environment variable fails that invocation with
+ * the factory's message in the log; a factory that failed is built again on the next one. The outcome
+ * is logged as `<name> done` / `<name> failed`.
+ */
+export function lambdaHandler<E, R>(
+  pt: Powertools,
+  name: string,
+  build: () => Handle<E, R> | Promise<Handle<E, R>>,
+  options: LambdaHandlerOptions = {},
+): (event: E, context: Context) => Promise<R> {
+  const { logger, metrics, tracer } = pt;
+  let built: Promise<Handle<E, R>> | undefined;
+  const handle = (): Promise<Handle<E, R>> =>
+    (built ??= Promise.resolve()
+      .then(build)
+      .catch((error: unknown) => {
+        built = undefined;
+        throw error;
+      }));
+  class CofreLambda implements LambdaInterface {
+    @tracer.captureLambdaHandler()
+    @logger.injectLambdaContext()
+    @metrics.logMetrics()
+    public async handler(event: E, context: Context): Promise<R> {
+      try {
+        const result = await (await handle())(event, context);
+        logger.info(`${name} done`);
+        return result;
+      } catch (error) {
+        const thrown = options.namedErrors ? asNamedError(error) : error;
+        const { name: errorName, message: errorMessage } =
+          thrown instanceof Error ? thrown : { name: 'Error', message: String(thrown) };
+        logger.error(`${name} failed`, { errorName, errorMessage });
+        throw thrown;
+      }
+    }
+  }
+  const lambda = new CofreLambda();
+  return (event, context) => lambda.handler(event, context);
+}
+
+/**
+ * A pipeline step (a Step Functions task state) as a Lambda handler: `lambdaHandler` with its failure
+ * rethrown as an error named for Step Functions.
  */
 export function stepHandler<E, R>(
   pt: Powertools,
   name: string,
-  step: (event: E) => Promise<R>,
+  step: Handle<E, R>,
 ): (event: E, context: Context) => Promise<R> {
-  const { logger, metrics, tracer } = pt;
-  class StepLambda implements LambdaInterface {
-    @tracer.captureLambdaHandler()
-    @logger.injectLambdaContext()
-    @metrics.logMetrics()
-    public async handler(event: E, _context: Context): Promise<R> {
-      try {
-        const result = await step(event);
-        logger.info(`${name} done`);
-        return result;
-      } catch (error) {
-        const named = asNamedError(error);
-        logger.error(`${name} failed`, { errorName: named.name, errorMessage: named.message });
-        throw named;
-      }
-    }
-  }
-  const lambda = new StepLambda();
-  return (event, context) => lambda.handler(event, context);
+  return lambdaHandler(pt, name, () => step, { namedErrors: true });
 }

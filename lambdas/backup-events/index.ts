@@ -13,10 +13,10 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { recordBackupJobEvent } from '../../core/alerts/backup-events';
-import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
+import { booleanEnv, jsonEnv, requiredEnv } from '../../core/aws/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 const databasesSchema = z.array(
   z.strictObject({ database: z.string().min(1), resourceArn: z.string().startsWith('arn:') }),
@@ -25,21 +25,20 @@ const databasesSchema = z.array(
 export interface BackupEventsHandlerDeps {
   readonly history: Pick<HistoryStore, 'put'>;
   readonly sns: SNSClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
 }
 
 /** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
 export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
-  const parsed = databasesSchema.safeParse(jsonEnv(deps.env, 'COFRE_SNAPSHOT_DATABASES'));
+  const parsed = databasesSchema.safeParse(jsonEnv('COFRE_SNAPSHOT_DATABASES'));
   if (!parsed.success)
     throw new Error(
       `environment variable COFRE_SNAPSHOT_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   const databases = parsed.data;
-  const publish = snsPublisher(deps.sns, requiredEnv(deps.env, 'COFRE_TOPIC_ARN'));
-  const notifyOnSuccess = booleanEnv(deps.env, 'COFRE_NOTIFY_ON_SUCCESS');
-  const region = requiredEnv(deps.env, 'AWS_REGION');
+  const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
+  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
+  const region = requiredEnv('AWS_REGION');
   return async (event: unknown) => {
     const result = await recordBackupJobEvent(event, {
       history: deps.history,
@@ -61,15 +60,13 @@ export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
 
 const pt = powertools('cofre-backup-events');
 
-let handle: ReturnType<typeof createBackupEventsHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createBackupEventsHandler({
+export const handler = lambdaHandler(pt, 'backup-events', () =>
+  createBackupEventsHandler({
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
-      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+      requiredEnv('COFRE_HISTORY_TABLE'),
     ),
     sns: pt.traced(new SNSClient({})),
-    env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

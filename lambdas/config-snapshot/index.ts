@@ -16,7 +16,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { jsonEnv, requiredEnv } from '../../core/alerts/env';
+import { jsonEnv, requiredEnv } from '../../core/aws/env';
 import type { ConfigClients } from '../../core/config/aws';
 import { parseConfigEvent } from '../../core/config/events';
 import { snapshotAll, snapshotChange, type ConfigLog } from '../../core/config/snapshot';
@@ -25,7 +25,7 @@ import type { ConfigRetention } from '../../core/config/types';
 import { buildKeys, type Keys } from '../../core/vault/crypto';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import { openVault, parseLockMode, type Vault } from '../../core/vault';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 /** The input the weekly schedule sends. */
 export const WEEKLY_INPUT = { cofre: 'config-weekly' } as const;
@@ -40,8 +40,8 @@ const retentionSchema = z.strictObject({
   classes: z.record(z.string(), z.strictObject({ years: z.number().int().positive() })),
 });
 
-function parseEnvJson<T>(env: NodeJS.ProcessEnv, name: string, schema: z.ZodType<T>): T {
-  const parsed = schema.safeParse(jsonEnv(env, name));
+function parseEnvJson<T>(name: string, schema: z.ZodType<T>): T {
+  const parsed = schema.safeParse(jsonEnv(name));
   if (!parsed.success)
     throw new Error(
       `environment variable ${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
@@ -50,13 +50,13 @@ function parseEnvJson<T>(env: NodeJS.ProcessEnv, name: string, schema: z.ZodType
 }
 
 /** The settings from the environment, or an error naming the variable. */
-export function configSnapshotSettings(env: NodeJS.ProcessEnv): {
+export function configSnapshotSettings(): {
   targets: ConfigTargets;
   retention: ConfigRetention;
 } {
   return {
-    targets: parseEnvJson(env, 'COFRE_CONFIG_TARGETS', targetsSchema),
-    retention: parseEnvJson(env, 'COFRE_CONFIG_RETENTION', retentionSchema),
+    targets: parseEnvJson('COFRE_CONFIG_TARGETS', targetsSchema),
+    retention: parseEnvJson('COFRE_CONFIG_RETENTION', retentionSchema),
   };
 }
 
@@ -64,14 +64,13 @@ export interface ConfigSnapshotHandlerDeps {
   readonly vault: Vault;
   readonly keys: Keys;
   readonly clients: ConfigClients;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
   readonly history?: Pick<HistoryStore, 'put'> | undefined;
   readonly now?: () => Date;
 }
 
 export function createConfigSnapshotHandler(deps: ConfigSnapshotHandlerDeps) {
-  const settings = configSnapshotSettings(deps.env);
+  const settings = configSnapshotSettings();
   const log: ConfigLog = (level, message, fields) => {
     deps.logger[level](message, fields ?? {});
   };
@@ -106,32 +105,26 @@ export function createConfigSnapshotHandler(deps: ConfigSnapshotHandlerDeps) {
 
 const pt = powertools('cofre-config-snapshot');
 
-let handle: Promise<ReturnType<typeof createConfigSnapshotHandler>> | undefined;
-
 async function build() {
-  const kmsKeyArn = requiredEnv(process.env, 'COFRE_KMS_KEY_ARN');
+  const kmsKeyArn = requiredEnv('COFRE_KMS_KEY_ARN');
   const kms = pt.traced(new KMS({ maxAttempts: 3 }));
   return createConfigSnapshotHandler({
-    vault: openVault(requiredEnv(process.env, 'COFRE_VAULT_URL'), {
+    vault: openVault(requiredEnv('COFRE_VAULT_URL'), {
       s3: pt.traced(new S3Client({ maxAttempts: 3 })),
       sseKmsKeyId: kmsKeyArn,
-      objectLockMode: parseLockMode(
-        requiredEnv(process.env, 'COFRE_OBJECT_LOCK_MODE'),
-        'COFRE_OBJECT_LOCK_MODE',
-      ),
+      objectLockMode: parseLockMode(requiredEnv('COFRE_OBJECT_LOCK_MODE'), 'COFRE_OBJECT_LOCK_MODE'),
     }),
     keys: await buildKeys({ kmsKeyArn }, 'encrypt', () => kms),
     clients: {
       secrets: pt.traced(new SecretsManagerClient({ maxAttempts: 3 })),
       ssm: pt.traced(new SSMClient({ maxAttempts: 3 })),
     },
-    env: process.env,
     logger: pt.logger,
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
-      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+      requiredEnv('COFRE_HISTORY_TABLE'),
     ),
   });
 }
 
-export const handler = async (event: unknown) => (await (handle ??= build()))(event);
+export const handler = lambdaHandler(pt, 'config-snapshot', build);

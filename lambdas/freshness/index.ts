@@ -18,7 +18,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { jsonEnv, numberEnv, requiredEnv } from '../../core/alerts/env';
+import { jsonEnv, numberEnv, optionalEnv, requiredEnv } from '../../core/aws/env';
 import { RDSClient } from '@aws-sdk/client-rds';
 import {
   checkConfigFreshness,
@@ -29,7 +29,7 @@ import {
   type LatestRestorableTime,
 } from '../../core/alerts/freshness';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 const targetsSchema = z.array(
   z.strictObject({
@@ -51,42 +51,43 @@ export interface FreshnessHandlerDeps {
   readonly store: Pick<HistoryStore, 'latest'>;
   /** Reads LatestRestorableTime (RDS API); needed when a target has `rds`. */
   readonly latestRestorableTime?: LatestRestorableTime;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly now?: () => Date;
 }
 
-export function freshnessSettings(env: NodeJS.ProcessEnv) {
-  const parsed = targetsSchema.safeParse(jsonEnv(env, 'COFRE_DATABASES'));
+export function freshnessSettings() {
+  const parsed = targetsSchema.safeParse(jsonEnv('COFRE_DATABASES'));
   if (!parsed.success)
     throw new Error(
       `environment variable COFRE_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
-  const graceHours = numberEnv(env, 'COFRE_MAX_DURATION_MINUTES') / 60;
+  const graceHours = numberEnv('COFRE_MAX_DURATION_MINUTES') / 60;
   return {
     targets: parsed.data as FreshnessTarget[],
     limits: {
       fullBackupHours: 24 + graceHours,
       tenantExportHours: 24 + graceHours,
-      restoreTestDays: numberEnv(env, 'COFRE_RESTORE_TEST_MAX_AGE_DAYS'),
-      ...(env.COFRE_SNAPSHOT_MAX_AGE_HOURS !== undefined
-        ? { snapshotHours: numberEnv(env, 'COFRE_SNAPSHOT_MAX_AGE_HOURS') }
+      restoreTestDays: numberEnv('COFRE_RESTORE_TEST_MAX_AGE_DAYS'),
+      ...(optionalEnv('COFRE_SNAPSHOT_MAX_AGE_HOURS') !== undefined
+        ? { snapshotHours: numberEnv('COFRE_SNAPSHOT_MAX_AGE_HOURS') }
         : {}),
-      ...(env.COFRE_RPO_MINUTES !== undefined ? { rpoMinutes: numberEnv(env, 'COFRE_RPO_MINUTES') } : {}),
+      ...(optionalEnv('COFRE_RPO_MINUTES') !== undefined
+        ? { rpoMinutes: numberEnv('COFRE_RPO_MINUTES') }
+        : {}),
     },
-    filesBuckets: env.COFRE_FILES_BUCKETS
-      ? filesBucketsSchema.parse(jsonEnv(env, 'COFRE_FILES_BUCKETS'))
+    filesBuckets: optionalEnv('COFRE_FILES_BUCKETS')
+      ? filesBucketsSchema.parse(jsonEnv('COFRE_FILES_BUCKETS'))
       : [],
-    filesHours: env.COFRE_FILES_MAX_AGE_HOURS ? numberEnv(env, 'COFRE_FILES_MAX_AGE_HOURS') : undefined,
-    configHours: env.COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS
-      ? numberEnv(env, 'COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
+    filesHours: optionalEnv('COFRE_FILES_MAX_AGE_HOURS') ? numberEnv('COFRE_FILES_MAX_AGE_HOURS') : undefined,
+    configHours: optionalEnv('COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
+      ? numberEnv('COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
       : undefined,
   };
 }
 
 export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
-  const { targets, limits, configHours, filesBuckets, filesHours } = freshnessSettings(deps.env);
+  const { targets, limits, configHours, filesBuckets, filesHours } = freshnessSettings();
   // Only our own dimensions: the alarms select exactly {Database, Kind} or {Database}.
   deps.metrics.clearDefaultDimensions();
   return async () => {
@@ -128,16 +129,14 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
 
 const pt = powertools('cofre-freshness');
 
-let handle: ReturnType<typeof createFreshnessHandler> | undefined;
-
-export const handler = () =>
-  (handle ??= createFreshnessHandler({
+export const handler = lambdaHandler(pt, 'freshness', () =>
+  createFreshnessHandler({
     store: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
-      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+      requiredEnv('COFRE_HISTORY_TABLE'),
     ),
     latestRestorableTime: rdsLatestRestorableTime(pt.traced(new RDSClient({}))),
-    env: process.env,
     logger: pt.logger,
     metrics: pt.metrics,
-  }))();
+  }),
+);

@@ -1,12 +1,12 @@
 /** Lambda `list-backups`: recent backups of a database, in batches for deep verification. */
 import { S3Client } from '@aws-sdk/client-s3';
-import { requireEnv } from '../../core/aws/lambda-support';
+import { requiredEnvs } from '../../core/aws/env';
 import { listBackupsStep } from '../../core/aws/steps';
 import type { ContainerJob } from '../../core/aws/job';
 import { openVault } from '../../core/vault';
 import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const env = requireEnv(process.env, ['COFRE_VAULT_URL']);
+const env = requiredEnvs(['COFRE_VAULT_URL']);
 const pt = powertools('cofre-list-backups');
 const { logger, traced } = pt;
 const vault = openVault(env.COFRE_VAULT_URL, { s3: traced(new S3Client({ maxAttempts: 3 })) });

@@ -17,7 +17,7 @@ import {
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { jsonEnv, requiredEnv } from '../../core/alerts/env';
+import { jsonEnv, requiredEnv } from '../../core/aws/env';
 import { snsSubject } from '../../core/alerts/message';
 import { snsPublisher } from '../../core/alerts/notify';
 import {
@@ -30,13 +30,12 @@ import {
   type StoragePrices,
 } from '../../core/alerts/report';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface MonthlyReportDeps {
   readonly store: Pick<HistoryStore, 'between'>;
   readonly cloudwatch: CloudWatchClient;
   readonly sns: SNSClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
   readonly now?: () => Date;
 }
@@ -103,11 +102,11 @@ async function alarmsRaised(cloudwatch: CloudWatchClient, prefix: string, from: 
 }
 
 export function createMonthlyReportHandler(deps: MonthlyReportDeps) {
-  const topicArn = requiredEnv(deps.env, 'COFRE_TOPIC_ARN');
-  const bucket = requiredEnv(deps.env, 'COFRE_VAULT_BUCKET');
-  const prices = jsonEnv(deps.env, 'COFRE_PRICES') as StoragePrices;
-  const alarmPrefix = requiredEnv(deps.env, 'COFRE_ALARM_PREFIX');
-  const region = requiredEnv(deps.env, 'AWS_REGION');
+  const topicArn = requiredEnv('COFRE_TOPIC_ARN');
+  const bucket = requiredEnv('COFRE_VAULT_BUCKET');
+  const prices = jsonEnv('COFRE_PRICES') as StoragePrices;
+  const alarmPrefix = requiredEnv('COFRE_ALARM_PREFIX');
+  const region = requiredEnv('AWS_REGION');
   const publish = snsPublisher(deps.sns, topicArn);
   return async (event: { month?: string } | undefined) => {
     const now = (deps.now ?? (() => new Date()))();
@@ -139,16 +138,14 @@ export function createMonthlyReportHandler(deps: MonthlyReportDeps) {
 
 const pt = powertools('cofre-monthly-report');
 
-let handle: ReturnType<typeof createMonthlyReportHandler> | undefined;
-
-export const handler = (event: { month?: string } | undefined) =>
-  (handle ??= createMonthlyReportHandler({
+export const handler = lambdaHandler(pt, 'monthly-report', () =>
+  createMonthlyReportHandler({
     store: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
-      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+      requiredEnv('COFRE_HISTORY_TABLE'),
     ),
     cloudwatch: pt.traced(new CloudWatchClient({})),
     sns: pt.traced(new SNSClient({})),
-    env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

@@ -7,22 +7,21 @@
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { SNSClient } from '@aws-sdk/client-sns';
-import { booleanEnv, requiredEnv } from '../../core/alerts/env';
+import { booleanEnv, optionalEnv, requiredEnv } from '../../core/aws/env';
 import { notify, parseNotifyEvent, snsPublisher } from '../../core/alerts/notify';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface NotifyHandlerDeps {
   readonly sns: SNSClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
 }
 
 /** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
 export function createNotifyHandler(deps: NotifyHandlerDeps) {
-  const topicArn = requiredEnv(deps.env, 'COFRE_TOPIC_ARN');
-  const notifyOnSuccess = booleanEnv(deps.env, 'COFRE_NOTIFY_ON_SUCCESS');
-  const region = requiredEnv(deps.env, 'AWS_REGION');
-  const vaultUrl = deps.env.COFRE_VAULT_URL || undefined;
+  const topicArn = requiredEnv('COFRE_TOPIC_ARN');
+  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
+  const region = requiredEnv('AWS_REGION');
+  const vaultUrl = optionalEnv('COFRE_VAULT_URL');
   const publish = snsPublisher(deps.sns, topicArn);
   return async (event: unknown) => {
     const parsed = parseNotifyEvent(event);
@@ -34,11 +33,9 @@ export function createNotifyHandler(deps: NotifyHandlerDeps) {
 
 const pt = powertools('cofre-notify');
 
-let handle: ReturnType<typeof createNotifyHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createNotifyHandler({
+export const handler = lambdaHandler(pt, 'notify', () =>
+  createNotifyHandler({
     sns: pt.traced(new SNSClient({})),
-    env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

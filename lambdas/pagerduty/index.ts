@@ -4,20 +4,23 @@
  * with retries; an event that still fails is thrown, so Lambda retries it asynchronously and then
  * puts it in the dead-letter queue (which has its own alarm).
  *
- * Env: COFRE_PAGERDUTY_SECRET_ARN (secret: the routing key, plain or `{"routingKey": "..."}`);
+ * Env: COFRE_PAGERDUTY_SECRET_ARN (secret: the routing key, plain or `{"routingKey": "..."}`, read
+ * through Powertools Parameters and cached for 5 minutes);
  * optional COFRE_PAGERDUTY_URL (default https://events.pagerduty.com/v2/enqueue).
  */
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { SNSEvent } from 'aws-lambda';
-import { requiredEnv } from '../../core/alerts/env';
+import { optionalEnv, requiredEnv } from '../../core/aws/env';
 import { PAGERDUTY_EVENTS_URL, relayToPagerDuty, type SendOptions } from '../../core/alerts/pagerduty';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
+import { PAGERDUTY_KEY_MAX_AGE_SECONDS, secretReader } from '../../core/aws/secrets';
 
 export interface PagerDutyHandlerDeps {
   readonly secrets: SecretsManagerClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
+  /** How long the routing key is cached, in seconds (Parameters `maxAge`). @default PAGERDUTY_KEY_MAX_AGE_SECONDS */
+  readonly keyMaxAgeSeconds?: number;
   /** Backoff settings (tests shorten them). */
   readonly send?: Pick<SendOptions, 'attempts' | 'baseDelayMs' | 'sleep'>;
 }
@@ -43,18 +46,11 @@ export function routingKeyOf(secretText: string | undefined, secretArn: string):
 }
 
 export function createPagerDutyHandler(deps: PagerDutyHandlerDeps) {
-  const secretArn = requiredEnv(deps.env, 'COFRE_PAGERDUTY_SECRET_ARN');
-  const endpoint = deps.env.COFRE_PAGERDUTY_URL || PAGERDUTY_EVENTS_URL;
-  // Cached per container: one Secrets Manager call per cold start (a rotated key arrives with the next one).
-  let routingKey: Promise<string> | undefined;
-  const key = () =>
-    (routingKey ??= deps.secrets
-      .send(new GetSecretValueCommand({ SecretId: secretArn }))
-      .then((out) => routingKeyOf(out.SecretString, secretArn))
-      .catch((error: unknown) => {
-        routingKey = undefined; // try again on the next event
-        throw error;
-      }));
+  const secretArn = requiredEnv('COFRE_PAGERDUTY_SECRET_ARN');
+  const endpoint = optionalEnv('COFRE_PAGERDUTY_URL') ?? PAGERDUTY_EVENTS_URL;
+  // Through Powertools Parameters: cached for maxAge, so a rotated key is used within it.
+  const readSecret = secretReader(deps.secrets, deps.keyMaxAgeSeconds ?? PAGERDUTY_KEY_MAX_AGE_SECONDS);
+  const key = async () => routingKeyOf(await readSecret(secretArn), secretArn);
   const log = {
     info: (m: string, e?: Record<string, unknown>) => {
       deps.logger.info(m, e ?? {});
@@ -86,11 +82,9 @@ export function createPagerDutyHandler(deps: PagerDutyHandlerDeps) {
 
 const pt = powertools('cofre-pagerduty');
 
-let handle: ReturnType<typeof createPagerDutyHandler> | undefined;
-
-export const handler = (event: SNSEvent) =>
-  (handle ??= createPagerDutyHandler({
+export const handler = lambdaHandler(pt, 'pagerduty', () =>
+  createPagerDutyHandler({
     secrets: pt.traced(new SecretsManagerClient({})),
-    env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

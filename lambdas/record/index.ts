@@ -2,11 +2,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { powertoolsSink, requireEnv } from '../../core/aws/lambda-support';
+import { powertoolsSink } from '../../core/aws/lambda-support';
+import { requiredEnvs } from '../../core/aws/env';
 import { recordStep, type RecordEvent, type RecordResult } from '../../core/aws/steps';
 import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE', 'COFRE_VAULT_URL']);
+const env = requiredEnvs(['COFRE_HISTORY_TABLE', 'COFRE_VAULT_URL']);
 const pt = powertools('cofre-record');
 const { logger, metrics, traced } = pt;
 const sink = powertoolsSink(metrics);

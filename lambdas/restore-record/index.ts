@@ -6,7 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { requireEnv } from '../../core/aws/lambda-support';
+import { requiredEnvs } from '../../core/aws/env';
 import {
   recordRestore,
   type RestoreRecordEvent,
@@ -14,7 +14,7 @@ import {
 } from '../../core/aws/restore-record';
 import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const env = requireEnv(process.env, ['COFRE_HISTORY_TABLE']);
+const env = requiredEnvs(['COFRE_HISTORY_TABLE']);
 const pt = powertools('cofre-restore-record');
 const { logger, traced } = pt;
 const history = new DynamoHistoryStore(

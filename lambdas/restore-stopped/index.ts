@@ -9,23 +9,22 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { requiredEnv } from '../../core/alerts/env';
+import { requiredEnv } from '../../core/aws/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { recordStoppedRestore } from '../../core/aws/restore-stopped';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 export interface RestoreStoppedHandlerDeps {
   readonly history: DynamoHistoryStore;
   readonly sns: SNSClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
 }
 
 /** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
 export function createRestoreStoppedHandler(deps: RestoreStoppedHandlerDeps) {
-  const publish = snsPublisher(deps.sns, requiredEnv(deps.env, 'COFRE_TOPIC_ARN'));
-  const region = requiredEnv(deps.env, 'AWS_REGION');
+  const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
+  const region = requiredEnv('AWS_REGION');
   return async (event: unknown) => {
     const result = await recordStoppedRestore(event, {
       history: deps.history,
@@ -42,15 +41,13 @@ export function createRestoreStoppedHandler(deps: RestoreStoppedHandlerDeps) {
 
 const pt = powertools('cofre-restore-stopped');
 
-let handle: ReturnType<typeof createRestoreStoppedHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createRestoreStoppedHandler({
+export const handler = lambdaHandler(pt, 'restore-stopped', () =>
+  createRestoreStoppedHandler({
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
-      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+      requiredEnv('COFRE_HISTORY_TABLE'),
     ),
     sns: pt.traced(new SNSClient({})),
-    env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

@@ -9,7 +9,7 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { requireEnv } from '../../core/aws/lambda-support';
+import { requiredEnvs } from '../../core/aws/env';
 import {
   parseRestoreDatabases,
   validateRestore,
@@ -19,7 +19,7 @@ import {
 import { openVault } from '../../core/vault';
 import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const env = requireEnv(process.env, [
+const env = requiredEnvs([
   'COFRE_HISTORY_TABLE',
   'COFRE_VAULT_URL',
   'COFRE_RESTORE_DATABASES',

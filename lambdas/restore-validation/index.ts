@@ -19,7 +19,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { booleanEnv, jsonEnv, requiredEnv } from '../../core/alerts/env';
+import { booleanEnv, jsonEnv, requiredEnv } from '../../core/aws/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { ENGINES } from '../../core/sources/connection';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
@@ -31,7 +31,7 @@ import {
   secretCredentialsWith,
 } from '../../core/rds/restore-validation';
 import { openVault, parseLockMode } from '../../core/vault';
-import { powertools } from '../../core/aws/powertools';
+import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
 const databasesSchema = z.array(
   z.strictObject({
@@ -51,7 +51,6 @@ export interface RestoreValidationHandlerDeps {
   readonly secrets: SecretsManagerClient;
   readonly s3: S3Client;
   readonly sns: SNSClient;
-  readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
   /** PostgreSQL sslMode for the restored instance (default `require`; tests against a local server without TLS pass `disable`). */
   readonly postgresSslMode?: string;
@@ -59,20 +58,20 @@ export interface RestoreValidationHandlerDeps {
 
 /** The handler, with its clients and environment passed in (tests use the local AWS and databases). */
 export function createRestoreValidationHandler(deps: RestoreValidationHandlerDeps) {
-  const parsed = databasesSchema.safeParse(jsonEnv(deps.env, 'COFRE_RESTORE_TEST_DATABASES'));
+  const parsed = databasesSchema.safeParse(jsonEnv('COFRE_RESTORE_TEST_DATABASES'));
   if (!parsed.success)
     throw new Error(
       `environment variable COFRE_RESTORE_TEST_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   const databases = parsed.data;
-  const publish = snsPublisher(deps.sns, requiredEnv(deps.env, 'COFRE_TOPIC_ARN'));
-  const notifyOnSuccess = booleanEnv(deps.env, 'COFRE_NOTIFY_ON_SUCCESS');
-  const region = requiredEnv(deps.env, 'AWS_REGION');
-  const vault = openVault(requiredEnv(deps.env, 'COFRE_VAULT_URL'), {
+  const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
+  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
+  const region = requiredEnv('AWS_REGION');
+  const vault = openVault(requiredEnv('COFRE_VAULT_URL'), {
     s3: deps.s3,
-    objectLockMode: parseLockMode(requiredEnv(deps.env, 'COFRE_OBJECT_LOCK_MODE'), 'COFRE_OBJECT_LOCK_MODE'),
+    objectLockMode: parseLockMode(requiredEnv('COFRE_OBJECT_LOCK_MODE'), 'COFRE_OBJECT_LOCK_MODE'),
   });
-  const restoreTestingPlanArn = requiredEnv(deps.env, 'COFRE_RESTORE_TESTING_PLAN_ARN');
+  const restoreTestingPlanArn = requiredEnv('COFRE_RESTORE_TESTING_PLAN_ARN');
   return async (event: unknown) => {
     const result = await handleRestoreTestEvent(event, {
       restoreTestingPlanArn,
@@ -103,19 +102,17 @@ export function createRestoreValidationHandler(deps: RestoreValidationHandlerDep
 
 const pt = powertools('cofre-restore-validation');
 
-let handle: ReturnType<typeof createRestoreValidationHandler> | undefined;
-
-export const handler = (event: unknown) =>
-  (handle ??= createRestoreValidationHandler({
+export const handler = lambdaHandler(pt, 'restore-validation', () =>
+  createRestoreValidationHandler({
     history: new DynamoHistoryStore(
       DynamoDBDocumentClient.from(pt.traced(new DynamoDBClient({}))),
-      requiredEnv(process.env, 'COFRE_HISTORY_TABLE'),
+      requiredEnv('COFRE_HISTORY_TABLE'),
     ),
     backup: pt.traced(new BackupClient({})),
     rds: pt.traced(new RDSClient({})),
     secrets: pt.traced(new SecretsManagerClient({})),
     s3: pt.traced(new S3Client({ maxAttempts: 3 })),
     sns: pt.traced(new SNSClient({})),
-    env: process.env,
     logger: pt.logger,
-  }))(event);
+  }),
+);

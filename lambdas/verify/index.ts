@@ -3,12 +3,13 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoHistoryStore } from '../../core/history/store';
-import { intEnv, powertoolsSink, requireEnv } from '../../core/aws/lambda-support';
+import { powertoolsSink } from '../../core/aws/lambda-support';
+import { intEnv, requiredEnvs } from '../../core/aws/env';
 import { verifyStep, type VerifyEvent, type VerifyResult } from '../../core/aws/steps';
 import { openVault, parseLockMode } from '../../core/vault';
 import { powertools, stepHandler } from '../../core/aws/powertools';
 
-const env = requireEnv(process.env, [
+const env = requiredEnvs([
   'COFRE_HISTORY_TABLE',
   'COFRE_VAULT_URL',
   'COFRE_OBJECT_LOCK_MODE',
@@ -27,8 +28,8 @@ const vault = openVault(env.COFRE_VAULT_URL, {
   s3: traced(new S3Client({ maxAttempts: 3 })),
   objectLockMode: parseLockMode(env.COFRE_OBJECT_LOCK_MODE, 'COFRE_OBJECT_LOCK_MODE'),
 });
-const maxDurationMinutes = intEnv(env, 'COFRE_MAX_DURATION_MINUTES');
-const sizeAnomalyPercent = intEnv(env, 'COFRE_SIZE_ANOMALY_PERCENT');
+const maxDurationMinutes = intEnv('COFRE_MAX_DURATION_MINUTES');
+const sizeAnomalyPercent = intEnv('COFRE_SIZE_ANOMALY_PERCENT');
 
 export const handler = stepHandler(pt, 'verify', async (event: VerifyEvent): Promise<VerifyResult> => {
   logger.appendKeys({ job: event.job });

@@ -18,6 +18,7 @@ import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import { DUMP_CONTAINER_NAME, DumpTask, vaultPrefixesOf } from './dump-task';
 import { PipelineKey } from './pipeline-key';
+import { IdempotencyTable } from './idempotency-table';
 
 /** The repository root: the build context of the dump-runner image (its Dockerfile bundles `core/`). */
 export const REPOSITORY_ROOT = path.join(__dirname, '..', '..');
@@ -102,6 +103,8 @@ export class BackupPipeline extends Construct {
   public readonly stateMachines: Readonly<Record<PipelineJob, AslStateMachine>>;
   /** The schedules that start them. */
   public readonly schedules: BackupSchedules;
+  /** The idempotency records of `prepare` (a retried prepare returns its first result). */
+  public readonly idempotency: IdempotencyTable;
 
   constructor(scope: Construct, id: string, props: BackupPipelineProps) {
     super(scope, id);
@@ -154,8 +157,11 @@ export class BackupPipeline extends Construct {
         ...extra,
       });
     const tenantDatabases = config.databases.filter((db) => db.tenants !== undefined);
+    this.idempotency = new IdempotencyTable(this, 'Idempotency', { encryptionKey: history.key });
     this.functions = {
-      prepare: fn('prepare', 'Cofre: starts a job run (backup id, tier, job lock, running record)'),
+      prepare: fn('prepare', 'Cofre: starts a job run (backup id, tier, job lock, running record)', {
+        environment: { ...environment, COFRE_IDEMPOTENCY_TABLE: this.idempotency.table.tableName },
+      }),
       verify: fn('verify', 'Cofre: quick verification of new backups, metrics and anomalies', {
         memorySize: 512,
       }),
@@ -168,6 +174,7 @@ export class BackupPipeline extends Construct {
     const f = this.functions;
     history.grantRecord(f.prepare.function);
     history.grantReadHistory(f.prepare.function);
+    this.idempotency.grantIdempotency(f.prepare.function);
     history.grantRecord(f.record.function);
     history.grantReadHistory(f.record.function);
     history.grantReadHistory(f.verify.function);

@@ -79,6 +79,7 @@ import { localJobInput } from '../helpers/orchestration';
 import {
   clientConfig,
   createHistoryTable,
+  createIdempotencyTable,
   createKmsKey,
   createSecret,
   createTopicWithQueue,
@@ -91,6 +92,7 @@ import {
   type LocalAws,
   type TopicWithQueue,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 const DATABASE = 'app-prod';
 const TASK_ROLE: RuntimeRoleName = `task:${DATABASE}`;
@@ -143,6 +145,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       keys,
       ledgerSecret,
       pagerDutySecretArn,
+      idempotencyTable,
     ] = await Promise.all([
       database,
       createTopicWithQueue(aws.sns, aws.sqs, 'iam-alerts'),
@@ -154,6 +157,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       ),
       createSecret(aws.secrets, { username: 'x', password: 'y' }, 'ledger'),
       createSecret(aws.secrets, { routingKey: 'ROUTING-KEY-FROM-MOTO' }, 'pd'),
+      createIdempotencyTable(aws.dynamodb),
     ]);
     topic = alerts;
     // A restore target of app-prod (databases[].restoreTargets): the same local server, its own secret.
@@ -196,6 +200,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       drVaultKeyArn,
       historyTable,
       historyKeyArn,
+      idempotencyTable,
       alertsTopicArn: topic.topicArn,
       alertsKeyArn,
       pipelineKeyArn,
@@ -334,11 +339,14 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
             { action: 'lambda:InvokeFunction', resource: iam.arns.functions.get(name)!, context: {} },
           ]);
           if (name === 'notify') {
-            const notify = createNotifyHandler({
-              sns: new SNSClient({}),
-              env: { ...process.env, ...iam.environments.get('notify'), COFRE_NOTIFY_ON_SUCCESS: 'true' },
-              logger: silent,
-            });
+            const notify = withEnv(
+              { ...process.env, ...iam.environments.get('notify'), COFRE_NOTIFY_ON_SUCCESS: 'true' },
+              () =>
+                createNotifyHandler({
+                  sns: new SNSClient({}),
+                  logger: silent,
+                }),
+            );
             const out = await checker.as('notify', () => notify(i.Payload));
             return { StatusCode: 200, Payload: JSON.parse(JSON.stringify(out)) as never };
           }
@@ -495,26 +503,30 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       DynamoDBDocumentClient.from(new DynamoDBClient({})),
       iam.environments.get('freshness')!.COFRE_HISTORY_TABLE!,
     );
-    const freshness = createFreshnessHandler({
-      store,
-      env: iam.environments.get('freshness')!,
-      logger: silent,
-      metrics: new Metrics({ namespace: 'CofreTest', serviceName: 'iam' }),
-      // As the Lambda builds it: the point-in-time lag of the databases AWS Backup protects.
-      latestRestorableTime: rdsLatestRestorableTime(new RDSClient({})),
-    });
+    const freshness = withEnv(iam.environments.get('freshness')!, () =>
+      createFreshnessHandler({
+        store,
+        logger: silent,
+        metrics: new Metrics({ namespace: 'CofreTest', serviceName: 'iam' }),
+        // As the Lambda builds it: the point-in-time lag of the databases AWS Backup protects.
+        latestRestorableTime: rdsLatestRestorableTime(new RDSClient({})),
+      }),
+    );
     const fresh = await checker.as('freshness', () => freshness());
     expect(fresh.findings).toBeGreaterThan(0);
-    const report = createMonthlyReportHandler({
-      store: new DynamoHistoryStore(
-        DynamoDBDocumentClient.from(new DynamoDBClient({})),
-        iam.environments.get('monthly-report')!.COFRE_HISTORY_TABLE!,
-      ),
-      cloudwatch: new CloudWatchClient({}),
-      sns: new SNSClient({}),
-      env: { ...iam.environments.get('monthly-report'), AWS_REGION: process.env.AWS_REGION },
-      logger: silent,
-    });
+    const report = withEnv(
+      { ...iam.environments.get('monthly-report'), AWS_REGION: process.env.AWS_REGION },
+      () =>
+        createMonthlyReportHandler({
+          store: new DynamoHistoryStore(
+            DynamoDBDocumentClient.from(new DynamoDBClient({})),
+            iam.environments.get('monthly-report')!.COFRE_HISTORY_TABLE!,
+          ),
+          cloudwatch: new CloudWatchClient({}),
+          sns: new SNSClient({}),
+          logger: silent,
+        }),
+    );
     const month = new Date().toISOString().slice(0, 7);
     const out = await checker.as('monthly-report', () => report({ month }));
     expect(out.runs).toBeGreaterThan(0);
@@ -551,19 +563,20 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       CreatedResourceArn: `arn:aws:rds:${iam.region}:${iam.account}:db:${restoredId}`,
       CreatedBy: { RestoreTestingPlanArn: env.COFRE_RESTORE_TESTING_PLAN_ARN },
     }));
-    const handle = createRestoreValidationHandler({
-      history: new DynamoHistoryStore(
-        DynamoDBDocumentClient.from(new DynamoDBClient({})),
-        env.COFRE_HISTORY_TABLE!,
-      ),
-      backup: new BackupClient({}),
-      rds,
-      secrets: new SecretsManagerClient({}),
-      s3: new S3Client({ forcePathStyle: true }),
-      sns: new SNSClient({}),
-      env: { ...env, AWS_REGION: process.env.AWS_REGION },
-      logger: silent,
-    });
+    const handle = withEnv({ ...env, AWS_REGION: process.env.AWS_REGION }, () =>
+      createRestoreValidationHandler({
+        history: new DynamoHistoryStore(
+          DynamoDBDocumentClient.from(new DynamoDBClient({})),
+          env.COFRE_HISTORY_TABLE!,
+        ),
+        backup: new BackupClient({}),
+        rds,
+        secrets: new SecretsManagerClient({}),
+        s3: new S3Client({ forcePathStyle: true }),
+        sns: new SNSClient({}),
+        logger: silent,
+      }),
+    );
     const before = checker.records.length;
     const out = await checker.as('restore-validation', () =>
       handle({
@@ -590,15 +603,16 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   it('AWS Backup events: a failed snapshot job is recorded and alerted under the backup-events role', async () => {
     const env = iam.environments.get('backup-events')!;
     const [db] = JSON.parse(env.COFRE_SNAPSHOT_DATABASES!) as { resourceArn: string }[];
-    const handle = createBackupEventsHandler({
-      history: new DynamoHistoryStore(
-        DynamoDBDocumentClient.from(new DynamoDBClient({})),
-        env.COFRE_HISTORY_TABLE!,
-      ),
-      sns: new SNSClient({}),
-      env: { ...env, AWS_REGION: process.env.AWS_REGION },
-      logger: silent,
-    });
+    const handle = withEnv({ ...env, AWS_REGION: process.env.AWS_REGION }, () =>
+      createBackupEventsHandler({
+        history: new DynamoHistoryStore(
+          DynamoDBDocumentClient.from(new DynamoDBClient({})),
+          env.COFRE_HISTORY_TABLE!,
+        ),
+        sns: new SNSClient({}),
+        logger: silent,
+      }),
+    );
     const before = checker.records.length;
     const out = await checker.as('backup-events', () =>
       handle({
@@ -643,12 +657,13 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
         executionArn,
       }),
     );
-    const handle = createRestoreStoppedHandler({
-      history: store,
-      sns: new SNSClient({}),
-      env: { ...env, AWS_REGION: process.env.AWS_REGION },
-      logger: silent,
-    });
+    const handle = withEnv({ ...env, AWS_REGION: process.env.AWS_REGION }, () =>
+      createRestoreStoppedHandler({
+        history: store,
+        sns: new SNSClient({}),
+        logger: silent,
+      }),
+    );
     const before = checker.records.length;
     const out = await checker.as('restore-stopped', () =>
       handle({
@@ -681,21 +696,23 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     const before = checker.records.length;
     const out = await checker.as('config-snapshot', async () => {
       const kms = new KMS({});
-      const handle = createConfigSnapshotHandler({
-        vault: openVault(env.COFRE_VAULT_URL!, {
-          s3: new S3Client({ forcePathStyle: true }),
-          sseKmsKeyId: env.COFRE_KMS_KEY_ARN,
-          objectLockMode: 'COMPLIANCE',
+      const keys = await buildKeys({ kmsKeyArn: env.COFRE_KMS_KEY_ARN! }, 'encrypt', () => kms);
+      const handle = withEnv(env, () =>
+        createConfigSnapshotHandler({
+          vault: openVault(env.COFRE_VAULT_URL!, {
+            s3: new S3Client({ forcePathStyle: true }),
+            sseKmsKeyId: env.COFRE_KMS_KEY_ARN,
+            objectLockMode: 'COMPLIANCE',
+          }),
+          keys,
+          clients: { secrets: new SecretsManagerClient({}), ssm: new SSMClient({}) },
+          logger: silent,
+          history: new DynamoHistoryStore(
+            DynamoDBDocumentClient.from(new DynamoDBClient({})),
+            env.COFRE_HISTORY_TABLE!,
+          ),
         }),
-        keys: await buildKeys({ kmsKeyArn: env.COFRE_KMS_KEY_ARN! }, 'encrypt', () => kms),
-        clients: { secrets: new SecretsManagerClient({}), ssm: new SSMClient({}) },
-        env,
-        logger: silent,
-        history: new DynamoHistoryStore(
-          DynamoDBDocumentClient.from(new DynamoDBClient({})),
-          env.COFRE_HISTORY_TABLE!,
-        ),
-      });
+      );
       return handle({ cofre: 'config-weekly' });
     });
     expect(out).toMatchObject({ outcome: 'weekly', secrets: 1, parameters: 2 });
@@ -716,14 +733,17 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   });
 
   it('PagerDuty relay reads its routing key from Secrets Manager and pages', async () => {
-    const handle = createPagerDutyHandler({
-      secrets: new SecretsManagerClient({}),
-      env: {
+    const handle = withEnv(
+      {
         ...iam.environments.get('pagerduty'),
         COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(pagerDuty.address() as AddressInfo).port}/v2/enqueue`,
       },
-      logger: silent,
-    });
+      () =>
+        createPagerDutyHandler({
+          secrets: new SecretsManagerClient({}),
+          logger: silent,
+        }),
+    );
     const event = {
       Records: [
         {

@@ -33,6 +33,7 @@ import {
   uniqueName,
   uniqueParameterPath,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 const sha = (v: string | Buffer) => createHash('sha256').update(v).digest('hex');
 /** The change times t0…t4 (create, three changes, delete), an hour apart. */
@@ -106,16 +107,19 @@ describeLocalAws('cofre config on the local AWS: create, change three times, del
     vaultUrl = `s3://${bucket}/cofre`;
     const vault = openVault(vaultUrl, { s3: aws.s3, sseKmsKeyId: kmsKeyArn, objectLockMode: 'COMPLIANCE' });
     const keys = await buildKeys({ kmsKeyArn }, 'encrypt', () => new KMS(clientConfig()));
-    const handler = createConfigSnapshotHandler({
-      vault,
-      keys,
-      clients: { secrets: aws.secrets, ssm },
-      env: {
+    const handler = withEnv(
+      {
         COFRE_CONFIG_TARGETS: JSON.stringify({ secrets: [`${prefix}*`], parameterPaths: [path] }),
         COFRE_CONFIG_RETENTION: JSON.stringify({ days: 90, classes: {} }),
       },
-      logger: new Logger({ serviceName: 'cofre-config-snapshot' }),
-    });
+      () =>
+        createConfigSnapshotHandler({
+          vault,
+          keys,
+          clients: { secrets: aws.secrets, ssm },
+          logger: new Logger({ serviceName: 'cofre-config-snapshot' }),
+        }),
+    );
     for (let i = 0; i < 4; i++) {
       values.push(`db-password-${i}-${uniqueName('v')}`);
       binaries.push(Buffer.from([i, 0, 255, 10, 13, i * 7]));

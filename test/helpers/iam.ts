@@ -31,6 +31,8 @@ export interface LocalResources {
   readonly drVaultKeyArn: string;
   readonly historyTable: string;
   readonly historyKeyArn: string;
+  /** The idempotency table of `prepare` (lib/constructs/idempotency-table.ts). */
+  readonly idempotencyTable: string;
   readonly alertsTopicArn: string;
   readonly alertsKeyArn: string;
   readonly pipelineKeyArn: string;
@@ -352,6 +354,10 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
           Arn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${table}`,
         },
         [id(primary.history.key)]: kms(resources.historyKeyArn),
+        [id(primary.pipeline.idempotency.table)]: {
+          Ref: resources.idempotencyTable,
+          Arn: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${resources.idempotencyTable}`,
+        },
         [id(primary.alerts.topic)]: {
           Ref: resources.alertsTopicArn,
           TopicArn: resources.alertsTopicArn,

@@ -32,6 +32,7 @@ import {
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { describe, inject, test } from 'vitest';
 import { HISTORY_TABLE_SCHEMA } from '../../lib/constructs/backup-history';
+import { IDEMPOTENCY_TABLE_SCHEMA } from '../../lib/constructs/idempotency-table';
 
 export const REGION = 'sa-east-1';
 export const ACCOUNT = '123456789012';
@@ -185,6 +186,20 @@ export async function createHistoryTable(dynamodb: DynamoDBClient): Promise<stri
       KeySchema: [{ AttributeName: HISTORY_TABLE_SCHEMA.partitionKey, KeyType: 'HASH' }],
       AttributeDefinitions: attributes,
       GlobalSecondaryIndexes: indexes,
+    }),
+  );
+  return tableName;
+}
+
+/** A table like lib/constructs/idempotency-table.ts makes (Powertools Idempotency's records). */
+export async function createIdempotencyTable(dynamodb: DynamoDBClient): Promise<string> {
+  const tableName = uniqueName('idempotency');
+  await dynamodb.send(
+    new CreateTableCommand({
+      TableName: tableName,
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: IDEMPOTENCY_TABLE_SCHEMA.partitionKey, KeyType: 'HASH' }],
+      AttributeDefinitions: [{ AttributeName: IDEMPOTENCY_TABLE_SCHEMA.partitionKey, AttributeType: 'S' }],
     }),
   );
   return tableName;

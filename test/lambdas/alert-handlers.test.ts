@@ -7,7 +7,7 @@ import {
   DescribeAlarmHistoryCommand,
   GetMetricDataCommand,
 } from '@aws-sdk/client-cloudwatch';
-import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { PutSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import type { SNSEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -27,6 +27,7 @@ import {
   localAws,
   type TopicWithQueue,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 const logger = new Logger({ serviceName: 'test', logLevel: 'SILENT' });
 // CloudWatch's alarm history is not in the local AWS (moto): the monthly report's CloudWatch reads
@@ -51,7 +52,7 @@ describeLocalAws('notify handler (local AWS: SNS read back through SQS)', () => 
   });
 
   it('publishes the formatted message with string message attributes to the topic', async () => {
-    const handle = createNotifyHandler({ sns: new SNSClient(clientConfig()), env, logger });
+    const handle = withEnv(env, () => createNotifyHandler({ sns: new SNSClient(clientConfig()), logger }));
     const result = await handle({
       outcome: 'failed',
       job: 'backup-database',
@@ -77,17 +78,18 @@ describeLocalAws('notify handler (local AWS: SNS read back through SQS)', () => 
   });
 
   it('rejects a malformed event naming the field, and a missing variable naming it', async () => {
-    const handle = createNotifyHandler({ sns: new SNSClient(clientConfig()), env, logger });
+    const handle = withEnv(env, () => createNotifyHandler({ sns: new SNSClient(clientConfig()), logger }));
     await expect(handle({ outcome: 'failed', job: 'backup-database', kind: 'full' })).rejects.toThrow(
       /database: /,
     );
     expect(await topic.receive(1)).toEqual([]);
     expect(() =>
-      createNotifyHandler({
-        sns: new SNSClient(clientConfig()),
-        env: { ...env, COFRE_TOPIC_ARN: '' },
-        logger,
-      }),
+      withEnv({ ...env, COFRE_TOPIC_ARN: '' }, () =>
+        createNotifyHandler({
+          sns: new SNSClient(clientConfig()),
+          logger,
+        }),
+      ),
     ).toThrow(/COFRE_TOPIC_ARN is not set/);
   });
 });
@@ -139,14 +141,17 @@ describeLocalAws('pagerduty handler (local AWS: Secrets Manager)', () => {
       },
       { step: 'initialize', name: 'countSecretReads' },
     );
-    const handle = createPagerDutyHandler({
-      secrets: client,
-      env: {
+    const handle = withEnv(
+      {
         COFRE_PAGERDUTY_SECRET_ARN: secretArn,
         COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/enqueue`,
       },
-      logger,
-    });
+      () =>
+        createPagerDutyHandler({
+          secrets: client,
+          logger,
+        }),
+    );
     const attrs = {
       severity: 'critical',
       database: 'app-prod',
@@ -169,6 +174,56 @@ describeLocalAws('pagerduty handler (local AWS: Secrets Manager)', () => {
       },
     ]);
     expect(reads).toBe(1);
+  });
+
+  it('keeps the routing key for maxAge (Parameters), then reads the rotated one', async () => {
+    const secrets = localAws().secrets;
+    const secretArn = await createSecret(secrets, { routingKey: 'KEY-BEFORE' }, 'pagerduty-rotated');
+    const client = new SecretsManagerClient(clientConfig());
+    let reads = 0;
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        if (context.commandName === 'GetSecretValueCommand') reads++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countSecretReads' },
+    );
+    const handle = withEnv(
+      {
+        COFRE_PAGERDUTY_SECRET_ARN: secretArn,
+        COFRE_PAGERDUTY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/enqueue`,
+      },
+      () =>
+        createPagerDutyHandler({
+          secrets: client,
+          logger,
+          keyMaxAgeSeconds: 1,
+        }),
+    );
+    const attrs = {
+      severity: 'critical',
+      database: 'app-prod',
+      kind: 'full',
+      outcome: 'failed',
+      job: 'backup-database',
+    };
+    await handle(snsEvent(attrs));
+    await secrets.send(
+      new PutSecretValueCommand({
+        SecretId: secretArn,
+        SecretString: JSON.stringify({ routingKey: 'KEY-AFTER' }),
+      }),
+    );
+    await handle(snsEvent(attrs)); // within maxAge: the cached key
+    expect(reads).toBe(1);
+    await new Promise((r) => setTimeout(r, 1100));
+    await handle(snsEvent(attrs)); // after maxAge: read again
+    expect(reads).toBe(2);
+    expect(bodies.map((b) => (b as { routing_key: string }).routing_key)).toEqual([
+      'KEY-BEFORE',
+      'KEY-BEFORE',
+      'KEY-AFTER',
+    ]);
   });
 
   it('accepts a plain-string routing key and refuses an empty one, naming the secret', () => {
@@ -198,9 +253,8 @@ describe('freshness handler', () => {
       return true;
     });
     try {
-      const handle = createFreshnessHandler({
-        store,
-        env: {
+      const handle = withEnv(
+        {
           COFRE_DATABASES: JSON.stringify([
             { database: 'app-prod', tenants: true },
             { database: 'ledger-prod', tenants: false },
@@ -208,10 +262,14 @@ describe('freshness handler', () => {
           COFRE_MAX_DURATION_MINUTES: '30',
           COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
         },
-        logger,
-        metrics: new Metrics({ namespace: 'Cofre', serviceName: 'cofre-freshness' }),
-        now: () => new Date('2026-11-24T06:30:00.000Z'),
-      });
+        () =>
+          createFreshnessHandler({
+            store,
+            logger,
+            metrics: new Metrics({ namespace: 'Cofre', serviceName: 'cofre-freshness' }),
+            now: () => new Date('2026-11-24T06:30:00.000Z'),
+          }),
+      );
       const result = await handle();
       expect(result).toEqual({ findings: 5, datapoints: 1, stale: 4 });
     } finally {
@@ -247,18 +305,21 @@ describe('freshness handler', () => {
       return true;
     });
     try {
-      const result = await createFreshnessHandler({
-        store,
-        env: {
+      const result = await withEnv(
+        {
           COFRE_DATABASES: '[]',
           COFRE_MAX_DURATION_MINUTES: '30',
           COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
           COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS: '169',
         },
-        logger,
-        metrics: new Metrics({ namespace: 'Cofre', serviceName: 'cofre-freshness' }),
-        now: () => new Date('2026-11-24T06:30:00.000Z'),
-      })();
+        () =>
+          createFreshnessHandler({
+            store,
+            logger,
+            metrics: new Metrics({ namespace: 'Cofre', serviceName: 'cofre-freshness' }),
+            now: () => new Date('2026-11-24T06:30:00.000Z'),
+          }),
+      )();
       expect(result).toEqual({ findings: 1, datapoints: 1, stale: 0 });
     } finally {
       spy.mockRestore();
@@ -276,16 +337,19 @@ describe('freshness handler', () => {
 
   it('refuses a malformed database list, naming the variable', () => {
     expect(() =>
-      createFreshnessHandler({
-        store: new FileHistoryStore(tempDir('fresh-bad')),
-        env: {
+      withEnv(
+        {
           COFRE_DATABASES: '[{"database":""}]',
           COFRE_MAX_DURATION_MINUTES: '30',
           COFRE_RESTORE_TEST_MAX_AGE_DAYS: '36',
         },
-        logger,
-        metrics: new Metrics({ namespace: 'Cofre' }),
-      }),
+        () =>
+          createFreshnessHandler({
+            store: new FileHistoryStore(tempDir('fresh-bad')),
+            logger,
+            metrics: new Metrics({ namespace: 'Cofre' }),
+          }),
+      ),
     ).toThrow(/COFRE_DATABASES: 0\.database: /);
   });
 });
@@ -338,20 +402,23 @@ describeLocalAws('monthly report handler (SNS on the local AWS, CloudWatch mocke
         },
       ],
     });
-    const handle = createMonthlyReportHandler({
-      store,
-      cloudwatch: new CloudWatchClient({}),
-      sns: new SNSClient(clientConfig()),
-      env: {
+    const handle = withEnv(
+      {
         COFRE_TOPIC_ARN: topic.topicArn,
         COFRE_VAULT_BUCKET: 'acme-cofre-vault',
         COFRE_PRICES: JSON.stringify(DEFAULT_PRICES),
         COFRE_ALARM_PREFIX: 'CofrePrimary-',
         AWS_REGION: 'sa-east-1',
       },
-      logger,
-      now: () => new Date('2026-11-01T11:00:00.000Z'),
-    });
+      () =>
+        createMonthlyReportHandler({
+          store,
+          cloudwatch: new CloudWatchClient({}),
+          sns: new SNSClient(clientConfig()),
+          logger,
+          now: () => new Date('2026-11-01T11:00:00.000Z'),
+        }),
+    );
     expect(await handle(undefined)).toEqual({ month: '2026-10', runs: 1 });
     const query = cloudwatch.commandCalls(GetMetricDataCommand)[0]!.args[0].input;
     expect(query.MetricDataQueries![0]!.MetricStat!.Metric).toEqual({

@@ -13,6 +13,7 @@ import {
   localAws,
   type TopicWithQueue,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 const logger = new Logger({ serviceName: 'test', logLevel: 'SILENT' });
 const DB_ARN = 'arn:aws:rds:us-east-1:123456789012:db:database-1';
@@ -197,18 +198,21 @@ describeLocalAws(
       topic = await createTopicWithQueue(aws.sns, aws.sqs, 'backup-events');
       const table = await createHistoryTable(aws.dynamodb);
       store = new DynamoHistoryStore(DynamoDBDocumentClient.from(aws.dynamodb), table);
-      handle = createBackupEventsHandler({
-        history: store,
-        sns: new SNSClient(clientConfig()),
-        env: {
+      handle = withEnv(
+        {
           COFRE_HISTORY_TABLE: table,
           COFRE_TOPIC_ARN: topic.topicArn,
           COFRE_NOTIFY_ON_SUCCESS: 'false',
           COFRE_SNAPSHOT_DATABASES: JSON.stringify(DATABASES),
           AWS_REGION: 'us-east-1',
         },
-        logger,
-      });
+        () =>
+          createBackupEventsHandler({
+            history: store,
+            sns: new SNSClient(clientConfig()),
+            logger,
+          }),
+      );
     });
 
     it('RUNNING then FAILED: one record, updated, and one critical alert routed like the pipeline', async () => {
@@ -253,17 +257,20 @@ describeLocalAws(
 
     it('refuses a malformed COFRE_SNAPSHOT_DATABASES naming the variable', () => {
       expect(() =>
-        createBackupEventsHandler({
-          history: store,
-          sns: new SNSClient(clientConfig()),
-          env: {
+        withEnv(
+          {
             COFRE_TOPIC_ARN: topic.topicArn,
             COFRE_NOTIFY_ON_SUCCESS: 'false',
             COFRE_SNAPSHOT_DATABASES: '[{"database":"x"}]',
             AWS_REGION: 'us-east-1',
           },
-          logger,
-        }),
+          () =>
+            createBackupEventsHandler({
+              history: store,
+              sns: new SNSClient(clientConfig()),
+              logger,
+            }),
+        ),
       ).toThrow(/COFRE_SNAPSHOT_DATABASES: 0\.resourceArn/);
     });
   },

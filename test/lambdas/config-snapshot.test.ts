@@ -30,6 +30,7 @@ import {
   uniqueName,
   uniqueParameterPath,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 /** Every value written in these tests: none may appear in a log line, history record or manifest. */
 const SECRET_VALUES: string[] = [];
@@ -70,17 +71,20 @@ describeLocalAws('config-snapshot Lambda on the local AWS', () => {
     };
     vi.spyOn(process.stdout, 'write').mockImplementation(capture);
     vi.spyOn(process.stderr, 'write').mockImplementation(capture);
-    handler = createConfigSnapshotHandler({
-      vault,
-      keys,
-      clients: { secrets: aws.secrets, ssm },
-      env: {
+    handler = withEnv(
+      {
         COFRE_CONFIG_TARGETS: JSON.stringify({ secrets: [`${prefix}*`], parameterPaths: [path] }),
         COFRE_CONFIG_RETENTION: JSON.stringify({ days: 90, classes: { health: { years: 7 } } }),
       },
-      logger: new Logger({ serviceName: 'cofre-config-snapshot', logLevel: 'DEBUG' }),
-      history: new DynamoHistoryStore(DynamoDBDocumentClient.from(aws.dynamodb), table),
-    });
+      () =>
+        createConfigSnapshotHandler({
+          vault,
+          keys,
+          clients: { secrets: aws.secrets, ssm },
+          logger: new Logger({ serviceName: 'cofre-config-snapshot', logLevel: 'DEBUG' }),
+          history: new DynamoHistoryStore(DynamoDBDocumentClient.from(aws.dynamodb), table),
+        }),
+    );
   });
 
   afterAll(() => {

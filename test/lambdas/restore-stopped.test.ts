@@ -14,6 +14,7 @@ import {
   uniqueName,
   type TopicWithQueue,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 const logger = new Logger({ serviceName: 'test', logLevel: 'SILENT' });
 const MACHINE = `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:CofreRestore`;
@@ -67,12 +68,13 @@ describeLocalAws('restore-stopped Lambda (EventBridge execution status change, m
     const table = await createHistoryTable(aws.dynamodb);
     store = new DynamoHistoryStore(DynamoDBDocumentClient.from(aws.dynamodb), table);
     topic = await createTopicWithQueue(aws.sns, aws.sqs, 'restore-stopped');
-    handle = createRestoreStoppedHandler({
-      history: store,
-      sns: aws.sns,
-      env: { COFRE_TOPIC_ARN: topic.topicArn, AWS_REGION: REGION },
-      logger,
-    });
+    handle = withEnv({ COFRE_TOPIC_ARN: topic.topicArn, AWS_REGION: REGION }, () =>
+      createRestoreStoppedHandler({
+        history: store,
+        sns: aws.sns,
+        logger,
+      }),
+    );
   });
 
   async function running(database: string, name: string, id: string): Promise<HistoryRecord> {

@@ -55,6 +55,7 @@ import {
   type LocalAws,
   type TopicWithQueue,
 } from '../helpers/local-aws';
+import { withEnv } from '../helpers/env';
 
 const logger = new Logger({ serviceName: 'test', logLevel: 'SILENT' });
 const PLAN_ARN =
@@ -262,15 +263,8 @@ describeLocalAws('snapshot restore test: event → validation → history, AWS B
     const id = job(`FAIL-${uniqueName('j')}`, {
       CreatedResourceArn: `arn:aws:rds:${REGION}:123456789012:db:${restoredId}`,
     });
-    const handle = createRestoreValidationHandler({
-      history: store,
-      backup: new BackupClient({ region: REGION }),
-      rds,
-      secrets: aws.secrets,
-      s3: new S3Client({ ...clientConfig(), forcePathStyle: true }),
-      sns: aws.sns,
-      logger,
-      env: {
+    const handle = withEnv(
+      {
         AWS_REGION: REGION,
         COFRE_TOPIC_ARN: topic.topicArn,
         COFRE_NOTIFY_ON_SUCCESS: 'false',
@@ -279,7 +273,17 @@ describeLocalAws('snapshot restore test: event → validation → history, AWS B
         COFRE_RESTORE_TESTING_PLAN_ARN: PLAN_ARN,
         COFRE_RESTORE_TEST_DATABASES: JSON.stringify([tested]),
       },
-    });
+      () =>
+        createRestoreValidationHandler({
+          history: store,
+          backup: new BackupClient({ region: REGION }),
+          rds,
+          secrets: aws.secrets,
+          s3: new S3Client({ ...clientConfig(), forcePathStyle: true }),
+          sns: aws.sns,
+          logger,
+        }),
+    );
     const out = await handle(restoreJobEvent(id));
     expect(out.ignored).toBe(false);
     const record = await store.latest('app-prod', 'restore-test', 'failed');

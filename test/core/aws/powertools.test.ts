@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { powertools, stepHandler } from '../../../core/aws/powertools';
+import { lambdaHandler, powertools, stepHandler } from '../../../core/aws/powertools';
 import { lambdaContext } from '../../helpers/lambda-context';
 
 const LAMBDAS_DIR = path.join(__dirname, '../../../lambdas');
@@ -85,5 +86,77 @@ describe('powertools(): one Logger, Metrics and Tracer per function', () => {
     expect(logs.map((l) => l.message)).toEqual(['demo done', 'demo failed']);
     for (const l of logs) expect(l).toMatchObject({ function_name: 'cofre-demo', service: 'cofre-test' });
     expect(json.filter((j) => j._aws && 'BackupSucceeded' in j)).toHaveLength(2);
+  });
+
+  it('lambdaHandler: the factory is built once, a failed build is retried, errors keep their name', async () => {
+    vi.stubEnv('POWERTOOLS_LOG_LEVEL', 'INFO');
+    vi.stubEnv('POWERTOOLS_DEV', '');
+    const lines: string[] = [];
+    const capture = (chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    };
+    const spies = [
+      vi.spyOn(process.stdout, 'write').mockImplementation(capture),
+      vi.spyOn(process.stderr, 'write').mockImplementation(capture),
+    ];
+    let builds = 0;
+    try {
+      const pt = powertools('cofre-test');
+      const handler = lambdaHandler(pt, 'alert', () => {
+        builds += 1;
+        if (builds === 1) throw new Error('environment variable COFRE_TOPIC_ARN is not set');
+        return (event: { n: number }) => {
+          pt.metrics.addMetric('BackupSucceeded', 'Count', event.n);
+          if (event.n < 0) return Promise.reject(new RangeError('negative'));
+          return Promise.resolve(event.n * 2);
+        };
+      });
+      await expect(handler({ n: 1 }, lambdaContext('cofre-alert'))).rejects.toThrow(/COFRE_TOPIC_ARN/);
+      expect(await handler({ n: 2 }, lambdaContext('cofre-alert'))).toBe(4);
+      expect(await handler({ n: 3 }, lambdaContext('cofre-alert'))).toBe(6);
+      await expect(handler({ n: -1 }, lambdaContext('cofre-alert'))).rejects.toBeInstanceOf(RangeError);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+    expect(builds).toBe(2);
+    const json = lines
+      .flatMap((l) => l.split('\n'))
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const logs = json.filter((j) => j.message);
+    expect(logs.map((l) => l.message)).toEqual(['alert failed', 'alert done', 'alert done', 'alert failed']);
+    for (const l of logs) expect(l).toMatchObject({ function_name: 'cofre-alert', service: 'cofre-test' });
+    expect(logs[3]).toMatchObject({ errorName: 'RangeError', errorMessage: 'negative' });
+    expect(json.filter((j) => j._aws && 'BackupSucceeded' in j)).toHaveLength(3);
+  });
+
+  it('every Lambda exports its handler through lambdaHandler or stepHandler', () => {
+    const other: string[] = [];
+    for (const name of readdirSync(LAMBDAS_DIR)) {
+      const source = readFileSync(path.join(LAMBDAS_DIR, name, 'index.ts'), 'utf8');
+      if (!/export const handler = (lambdaHandler|stepHandler)\(/.test(source)) other.push(name);
+    }
+    expect(other).toEqual([]);
+  });
+
+  it('the Fargate dump runner prints structured JSON lines of the same Logger', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, POWERTOOLS_LOG_LEVEL: 'INFO', POWERTOOLS_DEV: '' };
+    delete env.COFRE_TASK_TOKEN;
+    const run = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(__dirname, '../../../tasks/dump-runner/index.ts')],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(run.status).toBe(2);
+    const lines = `${run.stdout}${run.stderr}`.split('\n').filter((l) => l.trim());
+    expect(lines.length).toBeGreaterThan(0);
+    const json = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(json[0]).toMatchObject({
+      level: 'INFO',
+      service: 'cofre-dump-runner',
+      message: expect.stringMatching(/COFRE_TASK_TOKEN is not set/) as unknown,
+    });
+    expect(json.at(-1)).toMatchObject({ level: 'ERROR', exitCode: 2 });
   });
 });

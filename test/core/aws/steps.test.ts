@@ -1,4 +1,6 @@
-import { ScanCommand } from '@aws-sdk/client-dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { rmSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
@@ -12,11 +14,19 @@ import {
   type PrepareEvent,
   type PrepareResult,
 } from '../../../core/aws/steps';
-import { FileHistoryStore } from '../../../core/history/store';
+import { createPrepareHandler } from '../../../lambdas/prepare/index';
+import { DynamoHistoryStore, FileHistoryStore } from '../../../core/history/store';
 import type { Context } from 'aws-lambda';
 import { tempDir } from '../../helpers/cli';
 import { lambdaContext } from '../../helpers/lambda-context';
-import { createHistoryTable, describeLocalAws, localAws, localAwsEnv } from '../../helpers/local-aws';
+import {
+  clientConfig,
+  createHistoryTable,
+  createIdempotencyTable,
+  describeLocalAws,
+  localAws,
+  localAwsEnv,
+} from '../../helpers/local-aws';
 
 const input = {
   database: {
@@ -240,6 +250,7 @@ describeLocalAws('Lambda handlers against the local AWS', () => {
     for (const [name, value] of Object.entries(localAwsEnv()))
       if (name.startsWith('AWS_')) vi.stubEnv(name, value);
     vi.stubEnv('COFRE_HISTORY_TABLE', table);
+    vi.stubEnv('COFRE_IDEMPOTENCY_TABLE', await createIdempotencyTable(localAws().dynamodb));
     vi.stubEnv('POWERTOOLS_DEV', 'true');
     const { handler } = (await import(HANDLERS.prepare)) as {
       handler: (event: PrepareEvent, context: Context) => Promise<PrepareResult>;
@@ -272,5 +283,39 @@ describeLocalAws('Lambda handlers against the local AWS', () => {
       name: 'Cofre.BadInput',
       message: expect.stringMatching(/requestedBy/) as string,
     });
+  });
+
+  it('prepare is idempotent per execution: a retry returns the first result and writes no second record', async () => {
+    const aws = localAws();
+    const [table, idempotencyTable] = await Promise.all([
+      createHistoryTable(aws.dynamodb),
+      createIdempotencyTable(aws.dynamodb),
+    ]);
+    const client = new DynamoDBClient(clientConfig());
+    const handle = createPrepareHandler({
+      history: new DynamoHistoryStore(DynamoDBDocumentClient.from(client), table),
+      idempotency: { client, tableName: idempotencyTable },
+      logger: new Logger({ serviceName: 'test', logLevel: 'SILENT' }),
+    });
+    const event = {
+      job: 'backup-database',
+      input,
+      executionId: 'arn:aws:states:sa-east-1:1:execution:a:retried',
+    };
+    const first = await handle(event, lambdaContext('prepare'));
+    const retried = await handle(event, lambdaContext('prepare'));
+    expect(first.skip).toBe(false);
+    expect(retried).toEqual(first);
+    const history = (await aws.dynamodb.send(new ScanCommand({ TableName: table }))).Items ?? [];
+    const records = history.map((i) => unmarshall(i)).filter((i) => !String(i.id).startsWith('lock#'));
+    expect(records).toEqual([expect.objectContaining({ id: first.runId, status: 'running' })]);
+    const stored = (await aws.dynamodb.send(new ScanCommand({ TableName: idempotencyTable }))).Items ?? [];
+    expect(stored.map((i) => unmarshall(i))).toEqual([
+      expect.objectContaining({ status: 'COMPLETED', expiration: expect.any(Number) as number }),
+    ]);
+
+    // Another execution of the same job is a run of its own (the key is the execution id, not the input).
+    const other = await handle({ ...event, executionId: `${event.executionId}-2` }, lambdaContext('prepare'));
+    expect(other.runId).not.toBe(first.runId);
   });
 });

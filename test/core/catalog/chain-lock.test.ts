@@ -399,7 +399,9 @@ describe('processAlive: the liveness of a lock holder on this host', () => {
     try {
       const zombie = Number(
         await new Promise<string>((resolve) =>
-          shell.stdout.once('data', (d: Buffer) => { resolve(d.toString()); }),
+          shell.stdout.once('data', (d: Buffer) => {
+            resolve(d.toString());
+          }),
         ),
       );
       expect(processAlive(zombie)).toBe(true);

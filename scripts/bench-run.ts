@@ -4,7 +4,7 @@
  * (cli/launch.js), so the first process alone would show only the launcher.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 
 export interface Run {
   seconds: number;
@@ -30,8 +30,8 @@ function nodePeakMiB(pid: number): number {
   let peak = 0;
   for (const p of descendants(pid)) {
     try {
+      if (!readlinkSync(`/proc/${p}/exe`).endsWith('/node')) continue;
       const status = readFileSync(`/proc/${p}/status`, 'utf8');
-      if (!/^Name:\s+node\b/m.test(status)) continue;
       const m = /VmHWM:\s+(\d+) kB/.exec(status);
       if (m) peak = Math.max(peak, Number(m[1]) / 1024);
     } catch {

@@ -11,6 +11,7 @@ export default tseslint.config(
       'scratch/',
       '**/*.d.ts',
       'cli/bin.js',
+      'cli/launch.js',
       'dist/',
       '.venv/',
     ],

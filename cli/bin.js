@@ -28,15 +28,22 @@ function newestSource() {
   return newest;
 }
 
-let useBundle = false;
-try {
-  useBundle = fs.statSync(bundle).mtimeMs >= newestSource();
-} catch {
-  useBundle = false;
-}
-if (useBundle) {
-  require(bundle).run();
-} else {
-  require('tsx/cjs');
-  require('./cofre.ts').run();
+const launch = require('./launch.js');
+// Streaming commands run in a child with the GC tuned for streams (cli/launch.js).
+if (!launch.relaunch(__filename)) start();
+
+function start() {
+  launch.watchParent();
+  let useBundle = false;
+  try {
+    useBundle = fs.statSync(bundle).mtimeMs >= newestSource();
+  } catch {
+    useBundle = false;
+  }
+  if (useBundle) {
+    require(bundle).run();
+  } else {
+    require('tsx/cjs');
+    require('./cofre.ts').run();
+  }
 }

@@ -18,6 +18,7 @@ import { addReportCommand } from './report-command';
 import { addRestoreCommand } from './restore-command';
 import { addTenantCommand } from './tenant-command';
 import { addVerifyCommand } from './verify-command';
+import { redactArgument } from './launch';
 
 export type { CliIo } from './io';
 
@@ -88,11 +89,8 @@ function interrupted(io: CliIo, code: number): number {
   return code !== 0 && io.signal?.aborted && io.signal.reason === 'SIGINT' ? 130 : code;
 }
 
-/** A command-line argument with the password of any URL in it replaced by `***`. */
-export function redactArgument(arg: string): string {
-  // Up to the last "@": a password may hold an unencoded "@" (over-redacting is the safe side).
-  return arg.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:)\S+@/gi, '$1***@');
-}
+/** A command-line argument with the password of any URL in it replaced by `***` (cli/launch.js). */
+export { redactArgument };
 
 /** The process entry point: wires signals, stdout/stderr and the exit code. */
 export function run(): void {

@@ -21,13 +21,15 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { generateBenchData } from './bench-data-lib';
 import { benchFiles } from './bench-files';
+import { benchPipeline } from './bench-pipeline';
 import { benchTenants } from './bench-tenants';
+import { sh, timed, type Run } from './bench-run';
 
 const args = process.argv.slice(2);
 const arg = (name: string) => {
@@ -38,39 +40,6 @@ const ADMIN = process.env.COFRE_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5
 const rows = Number(arg('rows') ?? 3_000_000);
 const levels = (arg('levels') ?? '1,3,6').split(',').map(Number);
 const BIN = path.join(__dirname, '..', 'cli', 'bin.js');
-
-interface Run {
-  seconds: number;
-  peakRssMiB?: number;
-  storedBytes?: number;
-}
-
-/** Runs a command, timing it; `rss` samples the process's VmHWM (peak resident set) from /proc. */
-async function timed(cmd: string, argv: string[], env: NodeJS.ProcessEnv, rss = false): Promise<Run> {
-  const start = process.hrtime.bigint();
-  const child = spawn(cmd, argv, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  let peak = 0;
-  const sampler = rss
-    ? setInterval(() => {
-        try {
-          const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-          if (m) peak = Math.max(peak, Number(m[1]) / 1024);
-        } catch {
-          // exited
-        }
-      }, 50)
-    : undefined;
-  const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-  if (sampler) clearInterval(sampler);
-  if (code !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${String(code)}): ${stderr}`);
-  return { seconds: Number(process.hrtime.bigint() - start) / 1e9, ...(rss ? { peakRssMiB: peak } : {}) };
-}
-
-function sh(script: string, env: NodeJS.ProcessEnv): Promise<Run> {
-  return timed('/bin/bash', ['-o', 'pipefail', '-c', script], env);
-}
 
 function dirBytes(dir: string): number {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -317,8 +286,30 @@ async function all(): Promise<void> {
     );
     return;
   }
-  if (only !== undefined && only !== 'backup' && only !== 'tenants')
-    throw new Error(`--only: expected "backup", "tenants", "tenant-fuzz" or "files", got "${only}"`);
+  if (only !== undefined && !['backup', 'pipeline', 'tenants'].includes(only))
+    throw new Error(
+      `--only: expected "backup", "pipeline", "tenants", "tenant-fuzz" or "files", got "${only}"`,
+    );
+  if (only === undefined || only === 'pipeline') {
+    const count = (name: string, fallback: number) => {
+      const n = Number(arg(name) ?? fallback);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a whole number ≥ 0`);
+      return n;
+    };
+    const table = await benchPipeline({
+      pgAdminUrl: ADMIN,
+      mysqlAdminUrl: process.env.COFRE_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/mysql',
+      rounds: Math.max(1, count('rounds', 3)),
+      documentRows: count('rows', 3_000_000),
+      ledgerRows: count('ledger-rows', 2_500_000),
+      mysqlRows: count('mysql-rows', 2_500_000),
+      jobsCores: args.includes('--jobs-cores'),
+      rssRows: count('rss-rows', 0),
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(`\n${table}\n`);
+    if (only === 'pipeline') return;
+  }
   if (only !== 'tenants') await main();
   if (only !== 'backup') {
     const result = await benchTenants({

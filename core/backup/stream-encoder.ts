@@ -1,16 +1,14 @@
 import { createHash } from 'node:crypto';
 import { PassThrough, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import zlib from 'node:zlib';
 import { ALGORITHM_SUITE_NAME, FRAME_LENGTH, encryptStream, type Keys } from '../vault/crypto';
 import { CancelledError, CofreError, OperationalError, messageOf } from '../util/errors';
 import type { RunningDump, TableCount } from '../sources/types';
 import type { StoredObject, Vault, WriteOptions } from '../vault';
+import { compressStage } from './compress-stage';
 
 /** Default zstd level: chosen from `npm run bench` (see README, Benchmarks). */
 export const DEFAULT_ZSTD_LEVEL = 1;
-/** Bytes per chunk after the gate and out of zstd. */
-const CHUNK = 1024 * 1024;
 
 export interface Progress {
   /** Plaintext bytes read from the dump tool. */
@@ -93,49 +91,21 @@ async function run(options: StreamToVaultOptions): Promise<StreamResult> {
   let tables: readonly TableCount[] = [];
   const report = () => options.onProgress?.({ rawBytes, storedBytes });
 
-  // The gate also gathers the tool's 64 KiB pipe reads into 1 MiB chunks: every later stage (zstd
-  // in the thread pool, encryption, hashing, the vault) then does a sixteenth of the hand-offs,
-  // which the bench measured as ~30 % of the wall time.
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
-  const gate = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
+  const compress = compressStage({
+    level: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL,
+    onPlain(chunk) {
       rawBytes += chunk.length;
       plainHash.update(chunk);
       dump.observe?.(chunk);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes < CHUNK) {
-        callback();
-        return;
-      }
-      const batch = Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-      callback(null, batch);
     },
-    flush(callback) {
-      dump.completed.then(
-        (counted) => {
-          tables = counted;
-          if (pendingBytes) this.push(Buffer.concat(pending, pendingBytes));
-          callback();
-        },
-        (error: unknown) => {
-          callback(error as Error);
-        },
-      );
-    },
-  });
-  const compress = zlib.createZstdCompress({
-    chunkSize: CHUNK,
-    params: { [zlib.constants.ZSTD_c_compressionLevel]: options.zstdLevel ?? DEFAULT_ZSTD_LEVEL },
-  });
-  const countCompressed = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
+    onCompressed(chunk) {
       compressedBytes += chunk.length;
-      callback(null, chunk);
     },
+    // The end of the stream is held back until the dump tool has exited cleanly.
+    beforeEnd: () =>
+      dump.completed.then((counted) => {
+        tables = counted;
+      }),
   });
   const tap = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -162,9 +132,7 @@ async function run(options: StreamToVaultOptions): Promise<StreamResult> {
 
   const piping = pipeline(
     dump.stdout,
-    gate,
     compress,
-    countCompressed,
     encryptStream(options.keys, options.encryptionContext),
     tap,
     body,

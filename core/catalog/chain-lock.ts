@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { OperationalError, messageOf } from '../util/errors';
 import type { Vault } from '../vault';
@@ -76,15 +77,29 @@ export function staleReason(
   const age = now - Date.parse(body.renewedAt);
   if (!(age < staleAfterMs))
     return `not renewed for ${formatAge(age)} (stale after ${formatAge(staleAfterMs)})`;
-  if (body.host === os.hostname() && body.pid !== process.pid) {
-    try {
-      process.kill(body.pid, 0);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ESRCH')
-        return `its process ${body.pid} on this host is gone`;
-    }
-  }
+  if (body.host === os.hostname() && body.pid !== process.pid && !processAlive(body.pid))
+    return `its process ${body.pid} on this host is gone`;
   return undefined;
+}
+
+/**
+ * Whether `pid` is a running process. A zombie is not: it has exited and only waits to be reaped,
+ * which an init that does not reap (some container and VM inits) never does; its lock is as stale
+ * as that of a process that is gone. Where /proc is missing, `kill(pid, 0)` decides.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state …"; comm may hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
 }
 
 /** A chain lock this run holds. */

@@ -32,7 +32,7 @@ import { fsProblem } from '../util/fs-problems';
 export const ALGORITHM_SUITE = AlgorithmSuiteIdentifier.ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY;
 export const ALGORITHM_SUITE_NAME = 'ALG_AES256_GCM_IV12_TAG16_HKDF_SHA512_COMMIT_KEY';
 /** Plaintext bytes per authenticated frame. */
-export const FRAME_LENGTH = 256 * 1024;
+export const FRAME_LENGTH = 1024 * 1024;
 
 const LOCAL_NAMESPACE = 'cofre-local-aes';
 const ESCROW_NAMESPACE = 'cofre-escrow-rsa';

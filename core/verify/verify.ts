@@ -386,26 +386,62 @@ async function deepCheck(
  * so one line is one row). Works on bytes; only the COPY header lines are decoded.
  */
 export class CopyRowCounter {
-  readonly rows = new Map<string, number>();
-  private carry: Buffer = Buffer.alloc(0);
+  private readonly counted = new Map<string, number>();
   private table: string | undefined;
+  /** Rows of `table` not yet added to `counted`. */
+  private tableRows = 0;
+  /** The unfinished last line of the chunks so far: its bytes (inside a COPY block only its first two). */
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
 
+  /** Rows per `schema.name` (a table whose COPY block is still open counts the rows so far). */
+  get rows(): ReadonlyMap<string, number> {
+    if (this.table !== undefined && this.tableRows) {
+      this.counted.set(this.table, (this.counted.get(this.table) ?? 0) + this.tableRows);
+      this.tableRows = 0;
+    }
+    return this.counted;
+  }
+
+  // Per line only an indexOf and, inside a COPY block, a length check: no Buffer per line and no
+  // copy of the chunk (the restore test and verify --deep read gigabytes of rows through here).
   push(chunk: Buffer): void {
-    const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     let start = 0;
     for (;;) {
-      const nl = data.indexOf(0x0a, start);
+      const nl = chunk.indexOf(0x0a, start);
       if (nl === -1) break;
-      this.line(data.subarray(start, nl));
+      this.endLine(chunk, start, nl);
       start = nl + 1;
     }
-    this.carry = Buffer.from(data.subarray(start));
+    if (start < chunk.length) {
+      if (this.table === undefined || this.pendingLength < 2) this.pending.push(chunk.subarray(start));
+      this.pendingLength += chunk.length - start;
+    }
+  }
+
+  private endLine(chunk: Buffer, start: number, end: number): void {
+    const length = this.pendingLength + end - start;
+    if (this.table !== undefined && length !== 2) {
+      this.tableRows++;
+      this.pending = [];
+      this.pendingLength = 0;
+      return;
+    }
+    const line = this.pendingLength
+      ? Buffer.concat([...this.pending, chunk.subarray(start, end)])
+      : chunk.subarray(start, end);
+    this.pending = [];
+    this.pendingLength = 0;
+    this.line(line.subarray(0, length));
   }
 
   private line(line: Buffer): void {
     if (this.table !== undefined) {
-      if (line.length === 2 && line[0] === 0x5c && line[1] === 0x2e) this.table = undefined;
-      else this.rows.set(this.table, (this.rows.get(this.table) ?? 0) + 1);
+      if (line.length === 2 && line[0] === 0x5c && line[1] === 0x2e) {
+        this.counted.set(this.table, (this.counted.get(this.table) ?? 0) + this.tableRows);
+        this.tableRows = 0;
+        this.table = undefined;
+      } else this.tableRows++;
       return;
     }
     if (line.length < 5 || line.subarray(0, 5).toString('latin1') !== 'COPY ') return;
@@ -415,6 +451,7 @@ export class CopyRowCounter {
     if (!m) return;
     const unquote = (n: string) => (n.startsWith('"') ? n.slice(1, -1).replace(/""/g, '"') : n);
     this.table = `${unquote(m[1]!)}.${unquote(m[2]!)}`;
-    this.rows.set(this.table, this.rows.get(this.table) ?? 0);
+    this.tableRows = 0;
+    this.counted.set(this.table, this.counted.get(this.table) ?? 0);
   }
 }

@@ -5,12 +5,13 @@
  * On the file vault and on S3 (moto honours If-None-Match and If-Match).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withChainLock } from '../../../core/catalog/catalog';
 import { CHAIN_LOCK_NAME, chainPrefix } from '../../../core/catalog/keys';
-import { heartbeatMs, parseChainLock } from '../../../core/catalog/chain-lock';
+import { heartbeatMs, parseChainLock, processAlive } from '../../../core/catalog/chain-lock';
 import { CancelledError } from '../../../core/util/errors';
 import { currentRun } from '../../../core/util/run-context';
 import { FileVault, S3Vault, type Vault } from '../../../core/vault';
@@ -383,5 +384,36 @@ describeDatabase('postgres', '--chain-lock-stale-after (backup)', () => {
       /taking over the stale chain lock .* of process 4242 on other-host.*: not renewed for 2 min/,
     );
     expect(await vault.readBytes(key)).toBeUndefined();
+  });
+});
+
+describe('processAlive: the liveness of a lock holder on this host', () => {
+  it('a running process is alive; an exited one and a zombie (exited, never reaped) are not', async () => {
+    expect(processAlive(process.pid)).toBe(true);
+    // `sleep 0.1` runs in the background of a shell that then becomes `sleep 5` (exec): nobody
+    // reaps the first sleep, so it stays a zombie, as a SIGKILLed cofre does under an init that does
+    // not reap (it made the next backup wait for a lock nobody held).
+    const shell = spawn('sh', ['-c', 'sleep 0.1 & echo $!; exec sleep 5'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    try {
+      const zombie = Number(
+        await new Promise<string>((resolve) =>
+          shell.stdout.once('data', (d: Buffer) => {
+            resolve(d.toString());
+          }),
+        ),
+      );
+      expect(processAlive(zombie)).toBe(true);
+      await new Promise((r) => setTimeout(r, 500));
+      const stat = readFileSync(`/proc/${zombie}/stat`, 'utf8');
+      expect(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)).toBe('Z');
+      expect(processAlive(zombie)).toBe(false);
+    } finally {
+      shell.kill('SIGKILL');
+    }
+    await new Promise((r) => shell.once('exit', r));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(processAlive(shell.pid!)).toBe(false);
   });
 });

@@ -1,0 +1,4 @@
+export declare const GC_FLAGS: readonly string[];
+export declare function redactArgument(arg: string): string;
+export declare function relaunch(script: string): boolean;
+export declare function watchParent(): void;

@@ -377,7 +377,6 @@ export async function checkFilesFreshness(
   return { findings, metrics };
 }
 
-
 /**
  * The S3-compatible buckets synced by the files task (`buckets[].source`): the age of the last good
  * sync run (history kind `files`, database `s3:<bucket>`, the `HoursSinceLastGoodFilesBackup`

@@ -229,7 +229,9 @@ export async function runFilesTask(command: FilesTaskCommand, deps: FilesTaskDep
     });
   } catch (error) {
     failure = error;
-    deps.log(`files sync of ${settings.bucket} (${kind}) into ${vault.url}/${bucketFolder(settings.bucket)}/ FAILED: ${messageOf(error)}`);
+    deps.log(
+      `files sync of ${settings.bucket} (${kind}) into ${vault.url}/${bucketFolder(settings.bucket)}/ FAILED: ${messageOf(error)}`,
+    );
   }
   const record = filesSyncRecord({
     bucket: settings.bucket,

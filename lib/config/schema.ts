@@ -300,7 +300,9 @@ const bucketSchema = z
     source: filesSourceSchema.optional(),
     prefixes: z
       .array(
-        z.string().min(1, { error: 'expected a non-empty prefix such as "tenants/" (leave the list empty for the whole bucket)' }),
+        z.string().min(1, {
+          error: 'expected a non-empty prefix such as "tenants/" (leave the list empty for the whole bucket)',
+        }),
       )
       .default([])
       .describe(

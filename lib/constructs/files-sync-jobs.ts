@@ -153,7 +153,8 @@ export class FilesSyncJobs extends Construct {
     const memoryMiB = props.memoryMiB ?? 2048;
     const sample = props.sample ?? 20;
     const size = FARGATE_SIZES[cpu];
-    if (!size) throw new Error(`${where}: cpu must be one of ${Object.keys(FARGATE_SIZES).join(', ')}, got ${cpu}`);
+    if (!size)
+      throw new Error(`${where}: cpu must be one of ${Object.keys(FARGATE_SIZES).join(', ')}, got ${cpu}`);
     if (memoryMiB < size.min || memoryMiB > size.max || memoryMiB % size.step !== 0)
       throw new Error(
         `${where}: memoryMiB must be ${size.min}–${size.max} in steps of ${size.step} for cpu ${cpu}, got ${memoryMiB}`,
@@ -162,7 +163,9 @@ export class FilesSyncJobs extends Construct {
       throw new Error(`${where}: sample must be a whole number between 1 and 10000, got ${sample}`);
     for (const [name, days] of Object.entries(props.lockDays))
       if (!Number.isInteger(days) || days < 1)
-        throw new Error(`${where}: lockDays.${name} must be a whole number of days of at least 1, got ${days}`);
+        throw new Error(
+          `${where}: lockDays.${name} must be a whole number of days of at least 1, got ${days}`,
+        );
     if (props.buckets.length === 0) throw new Error(`${where}: buckets must name at least one bucket`);
     const names = new Set<string>();
     for (const b of props.buckets) {
@@ -170,11 +173,16 @@ export class FilesSyncJobs extends Construct {
         throw new Error(`${where}: "${b.bucketName}" is not an S3 bucket name`);
       if (names.has(b.bucketName)) throw new Error(`${where}: bucket "${b.bucketName}" is listed twice`);
       names.add(b.bucketName);
-      if (!/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(b.credentialsSecretArn))
+      if (
+        !/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(
+          b.credentialsSecretArn,
+        )
+      )
         throw new Error(
           `${where}: credentialsSecretArn of "${b.bucketName}" must be the complete ARN of a Secrets Manager secret (ending in its 6-character suffix), got "${b.credentialsSecretArn}"`,
         );
-      if (b.subnetIds.length === 0) throw new Error(`${where}: subnetIds of "${b.bucketName}" must not be empty`);
+      if (b.subnetIds.length === 0)
+        throw new Error(`${where}: subnetIds of "${b.bucketName}" must not be empty`);
     }
 
     this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
@@ -350,7 +358,7 @@ export class FilesSyncJobs extends Construct {
     acknowledge(this.schedulerRole.node.findChild('DefaultPolicy'), {
       id: 'HIPAA.Security-IAMNoInlinePolicy',
       reason:
-        'This policy belongs to the files schedules\' role alone: ecs:RunTask of the files task definitions in the Cofre cluster, iam:PassRole of their two roles to ECS, and the dead-letter queue.',
+        "This policy belongs to the files schedules' role alone: ecs:RunTask of the files task definitions in the Cofre cluster, iam:PassRole of their two roles to ECS, and the dead-letter queue.",
     });
     const isDeadLetterQueue =
       'This queue is itself the dead-letter queue of the files schedules: it keeps, for 14 days, the starts that failed after every retry; a queue behind it would only move them again.';
@@ -421,6 +429,7 @@ export function filesLockDaysOf(config: CofreConfig): { differential: number; fu
 
 function logicalIdOf(construct: IConstruct): string {
   const element = construct.node.defaultChild ?? construct;
-  if (!CfnElement.isCfnElement(element)) throw new Error(`${construct.node.path} has no CloudFormation resource`);
+  if (!CfnElement.isCfnElement(element))
+    throw new Error(`${construct.node.path} has no CloudFormation resource`);
   return Stack.of(construct).resolve(element.logicalId) as string;
 }

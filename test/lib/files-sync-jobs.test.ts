@@ -90,8 +90,8 @@ describe('files jobs of S3-compatible sources', () => {
       Secrets: [{ Name: 'COFRE_FILES_CREDENTIALS', ValueFrom: SECRET }],
     });
     expect(env('supabase-receipts')).toMatchObject({
-      COFRE_VAULT_URL: expect.anything(),
-      COFRE_KMS_KEY_ARN: expect.anything(),
+      COFRE_VAULT_URL: { 'Fn::Join': ['', ['s3://', { Ref: logicalIdOf(primary.vault.bucket) }]] },
+      COFRE_KMS_KEY_ARN: { 'Fn::GetAtt': [logicalIdOf(primary.vault.key), 'Arn'] },
       COFRE_OBJECT_LOCK_MODE: 'COMPLIANCE',
       COFRE_HISTORY_TABLE: { Ref: logicalIdOf(primary.history.table) },
     });
@@ -116,11 +116,13 @@ describe('files jobs of S3-compatible sources', () => {
         Target: {
           Arn: { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':scheduler:::aws-sdk:ecs:runTask']] },
           RoleArn: { 'Fn::GetAtt': [logicalIdOf(primary.filesSyncJobs!.schedulerRole), 'Arn'] },
-          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [logicalIdOf(primary.filesSyncJobs!.deadLetterQueue), 'Arn'] } },
+          DeadLetterConfig: {
+            Arn: { 'Fn::GetAtt': [logicalIdOf(primary.filesSyncJobs!.deadLetterQueue), 'Arn'] },
+          },
           RetryPolicy: { MaximumRetryAttempts: 2 },
         },
       });
-      const input = JSON.stringify(template.toJSON().Resources[schedule.logicalId].Properties.Target.Input);
+      const input = JSON.stringify((schedule.Properties.Target as { Input: unknown }).Input);
       expect(input).toContain(`\\"Name\\":\\"COFRE_COMMAND\\",\\"Value\\":\\"${command}\\"`);
       expect(input).toContain('\\"Subnets\\":[\\"subnet-0aaaaaaaaaaaaaaaa\\"]');
       expect(input).toContain('\\"SecurityGroups\\":[\\"sg-0bbbbbbbbbbbbbbbb\\"]');
@@ -144,9 +146,16 @@ describe('files jobs of S3-compatible sources', () => {
       const text = JSON.stringify(s.Resource);
       if (actionsOf(s).includes('s3:ListBucket'))
         expect(s.Condition).toEqual({ StringLike: { 's3:prefix': ['files/supabase-receipts/*'] } });
-      else expect(text).toBe(JSON.stringify({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [vault, 'Arn'] }, '/files/supabase-receipts/*']] }));
+      else
+        expect(text).toBe(
+          JSON.stringify({
+            'Fn::Join': ['', [{ 'Fn::GetAtt': [vault, 'Arn'] }, '/files/supabase-receipts/*']],
+          }),
+        );
     }
-    expect(s3.flatMap(actionsOf)).toEqual(expect.arrayContaining(['s3:PutObject', 's3:GetObjectVersion', 's3:ListBucketVersions']));
+    expect(s3.flatMap(actionsOf)).toEqual(
+      expect.arrayContaining(['s3:PutObject', 's3:GetObjectVersion', 's3:ListBucketVersions']),
+    );
     expect(statements.flatMap(actionsOf)).toContain('dynamodb:PutItem');
     expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('secretsmanager:'))).toEqual([]);
   });
@@ -156,7 +165,9 @@ describe('files jobs of S3-compatible sources', () => {
       Properties: { Roles: [{ Ref: logicalIdOf(taskOf('supabase-receipts').executionRole) }] },
     });
     const secretReads = Object.values(policies)
-      .flatMap((p) => statementsOf((p as { Properties: { PolicyDocument: unknown } }).Properties.PolicyDocument))
+      .flatMap((p) =>
+        statementsOf((p as { Properties: { PolicyDocument: unknown } }).Properties.PolicyDocument),
+      )
       .filter((s) => actionsOf(s).some((a) => a.startsWith('secretsmanager:')));
     expect(secretReads.map((s) => s.Resource)).toEqual([SECRET]);
   });
@@ -169,8 +180,12 @@ describe('files jobs of S3-compatible sources', () => {
       statementsOf((p as { Properties: { PolicyDocument: unknown } }).Properties.PolicyDocument),
     );
     const runTask = statements.filter((s) => actionsOf(s).includes('ecs:RunTask'));
-    const defs = [...primary.filesSyncJobs!.tasks.values()].map((t) => ({ Ref: logicalIdOf(t.taskDefinition) }));
-    const runnable = runTask.flatMap((s) => (Array.isArray(s.Resource) ? s.Resource : [s.Resource]));
+    const defs = [...primary.filesSyncJobs!.tasks.values()].map((t) => ({
+      Ref: logicalIdOf(t.taskDefinition),
+    }));
+    const runnable = runTask.flatMap((s): unknown[] =>
+      Array.isArray(s.Resource) ? s.Resource : [s.Resource],
+    );
     expect(runnable).toEqual(expect.arrayContaining(defs));
     expect(runnable).toHaveLength(defs.length);
     for (const s of runTask)
@@ -186,7 +201,9 @@ describe('files jobs of S3-compatible sources', () => {
     expect(passRole.flatMap((s) => s.Resource as unknown[])).toHaveLength(roles.length);
     for (const s of passRole)
       expect(s.Condition).toEqual({ StringEquals: { 'iam:PassedToService': 'ecs-tasks.amazonaws.com' } });
-    expect(new Set(statements.flatMap(actionsOf).filter((a) => a.startsWith('ecs:')))).toEqual(new Set(['ecs:RunTask']));
+    expect(new Set(statements.flatMap(actionsOf).filter((a) => a.startsWith('ecs:')))).toEqual(
+      new Set(['ecs:RunTask']),
+    );
   });
 
   it('S3-compatible buckets get no AWS Backup plan; their freshness alarms watch the sync and the weekly restore test', () => {

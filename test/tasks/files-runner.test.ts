@@ -106,9 +106,9 @@ describeLocalAws('files task (S3-compatible source, scheduled by EventBridge Sch
     });
 
   const vaultKeys = async (prefix: string) =>
-    ((await aws.s3.send(new ListObjectsV2Command({ Bucket: vaultBucket, Prefix: prefix }))).Contents ?? []).map(
-      (o) => o.Key!,
-    );
+    (
+      (await aws.s3.send(new ListObjectsV2Command({ Bucket: vaultBucket, Prefix: prefix }))).Contents ?? []
+    ).map((o) => o.Key!);
 
   it('files-sync copies the source into files/<bucket>/ with the source secret and records a good files run', async () => {
     const used: FilesSourceSettings[] = [];
@@ -123,9 +123,14 @@ describeLocalAws('files task (S3-compatible source, scheduled by EventBridge Sch
     expect(used).toEqual([settings()]);
     const vault = openFilesVault(`s3://${vaultBucket}`, { client: aws.s3, objectLockMode: 'none' });
     const last = await latestRun(vault, sourceBucket);
-    expect(last?.manifest).toMatchObject({ kind: 'differential', dataClass: 'accounting', counts: { objects: 4 } });
+    expect(last?.manifest).toMatchObject({
+      kind: 'differential',
+      dataClass: 'accounting',
+      counts: { objects: 4 },
+    });
     // lockDays.differential (3 days) is the retention of what the run wrote.
-    const lockDays = (Date.parse(last!.manifest.lock.until) - Date.parse(last!.manifest.startedAt)) / 86_400_000;
+    const lockDays =
+      (Date.parse(last!.manifest.lock.until) - Date.parse(last!.manifest.startedAt)) / 86_400_000;
     expect(lockDays).toBeCloseTo(3, 5);
     const entries = await readCatalogue(vault, last!.manifest);
     const copy = await aws.s3.send(
@@ -152,7 +157,8 @@ describeLocalAws('files task (S3-compatible source, scheduled by EventBridge Sch
     const vault = openFilesVault(`s3://${vaultBucket}`, { client: aws.s3, objectLockMode: 'none' });
     const last = await latestRun(vault, sourceBucket);
     expect(last?.manifest).toMatchObject({ kind: 'full', counts: { copied: 4, unchanged: 0 } });
-    const lockDays = (Date.parse(last!.manifest.lock.until) - Date.parse(last!.manifest.startedAt)) / 86_400_000;
+    const lockDays =
+      (Date.parse(last!.manifest.lock.until) - Date.parse(last!.manifest.startedAt)) / 86_400_000;
     expect(lockDays).toBeCloseTo(5, 5);
   });
 
@@ -199,7 +205,8 @@ describeLocalAws('files task (S3-compatible source, scheduled by EventBridge Sch
           // moto accepts any key: refuse like a real store would, at the listing.
           maxAttempts: 1,
           requestHandler: {
-            handle: () => Promise.reject(Object.assign(new Error('InvalidAccessKeyId'), { name: 'InvalidAccessKeyId' })),
+            handle: () =>
+              Promise.reject(Object.assign(new Error('InvalidAccessKeyId'), { name: 'InvalidAccessKeyId' })),
           },
         }),
     });
@@ -209,7 +216,9 @@ describeLocalAws('files task (S3-compatible source, scheduled by EventBridge Sch
 
   it('a secret without the access key: exit 2, nothing recorded, the secret never echoed', async () => {
     const before = await history.latest(`s3:${sourceBucket}`, 'files');
-    const code = await run('files-sync', { credentials: JSON.stringify({ username: 'u', password: 'SECRET-PW' }) });
+    const code = await run('files-sync', {
+      credentials: JSON.stringify({ username: 'u', password: 'SECRET-PW' }),
+    });
     expect(code).toBe(2);
     expect(logs.at(-1)).toMatch(/COFRE_FILES_CREDENTIALS: expected the secret as JSON \{"accessKeyId"/);
     expect(logs.join('\n')).not.toContain('SECRET-PW');

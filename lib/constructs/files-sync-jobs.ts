@@ -19,6 +19,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { FARGATE_SIZES } from '../config/schema';
+import { daysCoveringYears } from '../../core/policy/retention';
 import { acknowledge } from '../nag';
 import { pascal } from './alerts';
 import type { BackupHistory } from './backup-history';
@@ -58,6 +59,8 @@ export interface SyncedBucket {
   readonly forcePathStyle: boolean;
   readonly subnetIds: readonly string[];
   readonly securityGroupId: string;
+  /** Object Lock days of what a differential and a full run of this bucket write ({@link filesLockDaysOf}). */
+  readonly lockDays: { readonly differential: number; readonly full: number };
 }
 
 /** The scheduled jobs of each source, and the command each runs. */
@@ -89,8 +92,6 @@ export interface FilesSyncJobsProps {
    * @default 'America/Sao_Paulo'
    */
   readonly timeZone?: string;
-  /** Object Lock days of what a differential and a full run write. */
-  readonly lockDays: { readonly differential: number; readonly full: number };
   /**
    * Objects the weekly restore test samples.
    * @default 20
@@ -161,11 +162,6 @@ export class FilesSyncJobs extends Construct {
       );
     if (!Number.isInteger(sample) || sample < 1 || sample > 10_000)
       throw new Error(`${where}: sample must be a whole number between 1 and 10000, got ${sample}`);
-    for (const [name, days] of Object.entries(props.lockDays))
-      if (!Number.isInteger(days) || days < 1)
-        throw new Error(
-          `${where}: lockDays.${name} must be a whole number of days of at least 1, got ${days}`,
-        );
     if (props.buckets.length === 0) throw new Error(`${where}: buckets must name at least one bucket`);
     const names = new Set<string>();
     for (const b of props.buckets) {
@@ -173,6 +169,11 @@ export class FilesSyncJobs extends Construct {
         throw new Error(`${where}: "${b.bucketName}" is not an S3 bucket name`);
       if (names.has(b.bucketName)) throw new Error(`${where}: bucket "${b.bucketName}" is listed twice`);
       names.add(b.bucketName);
+      for (const [name, days] of Object.entries(b.lockDays))
+        if (!Number.isInteger(days) || days < 1)
+          throw new Error(
+            `${where}: lockDays.${name} of "${b.bucketName}" must be a whole number of days of at least 1, got ${days}`,
+          );
       if (
         !/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/.test(
           b.credentialsSecretArn,
@@ -252,7 +253,7 @@ export class FilesSyncJobs extends Construct {
         forcePathStyle: bucket.forcePathStyle,
         prefixes: [...bucket.prefixes],
         dataClass: bucket.dataClass,
-        lockDays: { differential: props.lockDays.differential, full: props.lockDays.full },
+        lockDays: { differential: bucket.lockDays.differential, full: bucket.lockDays.full },
         sample,
       };
       const secret = Secret.fromSecretCompleteArn(scope, 'CredentialsSecret', bucket.credentialsSecretArn);
@@ -413,14 +414,26 @@ export function syncedBucketsOf(config: CofreConfig): SyncedBucket[] {
             forcePathStyle: b.source.forcePathStyle,
             subnetIds: b.source.network.subnetIds,
             securityGroupId: b.source.network.securityGroupId,
+            lockDays: filesLockDaysOf(config, b.dataClass),
           },
         ]
       : [],
   );
 }
 
-/** Object Lock days of the files runs of a configuration: the differential and full retention. */
-export function filesLockDaysOf(config: CofreConfig): { differential: number; full: number } {
+/**
+ * Object Lock days of the copies a files run of a bucket of `dataClass` writes: a legal class
+ * (`retention.classes`) locks every copy its legal years, so a document deleted or replaced at the
+ * source stays in the vault that long; `general` files lock a differential run's copies
+ * `retention.filesDifferentialDays` and a full run's `retention.filesFullWeeks` weeks, as the AWS
+ * Backup rules of AWS S3 buckets keep theirs.
+ */
+export function filesLockDaysOf(
+  config: CofreConfig,
+  dataClass: string,
+): { differential: number; full: number } {
+  const legal = config.retention.classes[dataClass];
+  if (legal) return { differential: daysCoveringYears(legal.years), full: daysCoveringYears(legal.years) };
   return {
     differential: config.retention.filesDifferentialDays,
     full: config.retention.filesFullWeeks * 7,

@@ -6,7 +6,7 @@ import { BackupPipeline, PIPELINE_JOBS } from '../constructs/backup-pipeline';
 import { alertsPropsFromConfig, CofreAlerts } from '../constructs/alerts';
 import { BackupVault } from '../constructs/backup-vault';
 import { awsBucketsOf, BucketBackups, bucketRetentionDaysOf } from '../constructs/bucket-backups';
-import { filesLockDaysOf, FilesSyncJobs, syncedBucketsOf } from '../constructs/files-sync-jobs';
+import { FilesSyncJobs, syncedBucketsOf } from '../constructs/files-sync-jobs';
 import {
   DatabaseSnapshots,
   SnapshotVault,
@@ -162,7 +162,6 @@ export class CofrePrimaryStack extends Stack {
           RestoreTest: props.config.schedules.filesRestoreTest,
         },
         timeZone: props.config.timeZone,
-        lockDays: filesLockDaysOf(props.config),
       });
     if (props.config.databases.length > 0) {
       this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {

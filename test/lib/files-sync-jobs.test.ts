@@ -23,7 +23,6 @@ function twoSources(c: CofreConfigInput): CofreConfigInput {
       ...(c.buckets ?? []),
       {
         bucketName: 'supabase-receipts',
-        dataClass: 'accounting',
         source: {
           endpoint: 'https://abcd.supabase.co/storage/v1/s3',
           region: 'sa-east-1',
@@ -68,7 +67,7 @@ describe('files jobs of S3-compatible sources', () => {
       region: 'sa-east-1',
       forcePathStyle: false,
       prefixes: [],
-      dataClass: 'accounting',
+      dataClass: 'general',
       lockDays: { differential: 20, full: 42 },
       sample: 20,
     });
@@ -78,6 +77,8 @@ describe('files jobs of S3-compatible sources', () => {
       forcePathStyle: true,
       prefixes: ['tenants/'],
       dataClass: 'health',
+      // A legal class: every copy is locked its legal years (health: 7).
+      lockDays: { differential: 7 * 365 + 2, full: 7 * 365 + 2 },
     });
     // The same image as the dump tasks, the same container name the schedule overrides.
     const dump = resourceOf(template, primary.pipeline.dumpTasks.get('app-prod')!.taskDefinition);

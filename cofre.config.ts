@@ -49,7 +49,25 @@ export default defineConfig({
   ],
   // The clients' XML/PDF tax documents and receipts (accounting: kept 5 years): AWS Backup,
   // continuous + daily + weekly + yearly, copied to the DR region.
-  buckets: [{ bucketName: 'app-prod-documents', dataClass: 'accounting' }],
+  buckets: [
+    { bucketName: 'app-prod-documents', dataClass: 'accounting' },
+    // Residents' attachments kept in a self-hosted MinIO (health): a Fargate task copies the tenant
+    // folders into the vault's files/clinic-attachments/ daily (full on Sundays) and checks a sample
+    // weekly against the store.
+    {
+      bucketName: 'clinic-attachments',
+      dataClass: 'health',
+      prefixes: ['tenants/'],
+      source: {
+        endpoint: 'https://minio.internal.example.com:9000',
+        credentialsSecretArn: 'arn:aws:secretsmanager:sa-east-1:111111111111:secret:cofre/minio-AbCdEf',
+        network: {
+          subnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
+          securityGroupId: 'sg-0123456789abcdef3',
+        },
+      },
+    },
+  ],
   configuration: {
     secretArns: ['arn:aws:secretsmanager:sa-east-1:111111111111:secret:app-prod/config-AbCdEf'],
     ssmParameterPaths: ['/app/prod/'],

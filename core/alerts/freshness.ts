@@ -11,6 +11,7 @@ import { DescribeDBClustersCommand, DescribeDBInstancesCommand, type RDSClient }
 import type { HistoryKind, HistoryRecord } from '../history/records';
 import type { HistoryStore } from '../history/store';
 import { METRICS, type MetricName, type MetricUnit } from '../policy/metrics';
+import { DEFAULT_SYNCED_FILES_LIMITS } from '../policy/files-freshness';
 
 /** The freshness check's metric names (defined, with their units, in core/policy/metrics.ts). */
 export const FRESHNESS_METRICS = {
@@ -22,6 +23,7 @@ export const FRESHNESS_METRICS = {
   hoursSinceLastGoodSnapshot: 'HoursSinceLastGoodSnapshot',
   recoveryPointLagMinutes: 'RecoveryPointLagMinutes',
   hoursSinceLastGoodFilesBackup: 'HoursSinceLastGoodFilesBackup',
+  daysSinceLastGoodFilesRestoreTest: 'DaysSinceLastGoodFilesRestoreTest',
   hoursSinceLastGoodConfigSnapshot: 'HoursSinceLastGoodConfigSnapshot',
 } as const satisfies Record<string, MetricName>;
 
@@ -55,7 +57,15 @@ export type FreshnessState =
 /** What the checker found for one database and check (logged, one line each). */
 export interface FreshnessFinding {
   readonly database: string;
-  readonly check: 'full' | 'tenant' | 'restore-test' | 'snapshot' | 'recovery-point' | 'config' | 'files';
+  readonly check:
+    | 'full'
+    | 'tenant'
+    | 'restore-test'
+    | 'snapshot'
+    | 'recovery-point'
+    | 'config'
+    | 'files'
+    | 'files-restore-test';
   readonly state: FreshnessState;
   /** Age in the metric's unit (hours, or days for restore tests), when there is a good run. */
   readonly age?: number;
@@ -190,6 +200,12 @@ function metricOf(finding: FreshnessFinding): FreshnessMetric | undefined {
   if (finding.check === 'files')
     return point(
       FRESHNESS_METRICS.hoursSinceLastGoodFilesBackup,
+      { Bucket: finding.database.replace(/^s3:/, '') },
+      finding.age,
+    );
+  if (finding.check === 'files-restore-test')
+    return point(
+      FRESHNESS_METRICS.daysSinceLastGoodFilesRestoreTest,
       { Bucket: finding.database.replace(/^s3:/, '') },
       finding.age,
     );
@@ -357,6 +373,49 @@ export async function checkFilesFreshness(
     findings.push(finding);
     const metric = metricOf(finding);
     if (metric) metrics.push(metric);
+  }
+  return { findings, metrics };
+}
+
+/**
+ * The S3-compatible buckets synced by the files task (`buckets[].source`): the age of the last good
+ * sync run (history kind `files`, database `s3:<bucket>`, the `HoursSinceLastGoodFilesBackup`
+ * datapoint, dimension `Bucket`) and of the last good weekly restore test (kind
+ * `files-restore-test`, `DaysSinceLastGoodFilesRestoreTest`). No good run: no datapoint, the alarm's
+ * missing data (breaching) fires.
+ */
+export async function checkSyncedFilesFreshness(
+  store: Pick<HistoryStore, 'latest'>,
+  buckets: readonly string[],
+  now: Date,
+  limits: { readonly syncHours: number; readonly restoreTestDays: number } = DEFAULT_SYNCED_FILES_LIMITS,
+): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
+  const findings: FreshnessFinding[] = [];
+  const metrics: FreshnessMetric[] = [];
+  for (const bucket of buckets) {
+    const database = `s3:${bucket}`;
+    for (const c of [
+      { check: 'files' as const, kind: 'files' as const, unitMs: HOUR, limit: limits.syncHours },
+      {
+        check: 'files-restore-test' as const,
+        kind: 'files-restore-test' as const,
+        unitMs: DAY,
+        limit: limits.restoreTestDays,
+      },
+    ]) {
+      const finding = assessFreshness({
+        database,
+        check: c.check,
+        lastGood: await store.latest(database, c.kind, 'succeeded'),
+        lastRun: await store.latest(database, c.kind),
+        now,
+        unitMs: c.unitMs,
+        limit: c.limit,
+      });
+      findings.push(finding);
+      const metric = metricOf(finding);
+      if (metric) metrics.push(metric);
+    }
   }
   return { findings, metrics };
 }

@@ -33,6 +33,8 @@ export const METRICS = {
   RecoveryPointLagMinutes: { name: 'RecoveryPointLagMinutes', unit: 'None' },
   /** Hours since the last completed AWS Backup periodic recovery point of an application bucket. */
   HoursSinceLastGoodFilesBackup: { name: 'HoursSinceLastGoodFilesBackup', unit: 'None' },
+  /** Days since the last good weekly restore test of an S3-compatible bucket (kind `files-restore-test`). */
+  DaysSinceLastGoodFilesRestoreTest: { name: 'DaysSinceLastGoodFilesRestoreTest', unit: 'None' },
   /** Hours since the last weekly configuration snapshot that wrote every configured value. */
   HoursSinceLastGoodConfigSnapshot: { name: 'HoursSinceLastGoodConfigSnapshot', unit: 'None' },
 } as const satisfies Record<string, { name: string; unit: string }>;

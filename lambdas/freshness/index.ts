@@ -9,6 +9,8 @@
  *
  * Env: COFRE_HISTORY_TABLE, COFRE_DATABASES (JSON [{"database","tenants","rds"?}]), COFRE_MAX_DURATION_MINUTES,
  * COFRE_FILES_BUCKETS (JSON [bucket names under AWS Backup]) and COFRE_FILES_MAX_AGE_HOURS (optional),
+ * COFRE_FILES_SYNCED_BUCKETS (JSON [S3-compatible bucket names]: HoursSinceLastGoodFilesBackup of their
+ * sync runs and DaysSinceLastGoodFilesRestoreTest, core/alerts/freshness.ts checkSyncedFilesFreshness),
  * COFRE_RESTORE_TEST_MAX_AGE_DAYS; optional COFRE_SNAPSHOT_MAX_AGE_HOURS, COFRE_RPO_MINUTES,
  * COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS (configuration snapshots are deployed: publish
  * HoursSinceLastGoodConfigSnapshot).
@@ -23,6 +25,7 @@ import { RDSClient } from '@aws-sdk/client-rds';
 import {
   checkConfigFreshness,
   checkFilesFreshness,
+  checkSyncedFilesFreshness,
   checkFreshness,
   rdsLatestRestorableTime,
   type FreshnessTarget,
@@ -80,6 +83,9 @@ export function freshnessSettings() {
       ? filesBucketsSchema.parse(jsonEnv('COFRE_FILES_BUCKETS'))
       : [],
     filesHours: optionalEnv('COFRE_FILES_MAX_AGE_HOURS') ? numberEnv('COFRE_FILES_MAX_AGE_HOURS') : undefined,
+    syncedBuckets: optionalEnv('COFRE_FILES_SYNCED_BUCKETS')
+      ? filesBucketsSchema.parse(jsonEnv('COFRE_FILES_SYNCED_BUCKETS'))
+      : [],
     configHours: optionalEnv('COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
       ? numberEnv('COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
       : undefined,
@@ -87,7 +93,7 @@ export function freshnessSettings() {
 }
 
 export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
-  const { targets, limits, configHours, filesBuckets, filesHours } = freshnessSettings();
+  const { targets, limits, configHours, filesBuckets, filesHours, syncedBuckets } = freshnessSettings();
   // Only our own dimensions: the alarms select exactly {Database, Kind} or {Database}.
   deps.metrics.clearDefaultDimensions();
   return async () => {
@@ -103,6 +109,11 @@ export function createFreshnessHandler(deps: FreshnessHandlerDeps) {
       const files = await checkFilesFreshness(deps.store, filesBuckets, now, filesHours);
       findings.push(...files.findings);
       metrics.push(...files.metrics);
+    }
+    if (syncedBuckets.length) {
+      const synced = await checkSyncedFilesFreshness(deps.store, syncedBuckets, now);
+      findings.push(...synced.findings);
+      metrics.push(...synced.metrics);
     }
     if (configHours !== undefined) {
       const config = await checkConfigFreshness(deps.store, now, configHours);

@@ -69,11 +69,7 @@ export const DATA_CLASS_DEFAULT = 'general';
  * reference leaves them out. To lift one, build its feature, remove its line here, and give it a
  * case in test/config/every-field.test.ts.
  */
-export const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = {
-  // AWS Backup protects whole AWS S3 buckets; prefixes belong to S3-compatible sources, whose
-  // scheduled sync (core/files, `cofre files sync`) is not deployed yet.
-  'buckets[].prefixes': 'prefix-limited copies of S3-compatible buckets',
-};
+export const NOT_YET_SUPPORTED: Readonly<Record<string, string>> = {};
 
 export const tenantModelSchema = z
   .strictObject({
@@ -302,6 +298,56 @@ export const databaseSchema = z
   })
   .describe('A database server to protect.');
 
+const filesSourceSchema = z
+  .strictObject({
+    endpoint: z
+      .string()
+      .regex(/^https?:\/\/[^\s/?#]+(:\d+)?(\/[^\s?#]*)?$/, {
+        error: (iss) =>
+          `expected the S3 endpoint URL of the store, such as "https://minio.example.com:9000" or "https://<project>.supabase.co/storage/v1/s3", got "${String(iss.input)}"`,
+      })
+      .describe(
+        'S3 API endpoint of the store (MinIO, Supabase Storage, any S3-compatible service), e.g. `https://minio.example.com:9000`.',
+      ),
+    region: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, {
+        error: (iss) =>
+          `expected the region the store signs requests for (lowercase letters, digits and "-", e.g. "us-east-1"), got "${String(iss.input)}"`,
+      })
+      .default('us-east-1')
+      .describe('Region the store expects in request signatures (MinIO and Supabase: usually `us-east-1`).'),
+    credentialsSecretArn: arn(
+      'secretsmanager',
+      'arn:aws:secretsmanager:sa-east-1:123456789012:secret:minio-docs-AbCdEf',
+    ).describe(
+      'Secrets Manager secret with the access key of the store, as JSON `{"accessKeyId": "...", "secretAccessKey": "..."}` (read-only access is enough).',
+    ),
+    forcePathStyle: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Path-style addressing (`https://host/bucket/key`), which MinIO and Supabase expect; `false` for virtual-hosted style (`https://bucket.host/key`).',
+      ),
+    network: z
+      .strictObject({
+        subnetIds: z
+          .array(
+            z.string().regex(/^subnet-[0-9a-f]{8,17}$/, {
+              error: (iss) =>
+                `expected a subnet id like "subnet-0abc12345def67890", got "${String(iss.input)}"`,
+            }),
+          )
+          .min(1, { error: 'expected at least one private subnet id' })
+          .describe('Private subnets the files task runs in (must reach the endpoint and AWS S3).'),
+        securityGroupId: securityGroupId.describe('Security group of the files task.'),
+      })
+      .describe('Network placement of the Fargate files task of this source.'),
+  })
+  .describe(
+    'An S3-compatible store instead of AWS S3: a Fargate task copies the bucket into the vault (`files/<bucket>/`) on `schedules.filesDifferential` and `schedules.filesFull`, and checks a sample weekly on `schedules.filesRestoreTest`.',
+  );
+
 const bucketSchema = z
   .strictObject({
     bucketName: z
@@ -310,17 +356,33 @@ const bucketSchema = z
         error: (iss) => `expected an S3 bucket name, got "${String(iss.input)}"`,
       })
       .describe(
-        'Name of an AWS S3 bucket of this account in the primary region to protect with AWS Backup (continuous + periodic, copied to the DR region); it is not created or changed by Cofre, and must have versioning on.',
+        'Name of the bucket. Without `source`: an AWS S3 bucket of this account in the primary region, protected with AWS Backup (continuous + periodic, copied to the DR region); it is not created or changed by Cofre, and must have versioning on. With `source`: the bucket on that store.',
       ),
+    source: filesSourceSchema.optional(),
     prefixes: z
-      .array(z.string())
+      .array(
+        z.string().min(1, {
+          error: 'expected a non-empty prefix such as "tenants/" (leave the list empty for the whole bucket)',
+        }),
+      )
       .default([])
-      .describe('Only copy these prefixes; empty means the whole bucket.'),
+      .describe(
+        'S3-compatible sources only: copy only these prefixes; empty means the whole bucket (AWS Backup always protects whole AWS S3 buckets).',
+      ),
     dataClass: name('data class')
       .default(DATA_CLASS_DEFAULT)
       .describe(
         'Data class of the files: the yearly recovery points are kept its legal years (`retention.classes`), `general` ones `retention.tiers.yearlyYears`.',
       ),
+  })
+  .superRefine((bucket, ctx) => {
+    if (bucket.source === undefined && bucket.prefixes.length > 0)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['prefixes'],
+        message:
+          'applies only to an S3-compatible source (with `source`): AWS Backup protects whole AWS S3 buckets; remove it, or add `source`',
+      });
   })
   .describe('An application bucket to protect.');
 
@@ -399,11 +461,11 @@ const schedulesSchema = z
       ),
     filesDifferential: scheduleExpression(
       'cron(0 3 ? * MON-SAT *)',
-      'Daily (differential) AWS Backup recovery point of the application buckets, as a `cron(...)` (AWS Backup takes cron only); the continuous backup starts with it.',
+      'Daily (differential) AWS Backup recovery point of the application buckets, as a `cron(...)` (AWS Backup takes cron only); the continuous backup starts with it. S3-compatible sources: the differential sync (new and changed objects).',
     ),
     filesFull: scheduleExpression(
       'cron(0 3 ? * SUN *)',
-      'Weekly (full) AWS Backup recovery point of the application buckets, as a `cron(...)`; the yearly one (1 January) is taken at its time of day.',
+      'Weekly (full) AWS Backup recovery point of the application buckets, as a `cron(...)`; the yearly one (1 January) is taken at its time of day. S3-compatible sources: the full sync (every object copied again).',
     ),
     configSnapshot: scheduleExpression(
       'cron(0 3 ? * SUN *)',
@@ -412,6 +474,10 @@ const schedulesSchema = z
     integrityVerification: scheduleExpression(
       'cron(0 3 ? * WED *)',
       'Deep integrity verification of recent backups.',
+    ),
+    filesRestoreTest: scheduleExpression(
+      'cron(0 5 ? * SAT *)',
+      'Weekly restore test of the S3-compatible sources (`buckets[].source`): a sample of the newest catalogue read back from the vault and compared (SHA-256) with the store.',
     ),
     restoreTest: scheduleExpression(
       'cron(0 4 ? * SUN#1 *)',

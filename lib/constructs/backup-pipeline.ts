@@ -95,6 +95,8 @@ export class BackupPipeline extends Construct {
   public readonly key: PipelineKey;
   /** The ECS cluster the dump tasks run in. */
   public readonly cluster: CfnCluster;
+  /** The dump-runner image (also the image of the files tasks of S3-compatible sources). */
+  public readonly image: ContainerImage;
   /** One dump task per database, by database id. */
   public readonly dumpTasks: ReadonlyMap<string, DumpTask>;
   /** The pipeline Lambdas, by name. */
@@ -116,6 +118,7 @@ export class BackupPipeline extends Construct {
       clusterSettings: [{ name: 'containerInsights', value: 'enhanced' }],
     });
     const image = props.image ?? dumpRunnerImage();
+    this.image = image;
     const dumpTasks = new Map<string, DumpTask>();
     for (const db of config.databases) {
       dumpTasks.set(

@@ -400,9 +400,11 @@ export class BucketBackups extends Construct {
   }
 }
 
-/** The AWS S3 buckets of a configuration (every entry of `buckets` today: S3-compatible sources are not deployed yet). */
+/** The AWS S3 buckets of a configuration (`buckets[]` without `source`: S3-compatible ones are synced, lib/constructs/files-sync-jobs.ts). */
 export function awsBucketsOf(config: CofreConfig): ProtectedBucket[] {
-  return config.buckets.map((b) => ({ bucketName: b.bucketName, dataClass: b.dataClass }));
+  return config.buckets
+    .filter((b) => b.source === undefined)
+    .map((b) => ({ bucketName: b.bucketName, dataClass: b.dataClass }));
 }
 
 /** Every retention (days) the bucket rules of a configuration write into the snapshot vaults. */

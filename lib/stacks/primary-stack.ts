@@ -6,6 +6,7 @@ import { BackupPipeline, PIPELINE_JOBS } from '../constructs/backup-pipeline';
 import { alertsPropsFromConfig, CofreAlerts } from '../constructs/alerts';
 import { BackupVault } from '../constructs/backup-vault';
 import { awsBucketsOf, BucketBackups, bucketRetentionDaysOf } from '../constructs/bucket-backups';
+import { FilesSyncJobs, syncedBucketsOf } from '../constructs/files-sync-jobs';
 import {
   DatabaseSnapshots,
   SnapshotVault,
@@ -46,6 +47,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly snapshotRestoreTests?: SnapshotRestoreTests;
   /** AWS Backup of the application buckets (when the config has any). */
   public readonly bucketBackups?: BucketBackups;
+  /** The files tasks and schedules of the S3-compatible buckets (`buckets[].source`), when there are any. */
+  public readonly filesSyncJobs?: FilesSyncJobs;
   /** The `restore` state machine, started from the Step Functions console (when the config has databases). */
   public readonly consoleRestore?: ConsoleRestore;
   /** Marks stopped / timed-out console restores failed (their Catch does not run). */
@@ -144,6 +147,22 @@ export class CofrePrimaryStack extends Stack {
       notifyFunction: this.alerts.notifyFunction.function,
     });
     this.pipeline.addAlarms(this.alerts);
+    const syncedBuckets = syncedBucketsOf(props.config);
+    if (syncedBuckets.length > 0)
+      this.filesSyncJobs = new FilesSyncJobs(this, 'FilesSyncJobs', {
+        buckets: syncedBuckets,
+        clusterArn: this.pipeline.cluster.attrArn,
+        image: this.pipeline.image,
+        vault: this.vault,
+        history: this.history,
+        key: this.pipeline.key.key,
+        schedules: {
+          Differential: props.config.schedules.filesDifferential,
+          Full: props.config.schedules.filesFull,
+          RestoreTest: props.config.schedules.filesRestoreTest,
+        },
+        timeZone: props.config.timeZone,
+      });
     if (props.config.databases.length > 0) {
       this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {
         config: props.config,

@@ -15,6 +15,8 @@
 import { KMS } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { SendTaskFailureCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { buildKeys } from '../../core/vault/crypto';
 import { messageOf } from '../../core/util/errors';
@@ -22,13 +24,19 @@ import { taskErrorName } from '../../core/aws/task-errors';
 import { parseContainerJob } from '../../core/aws/job';
 import { requireEnv } from '../../core/aws/lambda-support';
 import { connectionFromSecret, parseTaskCommand, readsBackups, runReportedTask } from '../../core/aws/task';
-import { openVault, parseLockMode } from '../../core/vault';
+import { openVault, parseLockMode, sdkClientConfig } from '../../core/vault';
+import { isFilesTaskCommand, runFilesTask, type FilesTaskCommand } from '../../core/files/task';
+import { DynamoHistoryStore } from '../../core/history/store';
 
 export interface RunnerIo {
   readonly env: NodeJS.ProcessEnv;
   readonly sfn: SFNClient;
   /** Defaults: clients from the environment. */
   readonly s3?: S3Client;
+  /** The history table's client (files commands record their runs). */
+  readonly dynamodb?: DynamoDBDocumentClient;
+  /** The S3-compatible source's client (files commands). @default from COFRE_FILES_SOURCE and the secret */
+  readonly filesSourceClient?: Parameters<typeof runFilesTask>[1]['sourceClient'];
   readonly kms?: () => KMS;
   /** Secrets Manager (a console restore into a named restore target reads its secret); default: from the environment. */
   readonly secrets?: () => SecretsManagerClient;
@@ -39,6 +47,9 @@ export interface RunnerIo {
 
 /** Runs the task; the process exit code. Any failure that can be reported is reported. */
 export async function runDumpRunner(io: RunnerIo): Promise<number> {
+  // The files jobs of S3-compatible sources are started by EventBridge Scheduler, not a state
+  // machine: no task token; they record their own history (core/files/task.ts).
+  if (isFilesTaskCommand(io.env.COFRE_COMMAND)) return runFilesCommand(io.env.COFRE_COMMAND, io);
   const token = io.env.COFRE_TASK_TOKEN;
   if (!token) {
     io.log('cofre dump-runner: COFRE_TASK_TOKEN is not set; this task must be started by the state machine');
@@ -103,4 +114,28 @@ export async function runDumpRunner(io: RunnerIo): Promise<number> {
     }
     return name === 'Cofre.BadInput' ? 2 : 1;
   }
+}
+
+/** A files command (S3-compatible source): its own clients, its own history record; the exit code. */
+async function runFilesCommand(command: FilesTaskCommand, io: RunnerIo): Promise<number> {
+  const table = io.env.COFRE_HISTORY_TABLE;
+  if (!table) {
+    io.log('cofre dump-runner: COFRE_HISTORY_TABLE: not set; the task definition must set it');
+    return 2;
+  }
+  const s3Config = sdkClientConfig(io.env, 'AWS_ENDPOINT_URL_S3');
+  const vaultS3 =
+    io.s3 ?? new S3Client({ ...s3Config, ...(s3Config.endpoint ? { forcePathStyle: true } : {}) });
+  const dynamodb =
+    io.dynamodb ??
+    DynamoDBDocumentClient.from(new DynamoDBClient(sdkClientConfig(io.env, 'AWS_ENDPOINT_URL_DYNAMODB')));
+  io.log(`cofre dump-runner: ${command}`);
+  return runFilesTask(command, {
+    env: io.env,
+    vaultS3,
+    history: new DynamoHistoryStore(dynamodb, table),
+    ...(io.filesSourceClient ? { sourceClient: io.filesSourceClient } : {}),
+    signal: io.signal,
+    log: io.log,
+  });
 }

@@ -17,6 +17,7 @@ import { CloudWatchClient } from '@aws-sdk/client-cloudwatch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DisableKeyCommand, KMS, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import {
+  CreateBucketCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -60,6 +61,7 @@ import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
 import { createRestoreValidationHandler } from '../../lambdas/restore-validation';
 import { createRestoreStoppedHandler } from '../../lambdas/restore-stopped';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
+import { sourceClientOf } from '../../core/files/task';
 import { cofre, tempDir } from '../helpers/cli';
 import {
   createPostgresDatabase,
@@ -85,6 +87,8 @@ import {
   createTopicWithQueue,
   createVaultBucket,
   describeLocalAws,
+  REGION,
+  uniqueName,
   localAws,
   localAwsEnv,
   ssmClient,
@@ -110,6 +114,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   const pagerDutyBodies: unknown[] = [];
   const executions: Partial<Record<JobName, LocalExecution>> = {};
   let pgMissing: string | undefined;
+  let filesSourceBucket: string;
   /** Setup clients made before the checker exists (exempted once it does). */
   const checker0Exempt: SSMClient[] = [];
 
@@ -176,6 +181,23 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     );
     // What the configuration snapshots protect: one secret and one parameter path.
     const configSecretArn = await createSecret(aws.secrets, { apiKey: 'config-value' }, 'config');
+    // The example's S3-compatible bucket: a second moto bucket stands for the store, reached with the
+    // access key of its own secret.
+    filesSourceBucket = uniqueName('minio');
+    await aws.s3.send(
+      new CreateBucketCommand({
+        Bucket: filesSourceBucket,
+        CreateBucketConfiguration: { LocationConstraint: REGION },
+      }),
+    );
+    const filesSecretArn = await createSecret(
+      aws.secrets,
+      {
+        accessKeyId: clientConfig().credentials.accessKeyId,
+        secretAccessKey: clientConfig().credentials.secretAccessKey,
+      },
+      'minio',
+    );
     const configParameterPath = uniqueParameterPath('iam-config');
     const ssm = ssmClient();
     checker0Exempt.push(ssm);
@@ -213,6 +235,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       configSecretArn,
       configParameterPath,
       restoreTargets: { [DATABASE]: [{ name: 'staging', credentialsSecretArn: targetSecretArn }] },
+      filesSources: { 'clinic-attachments': { bucket: filesSourceBucket, secretArn: filesSecretArn } },
     };
     const made = Date.now();
     iam = synthesizeIam(resources);
@@ -867,6 +890,53 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     }
   });
 
+  it('files task (S3-compatible source): files-sync, files-sync-full and files-restore-test under the files task role, as the schedule starts them', async () => {
+    const role: RuntimeRoleName = `files:${filesSourceBucket}`;
+    for (const [key, body] of [
+      ['tenants/1/nfe.xml', '<nfe/>'],
+      ['tenants/2/receipt.pdf', '%PDF receipt'],
+    ])
+      await aws.s3.send(new PutObjectCommand({ Bucket: filesSourceBucket, Key: key, Body: body }));
+    const secret = await aws.secrets.send(
+      new (await import('@aws-sdk/client-secrets-manager')).GetSecretValueCommand({
+        SecretId: resources.filesSources!['clinic-attachments']!.secretArn,
+      }),
+    );
+    const config = clientConfig();
+    const before = checker.records.length;
+    for (const command of ['files-sync', 'files-sync-full', 'files-restore-test']) {
+      const logs: string[] = [];
+      const code = await checker.as(role, () =>
+        runDumpRunner({
+          // The container environment from the template, the schedule's override, the ECS secret.
+          env: {
+            ...localAwsEnv(),
+            ...iam.environments.get(role),
+            COFRE_COMMAND: command,
+            COFRE_FILES_CREDENTIALS: secret.SecretString,
+          },
+          sfn: checker.attach(new SFNClient(config), role),
+          s3: checker.attach(new S3Client({ ...config, forcePathStyle: true }), role),
+          dynamodb: DynamoDBDocumentClient.from(checker.attach(new DynamoDBClient(config), role)),
+          // The store is not AWS: its requests are not the task role's.
+          filesSourceClient: (s, c) => checker.exempt(sourceClientOf({ ...s, endpoint: config.endpoint }, c)),
+          log: (line) => logs.push(line),
+        }),
+      );
+      expect(code, `${command}: ${logs.join('\n')}`).toBe(0);
+    }
+    const mine = checker.records.slice(before).filter((r) => r.role === role);
+    expect([...new Set(mine.map((r) => r.action))]).toEqual(
+      expect.arrayContaining(['s3:PutObject', 's3:GetObjectVersion', 's3:ListBucket', 'dynamodb:PutItem']),
+    );
+    expect(mine.filter((r) => r.decision !== 'Allowed' && !r.optional)).toEqual([]);
+    const history = new DynamoHistoryStore(
+      checker.exempt(DynamoDBDocumentClient.from(aws.dynamodb)),
+      resources.historyTable,
+    );
+    expect((await history.latest(`s3:${filesSourceBucket}`, 'files-restore-test'))?.status).toBe('succeeded');
+  }, 60_000);
+
   it('every recorded request is allowed by the synthesized policies', () => {
     const table = checker.table();
     console.log(`[iam] recorded requests (role, action, resource):\n${table}`);
@@ -1141,5 +1211,24 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     ]);
     const template = iam.resourcePolicies.get(`arn:aws:s3:::${resources.vaultBucket}`)!;
     expect(JSON.stringify(template)).not.toContain('IfExists":{"s3:x-amz-server-side-encryption');
+  });
+
+  it("denies the files task role writing under another bucket's files folder or a database prefix", async () => {
+    const role: RuntimeRoleName = `files:${filesSourceBucket}`;
+    const s3 = checker.attach(new S3Client({ ...clientConfig(), forcePathStyle: true }), role);
+    for (const key of ['files/other-bucket/objects/x', 'full/app-prod/x/manifest.json'])
+      await expect(
+        checker.as(role, () =>
+          s3.send(
+            new PutObjectCommand({
+              Bucket: resources.vaultBucket,
+              Key: key,
+              Body: 'x',
+              ServerSideEncryption: 'aws:kms',
+              SSEKMSKeyId: resources.vaultKeyArn,
+            }),
+          ),
+        ),
+      ).rejects.toThrow(/AccessDenied|not authorized/);
   });
 });

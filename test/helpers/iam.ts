@@ -46,11 +46,18 @@ export interface LocalResources {
   /** The configuration snapshots' secret (`configuration.secretArns`) and parameter path (`ssmParameterPaths`). */
   readonly configSecretArn: string;
   readonly configParameterPath: string;
+  /**
+   * The S3-compatible buckets of the config (`buckets[]` with `source`), by name in the example: the
+   * bucket (a moto bucket standing for the store) and its access key secret.
+   */
+  readonly filesSources?: Readonly<Record<string, { readonly bucket: string; readonly secretArn: string }>>;
 }
 
 /** The runtime roles: the dump task of each database, and every Lambda that runs our code. */
 export type RuntimeRoleName =
   | `task:${string}`
+  /** The files task of an S3-compatible bucket (by its name in the synthesized config). */
+  | `files:${string}`
   | 'prepare'
   | 'verify'
   | 'record'
@@ -301,6 +308,17 @@ export function configFor(resources: LocalResources): (c: CofreConfigInput) => C
       secretArns: [resources.configSecretArn],
       ssmParameterPaths: [resources.configParameterPath],
     },
+    buckets: (c.buckets ?? []).map((b) => {
+      if (!b.source) return b;
+      const local = resources.filesSources?.[b.bucketName];
+      if (!local)
+        throw new Error(`no source bucket and secret made for S3-compatible bucket ${b.bucketName}`);
+      return {
+        ...b,
+        bucketName: local.bucket,
+        source: { ...b.source, credentialsSecretArn: local.secretArn },
+      };
+    }),
   });
 }
 
@@ -376,17 +394,18 @@ export function synthesizeIam(resources: LocalResources): SynthesizedIam {
   const deadLetterQueues = new Map<RuntimeRoleName, { queueArn: string; keyArn?: string }>();
   for (const [role, construct, runtime] of runtimeRoles(primary)) {
     const props = p.template.Resources[id(runtime)]!.Properties ?? {};
-    const env = role.startsWith('task:')
-      ? Object.fromEntries(
-          (
-            (props.ContainerDefinitions as { Environment?: { Name: string; Value: Json }[] }[])[0]!
-              .Environment ?? []
-          ).map((e) => [e.Name, resolveIn(p, e.Value) as string]),
-        )
-      : (resolveIn(p, (props.Environment as { Variables?: Json } | undefined)?.Variables ?? {}) as Record<
-          string,
-          string
-        >);
+    const env =
+      role.startsWith('task:') || role.startsWith('files:')
+        ? Object.fromEntries(
+            (
+              (props.ContainerDefinitions as { Environment?: { Name: string; Value: Json }[] }[])[0]!
+                .Environment ?? []
+            ).map((e) => [e.Name, resolveIn(p, e.Value) as string]),
+          )
+        : (resolveIn(p, (props.Environment as { Variables?: Json } | undefined)?.Variables ?? {}) as Record<
+            string,
+            string
+          >);
     environments.set(role, env);
     const target = (props.DeadLetterConfig as { TargetArn?: Json } | undefined)?.TargetArn;
     if (target !== undefined) {
@@ -497,6 +516,8 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
     out.push([`task:${db}`, task.taskRole, task.taskDefinition]);
   for (const [fn, construct] of Object.entries(primary.pipeline.functions))
     out.push([fn as RuntimeRoleName, construct.function.role!, construct.function]);
+  for (const [bucket, task] of primary.filesSyncJobs?.tasks ?? [])
+    out.push([`files:${bucket}`, task.taskRole, task.taskDefinition]);
   const alerts = primary.alerts;
   const lambda = (name: RuntimeRoleName, f: { function: { role?: IConstruct } & IConstruct }) =>
     out.push([name, f.function.role!, f.function]);

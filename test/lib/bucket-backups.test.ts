@@ -201,10 +201,10 @@ describe('the example configuration protects its documents bucket', () => {
 });
 
 describe('configuration checks', () => {
-  it('refuses prefixes (S3-compatible sources are not deployed yet), naming the field', () => {
+  it('refuses prefixes on an AWS S3 bucket (AWS Backup protects whole buckets; prefixes are for S3-compatible sources), naming the field', () => {
     expect(
       problemsOf((c) => ({ ...c, buckets: [{ bucketName: 'app-prod-documents', prefixes: ['tenants/'] }] })),
-    ).toEqual([expect.stringMatching(/^buckets\[\]\.prefixes: not yet supported/)]);
+    ).toEqual([expect.stringMatching(/^buckets\[0\]\.prefixes: applies only to an S3-compatible source/)]);
   });
 
   it('refuses a rate() schedule for the buckets (AWS Backup takes cron only) and a bucket listed twice', () => {

@@ -1,6 +1,7 @@
 import { Duration } from 'aws-cdk-lib';
 import { MathExpression, Metric, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import type { MetricName } from '../../../core/policy/metrics';
+import { DEFAULT_SYNCED_FILES_LIMITS } from '../../../core/policy/files-freshness';
 import type { AlertSeverity, CofreAlertsProps } from './index';
 import { pascal, REPLICATION_RULE_ID } from './index';
 import { cofreMetric } from './metrics';
@@ -149,6 +150,33 @@ export function databaseAlarms(props: CofreAlertsProps, limits: AlarmLimits): Al
       evaluationPeriods: 2,
       treatMissingData: TreatMissingData.BREACHING,
     });
+  // S3-compatible buckets synced by the files task: the last good sync and the last good restore test.
+  for (const bucket of props.syncedBuckets ?? []) {
+    const { syncHours, restoreTestDays } = DEFAULT_SYNCED_FILES_LIMITS;
+    specs.push({
+      id: `${pascal(bucket)}FilesSyncStale`,
+      severity: 'critical',
+      description: `${bucket}: no good files sync of the S3-compatible bucket for more than ${syncHours} h (or the freshness check stopped)`,
+      metric: cofreMetric('HoursSinceLastGoodFilesBackup', { Bucket: bucket }, 'Maximum', Duration.hours(1)),
+      threshold: syncHours,
+      evaluationPeriods: 2,
+      treatMissingData: TreatMissingData.BREACHING,
+    });
+    specs.push({
+      id: `${pascal(bucket)}FilesRestoreTestStale`,
+      severity: 'critical',
+      description: `${bucket}: no good weekly files restore test for more than ${restoreTestDays} days (or the freshness check stopped)`,
+      metric: cofreMetric(
+        'DaysSinceLastGoodFilesRestoreTest',
+        { Bucket: bucket },
+        'Maximum',
+        Duration.hours(1),
+      ),
+      threshold: restoreTestDays,
+      evaluationPeriods: 2,
+      treatMissingData: TreatMissingData.BREACHING,
+    });
+  }
   return specs;
 }
 

@@ -128,6 +128,9 @@ export function createAlertFunctions(
             COFRE_FILES_MAX_AGE_HOURS: String(snapshotMaxAgeHours),
           }
         : {}),
+      ...(props.syncedBuckets?.length
+        ? { COFRE_FILES_SYNCED_BUCKETS: JSON.stringify(props.syncedBuckets) }
+        : {}),
     },
   });
   props.history.grantReadHistory(freshness.function);

@@ -89,6 +89,12 @@ export interface CofreAlertsProps {
    * @default - none
    */
   readonly backupBuckets?: readonly { readonly bucketName: string; readonly resourceArn: string }[];
+  /**
+   * S3-compatible buckets the files task syncs (`buckets[].source`): freshness of their sync runs and
+   * of their weekly restore test.
+   * @default - none
+   */
+  readonly syncedBuckets?: readonly string[];
   /** The vault: size by storage class, replication metrics, runbook lines. */
   readonly vault: BackupVault;
   /**
@@ -451,6 +457,9 @@ export function alertsPropsFromConfig(
     })),
     ...(bucketArns?.size
       ? { backupBuckets: [...bucketArns].map(([bucketName, resourceArn]) => ({ bucketName, resourceArn })) }
+      : {}),
+    ...(config.buckets.some((b) => b.source !== undefined)
+      ? { syncedBuckets: config.buckets.filter((b) => b.source !== undefined).map((b) => b.bucketName) }
       : {}),
     rpoMinutes: config.snapshots.rpoMinutes,
     ...constructs,

@@ -5,7 +5,7 @@
  * data breaches).
  */
 import { describe, expect, it } from 'vitest';
-import { checkFilesFreshness } from '../../../core/alerts/freshness';
+import { checkFilesFreshness, checkSyncedFilesFreshness } from '../../../core/alerts/freshness';
 import { FileHistoryStore } from '../../../core/history/store';
 import { tempDir } from '../../helpers/cli';
 
@@ -39,6 +39,43 @@ describe('files backup freshness', () => {
       ['s3:docs', 'files', 'stale'],
       ['s3:attachments', 'files', 'no-good-run'],
       ['s3:new-bucket', 'files', 'no-history'],
+    ]);
+  });
+});
+
+describe('S3-compatible files freshness (sync runs and weekly restore tests)', () => {
+  it('publishes the hours since the last good sync and the days since the last good restore test; nothing when none is good', async () => {
+    const store = new FileHistoryStore(tempDir('synced-freshness'));
+    const record = (
+      id: string,
+      kind: 'files' | 'files-restore-test' | 'snapshot',
+      database: string,
+      status: 'succeeded' | 'failed',
+      finishedAt: string,
+    ) =>
+      store.put({ id, kind, database, status, startedAt: finishedAt, finishedAt, requestedBy: 'schedule' });
+    await record('s1', 'files', 's3:minio-docs', 'succeeded', '2026-11-28T06:00:00.000Z');
+    await record('t1', 'files-restore-test', 's3:minio-docs', 'succeeded', '2026-11-19T12:00:00.000Z');
+    await record('t2', 'files-restore-test', 's3:minio-docs', 'failed', '2026-11-26T12:00:00.000Z');
+    // An AWS Backup recovery point (kind snapshot) is not a sync: it does not count for a synced bucket.
+    await record('x1', 'snapshot', 's3:supabase', 'succeeded', '2026-11-28T06:00:00.000Z');
+    await record('x2', 'files', 's3:supabase', 'failed', '2026-11-28T06:00:00.000Z');
+    const now = new Date('2026-11-28T12:00:00.000Z');
+    const { findings, metrics } = await checkSyncedFilesFreshness(store, ['minio-docs', 'supabase'], now);
+    expect(metrics).toEqual([
+      { name: 'HoursSinceLastGoodFilesBackup', dimensions: { Bucket: 'minio-docs' }, value: 6, unit: 'None' },
+      {
+        name: 'DaysSinceLastGoodFilesRestoreTest',
+        dimensions: { Bucket: 'minio-docs' },
+        value: 9,
+        unit: 'None',
+      },
+    ]);
+    expect(findings.map((f) => [f.database, f.check, f.state, f.limit])).toEqual([
+      ['s3:minio-docs', 'files', 'fresh', 26],
+      ['s3:minio-docs', 'files-restore-test', 'stale', 8],
+      ['s3:supabase', 'files', 'no-good-run', 26],
+      ['s3:supabase', 'files-restore-test', 'no-history', 8],
     ]);
   });
 });

@@ -85,9 +85,14 @@ describe('the dump task definitions', () => {
         EphemeralStorage: { SizeInGiB: 50 },
       });
     }
+    // Beside them, only the files task of each S3-compatible bucket (lib/constructs/files-sync-jobs.ts).
+    const filesTasks = [...(byDefault.stack.filesSyncJobs?.tasks.values() ?? [])];
+    expect(filesTasks.map((t) => t.taskDefinition.node.id)).toHaveLength(
+      config.buckets.filter((b) => b.source).length,
+    );
     expect(
       Object.values(byDefault.resources).filter((r) => r.Type === 'AWS::ECS::TaskDefinition'),
-    ).toHaveLength(DATABASE_IDS.length);
+    ).toHaveLength(DATABASE_IDS.length + filesTasks.length);
   });
 
   it('take CPU, memory and ephemeral storage from config.dumpTask', () => {
@@ -802,7 +807,9 @@ describe('a deployment without databases', () => {
     expect(primary.pipeline.dumpTasks.size).toBe(0);
     expect(primary.pipeline.schedules.schedules.size).toBe(0);
     const template = Template.fromStack(primary);
-    template.resourceCountIs('AWS::ECS::TaskDefinition', 0);
+    // No dump task; the example's S3-compatible bucket keeps its files task.
+    template.resourceCountIs('AWS::ECS::TaskDefinition', primary.filesSyncJobs?.tasks.size ?? 0);
+    expect(primary.filesSyncJobs?.tasks.size).toBe(config.buckets.filter((b) => b.source).length);
     template.resourceCountIs('AWS::StepFunctions::StateMachine', PIPELINE_JOBS.length);
     expect(
       resourceOf(template, primary.pipeline.functions['list-tenants'].function).Properties.VpcConfig,

@@ -150,6 +150,8 @@ describe.each(regions)('the %s vault key (%s, %s)', (which, stackName, region) =
             byDefault.app.primary.snapshotRestoreTests!.validationFunction.function.role!,
             // The console restore's validation: reads the manifests of the configured databases.
             byDefault.app.primary.consoleRestore!.validateFunction.function.role!,
+            // The files task of each S3-compatible bucket (the example has one): writes files/<bucket>/.
+            ...[...(byDefault.app.primary.filesSyncJobs?.tasks.values() ?? [])].map((t) => t.taskRole),
           ].map((role) => JSON.stringify(arnOf(role)))
         : [];
     const others = principals.slice(1).filter((p) => !replication.includes(p));

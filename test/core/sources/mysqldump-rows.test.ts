@@ -66,3 +66,51 @@ it('measures the largest INSERT statement (what the restore target’s max_allow
   for (const size of [1, 7, 1000, Infinity])
     expect(count(`${small}\n${big}\n${small}\n`, size).largestStatementBytes).toBe(Buffer.byteLength(big));
 });
+
+describe('MysqldumpRowCounter on generated dumps (seeded: a failure prints its seed)', () => {
+  function rng(seed: number) {
+    let s = seed >>> 0 || 1;
+    return () => {
+      s ^= s << 13;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      return (s >>> 0) / 2 ** 32;
+    };
+  }
+  it('counts every tuple whatever the strings hold and wherever the chunks split (300 dumps)', () => {
+    const seed = Number(process.env.COFRE_FUZZ_SEED ?? 18);
+    for (let k = 0; k < 300; k++) {
+      const random = rng(seed * 1000 + k);
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(random() * xs.length)]!;
+      // Strings with escaped quotes and backslashes, parentheses, semicolons, or long runs of none.
+      const str = () =>
+        `'${Array.from({ length: Math.floor(random() * 6) }, () =>
+          pick(["\\'", '\\\\', '(', ')', ';', '),(', 'ação', 'x'.repeat(Math.floor(random() * 400)), "''"]),
+        ).join('')}'`;
+      const expected: Record<string, number> = {};
+      const lines = ['-- MariaDB dump 10.19'];
+      for (let t = 0; t < 1 + Math.floor(random() * 4); t++) {
+        const table = pick(['t', 'a`b', 'ledger']);
+        const tuples = Array.from(
+          { length: 1 + Math.floor(random() * 30) },
+          (_, i) => `(${i},${str()},NULL)`,
+        );
+        expected[table] = (expected[table] ?? 0) + tuples.length;
+        const mysqlStyle = random() < 0.5;
+        lines.push(
+          `INSERT INTO \`${table.replace(/`/g, '``')}\` VALUES${mysqlStyle ? ' ' : '\n'}${tuples.join(mysqlStyle ? ',' : ',\n')};`,
+        );
+      }
+      lines.push('-- Dump completed on 2026-11-29', '');
+      const bytes = Buffer.from(lines.join('\n'));
+      const counter = new MysqldumpRowCounter();
+      for (let at = 0; at < bytes.length;) {
+        const size = 1 + Math.floor(random() * (random() < 0.2 ? 4 : 5000));
+        counter.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      expect(Object.fromEntries(counter.rows), `seed ${seed}, case ${k}`).toEqual(expected);
+      expect(counter.completed, `seed ${seed}, case ${k}`).toBe(true);
+    }
+  });
+});

@@ -78,25 +78,31 @@ export async function benchPipeline(options: PipelineBenchOptions): Promise<stri
     pgDatabases.push(documents.database);
     const ledger: Dataset = { label: 'ledger (fast server)', database: name('ledger'), url: '' };
     pgDatabases.push(ledger.database);
-    const datasets = [
-      { ...documents, url: serverUrl(options.pgAdminUrl, documents.database) },
-      { ...ledger, url: serverUrl(options.pgAdminUrl, ledger.database) },
-    ];
-    log(`generating ${options.documentRows} documents into ${datasets[0]!.database}…`);
-    await generateBenchData({
-      engine: 'postgres',
-      url: datasets[0]!.url,
-      rows: options.documentRows,
-      seed: 0.42,
-      log: () => undefined,
-    });
-    log(`generating ${options.ledgerRows} ledger rows into ${datasets[1]!.database}…`);
-    await generateFastData({
-      engine: 'postgres',
-      url: datasets[1]!.url,
-      rows: options.ledgerRows,
-      log: () => undefined,
-    });
+    const datasets: Dataset[] = [];
+    // --rows 0 / --ledger-rows 0 leave a dataset out.
+    if (options.documentRows > 0) {
+      const data = { ...documents, url: serverUrl(options.pgAdminUrl, documents.database) };
+      log(`generating ${options.documentRows} documents into ${data.database}…`);
+      await generateBenchData({
+        engine: 'postgres',
+        url: data.url,
+        rows: options.documentRows,
+        seed: 0.42,
+        log: () => undefined,
+      });
+      datasets.push(data);
+    }
+    if (options.ledgerRows > 0) {
+      const data = { ...ledger, url: serverUrl(options.pgAdminUrl, ledger.database) };
+      log(`generating ${options.ledgerRows} ledger rows into ${data.database}…`);
+      await generateFastData({
+        engine: 'postgres',
+        url: data.url,
+        rows: options.ledgerRows,
+        log: () => undefined,
+      });
+      datasets.push(data);
+    }
 
     lines.push(
       `| PostgreSQL (median of ${options.rounds}) | dump MB | pg_dump -Fc -Z0 | cofre backup | ÷ | verify --deep | ÷ backup | pg_restore (file) | cofre restore | ÷ | backup RSS | restore RSS | stored MB |`,
@@ -112,8 +118,9 @@ export async function benchPipeline(options: PipelineBenchOptions): Promise<stri
       await generateFastData({ engine: 'mysql', url, rows: options.mysqlRows, log: () => undefined });
       lines.push('', ...(await mysqlRound(url, db, keyFile, work, options)));
     }
-    if (options.jobsCores)
-      lines.push('', ...(await jobsByCores(datasets[1]!, keyFile, work, options, pgDatabases)));
+    const fast = datasets.find((d) => d.database === ledger.database);
+    if (options.jobsCores && fast)
+      lines.push('', ...(await jobsByCores(fast, keyFile, work, options, pgDatabases)));
     if (options.rssRows > 0) {
       const big: Dataset = { label: `ledger, ${options.rssRows} rows`, database: name('big'), url: '' };
       pgDatabases.push(big.database);

@@ -127,41 +127,55 @@ export class MysqldumpRowCounter {
           break;
         }
         case S.Tuples: {
-          if (this.inString) {
-            if (this.escape) {
-              this.escape = false;
-              this.statementBytes++;
-              i++;
+          // The hot loop (every byte of every row): locals, not fields; strings skipped with indexOf.
+          let depth = this.depth;
+          let inString = this.inString;
+          let escape = this.escape;
+          let rows = 0;
+          let j = i;
+          let ended = false;
+          while (j < n) {
+            if (inString) {
+              if (escape) {
+                escape = false;
+                j++;
+                continue;
+              }
+              // Jump to the next quote or backslash.
+              if (backslashAt < j) {
+                backslashAt = chunk.indexOf(BACKSLASH, j);
+                if (backslashAt === -1) backslashAt = n;
+              }
+              const q = chunk.indexOf(QUOTE, j);
+              const next = q === -1 || backslashAt < q ? backslashAt : q;
+              if (next >= n) {
+                j = n;
+                break;
+              }
+              if (chunk[next] === BACKSLASH) escape = true;
+              else inString = false;
+              j = next + 1;
+              continue;
+            }
+            const b = chunk[j]!;
+            j++;
+            if (b === QUOTE) inString = true;
+            else if (b === OPEN) {
+              if (depth === 0) rows++;
+              depth++;
+            } else if (b === CLOSE) depth--;
+            else if (b === SEMICOLON && depth === 0) {
+              ended = true;
               break;
             }
-            // Jump to the next quote or backslash.
-            if (backslashAt < i) {
-              backslashAt = chunk.indexOf(BACKSLASH, i);
-              if (backslashAt === -1) backslashAt = n;
-            }
-            const q = chunk.indexOf(QUOTE, i);
-            const bs = backslashAt === n ? -1 : backslashAt;
-            const next = q === -1 ? bs : bs === -1 ? q : Math.min(q, bs);
-            if (next === -1) {
-              this.statementBytes += n - i;
-              i = n;
-              break;
-            }
-            if (chunk[next] === BACKSLASH) this.escape = true;
-            else this.inString = false;
-            this.statementBytes += next + 1 - i;
-            i = next + 1;
-            break;
           }
-          const b = chunk[i]!;
-          i++;
-          this.statementBytes++;
-          if (b === QUOTE) this.inString = true;
-          else if (b === OPEN) {
-            if (this.depth === 0) this.rows.set(this.current, (this.rows.get(this.current) ?? 0) + 1);
-            this.depth++;
-          } else if (b === CLOSE) this.depth--;
-          else if (b === SEMICOLON && this.depth === 0) {
+          this.depth = depth;
+          this.inString = inString;
+          this.escape = escape;
+          if (rows) this.rows.set(this.current, (this.rows.get(this.current) ?? 0) + rows);
+          this.statementBytes += j - i;
+          i = j;
+          if (ended) {
             this.largestStatementBytes = Math.max(this.largestStatementBytes, this.statementBytes);
             this.state = S.SkipLine;
           }

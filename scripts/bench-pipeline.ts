@@ -173,6 +173,25 @@ async function backupOnce(url: string, vault: string, keyFile: string): Promise<
   return { ...run, storedBytes: dirBytes(vault) };
 }
 
+function restoreOnce(vault: string, id: string, keyFile: string, targetUrl: string): Promise<Run> {
+  return timed(
+    process.execPath,
+    cofre([
+      'restore',
+      '--vault',
+      `file://${vault}`,
+      '--backup',
+      id,
+      '--key-file',
+      keyFile,
+      '--target-url',
+      targetUrl,
+    ]),
+    process.env,
+    true,
+  );
+}
+
 function onlyBackupId(vault: string): string {
   const listed = JSON.parse(
     execFileSync(process.execPath, [BIN, 'list', '--vault', `file://${vault}`, '--json']).toString(),
@@ -224,24 +243,7 @@ async function pgRound(
       runs.pgRestore!.push(await sh(`createdb ${a} && pg_restore --exit-on-error -d ${a} ${dumpFile}`, env));
       await admin.query(`DROP DATABASE "${a}" WITH (FORCE)`);
       const b = await fresh(`cr${round}`);
-      runs.restore!.push(
-        await timed(
-          process.execPath,
-          cofre([
-            'restore',
-            '--vault',
-            `file://${vault}`,
-            '--backup',
-            id,
-            '--key-file',
-            keyFile,
-            '--target-url',
-            serverUrl(data.url, b),
-          ]),
-          process.env,
-          true,
-        ),
-      );
+      runs.restore!.push(await restoreOnce(vault, id, keyFile, serverUrl(data.url, b)));
       await admin.query(`DROP DATABASE "${b}" WITH (FORCE)`);
       rmSync(vault, { recursive: true, force: true });
       log(
@@ -393,22 +395,7 @@ async function rssAtSize(
   const id = onlyBackupId(vault);
   const db = `${data.database}_r`;
   created.push(db);
-  const restore = await timed(
-    process.execPath,
-    cofre([
-      'restore',
-      '--vault',
-      `file://${vault}`,
-      '--backup',
-      id,
-      '--key-file',
-      keyFile,
-      '--target-url',
-      serverUrl(data.url, db),
-    ]),
-    process.env,
-    true,
-  );
+  const restore = await restoreOnce(vault, id, keyFile, serverUrl(data.url, db));
   const listed = JSON.parse(
     execFileSync(process.execPath, [BIN, 'list', '--vault', `file://${vault}`, '--json']).toString(),
   ) as {

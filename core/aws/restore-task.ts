@@ -16,6 +16,7 @@ import { readCatalog } from '../catalog/catalog';
 import { chainPrefix, fullSourcePrefix, sourcePrefixes, tenantChainPrefix } from '../catalog/keys';
 import { quoteIdentifier, type Connection } from '../sources/connection';
 import { UsageError, messageOf } from '../util/errors';
+import { probeProgress } from '../util/progress';
 import type { Manifest } from '../catalog/manifest';
 import { restoreBackup } from '../restore/restore';
 import { withAdmin } from '../sources/admin';
@@ -269,25 +270,11 @@ async function countWithProgress<T>(
   intervalMs: number,
 ): Promise<T> {
   if (!onProgress) return count();
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    sessionIsWorking(c, session)
-      .then((working) => {
-        if (working) onProgress();
-      })
-      // A probe that fails says nothing: no progress, the heartbeat decides.
-      .catch(() => undefined)
-      .finally(() => {
-        busy = false;
-      });
-  }, intervalMs);
-  timer.unref();
+  const stop = probeProgress(() => sessionIsWorking(c, session), onProgress, intervalMs);
   try {
     return await count();
   } finally {
-    clearInterval(timer);
+    stop();
   }
 }
 

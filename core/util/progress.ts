@@ -149,3 +149,32 @@ export function createProgressReporter(options: ProgressReporterOptions): Progre
     },
   };
 }
+
+/**
+ * Calls `onProgress` every `intervalMs` while `probe` says the work moves (one probe at a time). A
+ * probe that fails says nothing: no progress, and the heartbeat it feeds decides. Returns the
+ * function that stops probing.
+ */
+export function probeProgress(
+  probe: () => Promise<boolean>,
+  onProgress: () => void,
+  intervalMs: number,
+): () => void {
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    probe()
+      .then((working) => {
+        if (working) onProgress();
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, intervalMs);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+  };
+}

@@ -12,7 +12,7 @@ import { fullSourcePrefix, GLOBALS_SEGMENT, sourcePrefixes } from '../catalog/ke
 import type { Connection } from '../sources/connection';
 import type { Keys } from '../vault/crypto';
 import { CancelledError, IntegrityError, UsageError, messageOf } from '../util/errors';
-import { createProgressReporter } from '../util/progress';
+import { createProgressReporter, probeProgress } from '../util/progress';
 import { requireValidManifest } from '../catalog/artifact-reader';
 import { restoreBackup } from '../restore/restore';
 import { dropDatabaseIfExists, withAdmin } from '../sources/admin';
@@ -127,23 +127,7 @@ export function probeRestoring(
   onProgress: () => void,
   intervalMs: number,
 ): () => void {
-  let busy = false;
-  const timer = setInterval(() => {
-    if (busy) return;
-    busy = true;
-    serverIsRestoring(c, scratch)
-      .then((working) => {
-        if (working) onProgress();
-      })
-      .catch(() => undefined)
-      .finally(() => {
-        busy = false;
-      });
-  }, intervalMs);
-  timer.unref();
-  return () => {
-    clearInterval(timer);
-  };
+  return probeProgress(() => serverIsRestoring(c, scratch), onProgress, intervalMs);
 }
 
 /** A SQL string literal: quotes doubled, and for MySQL (backslash escapes) backslashes too. */

@@ -399,7 +399,7 @@ async function rssAtSize(
   const listed = JSON.parse(
     execFileSync(process.execPath, [BIN, 'list', '--vault', `file://${vault}`, '--json']).toString(),
   ) as {
-    backups: { bytes?: { raw?: number } }[];
+    backups: { rawBytes?: number }[];
   };
   rmSync(vault, { recursive: true, force: true });
   options.log(
@@ -408,6 +408,6 @@ async function rssAtSize(
   return [
     '| peak RSS at size | dump | backup | restore |',
     '|---|---|---|---|',
-    `| ${data.label} | ${listed.backups[0]?.bytes?.raw ? `${(listed.backups[0].bytes.raw / 1e9).toFixed(2)} GB` : '?'} | ${backup.peakRssMiB!.toFixed(0)} MiB (${backup.seconds.toFixed(0)} s) | ${restore.peakRssMiB!.toFixed(0)} MiB (${restore.seconds.toFixed(0)} s) |`,
+    `| ${data.label} | ${listed.backups[0]?.rawBytes ? `${(listed.backups[0].rawBytes / 1e9).toFixed(2)} GB` : '?'} | ${backup.peakRssMiB!.toFixed(0)} MiB (${backup.seconds.toFixed(0)} s) | ${restore.peakRssMiB!.toFixed(0)} MiB (${restore.seconds.toFixed(0)} s) |`,
   ];
 }

@@ -82,7 +82,6 @@ export class BackupSchedules extends Construct {
 
   constructor(scope: Construct, id: string, props: BackupSchedulesProps) {
     super(scope, id);
-    const stack = Stack.of(this);
     const retryAttempts = props.retryAttempts ?? 2;
     const maxEventAge = props.maxEventAge ?? Duration.hours(1);
     if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 185)
@@ -94,30 +93,12 @@ export class BackupSchedules extends Construct {
         `BackupSchedules ${this.node.path}: maxEventAge must be between 1 minute and 24 hours, got ${maxEventAge.toHumanString()}`,
       );
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.KMS,
-      encryptionMasterKey: props.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    this.role = new Role(this, 'Role', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': stack.account,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: 'default',
-              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-      description: 'EventBridge Scheduler starts the Cofre backup jobs',
-    });
-    // SQS encrypts what the scheduler sends to the dead-letter queue with the caller's permissions.
-    props.key.grant(this.role, 'kms:GenerateDataKey', 'kms:Decrypt');
+    ({ deadLetterQueue: this.deadLetterQueue, role: this.role } = schedulerPlumbing(
+      this,
+      'Role',
+      props.key,
+      'EventBridge Scheduler starts the Cofre backup jobs',
+    ));
 
     const timeZone = TimeZone.of(props.config.timeZone);
     const schedules = new Map<string, Partial<Record<ScheduledJob, Schedule>>>();
@@ -155,4 +136,43 @@ export class BackupSchedules extends Construct {
       { id: 'Serverless-SQSRedrivePolicy', reason: isDeadLetterQueue },
     );
   }
+}
+
+/**
+ * What every Cofre schedule group needs beside its schedules: the dead-letter queue (encrypted with
+ * `key`) for starts that failed after every retry, and the role EventBridge Scheduler assumes, only
+ * for this account's default schedule group, allowed to encrypt what it sends to that queue.
+ */
+export function schedulerPlumbing(
+  scope: Construct,
+  roleId: string,
+  key: IKey,
+  description: string,
+): { deadLetterQueue: Queue; role: Role } {
+  const stack = Stack.of(scope);
+  const deadLetterQueue = new Queue(scope, 'DeadLetterQueue', {
+    encryption: QueueEncryption.KMS,
+    encryptionMasterKey: key,
+    enforceSSL: true,
+    retentionPeriod: Duration.days(14),
+  });
+  const role = new Role(scope, roleId, {
+    assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
+      conditions: {
+        StringEquals: {
+          'aws:SourceAccount': stack.account,
+          'aws:SourceArn': stack.formatArn({
+            service: 'scheduler',
+            resource: 'schedule-group',
+            resourceName: 'default',
+            arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+          }),
+        },
+      },
+    }),
+    description,
+  });
+  // SQS encrypts what the scheduler sends to the dead-letter queue with the caller's permissions.
+  key.grant(role, 'kms:GenerateDataKey', 'kms:Decrypt');
+  return { deadLetterQueue, role };
 }

@@ -1,4 +1,4 @@
-import { ArnFormat, CfnElement, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
+import { CfnElement, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import type { IConstruct } from 'constructs';
 import {
   ContainerImage,
@@ -15,7 +15,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Schedule, ScheduleExpression, ScheduleTargetInput, TimeWindow } from 'aws-cdk-lib/aws-scheduler';
 import { Universal } from 'aws-cdk-lib/aws-scheduler-targets';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
 import { FARGATE_SIZES } from '../config/schema';
@@ -24,6 +24,7 @@ import { acknowledge } from '../nag';
 import { pascal } from './alerts';
 import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
+import { schedulerPlumbing } from './backup-schedules';
 import { DUMP_CONTAINER_NAME, SCRATCH_PATH } from './dump-task';
 
 /** The task's commands (core/files/task.ts `FILES_TASK_COMMANDS`; lib/ imports no runtime code). */
@@ -186,29 +187,12 @@ export class FilesSyncJobs extends Construct {
         throw new Error(`${where}: subnetIds of "${b.bucketName}" must not be empty`);
     }
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.KMS,
-      encryptionMasterKey: props.key,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    this.schedulerRole = new Role(this, 'SchedulerRole', {
-      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
-        conditions: {
-          StringEquals: {
-            'aws:SourceAccount': stack.account,
-            'aws:SourceArn': stack.formatArn({
-              service: 'scheduler',
-              resource: 'schedule-group',
-              resourceName: 'default',
-              arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-      description: 'EventBridge Scheduler starts the Cofre files tasks of the S3-compatible sources',
-    });
-    props.key.grant(this.schedulerRole, 'kms:GenerateDataKey', 'kms:Decrypt');
+    ({ deadLetterQueue: this.deadLetterQueue, role: this.schedulerRole } = schedulerPlumbing(
+      this,
+      'SchedulerRole',
+      props.key,
+      'EventBridge Scheduler starts the Cofre files tasks of the S3-compatible sources',
+    ));
 
     const ecsTasks = () =>
       new ServicePrincipal('ecs-tasks.amazonaws.com', {

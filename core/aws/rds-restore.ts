@@ -234,19 +234,42 @@ export async function startRdsRestore(
   run: string,
 ): Promise<{ started: string }> {
   const Tags = [{ Key: RESTORE_TAG, Value: run }];
+  // What every new resource takes from its source (or the input's overrides), and is tagged with.
+  const placement = {
+    ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
+    VpcSecurityGroupIds: plan.securityGroupIds,
+    DeletionProtection: false,
+    Tags,
+  };
+  const instance = {
+    ...placement,
+    DBInstanceClass: plan.instanceClass,
+    MultiAZ: plan.multiAz,
+    ...(plan.parameterGroup ? { DBParameterGroupName: plan.parameterGroup } : {}),
+  };
+  const cluster = {
+    ...placement,
+    ...(plan.parameterGroup ? { DBClusterParameterGroupName: plan.parameterGroup } : {}),
+    ...(plan.kmsKeyId ? { KmsKeyId: plan.kmsKeyId } : {}),
+  };
+  /** A restored cluster has no instance: its first one, which makes it reachable. */
+  const firstInstance = () =>
+    rds.send(
+      new CreateDBInstanceCommand({
+        DBInstanceIdentifier: plan.targetInstance!,
+        DBClusterIdentifier: plan.target,
+        DBInstanceClass: plan.instanceClass,
+        Engine: plan.engine,
+        Tags,
+      }),
+    );
   if (plan.kind === 'snapshot') {
     if (plan.resource === 'instance') {
       await rds.send(
         new RestoreDBInstanceFromDBSnapshotCommand({
           DBInstanceIdentifier: plan.target,
           DBSnapshotIdentifier: snapshotIdOf(plan.snapshotArn!),
-          DBInstanceClass: plan.instanceClass,
-          MultiAZ: plan.multiAz,
-          ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
-          VpcSecurityGroupIds: plan.securityGroupIds,
-          ...(plan.parameterGroup ? { DBParameterGroupName: plan.parameterGroup } : {}),
-          DeletionProtection: false,
-          Tags,
+          ...instance,
         }),
       );
       return { started: plan.target };
@@ -256,42 +279,22 @@ export async function startRdsRestore(
         DBClusterIdentifier: plan.target,
         SnapshotIdentifier: snapshotIdOf(plan.snapshotArn!),
         Engine: plan.engine,
-        ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
-        VpcSecurityGroupIds: plan.securityGroupIds,
-        ...(plan.parameterGroup ? { DBClusterParameterGroupName: plan.parameterGroup } : {}),
-        ...(plan.kmsKeyId ? { KmsKeyId: plan.kmsKeyId } : {}),
-        DeletionProtection: false,
-        Tags,
+        ...cluster,
       }),
     );
-    await rds.send(
-      new CreateDBInstanceCommand({
-        DBInstanceIdentifier: plan.targetInstance!,
-        DBClusterIdentifier: plan.target,
-        DBInstanceClass: plan.instanceClass,
-        Engine: plan.engine,
-        Tags,
-      }),
-    );
+    await firstInstance();
     return { started: plan.target };
   }
-  const when = plan.restoreTime
-    ? { RestoreTime: new Date(plan.restoreTime) }
-    : { UseLatestRestorableTime: true };
   if (plan.resource === 'instance') {
     await rds.send(
       new RestoreDBInstanceToPointInTimeCommand({
         SourceDBInstanceIdentifier: plan.source,
         TargetDBInstanceIdentifier: plan.target,
-        ...when,
-        DBInstanceClass: plan.instanceClass,
-        MultiAZ: plan.multiAz,
-        ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
-        VpcSecurityGroupIds: plan.securityGroupIds,
-        ...(plan.parameterGroup ? { DBParameterGroupName: plan.parameterGroup } : {}),
-        DeletionProtection: false,
+        ...(plan.restoreTime
+          ? { RestoreTime: new Date(plan.restoreTime) }
+          : { UseLatestRestorableTime: true }),
+        ...instance,
         CopyTagsToSnapshot: true,
-        Tags,
       }),
     );
     return { started: plan.target };
@@ -304,23 +307,10 @@ export async function startRdsRestore(
       ...(plan.restoreTime
         ? { RestoreToTime: new Date(plan.restoreTime) }
         : { UseLatestRestorableTime: true }),
-      ...(plan.subnetGroup ? { DBSubnetGroupName: plan.subnetGroup } : {}),
-      VpcSecurityGroupIds: plan.securityGroupIds,
-      ...(plan.parameterGroup ? { DBClusterParameterGroupName: plan.parameterGroup } : {}),
-      ...(plan.kmsKeyId ? { KmsKeyId: plan.kmsKeyId } : {}),
-      DeletionProtection: false,
-      Tags,
+      ...cluster,
     }),
   );
-  await rds.send(
-    new CreateDBInstanceCommand({
-      DBInstanceIdentifier: plan.targetInstance!,
-      DBClusterIdentifier: plan.target,
-      DBInstanceClass: plan.instanceClass,
-      Engine: plan.engine,
-      Tags,
-    }),
-  );
+  await firstInstance();
   return { started: plan.target };
 }
 

@@ -7,7 +7,6 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import {
   CreateBucketCommand,
@@ -16,6 +15,7 @@ import {
   PutObjectLockConfigurationCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
+import { nodePeakMiB } from './bench-run';
 import { findMotoServer, startMotoServer } from '../test/helpers/moto-server';
 
 const BIN = path.join(__dirname, '..', 'cli', 'bin.js');
@@ -35,13 +35,9 @@ async function syncOnce(args: string[], env: NodeJS.ProcessEnv): Promise<SyncRun
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
   let peak = 0;
+  // The whole tree: cli/launch.js may run the command in a child Node process.
   const sampler = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (m) peak = Math.max(peak, Number(m[1]) / 1024);
-    } catch {
-      // exited
-    }
+    peak = Math.max(peak, nodePeakMiB(child.pid!));
   }, 50);
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
   clearInterval(sampler);

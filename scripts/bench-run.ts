@@ -26,7 +26,8 @@ function descendants(pid: number): number[] {
   return out;
 }
 
-function nodePeakMiB(pid: number): number {
+/** The largest peak RSS (VmHWM) of the node processes in `pid`'s tree, MiB. */
+export function nodePeakMiB(pid: number): number {
   let peak = 0;
   for (const p of descendants(pid)) {
     try {

@@ -187,7 +187,8 @@ async function heldObjectsAt(s3: S3Client, bucket: string, asOf: Date): Promise<
       for (const e of list) {
         if (e.Key === undefined || !e.LastModified || e.LastModified.getTime() > asOf.getTime()) continue;
         const seen = current.get(e.Key);
-        if (!seen || e.LastModified.getTime() >= seen.at) current.set(e.Key, { at: e.LastModified.getTime(), deleted });
+        if (!seen || e.LastModified.getTime() >= seen.at)
+          current.set(e.Key, { at: e.LastModified.getTime(), deleted });
       }
     // Versions come grouped by key: a finished key held an object if its newest entry is a version.
     if ([...current.values()].some((c) => !c.deleted)) return true;

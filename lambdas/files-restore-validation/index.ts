@@ -47,7 +47,9 @@ export function createFilesRestoreValidationHandler(deps: FilesRestoreValidation
   const buckets = parsed.data;
   const sample = numberEnv('COFRE_RESTORE_TEST_SAMPLE');
   if (!Number.isInteger(sample) || sample < 1)
-    throw new Error(`environment variable COFRE_RESTORE_TEST_SAMPLE: a whole number of at least 1, got ${sample}`);
+    throw new Error(
+      `environment variable COFRE_RESTORE_TEST_SAMPLE: a whole number of at least 1, got ${sample}`,
+    );
   const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
   const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
   const region = requiredEnv('AWS_REGION');

@@ -298,7 +298,11 @@ export class BucketRestoreTests extends Construct {
     );
   }
 
-  private acknowledgeNagFindings(props: BucketRestoreTestsProps, restoreBuckets: string, anyKey: string): void {
+  private acknowledgeNagFindings(
+    props: BucketRestoreTestsProps,
+    restoreBuckets: string,
+    anyKey: string,
+  ): void {
     const stack = Stack.of(this);
     const logicalId = (c: Construct) =>
       stack.resolve((c.node.defaultChild as CfnElement).logicalId) as string;

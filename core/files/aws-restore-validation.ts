@@ -171,32 +171,51 @@ async function versionAt(
   return { versionId: newest.versionId };
 }
 
-/** Whether `bucket` held any object (not deleted) at `asOf`. */
+/**
+ * Whether `bucket` held any object (not deleted) at `asOf`: some key whose newest version or delete
+ * marker last modified at or before it is a version. The listing comes sorted by key, each key's
+ * entries together (possibly across pages), so one key is judged at a time.
+ */
 async function heldObjectsAt(s3: S3Client, bucket: string, asOf: Date): Promise<boolean> {
-  const current = new Map<string, { at: number; deleted: boolean }>();
+  let key: string | undefined;
+  let newest: { at: number; deleted: boolean } | undefined;
+  const heldByKey = () => newest !== undefined && !newest.deleted;
   let keyMarker: string | undefined;
   let versionMarker: string | undefined;
   do {
     const page = await s3.send(
       new ListObjectVersionsCommand({ Bucket: bucket, KeyMarker: keyMarker, VersionIdMarker: versionMarker }),
     );
-    for (const [list, deleted] of [
-      [page.Versions ?? [], false],
-      [page.DeleteMarkers ?? [], true],
-    ] as const)
-      for (const e of list) {
-        if (e.Key === undefined || !e.LastModified || e.LastModified.getTime() > asOf.getTime()) continue;
-        const seen = current.get(e.Key);
-        if (!seen || e.LastModified.getTime() >= seen.at)
-          current.set(e.Key, { at: e.LastModified.getTime(), deleted });
+    const entries = [
+      ...(page.Versions ?? []).map((v) => ({
+        key: v.Key,
+        at: v.LastModified,
+        latest: v.IsLatest,
+        deleted: false,
+      })),
+      ...(page.DeleteMarkers ?? []).map((d) => ({
+        key: d.Key,
+        at: d.LastModified,
+        latest: d.IsLatest,
+        deleted: true,
+      })),
+    ].sort((x, y) => ((x.key ?? '') < (y.key ?? '') ? -1 : (x.key ?? '') > (y.key ?? '') ? 1 : 0));
+    for (const e of entries) {
+      if (e.key === undefined || !e.at) continue;
+      if (e.key !== key) {
+        if (heldByKey()) return true;
+        key = e.key;
+        newest = undefined;
       }
-    // Versions come grouped by key: a finished key held an object if its newest entry is a version.
-    if ([...current.values()].some((c) => !c.deleted)) return true;
-    current.clear();
+      const at = e.at.getTime();
+      // LastModified has whole seconds: of two entries in the same second, the latest one is newer.
+      if (at <= asOf.getTime() && (!newest || at > newest.at || (at === newest.at && e.latest)))
+        newest = { at, deleted: e.deleted };
+    }
     keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
     versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
   } while (keyMarker);
-  return false;
+  return heldByKey();
 }
 
 /**

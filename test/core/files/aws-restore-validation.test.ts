@@ -289,6 +289,53 @@ describeLocalAws(
       ]);
     });
 
+    it('an empty restored bucket of a source that held nothing then (its only object deleted before, another added after): SUCCESSFUL, nothing to compare', async () => {
+      const empty = await bucketWith('', {});
+      await s3.send(
+        new PutBucketVersioningCommand({ Bucket: empty, VersioningConfiguration: { Status: 'Enabled' } }),
+      );
+      await put(empty, 'old.pdf', 'deleted before the backup');
+      await s3.send(new DeleteObjectCommand({ Bucket: empty, Key: 'old.pdf' }));
+      const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: empty }));
+      const then = new Date(
+        Math.max(
+          ...[...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])].map((v) =>
+            v.LastModified!.getTime(),
+          ),
+        ),
+      );
+      await sleep(1100);
+      await put(empty, 'new.pdf', 'added after the backup');
+      const restored = await bucketWith('awsbackup-restore-test-', {});
+      const arn = `arn:aws:s3:::${empty}`;
+      const id = job(`NONE-${uniqueName('j')}`, restored, {
+        SourceResourceArn: arn,
+        RecoveryPointCreationDate: then,
+      });
+      const out = await handleBucketRestoreTestEvent(
+        restoreJobEvent(id),
+        deps({ buckets: [{ bucketName: empty, resourceArn: arn }] }),
+      );
+      if (out.ignored) throw new Error(out.reason);
+      expect(out.validation).toMatchObject({ passed: true, restoredObjects: 0, checks: [] });
+      expect(out.validation.message).toMatch(/empty, as the source was then \(nothing to compare\)$/);
+      expect(validationCalls()).toEqual([
+        expect.objectContaining({ RestoreJobId: id, ValidationStatus: 'SUCCESSFUL' }),
+      ]);
+      // The same empty restore of a recovery point taken after new.pdf was added: FAILED.
+      const later = job(`NONE2-${uniqueName('j')}`, restored, {
+        SourceResourceArn: arn,
+        RecoveryPointCreationDate: new Date(Date.now() + 1000),
+      });
+      const failed = await handleBucketRestoreTestEvent(
+        restoreJobEvent(later),
+        deps({ buckets: [{ bucketName: empty, resourceArn: arn }] }),
+      );
+      if (failed.ignored) throw new Error(failed.reason);
+      expect(failed.validation.passed).toBe(false);
+      expect(failed.validation.message).toMatch(/is empty, but the source held objects at/);
+    });
+
     it('a restored bucket that cannot be read (gone, or denied): FAILED with the reason, no crash', async () => {
       const id = job(
         `GONE-${uniqueName('j')}`,

@@ -28,7 +28,7 @@ function nonDefault(c: CofreConfigInput): CofreConfigInput {
       { bucketName: 'clinic-prod-attachments', dataClass: 'health' },
     ],
     schedules: { filesRestoreTest: 'cron(30 6 ? * WED *)' },
-    alerts: { ...c.alerts!, notifyOnSuccess: true },
+    alerts: { ...c.alerts, notifyOnSuccess: true },
   };
 }
 

@@ -4,13 +4,16 @@
  * (`awsbackup-restore-test-…`); when that restore job ends, this module lists the restored bucket,
  * reads a random sample of its objects and compares each, by SHA-256 (streamed), with the version of
  * the same key that was current in the source bucket at the recovery point's creation date (the
- * source is versioned: AWS Backup requires it). The result is recorded in the history as a
+ * source is versioned: AWS Backup requires it); and, for completeness, it looks up in the restored
+ * bucket a random sample of the objects the source held since at least an hour before the recovery
+ * point (newer ones may have changed while the backup ran). The result is recorded in the history as a
  * `files-restore-test` of `s3:<bucket>` with `method: aws-backup`, reported to AWS Backup
  * (`PutRestoreValidationResult`, after which AWS Backup deletes the restored bucket) and alerted on
  * failure through the notify path.
  *
- * A differing object, a key the source did not hold at that time, an empty restored bucket while the
- * source held objects, an object that cannot be read: each is a FAILED validation with its reason,
+ * A differing object, a key the source did not hold at that time, an object the source held long
+ * before missing from the restore, an empty restored bucket while the source held objects, an object
+ * that cannot be read: each is a FAILED validation with its reason,
  * never a crash that leaves the job unvalidated. A restore job of the plan that failed or was aborted
  * is a failed test, recorded and alerted.
  */
@@ -18,6 +21,7 @@ import { createHash, randomInt } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   GetObjectCommand,
+  HeadObjectCommand,
   ListObjectsV2Command,
   ListObjectVersionsCommand,
   type S3Client,
@@ -49,7 +53,12 @@ export interface ObjectCheck {
   readonly size?: number;
   /** The source version it was compared with. */
   readonly sourceVersionId?: string;
-  /** Why it failed; absent: equal SHA-256 and size. */
+  /**
+   * A completeness check: an object the source held since long before the recovery point, looked up in
+   * the restored bucket (absent: a content check of a restored object against the source).
+   */
+  readonly presence?: true;
+  /** Why it failed; absent: equal SHA-256 and size, or present. */
   readonly problem?: string;
 }
 
@@ -76,12 +85,20 @@ export interface BucketRestoreValidationDeps {
   readonly sample?: number;
   /** Picks an index below `n` (tests make the sample deterministic). @default crypto.randomInt */
   readonly pick?: (n: number) => number;
+  /**
+   * Objects the source last changed at least this long before the recovery point must be in the
+   * restored bucket (newer ones may have changed while the backup ran). @default 1 hour
+   */
+  readonly settledMs?: number;
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
 }
 
 /** The default sample: as the files restore test of S3-compatible sources. */
 export const DEFAULT_RESTORE_TEST_SAMPLE = 20;
+
+/** An object older than this at the recovery point is surely in it. */
+const SETTLED_MS = 3_600_000;
 
 async function sha256Of(body: Readable): Promise<{ sha256: string; bytes: number }> {
   const hash = createHash('sha256');
@@ -172,14 +189,37 @@ async function versionAt(
 }
 
 /**
- * Whether `bucket` held any object (not deleted) at `asOf`: some key whose newest version or delete
- * marker last modified at or before it is a version. The listing comes sorted by key, each key's
- * entries together (possibly across pages), so one key is judged at a time.
+ * The source bucket as it was at `asOf`: how many keys it held (a key whose newest version or delete
+ * marker last modified at or before `asOf` is a version) and a uniform random sample of those held
+ * since before `settledBefore` (written well before the backup ran, so the recovery point must hold
+ * them). The listing comes sorted by key, each key's entries together (possibly across pages), so one
+ * key is judged at a time.
  */
-async function heldObjectsAt(s3: S3Client, bucket: string, asOf: Date): Promise<boolean> {
+async function sourceAt(
+  s3: S3Client,
+  bucket: string,
+  asOf: Date,
+  settledBefore: Date,
+  size: number,
+  pick: (n: number) => number,
+): Promise<{ held: number; settled: { key: string; since: Date }[] }> {
+  let held = 0;
+  let settledCount = 0;
+  const settled: { key: string; since: Date }[] = [];
   let key: string | undefined;
   let newest: { at: number; deleted: boolean } | undefined;
-  const heldByKey = () => newest !== undefined && !newest.deleted;
+  const judge = () => {
+    if (key === undefined || newest === undefined || newest.deleted) return;
+    held += 1;
+    if (newest.at > settledBefore.getTime()) return;
+    settledCount += 1;
+    const entry = { key, since: new Date(newest.at) };
+    if (settled.length < size) settled.push(entry);
+    else {
+      const j = pick(settledCount);
+      if (j < size) settled[j] = entry;
+    }
+  };
   let keyMarker: string | undefined;
   let versionMarker: string | undefined;
   do {
@@ -203,7 +243,7 @@ async function heldObjectsAt(s3: S3Client, bucket: string, asOf: Date): Promise<
     for (const e of entries) {
       if (e.key === undefined || !e.at) continue;
       if (e.key !== key) {
-        if (heldByKey()) return true;
+        judge();
         key = e.key;
         newest = undefined;
       }
@@ -215,7 +255,20 @@ async function heldObjectsAt(s3: S3Client, bucket: string, asOf: Date): Promise<
     keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
     versionMarker = page.IsTruncated ? page.NextVersionIdMarker : undefined;
   } while (keyMarker);
-  return heldByKey();
+  judge();
+  return { held, settled };
+}
+
+/** An object the source held long before the recovery point, looked up in the restored bucket. */
+async function presentIn(s3: S3Client, bucket: string, key: string): Promise<boolean> {
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return true;
+  } catch (error) {
+    const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+    if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return false;
+    throw error;
+  }
 }
 
 /**
@@ -225,7 +278,7 @@ async function heldObjectsAt(s3: S3Client, bucket: string, asOf: Date): Promise<
 export async function validateRestoredBucket(
   job: RestoreJobFacts,
   bucket: RestoreTestedBucket,
-  deps: Pick<BucketRestoreValidationDeps, 's3' | 'sample' | 'pick'>,
+  deps: Pick<BucketRestoreValidationDeps, 's3' | 'sample' | 'pick' | 'settledMs'>,
 ): Promise<BucketRestoreValidation> {
   const fail = (why: string, checks: readonly ObjectCheck[] = [], restoredObjects = 0) => ({
     passed: false,
@@ -252,17 +305,23 @@ export async function validateRestoredBucket(
   } catch (error) {
     return fail(`cannot list the restored bucket ${restored}: ${messageOf(error)}`);
   }
+  const size = deps.sample ?? DEFAULT_RESTORE_TEST_SAMPLE;
+  let then: { held: number; settled: { key: string; since: Date }[] };
+  try {
+    then = await sourceAt(
+      deps.s3,
+      bucket.bucketName,
+      asOf,
+      new Date(asOf.getTime() - (deps.settledMs ?? SETTLED_MS)),
+      size,
+      deps.pick ?? ((n) => randomInt(n)),
+    );
+  } catch (error) {
+    return fail(`cannot list the versions of the source bucket: ${messageOf(error)}`, [], sample.count);
+  }
   if (sample.count === 0) {
-    let held: boolean;
-    try {
-      held = await heldObjectsAt(deps.s3, bucket.bucketName, asOf);
-    } catch (error) {
-      return fail(
-        `the restored bucket ${restored} is empty and the source cannot be listed to tell whether it was: ${messageOf(error)}`,
-      );
-    }
-    return held
-      ? fail(`the restored bucket ${restored} is empty, but the source held objects at ${when}`)
+    return then.held > 0
+      ? fail(`the restored bucket ${restored} is empty, but the source held ${then.held} objects at ${when}`)
       : {
           passed: true,
           message: `${bucket.bucketName}: the recovery point of ${when} restored into ${restored}: empty, as the source was then (nothing to compare)`,
@@ -321,17 +380,41 @@ export async function validateRestoredBucket(
           },
     );
   }
+  const compared = checks.length;
+  // Completeness: objects the source held since long before the recovery point must be restored.
+  for (const { key, since } of then.settled) {
+    let present: boolean;
+    try {
+      present = await presentIn(deps.s3, restored, key);
+    } catch (error) {
+      checks.push({
+        key,
+        presence: true,
+        problem: `cannot be looked up in the restored bucket: ${messageOf(error)}`,
+      });
+      continue;
+    }
+    checks.push(
+      present
+        ? { key, presence: true }
+        : {
+            key,
+            presence: true,
+            problem: `missing from the restored bucket (the source held it since ${since.toISOString()})`,
+          },
+    );
+  }
   const bad = checks.filter((c) => c.problem !== undefined);
-  const head = `the recovery point of ${when} restored into ${restored} (${sample.count} objects)`;
+  const head = `the recovery point of ${when} restored into ${restored} (${sample.count} objects; the source held ${then.held} then)`;
   if (bad.length)
     return fail(
-      `${head}; ${bad.length} of ${checks.length} sampled objects failed: ${bad.map((c) => `${c.key}: ${c.problem!}`).join('; ')}`,
+      `${head}; ${bad.length} of ${checks.length} checks failed: ${bad.map((c) => `${c.key}: ${c.problem!}`).join('; ')}`,
       checks,
       sample.count,
     );
   return {
     passed: true,
-    message: `${bucket.bucketName}: ${head}; ${checks.length} sampled objects equal (SHA-256) to the source versions current then`,
+    message: `${bucket.bucketName}: ${head}; ${compared} sampled objects equal (SHA-256) to the source versions current then; ${checks.length - compared} sampled objects the source held since before ${new Date(asOf.getTime() - (deps.settledMs ?? SETTLED_MS)).toISOString()} present`,
     checks,
     restoredObjects: sample.count,
   };

@@ -207,7 +207,7 @@ describeLocalAws(
         bytes: Object.values(THEN).reduce((n, b) => n + b.length, 0),
       });
       expect(record!.message).toContain(
-        `restored into ${restored} (3 objects); 3 sampled objects equal (SHA-256)`,
+        `restored into ${restored} (3 objects; the source held 3 then); 3 sampled objects equal (SHA-256)`,
       );
       expect(validationCalls()).toEqual([
         { RestoreJobId: id, ValidationStatus: 'SUCCESSFUL', ValidationStatusMessage: record!.message },
@@ -244,7 +244,7 @@ describeLocalAws(
       const record = await store.latest(`s3:${source}`, 'files-restore-test', 'failed');
       expect(record).toMatchObject({ id: restoreTestIdOf(id), status: 'failed', method: 'aws-backup' });
       expect(record!.message).toMatch(
-        /1 of 3 sampled objects failed: clinic-1\/exam\.xml: differs from the source version \S+ current at .*\(SHA-256, 40 bytes instead of 15\)/,
+        /1 of 3 checks failed: clinic-1\/exam\.xml: differs from the source version \S+ current at .*\(SHA-256, 40 bytes instead of 15\)/,
       );
       expect(record!.message).not.toContain('receipt.pdf');
       expect(validationCalls()).toEqual([
@@ -260,6 +260,33 @@ describeLocalAws(
           cause: record!.message,
         }),
       ]);
+    });
+
+    it('a partial restore (an object the source held long before the recovery point is missing): FAILED naming it, completeness sampled from the source', async () => {
+      const { 'clinic-2/photo.jpg': _missing, ...partial } = THEN;
+      const restored = await bucketWith('awsbackup-restore-test-', partial);
+      const id = job(`PARTIAL-${uniqueName('j')}`, restored);
+      // Every object of the moto source was written seconds before the recovery point: count them all as settled.
+      const out = await handleBucketRestoreTestEvent(restoreJobEvent(id), deps({ settledMs: 0 }));
+      if (out.ignored) throw new Error(out.reason);
+      expect(out.validation.passed).toBe(false);
+      expect(out.validation.message).toMatch(
+        /\(2 objects; the source held 3 then\); 1 of 5 checks failed: clinic-2\/photo\.jpg: missing from the restored bucket \(the source held it since /,
+      );
+      expect(out.validation.checks.filter((c) => c.presence).map((c) => c.key)).toEqual(
+        Object.keys(THEN).sort(),
+      );
+      // The same restore with every object present passes the completeness checks too.
+      const whole = await bucketWith('awsbackup-restore-test-', THEN);
+      const ok = await handleBucketRestoreTestEvent(
+        restoreJobEvent(job(`WHOLE-${uniqueName('j')}`, whole)),
+        deps({ settledMs: 0 }),
+      );
+      if (ok.ignored) throw new Error(ok.reason);
+      expect(ok.validation.message).toMatch(
+        /3 sampled objects equal \(SHA-256\) .*; 3 sampled objects the source held since before .* present$/,
+      );
+      expect(ok.validation.passed).toBe(true);
     });
 
     it('a restored key the source did not hold at the recovery point (added later), and one deleted before it: FAILED naming them', async () => {
@@ -282,7 +309,7 @@ describeLocalAws(
       if (out.ignored) throw new Error(out.reason);
       expect(out.validation.passed).toBe(false);
       expect(out.validation.message).toBe(
-        `${source}: the restored bucket ${restored} is empty, but the source held objects at ${asOf.toISOString()}`,
+        `${source}: the restored bucket ${restored} is empty, but the source held 3 objects at ${asOf.toISOString()}`,
       );
       expect(validationCalls()).toEqual([
         expect.objectContaining({ RestoreJobId: id, ValidationStatus: 'FAILED' }),
@@ -333,7 +360,7 @@ describeLocalAws(
       );
       if (failed.ignored) throw new Error(failed.reason);
       expect(failed.validation.passed).toBe(false);
-      expect(failed.validation.message).toMatch(/is empty, but the source held objects at/);
+      expect(failed.validation.message).toMatch(/is empty, but the source held 1 objects at/);
     });
 
     it('a restored bucket that cannot be read (gone, or denied): FAILED with the reason, no crash', async () => {

@@ -294,28 +294,18 @@ export async function validateRestoredBucket(
   const asOf = job.recoveryPointCreationDate;
   if (!asOf) return fail('the restore job names no recovery point creation date to compare the source at');
   const when = asOf.toISOString();
+  const size = deps.sample ?? DEFAULT_RESTORE_TEST_SAMPLE;
+  const pick = deps.pick ?? ((n: number) => randomInt(n));
+  const settledBefore = new Date(asOf.getTime() - (deps.settledMs ?? SETTLED_MS));
   let sample: { keys: string[]; count: number };
   try {
-    sample = await sampleKeys(
-      deps.s3,
-      restored,
-      deps.sample ?? DEFAULT_RESTORE_TEST_SAMPLE,
-      deps.pick ?? ((n) => randomInt(n)),
-    );
+    sample = await sampleKeys(deps.s3, restored, size, pick);
   } catch (error) {
     return fail(`cannot list the restored bucket ${restored}: ${messageOf(error)}`);
   }
-  const size = deps.sample ?? DEFAULT_RESTORE_TEST_SAMPLE;
   let then: { held: number; settled: { key: string; since: Date }[] };
   try {
-    then = await sourceAt(
-      deps.s3,
-      bucket.bucketName,
-      asOf,
-      new Date(asOf.getTime() - (deps.settledMs ?? SETTLED_MS)),
-      size,
-      deps.pick ?? ((n) => randomInt(n)),
-    );
+    then = await sourceAt(deps.s3, bucket.bucketName, asOf, settledBefore, size, pick);
   } catch (error) {
     return fail(`cannot list the versions of the source bucket: ${messageOf(error)}`, [], sample.count);
   }
@@ -414,7 +404,7 @@ export async function validateRestoredBucket(
     );
   return {
     passed: true,
-    message: `${bucket.bucketName}: ${head}; ${compared} sampled objects equal (SHA-256) to the source versions current then; ${checks.length - compared} sampled objects the source held since before ${new Date(asOf.getTime() - (deps.settledMs ?? SETTLED_MS)).toISOString()} present`,
+    message: `${bucket.bucketName}: ${head}; ${compared} sampled objects equal (SHA-256) to the source versions current then; ${checks.length - compared} sampled objects the source held since before ${settledBefore.toISOString()} present`,
     checks,
     restoredObjects: sample.count,
   };

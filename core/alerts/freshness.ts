@@ -349,30 +349,43 @@ export async function checkConfigFreshness(
 /**
  * The age of the last completed AWS Backup periodic recovery point of each application bucket (history
  * kind `snapshot`, database `s3:<bucket>`, recorded from the job events): a finding each and, when
- * there is a good one, the `HoursSinceLastGoodFilesBackup` datapoint (dimension `Bucket`).
+ * there is a good one, the `HoursSinceLastGoodFilesBackup` datapoint (dimension `Bucket`); and the age
+ * of its last good weekly AWS Backup restore test (kind `files-restore-test`, recorded by the files
+ * restore validation Lambda), the `DaysSinceLastGoodFilesRestoreTest` datapoint.
  */
 export async function checkFilesFreshness(
   store: Pick<HistoryStore, 'latest'>,
   buckets: readonly string[],
   now: Date,
   limitHours: number = DEFAULT_FRESHNESS_LIMITS.snapshotHours,
+  restoreTestDays: number = DEFAULT_SYNCED_FILES_LIMITS.restoreTestDays,
 ): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
   const findings: FreshnessFinding[] = [];
   const metrics: FreshnessMetric[] = [];
   for (const bucket of buckets) {
     const database = `s3:${bucket}`;
-    const finding = assessFreshness({
-      database,
-      check: 'files',
-      lastGood: await store.latest(database, 'snapshot', 'succeeded'),
-      lastRun: await store.latest(database, 'snapshot'),
-      now,
-      unitMs: HOUR,
-      limit: limitHours,
-    });
-    findings.push(finding);
-    const metric = metricOf(finding);
-    if (metric) metrics.push(metric);
+    for (const c of [
+      { check: 'files' as const, kind: 'snapshot' as const, unitMs: HOUR, limit: limitHours },
+      {
+        check: 'files-restore-test' as const,
+        kind: 'files-restore-test' as const,
+        unitMs: DAY,
+        limit: restoreTestDays,
+      },
+    ]) {
+      const finding = assessFreshness({
+        database,
+        check: c.check,
+        lastGood: await store.latest(database, c.kind, 'succeeded'),
+        lastRun: await store.latest(database, c.kind),
+        now,
+        unitMs: c.unitMs,
+        limit: c.limit,
+      });
+      findings.push(finding);
+      const metric = metricOf(finding);
+      if (metric) metrics.push(metric);
+    }
   }
   return { findings, metrics };
 }

@@ -222,6 +222,14 @@ function runbook(event: NotifyEvent, vault: string): string[] {
       '2. If it is stuck, stop it (aws stepfunctions stop-execution --execution-arn ...); the next scheduled run starts normally.',
       `3. Check that a recent good backup exists: npx cofre list --vault ${vault}`,
     ];
+  if (event.job === 'aws-backup' && event.kind === 'files-restore-test')
+    return [
+      `1. Open the AWS Backup restore job (Backup console > Jobs > Restore jobs, id ${event.record?.id.replace(/^awsbackup-restore-test-/, '') ?? '<job id>'}); the Cause above names each sampled object that failed and why.`,
+      '2. "differs from the source version": the restored object is not the version the bucket held at the recovery point. Do not delete anything: compare both while the restored bucket is kept (validation window) and treat an unexplained difference like a failed integrity verification.',
+      '3. "cannot be read" or AccessDenied: the bucket backup role or the files restore validation Lambda lacks a permission or a KMS grant (the restored bucket is encrypted with the snapshot vault key; the source may use its own key).',
+      '4. "the restore of the recovery point ended FAILED": the status message names why (role, KMS, versioning or ACLs of the source bucket).',
+      '5. Run the test again from the restore testing plan (Backup console > Restore testing) once fixed; the DaysSinceLastGoodFilesRestoreTest alarm clears with the next good test.',
+    ];
   if (event.job === 'aws-backup')
     return [
       `1. Open the AWS Backup job (Backup console > Jobs, id ${event.record?.id.replace(/^awsbackup-/, '') ?? '<job id>'}) and read its status message (also under Cause above).`,

@@ -57,9 +57,10 @@ export interface HistoryRecord {
   readonly requestedBy: string;
   /**
    * Restore tests: `snapshot` for an AWS Backup restore test of an RDS snapshot (absent: a logical
-   * restore of a Cofre backup).
+   * restore of a Cofre backup); files restore tests: `aws-backup` for the AWS Backup restore test of
+   * an AWS S3 bucket (absent: the files task's test of an S3-compatible source).
    */
-  readonly method?: 'snapshot';
+  readonly method?: 'snapshot' | 'aws-backup';
   /**
    * Console restores: the Step Functions execution that runs it, so a stopped or timed-out execution
    * (no Catch runs then) can find its `running` record (core/aws/restore-stopped.ts).

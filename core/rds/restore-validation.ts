@@ -11,14 +11,10 @@
  * An unreachable instance, a missing table, a table short of rows, a missing manifest: each is a
  * FAILED validation with its reason, never a crash that leaves the job unvalidated.
  */
-import {
-  DescribeRestoreJobCommand,
-  PutRestoreValidationResultCommand,
-  type BackupClient,
-} from '@aws-sdk/client-backup';
 import { DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
+import type { RestoreJobFacts } from '../aws/restore-jobs';
 import { readCatalog } from '../catalog/catalog';
 import { fullSourcePrefix, GLOBALS_SEGMENT } from '../catalog/keys';
 import { quoteIdentifier, resolveCredentials, type Connection, type Engine } from '../sources/connection';
@@ -45,21 +41,8 @@ export interface RestoreTestedDatabase {
   readonly excludeDatabases: readonly string[];
 }
 
-/** What AWS Backup says about the restore job (DescribeRestoreJob). */
-export interface RestoreJobFacts {
-  readonly restoreJobId: string;
-  readonly status: string;
-  readonly statusMessage?: string | undefined;
-  readonly creationDate: Date;
-  readonly completionDate?: Date | undefined;
-  readonly sourceResourceArn?: string | undefined;
-  readonly recoveryPointArn?: string | undefined;
-  readonly recoveryPointCreationDate?: Date | undefined;
-  readonly createdResourceArn?: string | undefined;
-  readonly restoreTestingPlanArn?: string | undefined;
-  /** Set once a validation result was reported (SUCCESSFUL, FAILED, TIMED_OUT, VALIDATING). */
-  readonly validationStatus?: string | undefined;
-}
+/** What AWS Backup says about the restore job (DescribeRestoreJob): core/aws/restore-jobs.ts, shared with the S3 restore test. */
+export type { RestoreJobFacts };
 
 /** One table of a manifest against the restored copy. */
 export interface TableCheck {
@@ -413,40 +396,8 @@ function formatSeconds(seconds: number): string {
 // ---------------------------------------------------------------------------------------------
 // The AWS side, over SDK clients passed in.
 
-/** {@link RestoreValidationDeps.describeRestoreJob} over AWS Backup's DescribeRestoreJob. */
-export function describeRestoreJobWith(backup: BackupClient): RestoreValidationDeps['describeRestoreJob'] {
-  return async (restoreJobId) => {
-    const out = await backup.send(new DescribeRestoreJobCommand({ RestoreJobId: restoreJobId }));
-    if (!out.CreationDate)
-      throw new Error(`DescribeRestoreJob ${restoreJobId}: AWS Backup returned no CreationDate`);
-    return {
-      restoreJobId,
-      status: out.Status ?? 'UNKNOWN',
-      statusMessage: out.StatusMessage,
-      creationDate: out.CreationDate,
-      completionDate: out.CompletionDate,
-      sourceResourceArn: out.SourceResourceArn,
-      recoveryPointArn: out.RecoveryPointArn,
-      recoveryPointCreationDate: out.RecoveryPointCreationDate,
-      createdResourceArn: out.CreatedResourceArn,
-      restoreTestingPlanArn: out.CreatedBy?.RestoreTestingPlanArn,
-      validationStatus: out.ValidationStatus,
-    };
-  };
-}
-
-/** {@link RestoreValidationDeps.putValidationResult} over AWS Backup's PutRestoreValidationResult. */
-export function putValidationResultWith(backup: BackupClient): RestoreValidationDeps['putValidationResult'] {
-  return async (restoreJobId, status, message) => {
-    await backup.send(
-      new PutRestoreValidationResultCommand({
-        RestoreJobId: restoreJobId,
-        ValidationStatus: status,
-        ValidationStatusMessage: message,
-      }),
-    );
-  };
-}
+/** {@link RestoreValidationDeps.describeRestoreJob} and {@link RestoreValidationDeps.putValidationResult} over AWS Backup (core/aws/restore-jobs.ts). */
+export { describeRestoreJobWith, putValidationResultWith } from '../aws/restore-jobs';
 
 /** {@link RestoreValidationDeps.endpointOf} for a restored RDS DB instance (DescribeDBInstances). */
 export function instanceEndpointWith(rds: RDSClient): RestoreValidationDeps['endpointOf'] {

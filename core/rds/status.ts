@@ -151,7 +151,8 @@ function restoreTestSummary(r: HistoryRecord): RestoreTestSummary {
   return {
     id: r.id,
     status: r.status,
-    method: r.method ?? 'logical',
+    // Only restore tests (kind restore-test) reach here: `snapshot` or a logical restore.
+    method: r.method === 'snapshot' ? 'snapshot' : 'logical',
     startedAt: r.startedAt,
     ...(r.finishedAt !== undefined ? { finishedAt: r.finishedAt } : {}),
     ...(rto !== undefined && rto >= 0 ? { rtoSeconds: rto } : {}),

@@ -477,7 +477,7 @@ const schedulesSchema = z
     ),
     filesRestoreTest: scheduleExpression(
       'cron(0 5 ? * SAT *)',
-      'Weekly restore test of the S3-compatible sources (`buckets[].source`): a sample of the newest catalogue read back from the vault and compared (SHA-256) with the store.',
+      'Weekly restore test of the buckets. S3-compatible sources (`buckets[].source`): a sample of the newest catalogue read back from the vault and compared (SHA-256) with the store. AWS S3 buckets: the AWS Backup restore testing plan restores the latest recovery point into a new bucket and a sample is compared (SHA-256) with the source versions current then (takes `cron(...)` only).',
     ),
     restoreTest: scheduleExpression(
       'cron(0 4 ? * SUN#1 *)',
@@ -804,6 +804,17 @@ export const configSchema = z
             message: `expected a cron expression like "cron(0 3 ? * SUN *)" (AWS Backup rules for the buckets take cron only), got "${value}"`,
           });
       }
+    // The AWS Backup restore testing plan of the AWS S3 buckets runs on filesRestoreTest, and takes cron only.
+    if (
+      config.buckets.some((b) => b.source === undefined) &&
+      !/^cron\(/.test(config.schedules.filesRestoreTest) &&
+      scheduleExpressionProblem(config.schedules.filesRestoreTest) === undefined
+    )
+      ctx.addIssue({
+        code: 'custom',
+        path: ['schedules', 'filesRestoreTest'],
+        message: `expected a cron expression such as "cron(0 5 ? * SAT *)": the AWS Backup restore testing plan of the AWS S3 buckets runs on it and accepts cron only, got "${config.schedules.filesRestoreTest}"`,
+      });
     checkClass(config.configuration.dataClass, ['configuration', 'dataClass']);
     // The AWS Backup restore testing plan runs on the restore test's schedule, and takes cron only.
     if (

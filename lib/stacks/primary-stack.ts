@@ -6,6 +6,7 @@ import { BackupPipeline, PIPELINE_JOBS } from '../constructs/backup-pipeline';
 import { alertsPropsFromConfig, CofreAlerts } from '../constructs/alerts';
 import { BackupVault } from '../constructs/backup-vault';
 import { awsBucketsOf, BucketBackups, bucketRetentionDaysOf } from '../constructs/bucket-backups';
+import { BucketRestoreTests } from '../constructs/bucket-restore-tests';
 import { FilesSyncJobs, syncedBucketsOf } from '../constructs/files-sync-jobs';
 import {
   DatabaseSnapshots,
@@ -47,6 +48,8 @@ export class CofrePrimaryStack extends Stack {
   public readonly snapshotRestoreTests?: SnapshotRestoreTests;
   /** AWS Backup of the application buckets (when the config has any). */
   public readonly bucketBackups?: BucketBackups;
+  /** The weekly AWS Backup restore test of the AWS S3 buckets, when there are any. */
+  public readonly bucketRestoreTests?: BucketRestoreTests;
   /** The files tasks and schedules of the S3-compatible buckets (`buckets[].source`), when there are any. */
   public readonly filesSyncJobs?: FilesSyncJobs;
   /** The `restore` state machine, started from the Step Functions console (when the config has databases). */
@@ -137,6 +140,20 @@ export class CofrePrimaryStack extends Stack {
         history: this.history,
         alerts: this.alerts,
         schedule: props.config.schedules.restoreTest,
+        timeZone: props.config.timeZone,
+        notifyOnSuccess: props.config.alerts.notifyOnSuccess,
+      });
+    if (this.bucketBackups)
+      this.bucketRestoreTests = new BucketRestoreTests(this, 'BucketRestoreTests', {
+        buckets: [...this.bucketBackups.bucketArns].map(([bucketName, resourceArn]) => ({
+          bucketName,
+          resourceArn,
+        })),
+        snapshotVault: snapshotVault!,
+        restoreRole: this.bucketBackups.role,
+        history: this.history,
+        alerts: this.alerts,
+        schedule: props.config.schedules.filesRestoreTest,
         timeZone: props.config.timeZone,
         notifyOnSuccess: props.config.alerts.notifyOnSuccess,
       });

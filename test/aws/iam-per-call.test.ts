@@ -23,6 +23,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectVersionsCommand,
+  PutBucketVersioningCommand,
   PutObjectCommand,
   S3Client,
   type PutObjectCommandInput,
@@ -59,6 +60,7 @@ import { createPagerDutyHandler } from '../../lambdas/pagerduty';
 import { createBackupEventsHandler } from '../../lambdas/backup-events';
 import { createConfigSnapshotHandler } from '../../lambdas/config-snapshot';
 import { createRestoreValidationHandler } from '../../lambdas/restore-validation';
+import { createFilesRestoreValidationHandler } from '../../lambdas/files-restore-validation';
 import { createRestoreStoppedHandler } from '../../lambdas/restore-stopped';
 import { runDumpRunner } from '../../tasks/dump-runner/main';
 import { sourceClientOf } from '../../core/files/task';
@@ -115,6 +117,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
   const executions: Partial<Record<JobName, LocalExecution>> = {};
   let pgMissing: string | undefined;
   let filesSourceBucket: string;
+  let awsBucket: string;
   /** Setup clients made before the checker exists (exempted once it does). */
   const checker0Exempt: SSMClient[] = [];
 
@@ -198,6 +201,17 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       },
       'minio',
     );
+    // The example's AWS S3 bucket (AWS Backup; its weekly restore test reads it): a versioned moto bucket.
+    awsBucket = uniqueName('appdocs');
+    await aws.s3.send(
+      new CreateBucketCommand({
+        Bucket: awsBucket,
+        CreateBucketConfiguration: { LocationConstraint: REGION },
+      }),
+    );
+    await aws.s3.send(
+      new PutBucketVersioningCommand({ Bucket: awsBucket, VersioningConfiguration: { Status: 'Enabled' } }),
+    );
     const configParameterPath = uniqueParameterPath('iam-config');
     const ssm = ssmClient();
     checker0Exempt.push(ssm);
@@ -236,6 +250,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
       configParameterPath,
       restoreTargets: { [DATABASE]: [{ name: 'staging', credentialsSecretArn: targetSecretArn }] },
       filesSources: { 'clinic-attachments': { bucket: filesSourceBucket, secretArn: filesSecretArn } },
+      awsBuckets: { 'app-prod-documents': awsBucket },
     };
     const made = Date.now();
     iam = synthesizeIam(resources);
@@ -937,6 +952,77 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect((await history.latest(`s3:${filesSourceBucket}`, 'files-restore-test'))?.status).toBe('succeeded');
   }, 60_000);
 
+  it('files restore validation (AWS S3 bucket restore test): describes the job, lists and reads the restored bucket and the source versions, records, reports and alerts', async () => {
+    const env = iam.environments.get('files-restore-validation')!;
+    const setup = checker.exempt(new S3Client({ ...clientConfig(), forcePathStyle: true }));
+    await setup.send(
+      new PutObjectCommand({ Bucket: awsBucket, Key: 'clinic-1/nfe.xml', Body: '<nfe>1</nfe>' }),
+    );
+    const asOf = new Date(Date.now() + 1000);
+    // The bucket AWS Backup restore testing creates: the object as it was at the recovery point.
+    const restored = `awsbackup-restore-test-${uniqueName('rt')}`.slice(0, 63);
+    await setup.send(
+      new CreateBucketCommand({
+        Bucket: restored,
+        CreateBucketConfiguration: { LocationConstraint: REGION },
+      }),
+    );
+    await setup.send(
+      new PutObjectCommand({ Bucket: restored, Key: 'clinic-1/nfe.xml', Body: '<nfe>1</nfe>' }),
+    );
+    const source = (JSON.parse(env.COFRE_RESTORE_TEST_BUCKETS!) as { resourceArn: string }[])[0]!;
+    expect(source.resourceArn).toBe(`arn:aws:s3:::${awsBucket}`);
+    const jobId = `IAM-S3-${Date.now()}`;
+    // moto implements no restore jobs: DescribeRestoreJob is answered here (still checked against IAM).
+    checker.addStub('BackupClient/DescribeRestoreJobCommand', () => ({
+      RestoreJobId: jobId,
+      Status: 'COMPLETED',
+      CreationDate: new Date(Date.now() - 1800_000),
+      CompletionDate: new Date(),
+      SourceResourceArn: source.resourceArn,
+      RecoveryPointCreationDate: asOf,
+      CreatedResourceArn: `arn:aws:s3:::${restored}`,
+      CreatedBy: { RestoreTestingPlanArn: env.COFRE_RESTORE_TESTING_PLAN_ARN },
+    }));
+    const handle = withEnv({ ...env, AWS_REGION: process.env.AWS_REGION }, () =>
+      createFilesRestoreValidationHandler({
+        history: new DynamoHistoryStore(
+          DynamoDBDocumentClient.from(new DynamoDBClient({})),
+          env.COFRE_HISTORY_TABLE!,
+        ),
+        backup: new BackupClient({}),
+        s3: new S3Client({ forcePathStyle: true }),
+        sns: new SNSClient({}),
+        logger: silent,
+      }),
+    );
+    const before = checker.records.length;
+    const out = await checker.as('files-restore-validation', () =>
+      handle({
+        source: 'aws.backup',
+        'detail-type': 'Restore Job State Change',
+        detail: { restoreJobId: jobId, status: 'COMPLETED', resourceType: 'S3' },
+      }),
+    );
+    if (out.ignored) throw new Error(out.reason);
+    expect(out.validation.message).toMatch(/1 sampled objects equal/);
+    expect(out.validation.passed).toBe(true);
+    const mine = checker.records.slice(before).filter((r) => r.role === 'files-restore-validation');
+    expect([...new Set(mine.map((r) => r.action))]).toEqual(
+      expect.arrayContaining([
+        'backup:DescribeRestoreJob',
+        's3:ListBucket',
+        's3:ListBucketVersions',
+        's3:GetObject',
+        's3:GetObjectVersion',
+        'dynamodb:PutItem',
+        'backup:PutRestoreValidationResult',
+        'sns:Publish',
+      ]),
+    );
+    expect(mine.filter((r) => r.decision !== 'Allowed' && !r.optional)).toEqual([]);
+  }, 60_000);
+
   it('every recorded request is allowed by the synthesized policies', () => {
     const table = checker.table();
     console.log(`[iam] recorded requests (role, action, resource):\n${table}`);
@@ -944,7 +1030,8 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     console.log(`[iam] ${pairs.length} distinct (role, action) pairs checked:\n${pairs.join('\n')}`);
     expect(checker.records.length).toBeGreaterThan(0);
     // An optional request (HeadObject's legal hold field) denied only leaves that field out, as in
-    // AWS: the configuration snapshot Lambda reads back the lock, never a legal hold.
+    // AWS: the configuration snapshot Lambda reads back the lock, never a legal hold; the files restore
+    // validation only hashes object bodies, it reads no lock field of the application buckets.
     const denied = checker.records.filter((r) => r.decision !== 'Allowed' && !r.optional);
     expect([
       ...new Set(
@@ -952,7 +1039,11 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
           .filter((r) => r.decision !== 'Allowed' && r.optional)
           .map((r) => `${r.role} ${r.action}`),
       ),
-    ]).toEqual(['config-snapshot s3:GetObjectLegalHold']);
+    ]).toEqual([
+      'config-snapshot s3:GetObjectLegalHold',
+      'files-restore-validation s3:GetObjectRetention',
+      'files-restore-validation s3:GetObjectLegalHold',
+    ]);
     expect(denied.map((d) => `${d.role} ${d.action} ${d.resource} (${d.command})`)).toEqual([]);
   });
 
@@ -962,6 +1053,7 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     expect([...iam.deadLetterQueues.keys()].sort()).toEqual([
       'backup-events',
       'config-snapshot',
+      'files-restore-validation',
       'freshness',
       'monthly-report',
       'pagerduty',
@@ -1143,6 +1235,9 @@ describeLocalAws('IAM per call: every runtime path against the synthesized polic
     let replayed = 0;
     for (const r of checker.records) {
       if (!/^(s3|sns):/.test(r.action) || r.decision !== 'Allowed') continue;
+      // The application buckets and the restore-test buckets AWS Backup makes are not Cofre's: their
+      // bucket policies are not in the templates (the SDK speaks TLS to them all the same).
+      if (r.role === 'files-restore-validation' && r.action.startsWith('s3:')) continue;
       const key = `${r.role} ${r.action} ${r.resource}`;
       if (seen.has(key)) continue;
       seen.add(key);

@@ -182,6 +182,8 @@ export const CHANGES: Record<string, (c: Config) => void> = {
   'buckets[].source.network.subnetIds': (c) => (src(c).network.subnetIds = ['subnet-0fedcba9876543210']),
   'buckets[].source.network.securityGroupId': (c) =>
     (src(c).network.securityGroupId = 'sg-0fedcba9876543210'),
+  // The example has both kinds of bucket: the files task schedule of the S3-compatible one and the AWS
+  // Backup restore testing plan of the AWS one change (test/lib/bucket-restore-tests.test.ts asserts the plan).
   'schedules.filesRestoreTest': (c) => (c.schedules = { filesRestoreTest: 'cron(0 6 ? * FRI *)' }),
   'schedules.filesDifferential': (c) => (c.schedules = { filesDifferential: 'cron(0 4 ? * MON-SAT *)' }),
   'schedules.filesFull': (c) => (c.schedules = { filesFull: 'cron(0 4 ? * SAT *)' }),

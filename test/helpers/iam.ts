@@ -51,6 +51,8 @@ export interface LocalResources {
    * bucket (a moto bucket standing for the store) and its access key secret.
    */
   readonly filesSources?: Readonly<Record<string, { readonly bucket: string; readonly secretArn: string }>>;
+  /** The AWS S3 buckets of the config (`buckets[]` without `source`): the moto bucket standing for each, by name in the example. */
+  readonly awsBuckets?: Readonly<Record<string, string>>;
 }
 
 /** The runtime roles: the dump task of each database, and every Lambda that runs our code. */
@@ -68,6 +70,7 @@ export type RuntimeRoleName =
   | 'freshness'
   | 'monthly-report'
   | 'restore-validation'
+  | 'files-restore-validation'
   | 'backup-events'
   | 'config-snapshot'
   | 'restore-validate'
@@ -309,7 +312,10 @@ export function configFor(resources: LocalResources): (c: CofreConfigInput) => C
       ssmParameterPaths: [resources.configParameterPath],
     },
     buckets: (c.buckets ?? []).map((b) => {
-      if (!b.source) return b;
+      if (!b.source) {
+        const local = resources.awsBuckets?.[b.bucketName];
+        return local ? { ...b, bucketName: local } : b;
+      }
       const local = resources.filesSources?.[b.bucketName];
       if (!local)
         throw new Error(`no source bucket and secret made for S3-compatible bucket ${b.bucketName}`);
@@ -529,6 +535,8 @@ function runtimeRoles(primary: CofrePrimaryStack): [RuntimeRoleName, IConstruct,
   if (primary.configSnapshots) lambda('config-snapshot', primary.configSnapshots.snapshotFunction);
   if (primary.snapshotRestoreTests)
     lambda('restore-validation', primary.snapshotRestoreTests.validationFunction);
+  if (primary.bucketRestoreTests)
+    lambda('files-restore-validation', primary.bucketRestoreTests.validationFunction);
   if (primary.consoleRestore) {
     lambda('restore-validate', primary.consoleRestore.validateFunction);
     lambda('restore-record', primary.consoleRestore.recordFunction);

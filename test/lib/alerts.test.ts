@@ -134,7 +134,7 @@ describe('alert topics', () => {
     },
   );
 
-  it('only the notify, monthly-report, AWS Backup events, restore validation and restore-stopped Lambdas get sns:Publish, on the alerts topic only', () => {
+  it('only the notify, monthly-report, AWS Backup events, restore validation (RDS and S3) and restore-stopped Lambdas get sns:Publish, on the alerts topic only', () => {
     const publishers = Object.values(
       template.findResources('AWS::IAM::Policy', {
         Properties: {
@@ -151,6 +151,7 @@ describe('alert topics', () => {
         [ref(alerts.monthlyReportFunction.function.role!)],
         [ref(alerts.backupEventsFunction!.function.role!)],
         [ref(primary.snapshotRestoreTests!.validationFunction.function.role!)],
+        [ref(primary.bucketRestoreTests!.validationFunction.function.role!)],
         [ref(primary.restoreStopped!.function.function.role!)],
       ]
         .map(key)

@@ -134,8 +134,23 @@ export function databaseAlarms(props: CofreAlertsProps, limits: AlarmLimits): Al
       treatMissingData: TreatMissingData.BREACHING,
     });
   }
-  // Application buckets under AWS Backup: age of the last completed periodic recovery point.
-  for (const bucket of props.backupBuckets ?? [])
+  // Application buckets under AWS Backup: age of the last completed periodic recovery point, and of
+  // the last good weekly AWS Backup restore test (lib/constructs/bucket-restore-tests.ts).
+  for (const bucket of props.backupBuckets ?? []) {
+    specs.push({
+      id: `${pascal(bucket.bucketName)}FilesRestoreTestStale`,
+      severity: 'critical',
+      description: `${bucket.bucketName}: no good weekly AWS Backup restore test of the bucket for more than ${DEFAULT_SYNCED_FILES_LIMITS.restoreTestDays} days (or the freshness check stopped)`,
+      metric: cofreMetric(
+        'DaysSinceLastGoodFilesRestoreTest',
+        { Bucket: bucket.bucketName },
+        'Maximum',
+        Duration.hours(1),
+      ),
+      threshold: DEFAULT_SYNCED_FILES_LIMITS.restoreTestDays,
+      evaluationPeriods: 2,
+      treatMissingData: TreatMissingData.BREACHING,
+    });
     specs.push({
       id: `${pascal(bucket.bucketName)}FilesBackupStale`,
       severity: 'critical',
@@ -150,6 +165,7 @@ export function databaseAlarms(props: CofreAlertsProps, limits: AlarmLimits): Al
       evaluationPeriods: 2,
       treatMissingData: TreatMissingData.BREACHING,
     });
+  }
   // S3-compatible buckets synced by the files task: the last good sync and the last good restore test.
   for (const bucket of props.syncedBuckets ?? []) {
     const { syncHours, restoreTestDays } = DEFAULT_SYNCED_FILES_LIMITS;

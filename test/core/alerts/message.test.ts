@@ -169,6 +169,37 @@ describe('alert messages', () => {
     );
   });
 
+  it('a failed weekly AWS Backup restore test of an S3 bucket: its own runbook, naming the restore job and the alarm', async () => {
+    const record: HistoryRecord = {
+      id: 'awsbackup-restore-test-5D1C4F0E-7A2B-4C3D',
+      kind: 'files-restore-test',
+      method: 'aws-backup',
+      database: 's3:app-prod-documents',
+      status: 'failed',
+      startedAt: '2026-11-28T08:00:00.000Z',
+      finishedAt: '2026-11-28T08:39:00.000Z',
+      message:
+        'app-prod-documents: … 1 of 20 sampled objects failed: nfe/1.xml: differs from the source version',
+      requestedBy: 'aws-backup',
+    };
+    const { message } = await sent({
+      outcome: 'failed',
+      job: 'aws-backup',
+      database: 's3:app-prod-documents',
+      kind: 'files-restore-test',
+      record,
+      error: 'Cofre.FilesRestoreTestFailed',
+      cause: record.message!,
+    });
+    expect(message.subject).toBe('[Cofre] FAILED files restore test s3:app-prod-documents (sa-east-1)');
+    expect(message.attributes.severity).toBe('critical');
+    expect(message.body).toContain('Restore jobs, id 5D1C4F0E-7A2B-4C3D)');
+    expect(message.body).toContain('"differs from the source version"');
+    expect(message.body).toContain('DaysSinceLastGoodFilesRestoreTest alarm clears with the next good test');
+    // Not the snapshot runbook of the other AWS Backup jobs.
+    expect(message.body).not.toContain('start-backup-job');
+  });
+
   it('takes the vault from the record location when none is configured', async () => {
     const result = await notify(success, {
       publish: () => Promise.resolve(),

@@ -1,0 +1,96 @@
+/**
+ * AWS Backup restore jobs as the restore-test validations see them (RDS snapshots,
+ * core/rds/restore-validation.ts; AWS S3 buckets, core/files/aws-restore-validation.ts): the
+ * `Restore Job State Change` event, what DescribeRestoreJob says about the job, and the validation
+ * result reported back with PutRestoreValidationResult. No database drivers here, so the small S3
+ * validation Lambda does not bundle them.
+ */
+import {
+  DescribeRestoreJobCommand,
+  PutRestoreValidationResultCommand,
+  type BackupClient,
+} from '@aws-sdk/client-backup';
+import { z } from 'zod';
+import { UsageError } from '../util/errors';
+
+/** What AWS Backup says about the restore job (DescribeRestoreJob). */
+export interface RestoreJobFacts {
+  readonly restoreJobId: string;
+  readonly status: string;
+  readonly statusMessage?: string | undefined;
+  readonly creationDate: Date;
+  readonly completionDate?: Date | undefined;
+  readonly sourceResourceArn?: string | undefined;
+  readonly recoveryPointArn?: string | undefined;
+  readonly recoveryPointCreationDate?: Date | undefined;
+  readonly createdResourceArn?: string | undefined;
+  readonly restoreTestingPlanArn?: string | undefined;
+  /** Set once a validation result was reported (SUCCESSFUL, FAILED, TIMED_OUT, VALIDATING). */
+  readonly validationStatus?: string | undefined;
+}
+
+/** Restore job states that end a restore test without a restored resource (AWS Backup `RestoreJobStatus`). */
+export const RESTORE_FAILED_STATES = ['FAILED', 'ABORTED'] as const;
+
+/** AWS Backup's limit on `ValidationStatusMessage` is not documented; the message is cut to this many characters. */
+export const MAX_VALIDATION_MESSAGE = 1000;
+
+/** The history id of a restore test run by AWS Backup (one per restore job). */
+export function restoreTestIdOf(restoreJobId: string): string {
+  return `awsbackup-restore-test-${restoreJobId}`;
+}
+
+const eventSchema = z.looseObject({
+  source: z.literal('aws.backup'),
+  'detail-type': z.literal('Restore Job State Change'),
+  detail: z.looseObject({ restoreJobId: z.string().min(1) }),
+});
+
+/** The restore job id of a `Restore Job State Change` event; anything else is a {@link UsageError}. */
+export function restoreJobIdOf(input: unknown): string {
+  const parsed = eventSchema.safeParse(input);
+  if (!parsed.success)
+    throw new UsageError(
+      `invalid restore job event: ${parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(event)'}: ${i.message}`).join('; ')}`,
+    );
+  return parsed.data.detail.restoreJobId;
+}
+
+/** DescribeRestoreJob, as {@link RestoreJobFacts}. */
+export function describeRestoreJobWith(
+  backup: BackupClient,
+): (restoreJobId: string) => Promise<RestoreJobFacts> {
+  return async (restoreJobId) => {
+    const out = await backup.send(new DescribeRestoreJobCommand({ RestoreJobId: restoreJobId }));
+    if (!out.CreationDate)
+      throw new Error(`DescribeRestoreJob ${restoreJobId}: AWS Backup returned no CreationDate`);
+    return {
+      restoreJobId,
+      status: out.Status ?? 'UNKNOWN',
+      statusMessage: out.StatusMessage,
+      creationDate: out.CreationDate,
+      completionDate: out.CompletionDate,
+      sourceResourceArn: out.SourceResourceArn,
+      recoveryPointArn: out.RecoveryPointArn,
+      recoveryPointCreationDate: out.RecoveryPointCreationDate,
+      createdResourceArn: out.CreatedResourceArn,
+      restoreTestingPlanArn: out.CreatedBy?.RestoreTestingPlanArn,
+      validationStatus: out.ValidationStatus,
+    };
+  };
+}
+
+/** PutRestoreValidationResult (AWS Backup then ends the validation window and deletes the restored resource). */
+export function putValidationResultWith(
+  backup: BackupClient,
+): (restoreJobId: string, status: 'SUCCESSFUL' | 'FAILED', message: string) => Promise<void> {
+  return async (restoreJobId, status, message) => {
+    await backup.send(
+      new PutRestoreValidationResultCommand({
+        RestoreJobId: restoreJobId,
+        ValidationStatus: status,
+        ValidationStatusMessage: message,
+      }),
+    );
+  };
+}

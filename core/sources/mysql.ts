@@ -132,16 +132,31 @@ interface ClientFlavour {
   readonly mariadb: boolean;
 }
 
-async function dumpClient(): Promise<ClientFlavour> {
-  const text = (await runTool(MYSQLDUMP, ['--version'])).trim();
-  return { version: text.replace(/^\S+\s+/, ''), mariadb: /mariadb/i.test(text) };
+/** mysqldump's flavour, asked once per PATH (a backup asked twice: for the manifest and the arguments). */
+const dumpClients = new Map<string, Promise<ClientFlavour>>();
+
+function dumpClient(): Promise<ClientFlavour> {
+  const path = process.env.PATH ?? '';
+  let asked = dumpClients.get(path);
+  if (!asked) {
+    asked = runTool(MYSQLDUMP, ['--version']).then((out) => {
+      const text = out.trim();
+      return { version: text.replace(/^\S+\s+/, ''), mariadb: /mariadb/i.test(text) };
+    });
+    dumpClients.set(path, asked);
+    // A failure is not kept: the next call asks again (the tool may have been installed since).
+    asked.catch(() => dumpClients.delete(path));
+  }
+  return asked;
 }
 
 export async function mysqlInfo(c: Connection): Promise<SourceInfo> {
+  const flavour = dumpClient(); // answers while the connection is made
+  flavour.catch(() => undefined); // awaited below; a failed connection must not leave it unhandled
   const conn = await connectMysql(c);
   try {
     const [rows] = await conn.query<RowDataPacket[]>('SELECT VERSION() AS v');
-    const client = await dumpClient();
+    const client = await flavour;
     return { serverVersion: String(rows[0]!.v), toolVersions: { mysqldump: client.version } };
   } finally {
     await conn.end().catch(() => undefined);

@@ -303,14 +303,29 @@ describe('every IAM policy of the primary stack', () => {
   });
 
   it('never lets the pipeline delete objects from the vault', () => {
+    // The one exception: AWS Backup restore testing removes the bucket it restored an application
+    // bucket into (awsbackup-restore-test-*), and only that; every resource of those statements says so.
+    const onlyRestoreTestBuckets = (statement: { Resource?: unknown }) =>
+      [statement.Resource ?? []]
+        .flat()
+        .every((r) => /arn:[^"]*:s3:::awsbackup-restore-test-\*/.test(JSON.stringify(r)));
     const deletes = policies().flatMap(({ logicalId, document }) =>
       statementsOf(document)
         .filter((s) => s.Effect === 'Allow')
-        .flatMap(actionsOf)
-        .filter((a) => /^s3:(Delete|BypassGovernance)/.test(a))
-        .map((a) => `${logicalId}: ${a}`),
+        .flatMap((s) =>
+          actionsOf(s)
+            .filter((a) => /^s3:(Delete|BypassGovernance)/.test(a))
+            .map(
+              (a) => `${logicalId}: ${a}${onlyRestoreTestBuckets(s) ? ' (restore-test buckets only)' : ''}`,
+            ),
+        ),
     );
-    expect(deletes).toEqual([]);
+    expect(deletes.filter((d) => !d.endsWith('(restore-test buckets only)'))).toEqual([]);
+    expect(deletes.map((d) => d.replace(/^\S+: /, '')).sort()).toEqual([
+      's3:DeleteBucket (restore-test buckets only)',
+      's3:DeleteObject (restore-test buckets only)',
+      's3:DeleteObjectVersion (restore-test buckets only)',
+    ]);
   });
 });
 

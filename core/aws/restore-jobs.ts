@@ -35,6 +35,30 @@ export const RESTORE_FAILED_STATES = ['FAILED', 'ABORTED'] as const;
 /** AWS Backup's limit on `ValidationStatusMessage` is not documented; the message is cut to this many characters. */
 export const MAX_VALIDATION_MESSAGE = 1000;
 
+/**
+ * What a restore testing validation does with a job: ignore it (not of `planArn`, not ended yet, or
+ * validated already), or handle it, as a failed test when the restore itself failed or was aborted.
+ */
+export function triageRestoreTestJob(
+  job: RestoreJobFacts,
+  planArn: string,
+  planLabel: string,
+):
+  | { readonly ignored: true; readonly reason: string }
+  | { readonly ignored: false; readonly restoreFailed: boolean } {
+  if (job.restoreTestingPlanArn !== planArn)
+    return { ignored: true, reason: `not a restore job of the ${planLabel}` };
+  const restoreFailed = (RESTORE_FAILED_STATES as readonly string[]).includes(job.status);
+  if (job.status !== 'COMPLETED' && !restoreFailed)
+    return { ignored: true, reason: `restore job ${job.restoreJobId} is ${job.status}, not ended` };
+  if (job.validationStatus && job.validationStatus !== 'VALIDATING')
+    return {
+      ignored: true,
+      reason: `restore job ${job.restoreJobId} was already validated (${job.validationStatus})`,
+    };
+  return { ignored: false, restoreFailed };
+}
+
 /** The history id of a restore test run by AWS Backup (one per restore job). */
 export function restoreTestIdOf(restoreJobId: string): string {
   return `awsbackup-restore-test-${restoreJobId}`;

@@ -29,9 +29,9 @@ import {
 import type { NotifyEvent } from '../alerts/message';
 import {
   MAX_VALIDATION_MESSAGE,
-  RESTORE_FAILED_STATES,
   restoreJobIdOf,
   restoreTestIdOf,
+  triageRestoreTestJob,
   type RestoreJobFacts,
 } from '../aws/restore-jobs';
 import type { HistoryRecord } from '../history/records';
@@ -424,16 +424,9 @@ export async function handleBucketRestoreTestEvent(
   const restoreJobId = restoreJobIdOf(input);
   const log = deps.log ?? (() => undefined);
   const job = await deps.describeRestoreJob(restoreJobId);
-  if (job.restoreTestingPlanArn !== deps.restoreTestingPlanArn)
-    return { ignored: true, reason: 'not a restore job of the Cofre S3 restore testing plan' };
-  const restoreFailed = (RESTORE_FAILED_STATES as readonly string[]).includes(job.status);
-  if (job.status !== 'COMPLETED' && !restoreFailed)
-    return { ignored: true, reason: `restore job ${job.restoreJobId} is ${job.status}, not ended` };
-  if (job.validationStatus && job.validationStatus !== 'VALIDATING')
-    return {
-      ignored: true,
-      reason: `restore job ${job.restoreJobId} was already validated (${job.validationStatus})`,
-    };
+  const triage = triageRestoreTestJob(job, deps.restoreTestingPlanArn, 'Cofre S3 restore testing plan');
+  if (triage.ignored) return triage;
+  const { restoreFailed } = triage;
   const bucket = deps.buckets.find((b) => b.resourceArn === job.sourceResourceArn);
   const source = bucket?.bucketName ?? job.sourceResourceArn ?? 'the source';
   const validation: BucketRestoreValidation = restoreFailed

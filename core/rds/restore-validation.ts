@@ -14,7 +14,7 @@
 import { DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import type { RestoreJobFacts } from '../aws/restore-jobs';
+import { triageRestoreTestJob, type RestoreJobFacts } from '../aws/restore-jobs';
 import { readCatalog } from '../catalog/catalog';
 import { fullSourcePrefix, GLOBALS_SEGMENT } from '../catalog/keys';
 import { quoteIdentifier, resolveCredentials, type Connection, type Engine } from '../sources/connection';
@@ -87,9 +87,6 @@ export interface RestoreValidationDeps {
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
 }
-
-/** Restore job states that end a restore test without a restored instance (AWS Backup `RestoreJobStatus`). */
-export const RESTORE_FAILED_STATES = ['FAILED', 'ABORTED'] as const;
 
 const eventSchema = z.looseObject({
   source: z.literal('aws.backup'),
@@ -321,16 +318,9 @@ export async function handleRestoreTestEvent(
     );
   const log = deps.log ?? (() => undefined);
   const job = await deps.describeRestoreJob(parsed.data.detail.restoreJobId);
-  if (job.restoreTestingPlanArn !== deps.restoreTestingPlanArn)
-    return { ignored: true, reason: 'not a restore job of the Cofre restore testing plan' };
-  const restoreFailed = (RESTORE_FAILED_STATES as readonly string[]).includes(job.status);
-  if (job.status !== 'COMPLETED' && !restoreFailed)
-    return { ignored: true, reason: `restore job ${job.restoreJobId} is ${job.status}, not ended` };
-  if (job.validationStatus && job.validationStatus !== 'VALIDATING')
-    return {
-      ignored: true,
-      reason: `restore job ${job.restoreJobId} was already validated (${job.validationStatus})`,
-    };
+  const triage = triageRestoreTestJob(job, deps.restoreTestingPlanArn, 'Cofre restore testing plan');
+  if (triage.ignored) return triage;
+  const { restoreFailed } = triage;
   const db = deps.databases.find((d) => d.resourceArn === job.sourceResourceArn);
   const validation: SnapshotRestoreValidation = restoreFailed
     ? {
@@ -397,7 +387,7 @@ function formatSeconds(seconds: number): string {
 // The AWS side, over SDK clients passed in.
 
 /** {@link RestoreValidationDeps.describeRestoreJob} and {@link RestoreValidationDeps.putValidationResult} over AWS Backup (core/aws/restore-jobs.ts). */
-export { describeRestoreJobWith, putValidationResultWith } from '../aws/restore-jobs';
+export { describeRestoreJobWith, putValidationResultWith, RESTORE_FAILED_STATES } from '../aws/restore-jobs';
 
 /** {@link RestoreValidationDeps.endpointOf} for a restored RDS DB instance (DescribeDBInstances). */
 export function instanceEndpointWith(rds: RDSClient): RestoreValidationDeps['endpointOf'] {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { CfnElement, Duration, Names, Stack } from 'aws-cdk-lib';
+import { CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { CfnRestoreTestingPlan, CfnRestoreTestingSelection } from 'aws-cdk-lib/aws-backup';
 import { Rule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
@@ -12,6 +12,7 @@ import type { BackupHistory } from './backup-history';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
 import { RESTORE_ENDED_IN_FAILURE } from './snapshot-restore-tests';
+import { latestSnapshotTestingPlan } from './restore-testing-plan';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -127,21 +128,12 @@ export class BucketRestoreTests extends Construct {
     const restoreBuckets = `arn:${stack.partition}:s3:::${RESTORE_TEST_BUCKET_PREFIX}*`;
     this.extendRestoreRole(props.restoreRole, restoreBuckets);
 
-    const planName = Names.uniqueResourceName(this, { maxLength: 50, separator: '_' }).replace(
-      /[^A-Za-z0-9_]/g,
-      '_',
-    );
-    this.plan = new CfnRestoreTestingPlan(this, 'Plan', {
-      restoreTestingPlanName: planName,
-      scheduleExpression: schedule,
-      scheduleExpressionTimezone: props.timeZone ?? 'America/Sao_Paulo',
+    this.plan = latestSnapshotTestingPlan(this, {
+      schedule,
+      timeZone: props.timeZone ?? 'America/Sao_Paulo',
       startWindowHours,
-      recoveryPointSelection: {
-        algorithm: 'LATEST_WITHIN_WINDOW',
-        includeVaults: [props.snapshotVault.vault.backupVaultArn],
-        recoveryPointTypes: ['SNAPSHOT'],
-        selectionWindowDays,
-      },
+      vaultArn: props.snapshotVault.vault.backupVaultArn,
+      selectionWindowDays,
     });
     const selections = new Map<string, CfnRestoreTestingSelection>();
     for (const bucket of props.buckets) {

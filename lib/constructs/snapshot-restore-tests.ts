@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { Annotations, ArnFormat, CfnElement, Duration, Fn, Names, Stack } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, CfnElement, Duration, Fn, Stack } from 'aws-cdk-lib';
 import { CfnRestoreTestingPlan, CfnRestoreTestingSelection } from 'aws-cdk-lib/aws-backup';
 import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { Rule } from 'aws-cdk-lib/aws-events';
@@ -14,6 +14,7 @@ import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
+import { latestSnapshotTestingPlan } from './restore-testing-plan';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -162,21 +163,12 @@ export class SnapshotRestoreTests extends Construct {
     });
     props.snapshotVault.key.grant(this.restoreRole, 'kms:Decrypt', 'kms:DescribeKey', 'kms:CreateGrant');
 
-    const planName = Names.uniqueResourceName(this, { maxLength: 50, separator: '_' }).replace(
-      /[^A-Za-z0-9_]/g,
-      '_',
-    );
-    this.plan = new CfnRestoreTestingPlan(this, 'Plan', {
-      restoreTestingPlanName: planName,
-      scheduleExpression: schedule,
-      scheduleExpressionTimezone: props.timeZone ?? 'America/Sao_Paulo',
+    this.plan = latestSnapshotTestingPlan(this, {
+      schedule,
+      timeZone: props.timeZone ?? 'America/Sao_Paulo',
       startWindowHours,
-      recoveryPointSelection: {
-        algorithm: 'LATEST_WITHIN_WINDOW',
-        includeVaults: [props.snapshotVault.vault.backupVaultArn],
-        recoveryPointTypes: ['SNAPSHOT'],
-        selectionWindowDays,
-      },
+      vaultArn: props.snapshotVault.vault.backupVaultArn,
+      selectionWindowDays,
     });
     const selections = new Map<string, CfnRestoreTestingSelection>();
     for (const db of props.databases) {

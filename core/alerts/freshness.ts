@@ -360,34 +360,7 @@ export async function checkFilesFreshness(
   limitHours: number = DEFAULT_FRESHNESS_LIMITS.snapshotHours,
   restoreTestDays: number = DEFAULT_SYNCED_FILES_LIMITS.restoreTestDays,
 ): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
-  const findings: FreshnessFinding[] = [];
-  const metrics: FreshnessMetric[] = [];
-  for (const bucket of buckets) {
-    const database = `s3:${bucket}`;
-    for (const c of [
-      { check: 'files' as const, kind: 'snapshot' as const, unitMs: HOUR, limit: limitHours },
-      {
-        check: 'files-restore-test' as const,
-        kind: 'files-restore-test' as const,
-        unitMs: DAY,
-        limit: restoreTestDays,
-      },
-    ]) {
-      const finding = assessFreshness({
-        database,
-        check: c.check,
-        lastGood: await store.latest(database, c.kind, 'succeeded'),
-        lastRun: await store.latest(database, c.kind),
-        now,
-        unitMs: c.unitMs,
-        limit: c.limit,
-      });
-      findings.push(finding);
-      const metric = metricOf(finding);
-      if (metric) metrics.push(metric);
-    }
-  }
-  return { findings, metrics };
+  return bucketsFreshness(store, buckets, now, 'snapshot', limitHours, restoreTestDays);
 }
 
 /**
@@ -403,17 +376,33 @@ export async function checkSyncedFilesFreshness(
   now: Date,
   limits: { readonly syncHours: number; readonly restoreTestDays: number } = DEFAULT_SYNCED_FILES_LIMITS,
 ): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
+  return bucketsFreshness(store, buckets, now, 'files', limits.syncHours, limits.restoreTestDays);
+}
+
+/**
+ * Per bucket (database `s3:<bucket>`): the age of its last good backup, of history kind `backupKind`
+ * (`snapshot`: an AWS Backup recovery point; `files`: a files task run), in hours, and of its last
+ * good restore test (kind `files-restore-test`), in days; a finding each, a datapoint when good.
+ */
+async function bucketsFreshness(
+  store: Pick<HistoryStore, 'latest'>,
+  buckets: readonly string[],
+  now: Date,
+  backupKind: 'snapshot' | 'files',
+  backupHours: number,
+  restoreTestDays: number,
+): Promise<{ findings: FreshnessFinding[]; metrics: FreshnessMetric[] }> {
   const findings: FreshnessFinding[] = [];
   const metrics: FreshnessMetric[] = [];
   for (const bucket of buckets) {
     const database = `s3:${bucket}`;
     for (const c of [
-      { check: 'files' as const, kind: 'files' as const, unitMs: HOUR, limit: limits.syncHours },
+      { check: 'files' as const, kind: backupKind, unitMs: HOUR, limit: backupHours },
       {
         check: 'files-restore-test' as const,
         kind: 'files-restore-test' as const,
         unitMs: DAY,
-        limit: limits.restoreTestDays,
+        limit: restoreTestDays,
       },
     ]) {
       const finding = assessFreshness({

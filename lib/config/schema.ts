@@ -647,25 +647,58 @@ export const FARGATE_SIZES: Readonly<Record<number, { min: number; max: number; 
   16384: { min: 32768, max: 122880, step: 8192 },
 };
 
+/** The CPU of a Fargate task (vCPU units): one of the sizes Fargate allows. */
+const fargateCpu = (defaultCpu: number, description: string) =>
+  z
+    .number({ error: 'expected the task CPU in vCPU units (1024 = 1 vCPU) as a number' })
+    .refine((cpu) => FARGATE_SIZES[cpu] !== undefined, {
+      error: (iss) =>
+        `expected one of ${Object.keys(FARGATE_SIZES).join(', ')} (vCPU units, 1024 = 1 vCPU), got ${String(iss.input)}`,
+    })
+    .default(defaultCpu)
+    .describe(description);
+
+/** The memory of a Fargate task in MiB; whether `cpu` allows it is `checkFargateSize`'s. */
+const fargateMemoryMiB = (defaultMiB: number, description: string) =>
+  z
+    .number({ error: 'expected the task memory in MiB as a whole number' })
+    .int({ error: 'expected the task memory in MiB as a whole number' })
+    // abort: a memory out of every range is one message, not also the size check's.
+    .min(512, {
+      abort: true,
+      error: (iss) => `expected between 512 and 122880 MiB, got ${String(iss.input)}`,
+    })
+    .max(122880, {
+      abort: true,
+      error: (iss) => `expected between 512 and 122880 MiB, got ${String(iss.input)}`,
+    })
+    .default(defaultMiB)
+    .describe(description);
+
+/** Reports, on `memoryMiB`, a memory that Fargate does not allow for the task's `cpu`. */
+function checkFargateSize(task: { cpu: number; memoryMiB: number }, ctx: z.RefinementCtx): void {
+  const size = FARGATE_SIZES[task.cpu];
+  if (!size) return; // reported by the cpu check
+  const { min, max, step } = size;
+  if (task.memoryMiB < min || task.memoryMiB > max || task.memoryMiB % step !== 0) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['memoryMiB'],
+      message: `expected ${min}–${max} MiB in steps of ${step} for cpu ${task.cpu} (Fargate task sizes), got ${task.memoryMiB}`,
+    });
+  }
+}
+
 const dumpTaskSchema = z
   .strictObject({
-    cpu: z
-      .number({ error: 'expected the task CPU in vCPU units (1024 = 1 vCPU) as a number' })
-      .refine((cpu) => FARGATE_SIZES[cpu] !== undefined, {
-        error: (iss) =>
-          `expected one of ${Object.keys(FARGATE_SIZES).join(', ')} (vCPU units, 1024 = 1 vCPU), got ${String(iss.input)}`,
-      })
-      .default(2048)
-      .describe(
-        'CPU of the Fargate dump task in vCPU units (1024 = 1 vCPU). Two vCPUs let the dump server process and the compress/encrypt pipeline run side by side.',
-      ),
-    memoryMiB: z
-      .number({ error: 'expected the task memory in MiB as a whole number' })
-      .int({ error: 'expected the task memory in MiB as a whole number' })
-      .min(512, { error: (iss) => `expected between 512 and 122880 MiB, got ${String(iss.input)}` })
-      .max(122880, { error: (iss) => `expected between 512 and 122880 MiB, got ${String(iss.input)}` })
-      .default(4096)
-      .describe('Memory of the Fargate dump task in MiB; must be a size Fargate allows for `cpu`.'),
+    cpu: fargateCpu(
+      2048,
+      'CPU of the Fargate dump task in vCPU units (1024 = 1 vCPU). Two vCPUs let the dump server process and the compress/encrypt pipeline run side by side.',
+    ),
+    memoryMiB: fargateMemoryMiB(
+      4096,
+      'Memory of the Fargate dump task in MiB; must be a size Fargate allows for `cpu`.',
+    ),
     ephemeralStorageGiB: z
       .number({ error: 'expected the ephemeral storage in GiB as a whole number' })
       .int({ error: 'expected the ephemeral storage in GiB as a whole number' })
@@ -676,19 +709,24 @@ const dumpTaskSchema = z
         'Ephemeral storage of the Fargate dump task in GiB (21–200), mounted as the writable /tmp: room for a restore that spills the dump to disk (parallel pg_restore), so keep it above the largest backup (`thresholds.maxSizeGiB`).',
       ),
   })
-  .superRefine((task, ctx) => {
-    const size = FARGATE_SIZES[task.cpu];
-    if (!size) return; // reported by the cpu check
-    const { min, max, step } = size;
-    if (task.memoryMiB < min || task.memoryMiB > max || task.memoryMiB % step !== 0) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['memoryMiB'],
-        message: `expected ${min}–${max} MiB in steps of ${step} for cpu ${task.cpu} (Fargate task sizes), got ${task.memoryMiB}`,
-      });
-    }
-  })
+  .superRefine(checkFargateSize)
   .describe('Size of the Fargate task that dumps, exports and deep-verifies each database.');
+
+const filesTaskSchema = z
+  .strictObject({
+    cpu: fargateCpu(
+      1024,
+      'CPU of the Fargate files task in vCPU units (1024 = 1 vCPU); it sets which `memoryMiB` sizes Fargate allows.',
+    ),
+    memoryMiB: fargateMemoryMiB(
+      2048,
+      'Memory of the Fargate files task in MiB; must be a size Fargate allows for `cpu`. A run holds the previous and the new catalogue in memory: about 2 KiB per object of the largest bucket on top of ~300 MiB (measured peaks: 315 MiB for 10,000 objects, 478 MiB for 100,000). Raise it for a bucket of a million objects or more.',
+    ),
+  })
+  .superRefine(checkFargateSize)
+  .describe(
+    'Size of the Fargate task that copies and restore-tests each S3-compatible bucket (`buckets[].source`), one task definition per bucket.',
+  );
 
 export const configSchema = z
   .strictObject({
@@ -751,6 +789,7 @@ export const configSchema = z
     thresholds: thresholdsSchema.prefault({}),
     prices: pricesSchema.prefault({}),
     dumpTask: dumpTaskSchema.prefault({}),
+    filesTask: filesTaskSchema.prefault({}),
   })
   .superRefine((config, ctx) => {
     if (config.regions.primary === config.regions.dr) {

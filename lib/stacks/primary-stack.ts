@@ -179,6 +179,8 @@ export class CofrePrimaryStack extends Stack {
           RestoreTest: props.config.schedules.filesRestoreTest,
         },
         timeZone: props.config.timeZone,
+        cpu: props.config.filesTask.cpu,
+        memoryMiB: props.config.filesTask.memoryMiB,
       });
     if (props.config.databases.length > 0) {
       this.consoleRestore = new ConsoleRestore(this, 'ConsoleRestore', {

@@ -46,6 +46,7 @@ describe('dumpTask (size of the Fargate dump task)', () => {
       /^dumpTask\.memoryMiB: expected 16384–61440 MiB in steps of 4096 for cpu 8192/,
     ],
     [{ memoryMiB: 4096.5 }, /^dumpTask\.memoryMiB: expected the task memory in MiB as a whole number$/],
+    [{ memoryMiB: 100 }, /^dumpTask\.memoryMiB: expected between 512 and 122880 MiB, got 100$/],
     [{ ephemeralStorageGiB: 20 }, /^dumpTask\.ephemeralStorageGiB: expected between 21 and 200 GiB, got 20$/],
     [
       { ephemeralStorageGiB: 201 },

@@ -192,6 +192,8 @@ export const CHANGES: Record<string, (c: Config) => void> = {
   'dumpTask.cpu': (c) => (c.dumpTask = { cpu: 1024 }),
   'dumpTask.memoryMiB': (c) => (c.dumpTask = { memoryMiB: 8192 }),
   'dumpTask.ephemeralStorageGiB': (c) => (c.dumpTask = { ephemeralStorageGiB: 60 }),
+  'filesTask.cpu': (c) => (c.filesTask = { cpu: 512 }),
+  'filesTask.memoryMiB': (c) => (c.filesTask = { memoryMiB: 4096 }),
 };
 
 /** A value for each not-yet-supported field (valid for the schema, so only the rejection remains). */

@@ -38,6 +38,7 @@ function twoSources(c: CofreConfigInput): CofreConfigInput {
       filesRestoreTest: 'cron(30 6 ? * WED *)',
     },
     retention: { filesDifferentialDays: 20, filesFullWeeks: 6 },
+    filesTask: { cpu: 2048, memoryMiB: 8192 },
   };
 }
 
@@ -96,10 +97,14 @@ describe('files jobs of S3-compatible sources', () => {
       COFRE_OBJECT_LOCK_MODE: 'COMPLIANCE',
       COFRE_HISTORY_TABLE: { Ref: logicalIdOf(primary.history.table) },
     });
-    expect(resourceOf(template, taskOf('supabase-receipts').taskDefinition).Properties).toMatchObject({
-      RequiresCompatibilities: ['FARGATE'],
-      RuntimePlatform: { CpuArchitecture: 'ARM64' },
-    });
+    for (const bucket of ['clinic-attachments', 'supabase-receipts'])
+      expect(resourceOf(template, taskOf(bucket).taskDefinition).Properties).toMatchObject({
+        RequiresCompatibilities: ['FARGATE'],
+        RuntimePlatform: { CpuArchitecture: 'ARM64' },
+        // `filesTask` sizes every bucket's task.
+        Cpu: '2048',
+        Memory: '8192',
+      });
   });
 
   it('three schedules per bucket start the task with ecs:RunTask, the command as an override, in the bucket network and the time zone', () => {

@@ -253,6 +253,11 @@ export class FilesSyncJobs extends Construct {
           COFRE_OBJECT_LOCK_MODE: props.vault.objectLock.mode,
           COFRE_HISTORY_TABLE: props.history.table.tableName,
           AWS_REGION: stack.region,
+          // A run holds the previous and the new catalogue in the JavaScript heap (~2 KiB per object).
+          // Left to itself, Node caps the heap at about a quarter of the task's memory, so a bucket
+          // would fail with "heap out of memory" long before the task's memory is used; the heap may
+          // take all but 512 MiB (Node itself, the bundle, the copies in flight).
+          NODE_OPTIONS: `--enable-source-maps --max-old-space-size=${filesTaskHeapMiB(memoryMiB)}`,
         },
         secrets: { COFRE_FILES_CREDENTIALS: EcsSecret.fromSecretsManager(secret) },
         logging: LogDrivers.awsLogs({ logGroup, streamPrefix: `files-${bucket.bucketName}` }),
@@ -429,4 +434,9 @@ function logicalIdOf(construct: IConstruct): string {
   if (!CfnElement.isCfnElement(element))
     throw new Error(`${construct.node.path} has no CloudFormation resource`);
   return Stack.of(construct).resolve(element.logicalId) as string;
+}
+
+/** The JavaScript heap limit of a files task of `memoryMiB`: all but 512 MiB, at least 256 MiB. */
+export function filesTaskHeapMiB(memoryMiB: number): number {
+  return Math.max(256, memoryMiB - 512);
 }

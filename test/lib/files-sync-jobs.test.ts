@@ -105,6 +105,15 @@ describe('files jobs of S3-compatible sources', () => {
         Cpu: '2048',
         Memory: '8192',
       });
+    // The heap may use the task's memory (Node alone would stop at about a quarter of it).
+    for (const bucket of ['clinic-attachments', 'supabase-receipts'])
+      expect(
+        (
+          resourceOf(template, taskOf(bucket).taskDefinition).Properties.ContainerDefinitions as {
+            Environment: { Name: string; Value: unknown }[];
+          }[]
+        )[0]!.Environment.find((e) => e.Name === 'NODE_OPTIONS')?.Value,
+      ).toBe('--enable-source-maps --max-old-space-size=7680');
   });
 
   it('three schedules per bucket start the task with ecs:RunTask, the command as an override, in the bucket network and the time zone', () => {

@@ -19,6 +19,7 @@ import { CofreFunction } from './cofre-function';
 import { DUMP_CONTAINER_NAME, DumpTask, vaultPrefixesOf } from './dump-task';
 import { PipelineKey } from './pipeline-key';
 import { IdempotencyTable } from './idempotency-table';
+import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 /** The repository root: the build context of the dump-runner image (its Dockerfile bundles `core/`). */
 export const REPOSITORY_ROOT = path.join(__dirname, '..', '..');
@@ -186,6 +187,10 @@ export class BackupPipeline extends Construct {
       Secret.fromSecretCompleteArn(this, `TenantSecret-${db.id}`, db.credentialsSecretArn).grantRead(
         f['list-tenants'].function,
       );
+    grantSecretKeyDecrypt(
+      f['list-tenants'].function,
+      tenantDatabases.map((db) => db.credentialsSecretArn),
+    );
     vault.grantRead(f['list-backups'].function);
 
     const substitutions: Record<string, string> = {

@@ -11,6 +11,7 @@ import { LAMBDAS_DIR, type BackupPipeline } from './backup-pipeline';
 import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import { DUMP_CONTAINER_NAME, vaultPrefixesOf } from './dump-task';
+import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 /** The tag every resource a restore creates carries (core/aws/rds-restore.ts RESTORE_TAG). */
 const RESTORE_TAG = 'cofre:restore';
@@ -227,6 +228,10 @@ export class ConsoleRestore extends Construct {
           actions: ['secretsmanager:GetSecretValue'],
           resources: [...new Set(db.restoreTargets.map((t) => t.credentialsSecretArn))],
         }),
+      );
+      grantSecretKeyDecrypt(
+        task.taskRole,
+        db.restoreTargets.map((t) => t.credentialsSecretArn),
       );
     }
   }

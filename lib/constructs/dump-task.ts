@@ -17,6 +17,7 @@ import { FARGATE_SIZES } from '../config/schema';
 import { acknowledge } from '../nag';
 import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
+import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 /** Name of the dump-runner container in every task definition (`${ContainerName}` in the ASL files). */
 export const DUMP_CONTAINER_NAME = 'dump-runner';
@@ -142,6 +143,8 @@ export class DumpTask extends Construct {
     });
 
     const secret = Secret.fromSecretCompleteArn(this, 'DatabaseSecret', props.credentialsSecretArn);
+    // ECS reads it with the execution role at start; a secret under a customer managed key needs its key.
+    grantSecretKeyDecrypt(this.executionRole, [props.credentialsSecretArn]);
     this.container = this.taskDefinition.addContainer('Container', {
       containerName: DUMP_CONTAINER_NAME,
       image: props.image,

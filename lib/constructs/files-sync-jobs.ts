@@ -26,6 +26,7 @@ import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
 import { schedulerPlumbing } from './backup-schedules';
 import { DUMP_CONTAINER_NAME, SCRATCH_PATH } from './dump-task';
+import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 /** The task's commands (core/files/task.ts `FILES_TASK_COMMANDS`; lib/ imports no runtime code). */
 type FilesTaskCommand = 'files-sync' | 'files-sync-full' | 'files-restore-test';
@@ -241,6 +242,7 @@ export class FilesSyncJobs extends Construct {
         sample,
       };
       const secret = Secret.fromSecretCompleteArn(scope, 'CredentialsSecret', bucket.credentialsSecretArn);
+      grantSecretKeyDecrypt(executionRole, [bucket.credentialsSecretArn]);
       const container = taskDefinition.addContainer('Container', {
         containerName: DUMP_CONTAINER_NAME,
         image: props.image,

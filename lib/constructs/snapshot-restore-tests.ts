@@ -15,6 +15,7 @@ import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
 import { latestSnapshotTestingPlan } from './restore-testing-plan';
+import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -258,6 +259,10 @@ export class SnapshotRestoreTests extends Construct {
     );
     for (const db of props.databases)
       Secret.fromSecretCompleteArn(this, `Secret-${db.id}`, db.credentialsSecretArn).grantRead(grantee);
+    grantSecretKeyDecrypt(
+      grantee,
+      props.databases.map((db) => db.credentialsSecretArn),
+    );
     grantee.addToRolePolicy(
       new PolicyStatement({
         sid: 'ReadAndReportRestoreJobs',

@@ -15,6 +15,7 @@ import { CofreFunction } from '../cofre-function';
 import type { AlarmLimits } from './alarms';
 import type { CofreAlerts, CofreAlertsProps } from './index';
 import { alertQueue, PAGERDUTY_FILTER_POLICY } from './routing';
+import { grantSecretKeyDecrypt } from '../secret-key-grant';
 
 const LAMBDAS = path.join(__dirname, '..', '..', '..', 'lambdas');
 
@@ -74,6 +75,7 @@ export function createAlertFunctions(
       environment: { COFRE_PAGERDUTY_SECRET_ARN: secret.secretArn },
     });
     secret.grantRead(pd.function);
+    grantSecretKeyDecrypt(pd.function, [secret.secretArn]);
     const subscription = new Subscription(alerts, 'PagerDutySubscription', {
       topic: alerts.topic,
       endpoint: pd.function.functionArn,

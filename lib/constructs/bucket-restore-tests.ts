@@ -2,7 +2,6 @@ import path from 'node:path';
 import { CfnElement, Duration, Stack } from 'aws-cdk-lib';
 import { CfnRestoreTestingPlan, CfnRestoreTestingSelection } from 'aws-cdk-lib/aws-backup';
 import { Rule } from 'aws-cdk-lib/aws-events';
-import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
@@ -11,8 +10,7 @@ import { pascal } from './alerts';
 import type { BackupHistory } from './backup-history';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
-import { RESTORE_ENDED_IN_FAILURE } from './snapshot-restore-tests';
-import { latestSnapshotTestingPlan } from './restore-testing-plan';
+import { endedRestoreJobsRule, latestSnapshotTestingPlan } from './restore-testing-plan';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -228,24 +226,14 @@ export class BucketRestoreTests extends Construct {
       }),
     );
 
-    this.rule = new Rule(this, 'EndedRestores', {
+    this.rule = endedRestoreJobsRule(this, 'EndedRestores', {
       description:
         'Cofre: ended AWS Backup restore jobs of S3 buckets (the weekly files restore test validates them)',
-      eventPattern: {
-        source: ['aws.backup'],
-        detailType: ['Restore Job State Change'],
-        detail: { resourceType: ['S3'], status: ['COMPLETED', ...RESTORE_ENDED_IN_FAILURE] },
-      },
-      targets: [
-        new LambdaFunction(fn.function, {
-          deadLetterQueue: fn.deadLetterQueue,
-          retryAttempts: 4,
-          maxEventAge: Duration.hours(6),
-        }),
-      ],
+      resourceType: 'S3',
+      validation: fn,
+      alerts: props.alerts,
+      alarmName: 'FilesRestoreValidation',
     });
-    props.alerts.alarmOnFunction(fn.function, 'FilesRestoreValidation', 'critical');
-    props.alerts.alarmOnQueue(fn.deadLetterQueue!, 'FilesRestoreValidationDeadLetters', 'critical');
     this.acknowledgeNagFindings(props, restoreBuckets, anyKey);
   }
 

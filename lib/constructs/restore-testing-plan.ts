@@ -1,6 +1,17 @@
-import { Names } from 'aws-cdk-lib';
+import { Duration, Names } from 'aws-cdk-lib';
 import { CfnRestoreTestingPlan } from 'aws-cdk-lib/aws-backup';
+import { Rule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Construct } from 'constructs';
+import type { CofreAlerts } from './alerts';
+import type { CofreFunction } from './cofre-function';
+
+/**
+ * Restore job states that end a restore test without a restored resource (the validations record
+ * them as failed tests); equal to `RESTORE_FAILED_STATES` of core/aws/restore-jobs.ts (a test checks),
+ * not imported, so the CDK app does not load runtime code.
+ */
+export const RESTORE_ENDED_IN_FAILURE = ['FAILED', 'ABORTED'] as const;
 
 /** Properties of {@link latestSnapshotTestingPlan}. */
 export interface LatestSnapshotTestingPlanProps {
@@ -41,4 +52,43 @@ export function latestSnapshotTestingPlan(
       selectionWindowDays: props.selectionWindowDays,
     },
   });
+}
+
+/** Properties of {@link endedRestoreJobsRule}. */
+export interface EndedRestoreJobsRuleProps {
+  readonly description: string;
+  /** AWS Backup's `resourceType` of the restored resources (`RDS`, `S3`). */
+  readonly resourceType: string;
+  /** The validation Lambda the ended jobs go to (with its dead-letter queue). */
+  readonly validation: CofreFunction;
+  readonly alerts: CofreAlerts;
+  /** Name of the alarms on the Lambda's errors and on its dead letters (`<name>DeadLetters`). */
+  readonly alarmName: string;
+}
+
+/**
+ * The EventBridge rule that sends every ended (completed, failed, aborted) AWS Backup restore job of
+ * `resourceType` to a restore test's validation Lambda (retried 4 times within 6 h, then its
+ * dead-letter queue), and the critical alarms on that Lambda's errors and dead letters.
+ */
+export function endedRestoreJobsRule(scope: Construct, id: string, props: EndedRestoreJobsRuleProps): Rule {
+  const fn = props.validation;
+  const rule = new Rule(scope, id, {
+    description: props.description,
+    eventPattern: {
+      source: ['aws.backup'],
+      detailType: ['Restore Job State Change'],
+      detail: { resourceType: [props.resourceType], status: ['COMPLETED', ...RESTORE_ENDED_IN_FAILURE] },
+    },
+    targets: [
+      new LambdaFunction(fn.function, {
+        deadLetterQueue: fn.deadLetterQueue,
+        retryAttempts: 4,
+        maxEventAge: Duration.hours(6),
+      }),
+    ],
+  });
+  props.alerts.alarmOnFunction(fn.function, props.alarmName, 'critical');
+  props.alerts.alarmOnQueue(fn.deadLetterQueue!, `${props.alarmName}DeadLetters`, 'critical');
+  return rule;
 }

@@ -3,7 +3,6 @@ import { Annotations, ArnFormat, CfnElement, Duration, Fn, Stack } from 'aws-cdk
 import { CfnRestoreTestingPlan, CfnRestoreTestingSelection } from 'aws-cdk-lib/aws-backup';
 import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
 import { Rule } from 'aws-cdk-lib/aws-events';
-import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
@@ -14,7 +13,7 @@ import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
-import { latestSnapshotTestingPlan } from './restore-testing-plan';
+import { endedRestoreJobsRule, latestSnapshotTestingPlan } from './restore-testing-plan';
 import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
@@ -88,12 +87,7 @@ export interface SnapshotRestoreTestsProps {
   readonly selectionWindowDays?: number;
 }
 
-/**
- * Restore job states that end a restore test without an instance (the Lambda records them as failed
- * tests); equal to `RESTORE_FAILED_STATES` of core/rds/restore-validation.ts (a test checks), not
- * imported, so the CDK app does not load the database drivers.
- */
-export const RESTORE_ENDED_IN_FAILURE = ['FAILED', 'ABORTED'] as const;
+export { RESTORE_ENDED_IN_FAILURE } from './restore-testing-plan';
 
 /** AWS Backup's range for the start and validation windows of restore testing, in hours. */
 const HOURS = { min: 1, max: 168 } as const;
@@ -284,24 +278,14 @@ export class SnapshotRestoreTests extends Construct {
       }),
     );
 
-    this.rule = new Rule(this, 'CompletedRestores', {
+    this.rule = endedRestoreJobsRule(this, 'CompletedRestores', {
       description:
         'Cofre: completed AWS Backup restore jobs of RDS instances (the restore test validates them)',
-      eventPattern: {
-        source: ['aws.backup'],
-        detailType: ['Restore Job State Change'],
-        detail: { resourceType: ['RDS'], status: ['COMPLETED', ...RESTORE_ENDED_IN_FAILURE] },
-      },
-      targets: [
-        new LambdaFunction(fn.function, {
-          deadLetterQueue: fn.deadLetterQueue,
-          retryAttempts: 4,
-          maxEventAge: Duration.hours(6),
-        }),
-      ],
+      resourceType: 'RDS',
+      validation: fn,
+      alerts: props.alerts,
+      alarmName: 'RestoreValidation',
     });
-    props.alerts.alarmOnFunction(fn.function, 'RestoreValidation', 'critical');
-    props.alerts.alarmOnQueue(fn.deadLetterQueue!, 'RestoreValidationDeadLetters', 'critical');
     this.acknowledgeNagFindings(props, restoredInstances);
   }
 

@@ -104,7 +104,10 @@ export function describeRestoreJobWith(
   };
 }
 
-/** PutRestoreValidationResult (AWS Backup then ends the validation window and deletes the restored resource). */
+/**
+ * PutRestoreValidationResult (AWS Backup then ends the validation window and deletes the restored
+ * resource), its message cut to {@link MAX_VALIDATION_MESSAGE} characters.
+ */
 export function putValidationResultWith(
   backup: BackupClient,
 ): (restoreJobId: string, status: 'SUCCESSFUL' | 'FAILED', message: string) => Promise<void> {
@@ -113,7 +116,10 @@ export function putValidationResultWith(
       new PutRestoreValidationResultCommand({
         RestoreJobId: restoreJobId,
         ValidationStatus: status,
-        ValidationStatusMessage: message,
+        ValidationStatusMessage:
+          message.length <= MAX_VALIDATION_MESSAGE
+            ? message
+            : `${message.slice(0, MAX_VALIDATION_MESSAGE - 1)}…`,
       }),
     );
   };

@@ -28,7 +28,6 @@ import {
 } from '@aws-sdk/client-s3';
 import type { NotifyEvent } from '../alerts/message';
 import {
-  MAX_VALIDATION_MESSAGE,
   restoreJobIdOf,
   restoreTestIdOf,
   triageRestoreTestJob,
@@ -466,7 +465,7 @@ export async function handleBucketRestoreTestEvent(
     await deps.putValidationResult(
       job.restoreJobId,
       validation.passed ? 'SUCCESSFUL' : 'FAILED',
-      truncate(validation.message, MAX_VALIDATION_MESSAGE),
+      validation.message,
     );
   await deps.notify({
     outcome: validation.passed ? 'succeeded' : 'failed',
@@ -477,8 +476,4 @@ export async function handleBucketRestoreTestEvent(
     ...(validation.passed ? {} : { error: 'Cofre.FilesRestoreTestFailed', cause: validation.message }),
   });
   return { ignored: false, record, validation };
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }

@@ -13,12 +13,16 @@
  */
 import { DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { z } from 'zod';
-import { triageRestoreTestJob, type RestoreJobFacts } from '../aws/restore-jobs';
+import {
+  restoreJobIdOf,
+  restoreTestIdOf,
+  triageRestoreTestJob,
+  type RestoreJobFacts,
+} from '../aws/restore-jobs';
 import { readCatalog } from '../catalog/catalog';
 import { fullSourcePrefix, GLOBALS_SEGMENT } from '../catalog/keys';
 import { quoteIdentifier, resolveCredentials, type Connection, type Engine } from '../sources/connection';
-import { UsageError, messageOf } from '../util/errors';
+import { messageOf } from '../util/errors';
 import type { HistoryRecord } from '../history/records';
 import type { HistoryStore } from '../history/store';
 import type { Manifest } from '../catalog/manifest';
@@ -88,16 +92,8 @@ export interface RestoreValidationDeps {
   readonly now?: () => Date;
 }
 
-const eventSchema = z.looseObject({
-  source: z.literal('aws.backup'),
-  'detail-type': z.literal('Restore Job State Change'),
-  detail: z.looseObject({ restoreJobId: z.string().min(1) }),
-});
-
-/** The history id of a snapshot restore test (one per restore job). */
-export function snapshotRestoreTestId(restoreJobId: string): string {
-  return `awsbackup-restore-test-${restoreJobId}`;
-}
+/** The history id of a snapshot restore test (one per restore job): that of every AWS Backup restore test. */
+export { restoreTestIdOf as snapshotRestoreTestId } from '../aws/restore-jobs';
 
 /**
  * Databases whose newest backup before the snapshot is this much older than the newest backup of the
@@ -106,9 +102,6 @@ export function snapshotRestoreTestId(restoreJobId: string): string {
  * alarmed by HoursSinceLastGoodBackup, not here.
  */
 export const LATEST_RUN_HOURS = 36;
-
-/** PutRestoreValidationResult's message limit is not documented; keep it to one readable paragraph. */
-const MAX_MESSAGE = 1000;
 
 /**
  * The newest valid full backup of each of `db`'s databases that had finished by `before` (the
@@ -311,13 +304,9 @@ export async function handleRestoreTestEvent(
       readonly validation: SnapshotRestoreValidation;
     }
 > {
-  const parsed = eventSchema.safeParse(input);
-  if (!parsed.success)
-    throw new UsageError(
-      `invalid restore job event: ${parsed.error.issues.map((i) => `${i.path.map(String).join('.') || '(event)'}: ${i.message}`).join('; ')}`,
-    );
+  const restoreJobId = restoreJobIdOf(input);
   const log = deps.log ?? (() => undefined);
-  const job = await deps.describeRestoreJob(parsed.data.detail.restoreJobId);
+  const job = await deps.describeRestoreJob(restoreJobId);
   const triage = triageRestoreTestJob(job, deps.restoreTestingPlanArn, 'Cofre restore testing plan');
   if (triage.ignored) return triage;
   const { restoreFailed } = triage;
@@ -341,7 +330,7 @@ export async function handleRestoreTestEvent(
   log(`restore test ${validation.passed ? 'passed' : 'FAILED'}: ${validation.message}`);
   const finished = job.completionDate ?? (deps.now ?? (() => new Date()))();
   const record: HistoryRecord = {
-    id: snapshotRestoreTestId(job.restoreJobId),
+    id: restoreTestIdOf(job.restoreJobId),
     kind: 'restore-test',
     method: 'snapshot',
     database: db?.database ?? '-',
@@ -358,7 +347,7 @@ export async function handleRestoreTestEvent(
     await deps.putValidationResult(
       job.restoreJobId,
       validation.passed ? 'SUCCESSFUL' : 'FAILED',
-      truncate(validation.message, MAX_MESSAGE),
+      validation.message,
     );
   if (!validation.passed)
     await deps.notify({
@@ -371,10 +360,6 @@ export async function handleRestoreTestEvent(
       cause: validation.message,
     });
   return { ignored: false, record, validation };
-}
-
-function truncate(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
 function formatSeconds(seconds: number): string {

@@ -10,7 +10,11 @@ import { pascal } from './alerts';
 import type { BackupHistory } from './backup-history';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
-import { endedRestoreJobsRule, latestSnapshotTestingPlan } from './restore-testing-plan';
+import {
+  endedRestoreJobsRule,
+  latestSnapshotTestingPlan,
+  restoreTestingSelection,
+} from './restore-testing-plan';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -135,12 +139,11 @@ export class BucketRestoreTests extends Construct {
     });
     const selections = new Map<string, CfnRestoreTestingSelection>();
     for (const bucket of props.buckets) {
-      const selection = new CfnRestoreTestingSelection(this, `${pascal(bucket.bucketName)}Selection`, {
-        restoreTestingPlanName: this.plan.restoreTestingPlanName,
-        restoreTestingSelectionName: bucket.bucketName.replace(/[^A-Za-z0-9]/g, '_').slice(0, 50),
-        protectedResourceType: 'S3',
-        protectedResourceArns: [bucket.resourceArn],
-        iamRoleArn: props.restoreRole.roleArn,
+      const selection = restoreTestingSelection(this, `${pascal(bucket.bucketName)}Selection`, this.plan, {
+        name: bucket.bucketName,
+        resourceType: 'S3',
+        resourceArn: bucket.resourceArn,
+        roleArn: props.restoreRole.roleArn,
         validationWindowHours,
         // Restore testing always restores S3 into a new bucket it names (the destination bucket and
         // NewBucket are not overridable); what may be overridden is the encryption: the restored copy of
@@ -150,7 +153,6 @@ export class BucketRestoreTests extends Construct {
           KMSKey: props.snapshotVault.key.keyArn,
         },
       });
-      selection.addResourceDependency(this.plan);
       selections.set(bucket.bucketName, selection);
     }
     this.selections = selections;

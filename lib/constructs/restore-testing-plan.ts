@@ -1,5 +1,5 @@
 import { Duration, Names } from 'aws-cdk-lib';
-import { CfnRestoreTestingPlan } from 'aws-cdk-lib/aws-backup';
+import { CfnRestoreTestingPlan, CfnRestoreTestingSelection } from 'aws-cdk-lib/aws-backup';
 import { Rule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import type { Construct } from 'constructs';
@@ -91,4 +91,39 @@ export function endedRestoreJobsRule(scope: Construct, id: string, props: EndedR
   props.alerts.alarmOnFunction(fn.function, props.alarmName, 'critical');
   props.alerts.alarmOnQueue(fn.deadLetterQueue!, `${props.alarmName}DeadLetters`, 'critical');
   return rule;
+}
+
+/** Properties of {@link restoreTestingSelection}. */
+export interface RestoreTestingSelectionProps {
+  /** Source of the selection's name: letters, digits and `_` are kept, anything else becomes `_`. */
+  readonly name: string;
+  /** AWS Backup's `ProtectedResourceType` (`RDS`, `S3`). */
+  readonly resourceType: string;
+  /** The one protected resource the selection restores. */
+  readonly resourceArn: string;
+  /** The role AWS Backup restores (and deletes the restored resource) with. */
+  readonly roleArn: string;
+  /** Hours the restored resource is kept for validation. */
+  readonly validationWindowHours: number;
+  readonly restoreMetadataOverrides: Record<string, string>;
+}
+
+/** One resource of a restore testing plan, created after the plan (construct `id` of `scope`). */
+export function restoreTestingSelection(
+  scope: Construct,
+  id: string,
+  plan: CfnRestoreTestingPlan,
+  props: RestoreTestingSelectionProps,
+): CfnRestoreTestingSelection {
+  const selection = new CfnRestoreTestingSelection(scope, id, {
+    restoreTestingPlanName: plan.restoreTestingPlanName,
+    restoreTestingSelectionName: props.name.replace(/[^A-Za-z0-9]/g, '_').slice(0, 50),
+    protectedResourceType: props.resourceType,
+    protectedResourceArns: [props.resourceArn],
+    iamRoleArn: props.roleArn,
+    validationWindowHours: props.validationWindowHours,
+    restoreMetadataOverrides: props.restoreMetadataOverrides,
+  });
+  selection.addResourceDependency(plan);
+  return selection;
 }

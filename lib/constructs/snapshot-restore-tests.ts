@@ -13,7 +13,11 @@ import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
 import { CofreFunction } from './cofre-function';
 import type { SnapshotVault } from './database-snapshots';
-import { endedRestoreJobsRule, latestSnapshotTestingPlan } from './restore-testing-plan';
+import {
+  endedRestoreJobsRule,
+  latestSnapshotTestingPlan,
+  restoreTestingSelection,
+} from './restore-testing-plan';
 import { grantSecretKeyDecrypt } from './secret-key-grant';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
@@ -167,15 +171,15 @@ export class SnapshotRestoreTests extends Construct {
     });
     const selections = new Map<string, CfnRestoreTestingSelection>();
     for (const db of props.databases) {
-      const selection = new CfnRestoreTestingSelection(
+      const selection = restoreTestingSelection(
         this,
         `Selection${db.id.replace(/[^A-Za-z0-9]/g, '')}`,
+        this.plan,
         {
-          restoreTestingPlanName: this.plan.restoreTestingPlanName,
-          restoreTestingSelectionName: db.id.replace(/[^A-Za-z0-9]/g, '_').slice(0, 50),
-          protectedResourceType: 'RDS',
-          protectedResourceArns: [db.resourceArn],
-          iamRoleArn: this.restoreRole.roleArn,
+          name: db.id,
+          resourceType: 'RDS',
+          resourceArn: db.resourceArn,
+          roleArn: this.restoreRole.roleArn,
           validationWindowHours,
           // Explicit placement: the source's subnet group and security groups, never a default VPC.
           restoreMetadataOverrides: {
@@ -185,7 +189,6 @@ export class SnapshotRestoreTests extends Construct {
           },
         },
       );
-      selection.addResourceDependency(this.plan);
       selections.set(db.id, selection);
     }
     this.selections = selections;

@@ -10,6 +10,7 @@ import {
   getNumberFromEnv,
   getStringFromEnv,
 } from '@aws-lambda-powertools/commons/utils/env';
+import type { z } from 'zod';
 
 const notSet = (name: string) =>
   `environment variable ${name} is not set (the CDK construct sets it; was the function deployed by Cofre?)`;
@@ -49,6 +50,16 @@ export function jsonEnv(name: string): unknown {
       cause: error,
     });
   }
+}
+
+/** A JSON variable checked against `schema`, or one error naming the variable and every problem in it. */
+export function schemaEnv<T>(name: string, schema: z.ZodType<T>): T {
+  const parsed = schema.safeParse(jsonEnv(name));
+  if (!parsed.success)
+    throw new Error(
+      `environment variable ${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+    );
+  return parsed.data;
 }
 
 /** `true` / `false`, or an error naming the variable. */

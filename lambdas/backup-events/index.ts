@@ -13,7 +13,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { recordBackupJobEvent } from '../../core/alerts/backup-events';
-import { booleanEnv, jsonEnv, requiredEnv } from '../../core/aws/env';
+import { booleanEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import { lambdaHandler, powertools } from '../../core/aws/powertools';
@@ -30,12 +30,7 @@ export interface BackupEventsHandlerDeps {
 
 /** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
 export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
-  const parsed = databasesSchema.safeParse(jsonEnv('COFRE_SNAPSHOT_DATABASES'));
-  if (!parsed.success)
-    throw new Error(
-      `environment variable COFRE_SNAPSHOT_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const databases = parsed.data;
+  const databases = schemaEnv('COFRE_SNAPSHOT_DATABASES', databasesSchema);
   const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
   const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
   const region = requiredEnv('AWS_REGION');

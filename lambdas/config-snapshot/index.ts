@@ -16,7 +16,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { jsonEnv, requiredEnv } from '../../core/aws/env';
+import { requiredEnv, schemaEnv } from '../../core/aws/env';
 import type { ConfigClients } from '../../core/config/aws';
 import { parseConfigEvent } from '../../core/config/events';
 import { snapshotAll, snapshotChange, type ConfigLog } from '../../core/config/snapshot';
@@ -40,23 +40,14 @@ const retentionSchema = z.strictObject({
   classes: z.record(z.string(), z.strictObject({ years: z.number().int().positive() })),
 });
 
-function parseEnvJson<T>(name: string, schema: z.ZodType<T>): T {
-  const parsed = schema.safeParse(jsonEnv(name));
-  if (!parsed.success)
-    throw new Error(
-      `environment variable ${name}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-    );
-  return parsed.data;
-}
-
 /** The settings from the environment, or an error naming the variable. */
 export function configSnapshotSettings(): {
   targets: ConfigTargets;
   retention: ConfigRetention;
 } {
   return {
-    targets: parseEnvJson('COFRE_CONFIG_TARGETS', targetsSchema),
-    retention: parseEnvJson('COFRE_CONFIG_RETENTION', retentionSchema),
+    targets: schemaEnv('COFRE_CONFIG_TARGETS', targetsSchema),
+    retention: schemaEnv('COFRE_CONFIG_RETENTION', retentionSchema),
   };
 }
 

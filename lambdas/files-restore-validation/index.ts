@@ -17,7 +17,7 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { notify, snsPublisher } from '../../core/alerts/notify';
-import { booleanEnv, jsonEnv, numberEnv, requiredEnv } from '../../core/aws/env';
+import { booleanEnv, intEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
 import { lambdaHandler, powertools } from '../../core/aws/powertools';
 import { describeRestoreJobWith, putValidationResultWith } from '../../core/aws/restore-jobs';
 import { handleBucketRestoreTestEvent } from '../../core/files/aws-restore-validation';
@@ -39,17 +39,8 @@ export interface FilesRestoreValidationHandlerDeps {
 
 /** The handler, with its clients and environment passed in (tests use the local AWS). */
 export function createFilesRestoreValidationHandler(deps: FilesRestoreValidationHandlerDeps) {
-  const parsed = bucketsSchema.safeParse(jsonEnv('COFRE_RESTORE_TEST_BUCKETS'));
-  if (!parsed.success)
-    throw new Error(
-      `environment variable COFRE_RESTORE_TEST_BUCKETS: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const buckets = parsed.data;
-  const sample = numberEnv('COFRE_RESTORE_TEST_SAMPLE');
-  if (!Number.isInteger(sample) || sample < 1)
-    throw new Error(
-      `environment variable COFRE_RESTORE_TEST_SAMPLE: a whole number of at least 1, got ${sample}`,
-    );
+  const buckets = schemaEnv('COFRE_RESTORE_TEST_BUCKETS', bucketsSchema);
+  const sample = intEnv('COFRE_RESTORE_TEST_SAMPLE');
   const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
   const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
   const region = requiredEnv('AWS_REGION');

@@ -20,7 +20,7 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { jsonEnv, numberEnv, optionalEnv, requiredEnv } from '../../core/aws/env';
+import { numberEnv, optionalEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
 import { RDSClient } from '@aws-sdk/client-rds';
 import {
   checkConfigFreshness,
@@ -60,14 +60,10 @@ export interface FreshnessHandlerDeps {
 }
 
 export function freshnessSettings() {
-  const parsed = targetsSchema.safeParse(jsonEnv('COFRE_DATABASES'));
-  if (!parsed.success)
-    throw new Error(
-      `environment variable COFRE_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
+  const targets = schemaEnv('COFRE_DATABASES', targetsSchema);
   const graceHours = numberEnv('COFRE_MAX_DURATION_MINUTES') / 60;
   return {
-    targets: parsed.data as FreshnessTarget[],
+    targets: targets as FreshnessTarget[],
     limits: {
       fullBackupHours: 24 + graceHours,
       tenantExportHours: 24 + graceHours,
@@ -80,11 +76,11 @@ export function freshnessSettings() {
         : {}),
     },
     filesBuckets: optionalEnv('COFRE_FILES_BUCKETS')
-      ? filesBucketsSchema.parse(jsonEnv('COFRE_FILES_BUCKETS'))
+      ? schemaEnv('COFRE_FILES_BUCKETS', filesBucketsSchema)
       : [],
     filesHours: optionalEnv('COFRE_FILES_MAX_AGE_HOURS') ? numberEnv('COFRE_FILES_MAX_AGE_HOURS') : undefined,
     syncedBuckets: optionalEnv('COFRE_FILES_SYNCED_BUCKETS')
-      ? filesBucketsSchema.parse(jsonEnv('COFRE_FILES_SYNCED_BUCKETS'))
+      ? schemaEnv('COFRE_FILES_SYNCED_BUCKETS', filesBucketsSchema)
       : [],
     configHours: optionalEnv('COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')
       ? numberEnv('COFRE_CONFIG_SNAPSHOT_MAX_AGE_HOURS')

@@ -19,7 +19,7 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { booleanEnv, jsonEnv, requiredEnv } from '../../core/aws/env';
+import { booleanEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
 import { notify, snsPublisher } from '../../core/alerts/notify';
 import { ENGINES } from '../../core/sources/connection';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
@@ -58,12 +58,7 @@ export interface RestoreValidationHandlerDeps {
 
 /** The handler, with its clients and environment passed in (tests use the local AWS and databases). */
 export function createRestoreValidationHandler(deps: RestoreValidationHandlerDeps) {
-  const parsed = databasesSchema.safeParse(jsonEnv('COFRE_RESTORE_TEST_DATABASES'));
-  if (!parsed.success)
-    throw new Error(
-      `environment variable COFRE_RESTORE_TEST_DATABASES: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const databases = parsed.data;
+  const databases = schemaEnv('COFRE_RESTORE_TEST_DATABASES', databasesSchema);
   const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
   const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
   const region = requiredEnv('AWS_REGION');

@@ -9,7 +9,12 @@ import { Client } from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { GC_FLAGS } from '../../cli/launch';
 import { processAlive } from '../../core/catalog/chain-lock';
-import { createPostgresDatabase, describePostgres, type TestDatabase } from '../helpers/databases';
+import {
+  createPostgresDatabase,
+  describePostgres,
+  withPostgresClient,
+  type TestDatabase,
+} from '../helpers/databases';
 import { tempDir } from '../helpers/cli';
 import { testKeys } from '../helpers/engine';
 
@@ -37,10 +42,9 @@ describePostgres('a streaming command runs in a tuned child that dies with its l
   let keyFile: string;
   beforeAll(async () => {
     db = await createPostgresDatabase('launch');
-    const c = new Client({ connectionString: db.url });
-    await c.connect();
-    await c.query('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)');
-    await c.end();
+    await withPostgresClient(db.url, (c) =>
+      c.query('CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)'),
+    );
     ({ keyFile } = await testKeys());
   });
   afterAll(async () => {

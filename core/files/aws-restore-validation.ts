@@ -17,7 +17,7 @@
  * never a crash that leaves the job unvalidated. A restore job of the plan that failed or was aborted
  * is a failed test, recorded and alerted.
  */
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   GetObjectCommand,
@@ -36,6 +36,7 @@ import {
 import type { HistoryRecord } from '../history/records';
 import type { HistoryStore } from '../history/store';
 import { messageOf } from '../util/errors';
+import { sha256Of } from './sha256';
 
 /** An AWS S3 bucket the restore testing plan restores (`buckets[]` without `source`). */
 export interface RestoreTestedBucket {
@@ -98,16 +99,6 @@ export const DEFAULT_RESTORE_TEST_SAMPLE = 20;
 
 /** An object older than this at the recovery point is surely in it. */
 const SETTLED_MS = 3_600_000;
-
-async function sha256Of(body: Readable): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of body) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
-}
 
 /** The bucket name of an S3 bucket ARN (`arn:aws:s3:::name`). */
 export function bucketNameOfArn(arn: string): string | undefined {

@@ -1,4 +1,4 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { OperationalError, messageOf } from '../util/errors';
@@ -6,6 +6,7 @@ import type { HistoryRecord } from '../history/records';
 import { latestRun, objectKeyIn, readCatalogue, type CatalogueEntry } from './catalogue';
 import type { FilesSource } from './sync';
 import type { FilesVault } from './vault';
+import { sha256Of } from './sha256';
 
 /** What happened to one sampled object. */
 export interface SampleResult {
@@ -29,16 +30,6 @@ export interface FilesRestoreTestReport {
   readonly mismatches: readonly SampleResult[];
   readonly results: readonly SampleResult[];
   readonly ok: boolean;
-}
-
-async function sha256Of(body: Readable): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of body) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
 }
 
 /**

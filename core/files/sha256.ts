@@ -1,0 +1,13 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+
+/** The SHA-256 (hex) and size of a stream, read to its end (an S3 object's body, streamed). */
+export async function sha256Of(body: Readable): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of body) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}

@@ -173,23 +173,30 @@ async function backupOnce(url: string, vault: string, keyFile: string): Promise<
   return { ...run, storedBytes: dirBytes(vault) };
 }
 
+/** `cofre restore` of backup `id` from the file vault into `targetUrl`, then `extra` options. */
+function restoreArgs(
+  vault: string,
+  id: string,
+  keyFile: string,
+  targetUrl: string,
+  extra: string[] = [],
+): string[] {
+  return cofre([
+    'restore',
+    '--vault',
+    `file://${vault}`,
+    '--backup',
+    id,
+    '--key-file',
+    keyFile,
+    '--target-url',
+    targetUrl,
+    ...extra,
+  ]);
+}
+
 function restoreOnce(vault: string, id: string, keyFile: string, targetUrl: string): Promise<Run> {
-  return timed(
-    process.execPath,
-    cofre([
-      'restore',
-      '--vault',
-      `file://${vault}`,
-      '--backup',
-      id,
-      '--key-file',
-      keyFile,
-      '--target-url',
-      targetUrl,
-    ]),
-    process.env,
-    true,
-  );
+  return timed(process.execPath, restoreArgs(vault, id, keyFile, targetUrl), process.env, true);
 }
 
 function onlyBackupId(vault: string): string {
@@ -338,16 +345,7 @@ async function jobsByCores(
                   '-c',
                   cores,
                   process.execPath,
-                  ...cofre([
-                    'restore',
-                    '--vault',
-                    `file://${vault}`,
-                    '--backup',
-                    id,
-                    '--key-file',
-                    keyFile,
-                    '--target-url',
-                    serverUrl(data.url, db),
+                  ...restoreArgs(vault, id, keyFile, serverUrl(data.url, db), [
                     '--jobs',
                     String(jobs),
                     '--spill-dir',

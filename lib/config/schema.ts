@@ -151,6 +151,10 @@ const snapshotRestoreTestSchema = z
 /** A Secrets Manager secret ARN with its 6-character suffix (IAM and ECS name the secret exactly). */
 const COMPLETE_SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+-[A-Za-z0-9]{6}$/;
 
+/** An optional TCP port (1–65535). */
+const tcpPort = () =>
+  z.number().int().min(1).max(65535, { error: 'expected a TCP port between 1 and 65535' }).optional();
+
 const restoreTargetSchema = z
   .strictObject({
     name: name('restore target name').describe(
@@ -161,15 +165,9 @@ const restoreTargetSchema = z
       .min(1)
       .optional()
       .describe("Host name of the target server; defaults to the secret's `host`."),
-    port: z
-      .number()
-      .int()
-      .min(1)
-      .max(65535, { error: 'expected a TCP port between 1 and 65535' })
-      .optional()
-      .describe(
-        "Port of the target server; defaults to the secret's `port`, else 5432 (postgres) or 3306 (mysql).",
-      ),
+    port: tcpPort().describe(
+      "Port of the target server; defaults to the secret's `port`, else 5432 (postgres) or 3306 (mysql).",
+    ),
     credentialsSecretArn: z
       .string()
       .regex(COMPLETE_SECRET_ARN, {
@@ -214,13 +212,7 @@ export const databaseSchema = z
         'Aurora DB cluster identifier (one of rdsInstanceId, rdsClusterId, host); AWS Backup protects Aurora by cluster, never by its member instances.',
       ),
     host: z.string().min(1).optional().describe('Host name of a self-managed server.'),
-    port: z
-      .number()
-      .int()
-      .min(1)
-      .max(65535, { error: 'expected a TCP port between 1 and 65535' })
-      .optional()
-      .describe('Port; defaults to 5432 (postgres) or 3306 (mysql).'),
+    port: tcpPort().describe('Port; defaults to 5432 (postgres) or 3306 (mysql).'),
     databases: z
       .union([z.literal('all'), z.array(z.string().min(1)).min(1)], {
         error: 'expected "all" or a non-empty list of database names',

@@ -8,6 +8,7 @@
  * it. With it on, successes are `audience: people` like everything else.
  */
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
+import { booleanEnv, requiredEnv } from '../aws/env';
 import { formatAlert, type AlertMessage, type NotifyEvent } from './message';
 
 export {
@@ -58,4 +59,15 @@ export function snsPublisher(client: SNSClient, topicArn: string): (message: Ale
       }),
     );
   };
+}
+
+/**
+ * `notify` through the alerts topic as a Lambda's environment names it: `COFRE_TOPIC_ARN`,
+ * `COFRE_NOTIFY_ON_SUCCESS` and `AWS_REGION`, read (and checked) once, when it is made.
+ */
+export function topicNotifier(sns: SNSClient): (event: NotifyEvent) => Promise<NotifyResult> {
+  const publish = snsPublisher(sns, requiredEnv('COFRE_TOPIC_ARN'));
+  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
+  const region = requiredEnv('AWS_REGION');
+  return (event) => notify(event, { publish, notifyOnSuccess, region });
 }

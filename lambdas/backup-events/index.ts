@@ -13,8 +13,8 @@ import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { recordBackupJobEvent } from '../../core/alerts/backup-events';
-import { booleanEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
-import { notify, snsPublisher } from '../../core/alerts/notify';
+import { requiredEnv, schemaEnv } from '../../core/aws/env';
+import { topicNotifier } from '../../core/alerts/notify';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import { lambdaHandler, powertools } from '../../core/aws/powertools';
 
@@ -31,14 +31,12 @@ export interface BackupEventsHandlerDeps {
 /** The handler, with its clients and environment passed in (tests use the local AWS, moto). */
 export function createBackupEventsHandler(deps: BackupEventsHandlerDeps) {
   const databases = schemaEnv('COFRE_SNAPSHOT_DATABASES', databasesSchema);
-  const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
-  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
-  const region = requiredEnv('AWS_REGION');
+  const notifyTopic = topicNotifier(deps.sns);
   return async (event: unknown) => {
     const result = await recordBackupJobEvent(event, {
       history: deps.history,
       databases,
-      notify: (e) => notify(e, { publish, notifyOnSuccess, region }),
+      notify: notifyTopic,
     });
     if (result.ignored) deps.logger.info('not a protected database: ignored');
     else

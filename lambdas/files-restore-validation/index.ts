@@ -16,8 +16,8 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { notify, snsPublisher } from '../../core/alerts/notify';
-import { booleanEnv, intEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
+import { topicNotifier } from '../../core/alerts/notify';
+import { intEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
 import { lambdaHandler, powertools } from '../../core/aws/powertools';
 import { describeRestoreJobWith, putValidationResultWith } from '../../core/aws/restore-jobs';
 import { handleBucketRestoreTestEvent } from '../../core/files/aws-restore-validation';
@@ -41,9 +41,7 @@ export interface FilesRestoreValidationHandlerDeps {
 export function createFilesRestoreValidationHandler(deps: FilesRestoreValidationHandlerDeps) {
   const buckets = schemaEnv('COFRE_RESTORE_TEST_BUCKETS', bucketsSchema);
   const sample = intEnv('COFRE_RESTORE_TEST_SAMPLE');
-  const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
-  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
-  const region = requiredEnv('AWS_REGION');
+  const notifyTopic = topicNotifier(deps.sns);
   const restoreTestingPlanArn = requiredEnv('COFRE_RESTORE_TESTING_PLAN_ARN');
   return async (event: unknown) => {
     const result = await handleBucketRestoreTestEvent(event, {
@@ -53,7 +51,7 @@ export function createFilesRestoreValidationHandler(deps: FilesRestoreValidation
       putValidationResult: putValidationResultWith(deps.backup),
       s3: deps.s3,
       history: deps.history,
-      notify: (e) => notify(e, { publish, notifyOnSuccess, region }),
+      notify: notifyTopic,
       sample,
       ...(deps.pick ? { pick: deps.pick } : {}),
       log: (line) => {

@@ -19,8 +19,8 @@ import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { booleanEnv, requiredEnv, schemaEnv } from '../../core/aws/env';
-import { notify, snsPublisher } from '../../core/alerts/notify';
+import { requiredEnv, schemaEnv } from '../../core/aws/env';
+import { topicNotifier } from '../../core/alerts/notify';
 import { ENGINES } from '../../core/sources/connection';
 import { DynamoHistoryStore, type HistoryStore } from '../../core/history/store';
 import {
@@ -59,9 +59,7 @@ export interface RestoreValidationHandlerDeps {
 /** The handler, with its clients and environment passed in (tests use the local AWS and databases). */
 export function createRestoreValidationHandler(deps: RestoreValidationHandlerDeps) {
   const databases = schemaEnv('COFRE_RESTORE_TEST_DATABASES', databasesSchema);
-  const publish = snsPublisher(deps.sns, requiredEnv('COFRE_TOPIC_ARN'));
-  const notifyOnSuccess = booleanEnv('COFRE_NOTIFY_ON_SUCCESS');
-  const region = requiredEnv('AWS_REGION');
+  const notifyTopic = topicNotifier(deps.sns);
   const vault = openVault(requiredEnv('COFRE_VAULT_URL'), {
     s3: deps.s3,
     objectLockMode: parseLockMode(requiredEnv('COFRE_OBJECT_LOCK_MODE'), 'COFRE_OBJECT_LOCK_MODE'),
@@ -77,7 +75,7 @@ export function createRestoreValidationHandler(deps: RestoreValidationHandlerDep
       credentialsOf: secretCredentialsWith(deps.secrets),
       vault,
       history: deps.history,
-      notify: (e) => notify(e, { publish, notifyOnSuccess, region }),
+      notify: notifyTopic,
       postgresSslMode: deps.postgresSslMode ?? 'require',
       log: (line) => {
         deps.logger.info(line);

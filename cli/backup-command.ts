@@ -26,9 +26,10 @@ import {
   required,
   withEngineOption,
   withSessionLimitOptions,
+  withTenantModelOptions,
 } from './options';
 import { backupSample, count, formatBytes, progressFor } from './progress';
-import { backupTenants, withTenantModelOptions, type TenantBackupOpts } from './tenant-command';
+import type { TenantBackupOpts } from './tenant-command';
 
 /** The options of `cofre backup` as commander parses them (the flags below). */
 export interface BackupOpts extends KeyOpts, SessionLimitOpts, TenantBackupOpts {
@@ -152,6 +153,7 @@ export function addBackupCommand(program: Command, io: CliIo, setExitCode: (code
       chainLockStaleAfterMs,
     };
     if (opts.tenant !== undefined || opts.allTenants) {
+      const { backupTenants } = await import('./tenant-command.js');
       setExitCode(await backupTenants(opts, io, common));
       return;
     }

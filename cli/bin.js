@@ -44,6 +44,8 @@ function start() {
     require(bundle).run();
   } else {
     require('tsx/cjs');
+    // The commands are loaded with import() (cli/cofre.ts): that goes through the ESM loader.
+    require('tsx/esm/api').register();
     require('./cofre.ts').run();
   }
 }

@@ -86,3 +86,14 @@ export function requireExistingVault<V extends Vault>(vault: V): V {
     throw new UsageError(`--vault: no such vault at ${vault.root}; is the disk mounted?`);
   return vault;
 }
+
+/** Adds the tenant model options to a command. */
+export function withTenantModelOptions(command: Command): Command {
+  return command
+    .option('--tenant-table <table>', 'per-tenant: the tenant table, name or schema.name')
+    .option('--key-column <column>', 'per-tenant: the key column of the tenant table (the tenant id)')
+    .option(
+      '--tenant-column <column>',
+      'per-tenant: the column holding the tenant id on tenant-owned tables',
+    );
+}

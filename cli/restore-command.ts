@@ -8,10 +8,17 @@ import { UsageError } from '../core/util/errors';
 import { buildKeys } from '../core/vault/crypto';
 import { openVault } from '../core/vault';
 import type { CliIo } from './io';
-import { keyOptions, kmsFor, withSessionLimitOptions, type KeyOpts, type SessionLimitOpts } from './options';
+import {
+  keyOptions,
+  kmsFor,
+  withSessionLimitOptions,
+  withTenantModelOptions,
+  type KeyOpts,
+  type SessionLimitOpts,
+} from './options';
 import { count, progressFor } from './progress';
-import { runPointInTimeRestore, type PointInTimeOptions } from './restore-rds';
-import { restoreOneTenant, withTenantModelOptions, type TenantRestoreOpts } from './tenant-command';
+import type { PointInTimeOptions } from './restore-rds';
+import type { TenantRestoreOpts } from './tenant-command';
 
 /** The options of `cofre restore` as commander parses them (the flags below). */
 export interface RestoreOpts extends KeyOpts, SessionLimitOpts, TenantRestoreOpts, PointInTimeOptions {
@@ -111,6 +118,8 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
   withSessionLimitOptions(restoreCommand);
   withTenantModelOptions(restoreCommand).action(async (opts: RestoreOpts) => {
     if (opts.pointInTime !== undefined || opts.snapshot !== undefined) {
+      // Loaded when asked for: a restore from a vault does not carry the RDS code (cli/cofre.ts).
+      const { runPointInTimeRestore } = await import('./restore-rds.js');
       setExitCode(await runPointInTimeRestore(opts, io));
       return;
     }
@@ -147,6 +156,7 @@ export function addRestoreCommand(program: Command, io: CliIo, setExitCode: (cod
       progress.update(`restore ${backupId}`, s);
     };
     if (opts.tenant !== undefined) {
+      const { restoreOneTenant } = await import('./tenant-command.js');
       const code = await restoreOneTenant({ ...opts, tenant: opts.tenant }, io, {
         vault,
         backupId,

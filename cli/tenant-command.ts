@@ -165,17 +165,6 @@ export function tenantModelOption(opts: TenantModelOpts): TenantModel | undefine
   return { table: tenantTable, keyColumn, tenantColumn };
 }
 
-/** Adds the tenant model options to a command. */
-export function withTenantModelOptions(command: Command): Command {
-  return command
-    .option('--tenant-table <table>', 'per-tenant: the tenant table, name or schema.name')
-    .option('--key-column <column>', 'per-tenant: the key column of the tenant table (the tenant id)')
-    .option(
-      '--tenant-column <column>',
-      'per-tenant: the column holding the tenant id on tenant-owned tables',
-    );
-}
-
 /** `cofre backup --tenant ID,… | --all-tenants`: one backup per tenant. Returns the exit code. */
 export async function backupTenants(
   opts: TenantBackupOpts,

@@ -268,6 +268,12 @@ export class CountingVault implements Vault {
   readBytes(key: string): Promise<Buffer | undefined> {
     return this.inner.readBytes(key);
   }
+  sha256(key: string, onChunk?: (chunk: Buffer) => void): Promise<string> {
+    return this.inner.sha256(key, (chunk) => {
+      this.bytes += chunk.length;
+      onChunk?.(chunk);
+    });
+  }
   stat(key: string): Promise<StoredObject | undefined> {
     return this.inner.stat(key);
   }

@@ -1,3 +1,4 @@
+import { COFRE_VERSION } from '../util/version';
 import { priorBackupsOf, withChainLock } from '../catalog/catalog';
 import { backupFolder, backupIdTime, chainPrefix } from '../catalog/keys';
 import type { Connection, Engine } from '../sources/connection';
@@ -231,6 +232,3 @@ async function backupOne(
   );
   return { ok: true, database, folder, manifest };
 }
-
-/** The version of Cofre that wrote a manifest. */
-export const COFRE_VERSION = '0.1.0';

@@ -116,13 +116,7 @@ export async function requireStoredIntact(
     // A local file has no stored checksum: read it once and hash it (local disk reads at several
     // hundred MB/s, a small part of a restore), so a corrupted artifact fails here, before the
     // target or a temporary database exists.
-    const hash = createHash('sha256');
-    const meter = byteMeter(onProgress, artifact.bytes.stored, 'checked');
-    for await (const chunk of await vault.read(key)) {
-      hash.update(chunk as Buffer);
-      meter?.(chunk as Buffer);
-    }
-    const digest = hash.digest('hex');
+    const digest = await vault.sha256(key, byteMeter(onProgress, artifact.bytes.stored, 'checked'));
     if (digest !== artifact.sha256.stored)
       throw new IntegrityError(
         `artifact ${key} has SHA-256 ${digest}, the manifest records ${artifact.sha256.stored}; nothing was restored`,

@@ -5,7 +5,8 @@
  * plan used. Kept under `tenants/<source>/<database>/<tenant>/<backup id>/`, tier `tenant`.
  */
 import type { HeldChainLock } from '../catalog/chain-lock';
-import { COFRE_VERSION, DEFAULT_TIME_ZONE } from '../backup/backup';
+import { DEFAULT_TIME_ZONE } from '../backup/backup';
+import { COFRE_VERSION } from '../util/version';
 import { priorTenantBackupsOf, withChainLock } from '../catalog/catalog';
 import { tenantBackupFolder, tenantChainPrefix } from '../catalog/keys';
 import { describeConnection, quoteIdentifier, type Connection } from '../sources/connection';

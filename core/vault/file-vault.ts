@@ -81,6 +81,35 @@ export class FileVault implements Vault {
     return createReadStream(file, { signal, highWaterMark: 1024 * 1024 });
   }
 
+  /**
+   * The SHA-256 (hex) of the stored file, read through one reused 1 MiB buffer: checking a
+   * gigabyte artifact before a restore allocates nothing per chunk (a fresh Buffer per read left
+   * ~100 MB of garbage, and of peak RSS, before the garbage collector ran). `onChunk` sees each
+   * piece, valid only during the call.
+   */
+  async sha256(key: string, onChunk?: (chunk: Buffer) => void): Promise<string> {
+    const hash = createHash('sha256');
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    let file;
+    try {
+      file = await open(this.pathOf(key), 'r');
+    } catch (error) {
+      throw new OperationalError(`${this.url}: cannot read ${key}: ${messageOf(error)}`);
+    }
+    try {
+      for (;;) {
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+        if (bytesRead === 0) break;
+        const chunk = buffer.subarray(0, bytesRead);
+        hash.update(chunk);
+        onChunk?.(chunk);
+      }
+    } finally {
+      await file.close();
+    }
+    return hash.digest('hex');
+  }
+
   async readBytes(key: string): Promise<Buffer | undefined> {
     try {
       return await readFile(this.pathOf(key));

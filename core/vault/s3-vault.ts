@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -138,6 +139,15 @@ export class S3Vault implements Vault {
       }
       throw new OperationalError(`${this.url}: cannot read ${key}: ${messageOf(error)}`, { cause: error });
     }
+  }
+
+  async sha256(key: string, onChunk?: (chunk: Buffer) => void): Promise<string> {
+    const hash = createHash('sha256');
+    for await (const chunk of await this.read(key)) {
+      hash.update(chunk as Buffer);
+      onChunk?.(chunk as Buffer);
+    }
+    return hash.digest('hex');
   }
 
   async readBytes(key: string): Promise<Buffer | undefined> {

@@ -52,6 +52,11 @@ export interface Vault {
   read(key: string, signal?: AbortSignal): Promise<Readable>;
   /** The object's bytes, or `undefined` if there is no such object. */
   readBytes(key: string): Promise<Buffer | undefined>;
+  /**
+   * The SHA-256 (hex) of the object's bytes, read whole (a file vault's check of an artifact, which
+   * has no stored checksum). `onChunk` sees each piece as it is hashed, valid only during the call.
+   */
+  sha256(key: string, onChunk?: (chunk: Buffer) => void): Promise<string>;
   stat(key: string): Promise<StoredObject | undefined>;
   /** Every key under `prefix` (relative to the vault root), sorted. */
   list(prefix: string): Promise<string[]>;

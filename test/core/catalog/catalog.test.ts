@@ -16,6 +16,7 @@ function listingVault(): { vault: Vault; listed: string[] } {
     write: (k, b, o) => inner.write(k, b, o),
     read: (k, s) => inner.read(k, s),
     readBytes: (k) => inner.readBytes(k),
+    sha256: (k, c) => inner.sha256(k, c),
     stat: (k) => inner.stat(k),
     createExclusive: (k, b) => inner.createExclusive(k, b),
     remove: (k) => inner.remove(k),

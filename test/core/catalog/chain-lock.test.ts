@@ -241,6 +241,7 @@ describe('a holder that cannot reach its vault to renew (S3 unreachable)', () =>
       write: (k, b, o) => inner.write(k, b, o),
       read: (k, sig) => inner.read(k, sig),
       readBytes: (k) => inner.readBytes(k),
+      sha256: (k, c) => inner.sha256(k, c),
       stat: (k) => inner.stat(k),
       list: (p) => inner.list(p),
       createExclusive: (k, b) => inner.createExclusive(k, b),

@@ -50,6 +50,7 @@ describeLocalAws('a manifest that cannot be written to S3', () => {
         },
         read: (k, s) => inner.read(k, s),
         readBytes: (k) => inner.readBytes(k),
+        sha256: (k, c) => inner.sha256(k, c),
         stat: (k) => inner.stat(k),
         list: (p) => inner.list(p),
         createExclusive: (k, b) => inner.createExclusive(k, b),

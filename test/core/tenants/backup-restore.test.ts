@@ -307,6 +307,7 @@ for (const engine of ['postgres', 'mysql'] as const) {
         list: (p) => vault.list(p),
         read: (k, s) => vault.read(k, s),
         readBytes: (k) => vault.readBytes(k),
+        sha256: (k, c) => vault.sha256(k, c),
         stat: (k) => vault.stat(k),
         createExclusive: (k, b) => vault.createExclusive(k, b),
         remove: (k) => vault.remove(k),

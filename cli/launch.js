@@ -12,28 +12,34 @@ const { spawn } = require('node:child_process');
  * 1 MB so the short-lived Buffers are freed by cheap scavenges, took the GC from ~1.7 s to ~0.1 s
  * per 750 MB and lowered the peak RSS (`npm run bench`, README "Benchmarks").
  */
-const GC_FLAGS = [
-  '--external-memory-accounted-in-global-limit',
-  '--max-semi-space-size=1',
-  // Each collection lets the heap and the external memory together grow to twice what survived.
-  // V8's own factor shrank to ~1.2 when a stream allocated fast: `verify --deep` (pg_restore's
-  // output read back) ran a mark-compact every ~9 MB, 60–80 of them per 600 MB. With 100 %, side
-  // by side (median of 5, 2.5 M-row ledger): verify --deep 4.55 → 3.27 s wall, 7.2 → 5.0
-  // CPU-seconds, peak RSS 254 → 173 MiB; backup unchanged (one mark-compact either way); files
-  // sync of 10,000 objects at the same speed, peak RSS 227 → 159 MiB.
-  '--heap-growing-percent=100',
-];
+const GC_FLAGS = ['--external-memory-accounted-in-global-limit', '--max-semi-space-size=1'];
+/**
+ * Added for the commands whose streams V8 otherwise collects too often. Each collection then lets
+ * the heap and the external memory together grow to twice what survived. V8's own factor shrank to
+ * ~1.2 when `verify --deep` read pg_restore's output back: a mark-compact every ~9 MB, 60–80 per
+ * 600 MB. Side by side (median of 5, 2.5 M-row ledger): verify --deep 4.55 → 3.27 s wall, 7.2 → 5.0
+ * CPU-seconds, peak RSS 254 → 173 MiB; a files sync of 10,000 objects at the same speed, peak RSS
+ * 227 → 159 MiB. Not for `backup`: V8's factor there is larger and the fixed one made 22
+ * mark-compacts of one.
+ */
+const MORE_GC_FLAGS = { verify: ['--heap-growing-percent=100'], files: ['--heap-growing-percent=100'] };
+
+/** The V8 flags `command` runs with (empty: it runs in the launcher's own process). */
+function gcFlagsFor(command) {
+  if (!STREAMING.has(command)) return [];
+  return [...GC_FLAGS, ...(MORE_GC_FLAGS[command] ?? [])];
+}
+
 /**
  * The commands worth a child process (about 40 ms and 40 MB more). Measured side by side on a
- * 750 MB dump: `backup` 15.4 → 9.2 CPU-seconds and 220 → 180 MiB peak RSS; `restore` and
- * `verify --deep` gained no CPU and their peak RSS grew (243 → 266 MiB), so they stay as they are.
- * `files` (sync, restore, test: many small objects streamed S3 to S3): a first sync of 10,000
- * objects peaked at 315 MiB instead of 422 MiB, at the same speed (`npm run bench -- --only files`).
- * `verify` (measured again on a quiet machine, 2.5 M-row ledger, median of 3): `--deep` 3.38 → 2.90 s,
- * its peak RSS 230 → 290 MiB (no RSS bound applies to verify). `restore` stays in one process: with
- * the flags it is ~11 % faster at 2.5 M rows, but its peak RSS rises to 266 MiB at 3 GiB, over the
- * 256 MiB bound of backup and restore.
- * The Fargate runner's image starts every command with these flags (tasks/dump-runner/Dockerfile).
+ * 750 MB dump: `backup` 15.4 → 9.2 CPU-seconds and 220 → 180 MiB peak RSS. `files` (sync,
+ * restore, test: many small objects streamed S3 to S3): a first sync of 10,000 objects peaked at
+ * 315 MiB instead of 422 MiB, at the same speed (`npm run bench -- --only files`). `verify --deep`
+ * (2.5 M-row ledger): see `--heap-growing-percent` above. `restore` stays in one process: with
+ * the flags it spends ~27 % less CPU but is no faster (the server's COPY is its bound; median of
+ * 4 side by side: 1.08 × the wall time) and its peak RSS rises 209 → 241 MiB at 2.5 M rows,
+ * close to the 256 MiB bound of backup and restore.
+ * The Fargate runner's image starts every command with GC_FLAGS (tasks/dump-runner/Dockerfile).
  */
 const STREAMING = new Set(['backup', 'files', 'verify']);
 
@@ -44,7 +50,7 @@ function redactArgument(arg) {
 }
 
 /**
- * Runs `script` again in a child with GC_FLAGS when the command streams and the flags are not set
+ * Runs `script` again in a child with gcFlagsFor(command) when the command streams and they are not set
  * yet (COFRE_GC_TUNING=off skips it); returns whether it did. The parent shows the redacted
  * arguments, forwards SIGINT/SIGTERM/SIGHUP, and ends as the child ended (same code or signal);
  * the child is in its own process group, so a Ctrl-C reaches it once, through the parent. If the
@@ -52,12 +58,13 @@ function redactArgument(arg) {
  */
 function relaunch(script) {
   const command = process.argv[2];
-  if (!STREAMING.has(command) || process.env.COFRE_GC_TUNING === 'off') return false;
-  if (GC_FLAGS.every((flag) => process.execArgv.includes(flag))) return false;
+  const flags = gcFlagsFor(command);
+  if (flags.length === 0 || process.env.COFRE_GC_TUNING === 'off') return false;
+  if (flags.every((flag) => process.execArgv.includes(flag))) return false;
   const args = process.argv.slice(2);
   const shown = args.map(redactArgument);
   if (shown.some((a, i) => a !== args[i])) process.title = ['cofre', ...shown].join(' ');
-  const child = spawn(process.execPath, [...process.execArgv, ...GC_FLAGS, script, ...args], {
+  const child = spawn(process.execPath, [...process.execArgv, ...flags, script, ...args], {
     stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     detached: true,
   });
@@ -89,4 +96,4 @@ function watchParent() {
   });
 }
 
-module.exports = { GC_FLAGS, redactArgument, relaunch, watchParent };
+module.exports = { GC_FLAGS, gcFlagsFor, redactArgument, relaunch, watchParent };

@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Client } from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { GC_FLAGS } from '../../cli/launch';
+import { GC_FLAGS, gcFlagsFor } from '../../cli/launch';
 import { processAlive } from '../../core/catalog/chain-lock';
 import {
   createPostgresDatabase,
@@ -30,6 +30,14 @@ async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): 
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+it('backup runs with the GC flags; verify and files also with a fixed heap growth; the rest in the launcher', () => {
+  expect(gcFlagsFor('backup')).toEqual([...GC_FLAGS]);
+  for (const command of ['verify', 'files'])
+    expect(gcFlagsFor(command)).toEqual([...GC_FLAGS, '--heap-growing-percent=100']);
+  for (const command of ['restore', 'list', 'keygen', 'decrypt', '--help'])
+    expect(gcFlagsFor(command)).toEqual([]);
+});
 
 it('the Fargate task image starts node with the same GC flags as the CLI', () => {
   const dockerfile = readFileSync(path.join(ROOT, 'tasks', 'dump-runner', 'Dockerfile'), 'utf8');
@@ -78,6 +86,7 @@ describePostgres('a streaming command runs in a tuned child that dies with its l
       // (The password-redaction of the launcher's own command line: test/cli/faults-cli.test.ts.)
       const argv = readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
       for (const flag of GC_FLAGS) expect(argv).toContain(flag);
+      expect(argv.filter((a) => a.startsWith('--heap-growing-percent'))).toEqual([]);
       launcher.kill('SIGKILL');
       await closed;
       await until('the child to end', () => (processAlive(child) ? undefined : true), 5_000);

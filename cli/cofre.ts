@@ -54,11 +54,12 @@ const COMMANDS: Readonly<Record<string, () => Promise<AddCommand>>> = {
 };
 
 /**
- * The commands to register: the one `argv` names (its first argument), or all of them for the
- * program's own help, version and usage errors (an unknown command is then reported with the
- * commands that exist).
+ * The commands to register: the one `argv` names (its first argument), none for `--version`, or
+ * all of them for the program's own help and usage errors (an unknown command is then reported
+ * with the commands that exist).
  */
 async function commandsFor(argv: readonly string[]): Promise<AddCommand[]> {
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) return [];
   const named = argv[0] !== undefined && Object.hasOwn(COMMANDS, argv[0]) ? [argv[0]] : Object.keys(COMMANDS);
   return Promise.all(named.map((name) => COMMANDS[name]!()));
 }

@@ -36,9 +36,9 @@ function gcFlagsFor(command) {
  * restore, test: many small objects streamed S3 to S3): a first sync of 10,000 objects peaked at
  * 315 MiB instead of 422 MiB, at the same speed (`npm run bench -- --only files`). `verify --deep`
  * (2.5 M-row ledger): see `--heap-growing-percent` above. `restore` stays in one process: with
- * the flags it spends ~27 % less CPU but is no faster (the server's COPY is its bound; median of
- * 4 side by side: 1.08 × the wall time) and its peak RSS rises 209 → 241 MiB at 2.5 M rows,
- * close to the 256 MiB bound of backup and restore.
+ * the flags it spends 27 % less CPU but is no faster (the server's COPY is its bound; two
+ * side-by-side runs, medians of 4 and 5: 1.08 and 1.01 × the wall time) and its peak RSS rises
+ * 206 → 235–241 MiB at 2.5 M rows, close to the 256 MiB bound of backup and restore.
  * The Fargate runner's image starts every command with GC_FLAGS (tasks/dump-runner/Dockerfile).
  */
 const STREAMING = new Set(['backup', 'files', 'verify']);

@@ -11,6 +11,8 @@ import {
   type BackupClient,
 } from '@aws-sdk/client-backup';
 import { z } from 'zod';
+import type { HistoryRecord } from '../history/records';
+import type { HistoryStore } from '../history/store';
 import { UsageError } from '../util/errors';
 
 /** What AWS Backup says about the restore job (DescribeRestoreJob). */
@@ -123,4 +125,28 @@ export function putValidationResultWith(
       }),
     );
   };
+}
+
+/**
+ * Where both restore-test validations report an outcome: the history table, and AWS Backup's
+ * restore job (PutRestoreValidationResult, which ends its validation window).
+ */
+export interface RestoreTestOutcomeDeps {
+  readonly history: Pick<HistoryStore, 'put'>;
+  putValidationResult(restoreJobId: string, status: 'SUCCESSFUL' | 'FAILED', message: string): Promise<void>;
+}
+
+/**
+ * Records a restore test's outcome: the history record, then the validation result on the restore
+ * job, unless the restore itself failed or was aborted (nothing is in validation then).
+ */
+export async function recordRestoreTestOutcome(
+  deps: RestoreTestOutcomeDeps,
+  restoreJobId: string,
+  record: HistoryRecord,
+  outcome: { readonly passed: boolean; readonly message: string; readonly restoreFailed: boolean },
+): Promise<void> {
+  await deps.history.put(record);
+  if (!outcome.restoreFailed)
+    await deps.putValidationResult(restoreJobId, outcome.passed ? 'SUCCESSFUL' : 'FAILED', outcome.message);
 }

@@ -28,13 +28,14 @@ import {
 } from '@aws-sdk/client-s3';
 import type { NotifyEvent } from '../alerts/message';
 import {
+  recordRestoreTestOutcome,
   restoreJobIdOf,
   restoreTestIdOf,
   triageRestoreTestJob,
   type RestoreJobFacts,
+  type RestoreTestOutcomeDeps,
 } from '../aws/restore-jobs';
 import type { HistoryRecord } from '../history/records';
-import type { HistoryStore } from '../history/store';
 import { messageOf } from '../util/errors';
 import { sha256Of } from './sha256';
 
@@ -71,15 +72,13 @@ export interface BucketRestoreValidation {
   readonly restoredObjects: number;
 }
 
-export interface BucketRestoreValidationDeps {
+export interface BucketRestoreValidationDeps extends RestoreTestOutcomeDeps {
   /** ARN of Cofre's S3 restore testing plan: restore jobs of any other plan (or by hand) are ignored. */
   readonly restoreTestingPlanArn: string;
   readonly buckets: readonly RestoreTestedBucket[];
   describeRestoreJob(restoreJobId: string): Promise<RestoreJobFacts>;
-  putValidationResult(restoreJobId: string, status: 'SUCCESSFUL' | 'FAILED', message: string): Promise<void>;
   /** Reads the source buckets and the restored bucket (same account and region). */
   readonly s3: S3Client;
-  readonly history: Pick<HistoryStore, 'put'>;
   notify(event: NotifyEvent): Promise<unknown>;
   /** Objects to sample. @default 20 */
   readonly sample?: number;
@@ -450,14 +449,11 @@ export async function handleBucketRestoreTestEvent(
     message: validation.message,
     requestedBy: 'aws-backup',
   };
-  await deps.history.put(record);
-  // A failed or aborted restore has nothing in validation: there is no result to report.
-  if (!restoreFailed)
-    await deps.putValidationResult(
-      job.restoreJobId,
-      validation.passed ? 'SUCCESSFUL' : 'FAILED',
-      validation.message,
-    );
+  await recordRestoreTestOutcome(deps, job.restoreJobId, record, {
+    passed: validation.passed,
+    message: validation.message,
+    restoreFailed,
+  });
   await deps.notify({
     outcome: validation.passed ? 'succeeded' : 'failed',
     job: 'aws-backup',

@@ -14,17 +14,18 @@
 import { DescribeDBInstancesCommand, type RDSClient } from '@aws-sdk/client-rds';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import {
+  recordRestoreTestOutcome,
   restoreJobIdOf,
   restoreTestIdOf,
   triageRestoreTestJob,
   type RestoreJobFacts,
+  type RestoreTestOutcomeDeps,
 } from '../aws/restore-jobs';
 import { readCatalog } from '../catalog/catalog';
 import { fullSourcePrefix, GLOBALS_SEGMENT } from '../catalog/keys';
 import { quoteIdentifier, resolveCredentials, type Connection, type Engine } from '../sources/connection';
 import { messageOf } from '../util/errors';
 import type { HistoryRecord } from '../history/records';
-import type { HistoryStore } from '../history/store';
 import type { Manifest } from '../catalog/manifest';
 import { connectMysql } from '../sources/mysql';
 import { connectPostgres } from '../sources/postgres';
@@ -69,7 +70,7 @@ export interface SnapshotRestoreValidation {
   readonly restoreSeconds?: number;
 }
 
-export interface RestoreValidationDeps {
+export interface RestoreValidationDeps extends RestoreTestOutcomeDeps {
   /** ARN of Cofre's restore testing plan: restore jobs of any other plan (or by hand) are ignored. */
   readonly restoreTestingPlanArn: string;
   readonly databases: readonly RestoreTestedDatabase[];
@@ -80,8 +81,6 @@ export interface RestoreValidationDeps {
   credentialsOf(secretArn: string, engine: Engine): Promise<{ user: string; password: string | undefined }>;
   /** The vault holding the Cofre backups (manifests under `full/<id>/`). */
   readonly vault: Vault;
-  readonly history: Pick<HistoryStore, 'put'>;
-  putValidationResult(restoreJobId: string, status: 'SUCCESSFUL' | 'FAILED', message: string): Promise<void>;
   notify(event: NotifyEvent): Promise<unknown>;
   /**
    * PostgreSQL `sslMode` for the restored instance (RDS for PostgreSQL 15+ forces TLS by default):
@@ -342,13 +341,11 @@ export async function handleRestoreTestEvent(
     message: validation.message,
     requestedBy: 'aws-backup',
   };
-  await deps.history.put(record);
-  if (!restoreFailed)
-    await deps.putValidationResult(
-      job.restoreJobId,
-      validation.passed ? 'SUCCESSFUL' : 'FAILED',
-      validation.message,
-    );
+  await recordRestoreTestOutcome(deps, job.restoreJobId, record, {
+    passed: validation.passed,
+    message: validation.message,
+    restoreFailed,
+  });
   if (!validation.passed)
     await deps.notify({
       outcome: 'failed',

@@ -5,6 +5,7 @@ import { Key, type Alias } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
 import { administeredKeyPolicy, usableOnlyThroughServices } from './key-policy';
+import { requireWholeNumber } from './prop-checks';
 
 /**
  * Key schema of the history table. The runtime's record type and key helpers live in
@@ -51,10 +52,7 @@ export class BackupHistory extends Construct {
     super(scope, id);
     const stack = Stack.of(this);
     const pitrDays = props.pointInTimeRecoveryDays ?? 35;
-    if (!Number.isInteger(pitrDays) || pitrDays < 1 || pitrDays > 35)
-      throw new Error(
-        `BackupHistory ${this.node.path}: pointInTimeRecoveryDays must be a whole number between 1 and 35, got ${pitrDays}`,
-      );
+    requireWholeNumber(`BackupHistory ${this.node.path}`, 'pointInTimeRecoveryDays', pitrDays, 1, 35);
     const keyAlias = props.keyAlias ?? 'alias/cofre-history';
     if (!/^alias\/[a-zA-Z0-9/_-]+$/.test(keyAlias) || keyAlias.startsWith('alias/aws/'))
       throw new Error(

@@ -8,6 +8,7 @@ import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { CofreConfig, DatabaseConfig } from '../config';
 import { acknowledge } from '../nag';
+import { requireWholeNumber } from './prop-checks';
 
 /** The scheduled jobs of a database: the `schedules` field that times each one. */
 export const SCHEDULED_JOBS = ['fullBackup', 'tenantExport', 'integrityVerification', 'restoreTest'] as const;
@@ -84,10 +85,7 @@ export class BackupSchedules extends Construct {
     super(scope, id);
     const retryAttempts = props.retryAttempts ?? 2;
     const maxEventAge = props.maxEventAge ?? Duration.hours(1);
-    if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 185)
-      throw new Error(
-        `BackupSchedules ${this.node.path}: retryAttempts must be a whole number between 0 and 185, got ${retryAttempts}`,
-      );
+    requireWholeNumber(`BackupSchedules ${this.node.path}`, 'retryAttempts', retryAttempts, 0, 185);
     if (maxEventAge.toSeconds() < 60 || maxEventAge.toSeconds() > 86_400)
       throw new Error(
         `BackupSchedules ${this.node.path}: maxEventAge must be between 1 minute and 24 hours, got ${maxEventAge.toHumanString()}`,

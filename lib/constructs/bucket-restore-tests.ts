@@ -15,6 +15,7 @@ import {
   latestSnapshotTestingPlan,
   restoreTestingSelection,
 } from './restore-testing-plan';
+import { requireWholeNumber } from './prop-checks';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -124,8 +125,7 @@ export class BucketRestoreTests extends Construct {
       ['selectionWindowDays', selectionWindowDays, 365],
       ['sample', sample, 1000],
     ] as const)
-      if (!Number.isInteger(value) || value < 1 || value > max)
-        throw new Error(`${where}: ${name} must be a whole number between 1 and ${max}, got ${value}`);
+      requireWholeNumber(where, name, value, 1, max);
 
     const restoreBuckets = `arn:${stack.partition}:s3:::${RESTORE_TEST_BUCKET_PREFIX}*`;
     this.extendRestoreRole(props.restoreRole, restoreBuckets);

@@ -13,11 +13,11 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { FARGATE_SIZES } from '../config/schema';
 import { acknowledge } from '../nag';
 import type { BackupHistory } from './backup-history';
 import type { BackupVault } from './backup-vault';
 import { grantSecretKeyDecrypt } from './secret-key-grant';
+import { requireFargateSize, requireWholeNumber } from './prop-checks';
 
 /** Name of the dump-runner container in every task definition (`${ContainerName}` in the ASL files). */
 export const DUMP_CONTAINER_NAME = 'dump-runner';
@@ -192,17 +192,8 @@ export class DumpTask extends Construct {
       throw new Error(
         `${where}: credentialsSecretArn must be the complete ARN of a Secrets Manager secret (ending in its 6-character suffix), got "${props.credentialsSecretArn}"`,
       );
-    const size = FARGATE_SIZES[cpu];
-    if (!size)
-      throw new Error(`${where}: cpu must be one of ${Object.keys(FARGATE_SIZES).join(', ')}, got ${cpu}`);
-    if (memoryMiB < size.min || memoryMiB > size.max || memoryMiB % size.step !== 0)
-      throw new Error(
-        `${where}: memoryMiB must be ${size.min}–${size.max} in steps of ${size.step} for cpu ${cpu}, got ${memoryMiB}`,
-      );
-    if (!Number.isInteger(ephemeralStorageGiB) || ephemeralStorageGiB < 21 || ephemeralStorageGiB > 200)
-      throw new Error(
-        `${where}: ephemeralStorageGiB must be a whole number between 21 and 200, got ${ephemeralStorageGiB}`,
-      );
+    requireFargateSize(where, cpu, memoryMiB);
+    requireWholeNumber(where, 'ephemeralStorageGiB', ephemeralStorageGiB, 21, 200);
   }
 
   private acknowledgeNagFindings(props: DumpTaskProps): void {

@@ -18,7 +18,6 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { CofreConfig } from '../config';
-import { FARGATE_SIZES } from '../config/schema';
 import { daysCoveringYears } from '../../core/policy/retention';
 import { acknowledge } from '../nag';
 import { pascal } from './alerts';
@@ -27,6 +26,7 @@ import type { BackupVault } from './backup-vault';
 import { schedulerPlumbing } from './backup-schedules';
 import { DUMP_CONTAINER_NAME, SCRATCH_PATH } from './dump-task';
 import { grantSecretKeyDecrypt } from './secret-key-grant';
+import { requireFargateSize, requireWholeNumber } from './prop-checks';
 
 /** The task's commands (core/files/task.ts `FILES_TASK_COMMANDS`; lib/ imports no runtime code). */
 type FilesTaskCommand = 'files-sync' | 'files-sync-full' | 'files-restore-test';
@@ -155,15 +155,8 @@ export class FilesSyncJobs extends Construct {
     const cpu = props.cpu ?? 1024;
     const memoryMiB = props.memoryMiB ?? 2048;
     const sample = props.sample ?? 20;
-    const size = FARGATE_SIZES[cpu];
-    if (!size)
-      throw new Error(`${where}: cpu must be one of ${Object.keys(FARGATE_SIZES).join(', ')}, got ${cpu}`);
-    if (memoryMiB < size.min || memoryMiB > size.max || memoryMiB % size.step !== 0)
-      throw new Error(
-        `${where}: memoryMiB must be ${size.min}–${size.max} in steps of ${size.step} for cpu ${cpu}, got ${memoryMiB}`,
-      );
-    if (!Number.isInteger(sample) || sample < 1 || sample > 10_000)
-      throw new Error(`${where}: sample must be a whole number between 1 and 10000, got ${sample}`);
+    requireFargateSize(where, cpu, memoryMiB);
+    requireWholeNumber(where, 'sample', sample, 1, 10_000);
     if (props.buckets.length === 0) throw new Error(`${where}: buckets must name at least one bucket`);
     const names = new Set<string>();
     for (const b of props.buckets) {

@@ -4,6 +4,7 @@ import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { acknowledge } from '../nag';
+import { requireWholeNumber } from './prop-checks';
 
 /**
  * Key schema of the idempotency table: what Powertools Idempotency's DynamoDB persistence layer
@@ -36,10 +37,7 @@ export class IdempotencyTable extends Construct {
   constructor(scope: Construct, id: string, props: IdempotencyTableProps) {
     super(scope, id);
     const pitrDays = props.pointInTimeRecoveryDays ?? 7;
-    if (!Number.isInteger(pitrDays) || pitrDays < 1 || pitrDays > 35)
-      throw new Error(
-        `IdempotencyTable ${this.node.path}: pointInTimeRecoveryDays must be a whole number between 1 and 35, got ${pitrDays}`,
-      );
+    requireWholeNumber(`IdempotencyTable ${this.node.path}`, 'pointInTimeRecoveryDays', pitrDays, 1, 35);
     this.key = props.encryptionKey;
     this.table = new Table(this, 'Table', {
       partitionKey: { name: IDEMPOTENCY_TABLE_SCHEMA.partitionKey, type: AttributeType.STRING },

@@ -19,6 +19,7 @@ import {
   restoreTestingSelection,
 } from './restore-testing-plan';
 import { grantSecretKeyDecrypt } from './secret-key-grant';
+import { requireWholeNumber } from './prop-checks';
 
 const LAMBDAS = path.join(__dirname, '..', '..', 'lambdas');
 
@@ -134,8 +135,7 @@ export class SnapshotRestoreTests extends Construct {
       ['validationWindowHours', validationWindowHours, HOURS.max],
       ['selectionWindowDays', selectionWindowDays, 365],
     ] as const)
-      if (!Number.isInteger(value) || value < 1 || value > max)
-        throw new Error(`${where}: ${name} must be a whole number between 1 and ${max}, got ${value}`);
+      requireWholeNumber(where, name, value, 1, max);
     const vpcIds = [...new Set(props.databases.map((db) => db.network.vpcId))];
     if (vpcIds.length > 1)
       throw new Error(

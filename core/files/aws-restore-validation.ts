@@ -37,7 +37,7 @@ import {
 } from '../aws/restore-jobs';
 import type { HistoryRecord } from '../history/records';
 import { messageOf } from '../util/errors';
-import { sha256Of } from './sha256';
+import { sha256Of } from '../util/sha256';
 
 /** An AWS S3 bucket the restore testing plan restores (`buckets[]` without `source`). */
 export interface RestoreTestedBucket {

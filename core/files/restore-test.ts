@@ -6,7 +6,7 @@ import type { HistoryRecord } from '../history/records';
 import { latestRun, objectKeyIn, readCatalogue, type CatalogueEntry } from './catalogue';
 import type { FilesSource } from './sync';
 import type { FilesVault } from './vault';
-import { sha256Of } from './sha256';
+import { sha256Of } from '../util/sha256';
 
 /** What happened to one sampled object. */
 export interface SampleResult {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -10,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { Readable } from 'node:stream';
+import { sha256Of } from '../util/sha256';
 import { OperationalError, messageOf } from '../util/errors';
 import type { LockMode, StoredObject, Vault, WriteOptions } from './types';
 
@@ -142,12 +142,7 @@ export class S3Vault implements Vault {
   }
 
   async sha256(key: string, onChunk?: (chunk: Buffer) => void): Promise<string> {
-    const hash = createHash('sha256');
-    for await (const chunk of await this.read(key)) {
-      hash.update(chunk as Buffer);
-      onChunk?.(chunk as Buffer);
-    }
-    return hash.digest('hex');
+    return (await sha256Of(await this.read(key), onChunk)).sha256;
   }
 
   async readBytes(key: string): Promise<Buffer | undefined> {

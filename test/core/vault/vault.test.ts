@@ -45,6 +45,12 @@ function behavesAsAVault(name: string, make: () => Vault, conditionalWrites = tr
       expect(stored.bytes).toBe(data.length);
       expect((await vault.stat('full/src/db/ID1/a.bin'))?.bytes).toBe(data.length);
       expect((await readAll(await vault.read('full/src/db/ID1/a.bin'))).equals(data)).toBe(true);
+      // sha256 reads the stored object whole; each piece is shown to onChunk once.
+      let seen = 0;
+      expect(await vault.sha256('full/src/db/ID1/a.bin', (c) => (seen += c.length))).toBe(
+        createHash('sha256').update(data).digest('hex'),
+      );
+      expect(seen).toBe(data.length);
       await vault.write('full/src/db/ID1/manifest.json', Readable.from([Buffer.from('{}')]), { tags: {} });
       expect(await vault.list('full/src/')).toEqual([
         'full/src/db/ID1/a.bin',

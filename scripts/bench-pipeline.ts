@@ -11,6 +11,10 @@
  *   cofre backup ÷ mysqldump … > /dev/null (MariaDB)       goal ≤ 1.25
  *   peak RSS of backup and restore                         goal ≤ 256 MiB
  *
+ * Beside them, the floor of any compressing backup on this machine: the dump tool piped into the
+ * zstd command-line tool at level 1 (Cofre's level), in 1 MiB writes as Cofre runs it, into
+ * /dev/null. Where that alone is above a goal, the goal is out of reach on this machine.
+ *
  * `--jobs-cores` also restores with `--jobs 1` and `--jobs 2` under `taskset` on 1 and 2 cores.
  * `--rss-rows N` adds one backup and restore of an N-row ledger for the peak RSS at size
  * (13 000 000 rows ≈ 3 GB of dump).
@@ -22,6 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
+import { stdbufPath, TOOL_STDOUT_BUFFER } from '../core/sources/process';
 import { generateBenchData } from './bench-data-lib';
 import { generateFastData } from './bench-fast-data';
 import { median, sh, timed, type Run } from './bench-run';
@@ -62,6 +67,20 @@ function serverUrl(url: string, database: string): string {
 }
 
 const cofre = (args: string[]) => [BIN, ...args];
+
+/** The zstd command-line tool, for the floor column (absent: the column says so). */
+const HAS_ZSTD = (() => {
+  try {
+    execFileSync('zstd', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+/** `dump` (a shell command writing to stdout) into zstd -1, as Cofre runs the dump tools. */
+const floorCommand = (dump: string) =>
+  `${stdbufPath() ? `stdbuf -o${TOOL_STDOUT_BUFFER} ` : ''}${dump} | zstd -1 -q > /dev/null`;
+const NO_ZSTD = 'n/a (no zstd)';
 
 export async function benchPipeline(options: PipelineBenchOptions): Promise<string> {
   const { log } = options;
@@ -105,8 +124,8 @@ export async function benchPipeline(options: PipelineBenchOptions): Promise<stri
     }
 
     lines.push(
-      `| PostgreSQL (median of ${options.rounds}) | dump MB | pg_dump -Fc -Z0 | cofre backup | ÷ | verify --deep | ÷ backup | pg_restore (file) | cofre restore | ÷ | backup RSS | restore RSS | stored MB |`,
-      '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+      `| PostgreSQL (median of ${options.rounds}) | dump MB | pg_dump -Fc -Z0 | cofre backup | ÷ | floor: pg_dump \\| zstd -1 | ÷ | verify --deep | ÷ backup | pg_restore (file) | cofre restore | ÷ | backup RSS | restore RSS | stored MB |`,
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
     for (const data of datasets) lines.push(await pgRound(data, keyFile, work, options, pgDatabases));
 
@@ -220,7 +239,14 @@ async function pgRound(
   const dumpFile = path.join(work, `${data.database}.dump`);
   await sh(`pg_dump -Fc -Z0 -f ${dumpFile}`, env); // also warms the cache
   const dumpBytes = statSync(dumpFile).size;
-  const runs: Record<string, Run[]> = { dump: [], backup: [], verify: [], pgRestore: [], restore: [] };
+  const runs: Record<string, Run[]> = {
+    dump: [],
+    floor: [],
+    backup: [],
+    verify: [],
+    pgRestore: [],
+    restore: [],
+  };
   let stored = 0;
   const admin = new Client({ connectionString: serverUrl(data.url, 'postgres') });
   await admin.connect();
@@ -233,6 +259,7 @@ async function pgRound(
   try {
     for (let round = 1; round <= options.rounds; round++) {
       runs.dump!.push(await sh('pg_dump -Fc -Z0 > /dev/null', env));
+      if (HAS_ZSTD) runs.floor!.push(await sh(floorCommand('pg_dump -Fc -Z0'), env));
       const vault = path.join(work, `vault-${data.database}-${round}`);
       const backup = await backupOnce(data.url, vault, keyFile);
       stored = backup.storedBytes!;
@@ -254,16 +281,20 @@ async function pgRound(
       await admin.query(`DROP DATABASE "${b}" WITH (FORCE)`);
       rmSync(vault, { recursive: true, force: true });
       log(
-        `${data.label} round ${round}: pg_dump ${runs.dump!.at(-1)!.seconds.toFixed(1)} s, backup ${backup.seconds.toFixed(1)} s, verify --deep ${runs.verify!.at(-1)!.seconds.toFixed(1)} s, pg_restore ${runs.pgRestore!.at(-1)!.seconds.toFixed(1)} s, restore ${runs.restore!.at(-1)!.seconds.toFixed(1)} s`,
+        `${data.label} round ${round}: pg_dump ${runs.dump!.at(-1)!.seconds.toFixed(1)} s, floor ${runs.floor!.at(-1)?.seconds.toFixed(1) ?? NO_ZSTD}, backup ${backup.seconds.toFixed(1)} s, verify --deep ${runs.verify!.at(-1)!.seconds.toFixed(1)} s, pg_restore ${runs.pgRestore!.at(-1)!.seconds.toFixed(1)} s, restore ${runs.restore!.at(-1)!.seconds.toFixed(1)} s`,
       );
     }
   } finally {
     await admin.end();
     rmSync(dumpFile, { force: true });
   }
-  const m = Object.fromEntries(Object.entries(runs).map(([k, v]) => [k, median(v)])) as Record<string, Run>;
+  const m = Object.fromEntries(
+    Object.entries(runs)
+      .filter(([, v]) => v.length > 0)
+      .map(([k, v]) => [k, median(v)]),
+  ) as Record<string, Run>;
   const r = (a: Run, b: Run) => (a.seconds / b.seconds).toFixed(2);
-  return `| ${data.label} | ${(dumpBytes / 1e6).toFixed(0)} | ${m.dump!.seconds.toFixed(1)} s | ${m.backup!.seconds.toFixed(1)} s | **${r(m.backup!, m.dump!)}** | ${m.verify!.seconds.toFixed(1)} s | **${r(m.verify!, m.backup!)}** | ${m.pgRestore!.seconds.toFixed(1)} s | ${m.restore!.seconds.toFixed(1)} s | **${r(m.restore!, m.pgRestore!)}** | ${m.backup!.peakRssMiB!.toFixed(0)} MiB | ${m.restore!.peakRssMiB!.toFixed(0)} MiB | ${(stored / 1e6).toFixed(1)} |`;
+  return `| ${data.label} | ${(dumpBytes / 1e6).toFixed(0)} | ${m.dump!.seconds.toFixed(1)} s | ${m.backup!.seconds.toFixed(1)} s | **${r(m.backup!, m.dump!)}** | ${floorCells(m.floor, m.dump!)} | ${m.verify!.seconds.toFixed(1)} s | **${r(m.verify!, m.backup!)}** | ${m.pgRestore!.seconds.toFixed(1)} s | ${m.restore!.seconds.toFixed(1)} s | **${r(m.restore!, m.pgRestore!)}** | ${m.backup!.peakRssMiB!.toFixed(0)} MiB | ${m.restore!.peakRssMiB!.toFixed(0)} MiB | ${(stored / 1e6).toFixed(1)} |`;
 }
 
 async function mysqlRound(
@@ -282,24 +313,34 @@ async function mysqlRound(
   // The options cofre gives mysqldump (core/sources/mysql.ts mysqldumpArgs), into /dev/null.
   const mysqldump = `mysqldump --defaults-extra-file=${cnf} --single-transaction --quick --routines --triggers --events --hex-blob --no-tablespaces --default-character-set=utf8mb4 --skip-lock-tables --max-allowed-packet=1G -- ${database} > /dev/null`;
   await sh(mysqldump, process.env); // warm
+  const floorDump = mysqldump.replace(/ > \/dev\/null$/, '');
   const dumps: Run[] = [];
+  const floors: Run[] = [];
   const backups: Run[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     dumps.push(await sh(mysqldump, process.env));
+    if (HAS_ZSTD) floors.push(await sh(floorCommand(floorDump), process.env));
     const vault = path.join(work, `vault-my-${round}`);
     backups.push(await backupOnce(url, vault, keyFile));
     rmSync(vault, { recursive: true, force: true });
     options.log(
-      `MariaDB ledger round ${round}: mysqldump ${dumps.at(-1)!.seconds.toFixed(1)} s, backup ${backups.at(-1)!.seconds.toFixed(1)} s`,
+      `MariaDB ledger round ${round}: mysqldump ${dumps.at(-1)!.seconds.toFixed(1)} s, floor ${floors.at(-1)?.seconds.toFixed(1) ?? NO_ZSTD}, backup ${backups.at(-1)!.seconds.toFixed(1)} s`,
     );
   }
   const d = median(dumps);
   const b = median(backups);
   return [
-    `| MariaDB (median of ${options.rounds}) | mysqldump > /dev/null | cofre backup | ÷ | backup RSS |`,
-    '|---|---|---|---|---|',
-    `| ledger (${options.mysqlRows} rows) | ${d.seconds.toFixed(1)} s | ${b.seconds.toFixed(1)} s | **${(b.seconds / d.seconds).toFixed(2)}** | ${b.peakRssMiB!.toFixed(0)} MiB |`,
+    `| MariaDB (median of ${options.rounds}) | mysqldump > /dev/null | cofre backup | ÷ | floor: mysqldump \\| zstd -1 | ÷ | backup RSS |`,
+    '|---|---|---|---|---|---|---|',
+    `| ledger (${options.mysqlRows} rows) | ${d.seconds.toFixed(1)} s | ${b.seconds.toFixed(1)} s | **${(b.seconds / d.seconds).toFixed(2)}** | ${floorCells(floors.length ? median(floors) : undefined, d)} | ${b.peakRssMiB!.toFixed(0)} MiB |`,
   ];
+}
+
+/** The floor's two cells: its time and its ratio to the bare dump. */
+function floorCells(floor: Run | undefined, dump: Run): string {
+  return floor
+    ? `${floor.seconds.toFixed(1)} s | ${(floor.seconds / dump.seconds).toFixed(2)}`
+    : `${NO_ZSTD} | –`;
 }
 
 /** `cofre restore --jobs 1|2` and `pg_restore [-j 2]` under taskset on 1 and 2 cores. */

@@ -277,7 +277,7 @@ export async function restorePostgresTable(
       const sql = spawnTool(
         'pg_restore',
         ['--data-only', `--schema=${table.schema}`, `--table=${table.name}`, '--file=-'],
-        { stdin: true },
+        { stdin: true, largeStdout: true },
       );
       const psql = spawnTool(
         'psql',

@@ -230,6 +230,7 @@ export async function startMysqlDump(
     optionFile: mysqlOptionFile(c),
     secrets: [c.password],
     errorPattern: /(^|: )(error|couldn't execute|got error)/i,
+    largeStdout: true,
   });
   const completed = (async (): Promise<TableCount[]> => {
     await tool.finished;

@@ -188,7 +188,7 @@ export async function startPostgresDump(c: Connection, database: string): Promis
   const tool = spawnTool(
     'pg_dump',
     ['--format=custom', '--compress=0', `--snapshot=${snapshot}`, '--no-password'],
-    toolOptions(c, database),
+    { ...toolOptions(c, database), largeStdout: true },
   );
   const counting = (async (): Promise<TableCount[]> => {
     const { rows: tables } = await client.query<{ schema: string; name: string }>(TABLES_SQL);

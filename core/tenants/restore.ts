@@ -658,6 +658,7 @@ async function copySchema(c: Connection, source: string, dest: string, plan: Ten
       const dump = spawnTool('pg_dump', ['--no-owner', '--no-acl', '--no-password', ...extra], {
         env: postgresEnv(c, source),
         secrets: [c.password],
+        largeStdout: true,
       });
       const psql = spawnTool('psql', ['--no-psqlrc', '--quiet', '-v', 'ON_ERROR_STOP=1', '--no-password'], {
         env: postgresEnv(c, dest),
@@ -687,7 +688,11 @@ async function copySchema(c: Connection, source: string, dest: string, plan: Ten
       : []),
   ];
   for (const args of dumps) {
-    const dump = spawnTool('mysqldump', args, { optionFile: mysqlOptionFile(c), secrets: [c.password] });
+    const dump = spawnTool('mysqldump', args, {
+      optionFile: mysqlOptionFile(c),
+      secrets: [c.password],
+      largeStdout: true,
+    });
     const client = spawnMysqlClient(c, dest);
     dump.stdout.pipe(client.stdin!);
     await Promise.all([dump.finished, client.finished]);

@@ -1,8 +1,11 @@
 import { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
+import { youngGcEvery } from '../util/young-gc';
 
 /** Bytes zstd takes per hand-off to the thread pool, and gives back per output buffer. */
 export const COMPRESS_CHUNK = 1024 * 1024;
+/** Plaintext bytes between two young-generation collections (see youngGcEvery). */
+const YOUNG_GC_EVERY = 8 * 1024 * 1024;
 /** Input buffers in flight: one being filled, the others queued in or worked on by zstd. */
 const POOL_SIZE = 3;
 
@@ -70,9 +73,11 @@ export function compressStage(options: CompressStageOptions): Duplex {
     callback();
   };
   let zstdDone = false;
+  const collect = youngGcEvery(YOUNG_GC_EVERY);
   const stage = new Duplex({
     write(chunk: Buffer, _encoding, callback) {
       options.onPlain(chunk);
+      collect(chunk.length);
       take(chunk, 0, callback);
     },
     final(callback) {

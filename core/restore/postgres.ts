@@ -277,7 +277,7 @@ export async function restorePostgresTable(
       const sql = spawnTool(
         'pg_restore',
         ['--data-only', `--schema=${table.schema}`, `--table=${table.name}`, '--file=-'],
-        { stdin: true, largeStdout: true },
+        { stdin: true },
       );
       const psql = spawnTool(
         'psql',

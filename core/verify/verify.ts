@@ -268,10 +268,7 @@ async function deepCheck(
     lister.stdout.setEncoding('utf8');
     lister.stdout.on('data', (t: string) => (list += t));
     // A full read of the archive (every data block) as SQL, whose COPY rows are counted.
-    const reader = spawnTool('pg_restore', ['--data-only', '--file=-'], {
-      stdin: true,
-      largeStdout: true,
-    });
+    const reader = spawnTool('pg_restore', ['--data-only', '--file=-'], { stdin: true });
     copyRows = new CopyRowCounter();
     const counting = copyRows;
     reader.stdout.on('data', (c: Buffer) => {

@@ -26,7 +26,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createConnection } from 'mysql2/promise';
 import { Client } from 'pg';
-import { stdbufPath, TOOL_STDOUT_BUFFER } from '../core/sources/process';
+import { stdbufPath, TOOL_STDIO_BUFFER } from '../core/sources/process';
 import { generateBenchData } from './bench-data-lib';
 import { generateFastData } from './bench-fast-data';
 import { median, sh, timed, type Run } from './bench-run';
@@ -79,7 +79,7 @@ const HAS_ZSTD = (() => {
 })();
 /** `dump` (a shell command writing to stdout) into zstd -1, as Cofre runs the dump tools. */
 const floorCommand = (dump: string) =>
-  `${stdbufPath() ? `stdbuf -o${TOOL_STDOUT_BUFFER} ` : ''}${dump} | zstd -1 -q > /dev/null`;
+  `${stdbufPath() ? `stdbuf -o${TOOL_STDIO_BUFFER} ` : ''}${dump} | zstd -1 -q > /dev/null`;
 const NO_ZSTD = 'n/a (no zstd)';
 
 export async function benchPipeline(options: PipelineBenchOptions): Promise<string> {

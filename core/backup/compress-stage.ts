@@ -1,11 +1,9 @@
 import { Duplex } from 'node:stream';
 import zlib from 'node:zlib';
-import { youngGcEvery } from '../util/young-gc';
+import { YOUNG_GC_EVERY, youngGcEvery } from '../util/young-gc';
 
 /** Bytes zstd takes per hand-off to the thread pool, and gives back per output buffer. */
 export const COMPRESS_CHUNK = 1024 * 1024;
-/** Plaintext bytes between two young-generation collections (see youngGcEvery). */
-const YOUNG_GC_EVERY = 8 * 1024 * 1024;
 /** Input buffers in flight: one being filled, the others queued in or worked on by zstd. */
 const POOL_SIZE = 3;
 

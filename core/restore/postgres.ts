@@ -105,6 +105,7 @@ export async function restorePostgresDatabase(
       const tool = spawnTool('pg_restore', restoreArgs, {
         env: postgresEnv(target, temp),
         stdin: true,
+        largeStdin: true,
         secrets: [target.password],
       });
       await feedTool(input, tool);
@@ -277,7 +278,7 @@ export async function restorePostgresTable(
       const sql = spawnTool(
         'pg_restore',
         ['--data-only', `--schema=${table.schema}`, `--table=${table.name}`, '--file=-'],
-        { stdin: true },
+        { stdin: true, largeStdin: true },
       );
       const psql = spawnTool(
         'psql',

@@ -41,6 +41,12 @@ export interface SpawnToolOptions {
    * it is. No use for `pg_restore --file=-`, which writes through its own FILE (still 4 KiB).
    */
   readonly largeStdout?: boolean;
+  /**
+   * The same for a tool that reads a large stdin through C stdio's `stdin` (pg_restore reading an
+   * archive): `stdbuf -i1M`, so it reads up to a pipe's 64 KiB at a time instead of 4 KiB (pg_restore
+   * of a 622 MB archive: 152,000 reads → 9,600), and we are woken to write far less often.
+   */
+  readonly largeStdin?: boolean;
 }
 
 /** After SIGTERM, how long a tool has before SIGKILL. */
@@ -58,8 +64,8 @@ export function killAllTools(): number {
 
 const STDERR_LIMIT = 16 * 1024;
 
-/** The size of a large-stdout tool's stdio buffer (`stdbuf -o`). */
-export const TOOL_STDOUT_BUFFER = '1M';
+/** The stdio buffer of a tool with a large stdout or stdin (`stdbuf -o` / `-i`). */
+export const TOOL_STDIO_BUFFER = '1M';
 
 let stdbuf: string | null | undefined;
 
@@ -99,9 +105,13 @@ export function spawnTool(
 ): ToolProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, LC_ALL: 'C.UTF-8' };
   const viaShell = options.optionFile !== undefined;
-  const buffer = options.largeStdout ? stdbufPath() : null;
+  const buffer = options.largeStdout || options.largeStdin ? stdbufPath() : null;
+  const modes = [
+    ...(options.largeStdin ? [`-i${TOOL_STDIO_BUFFER}`] : []),
+    ...(options.largeStdout ? [`-o${TOOL_STDIO_BUFFER}`] : []),
+  ];
   // stdbuf execs the tool in its place: same process, same exit code and signals.
-  const argv = buffer ? [buffer, `-o${TOOL_STDOUT_BUFFER}`, command, ...args] : [command, ...args];
+  const argv = buffer ? [buffer, ...modes, command, ...args] : [command, ...args];
   const stdio = [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(viaShell ? ['pipe'] : [])] as const;
   const child = spawn(
     viaShell ? '/bin/sh' : argv[0]!,

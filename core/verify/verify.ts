@@ -264,11 +264,11 @@ async function deepCheck(
   if (artifact.format === 'tenant-pg-copy' || artifact.format === 'tenant-mysql-insert')
     sections = new SectionCounter(manifest.engine);
   if (artifact.format === 'pg_dump-custom') {
-    const lister = spawnTool('pg_restore', ['--list'], { stdin: true });
+    const lister = spawnTool('pg_restore', ['--list'], { stdin: true, largeStdin: true });
     lister.stdout.setEncoding('utf8');
     lister.stdout.on('data', (t: string) => (list += t));
     // A full read of the archive (every data block) as SQL, whose COPY rows are counted.
-    const reader = spawnTool('pg_restore', ['--data-only', '--file=-'], { stdin: true });
+    const reader = spawnTool('pg_restore', ['--data-only', '--file=-'], { stdin: true, largeStdin: true });
     copyRows = new CopyRowCounter();
     const counting = copyRows;
     reader.stdout.on('data', (c: Buffer) => {

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { runTool, spawnTool, stdbufPath, TOOL_STDOUT_BUFFER } from '../../../core/sources/process';
+import { runTool, spawnTool, stdbufPath, TOOL_STDIO_BUFFER } from '../../../core/sources/process';
 
 // A large-stdout tool runs under coreutils' stdbuf, which tells the tool's C stdio its buffer size
 // through _STDBUF_O (and loads libstdbuf.so with LD_PRELOAD): that variable is what the tool sees.
@@ -14,10 +14,17 @@ if (!hasStdbuf) process.stderr.write('skipping the stdbuf cases: coreutils stdbu
 const seen = (options: Parameters<typeof spawnTool>[2], script = 'printf %s "${_STDBUF_O-unset}"') =>
   runTool('sh', ['-c', script], options);
 
-describe('spawnTool largeStdout', () => {
+describe('spawnTool largeStdout and largeStdin', () => {
   test.runIf(hasStdbuf)('runs the tool under stdbuf with a 1 MiB stdout buffer', async () => {
-    expect(TOOL_STDOUT_BUFFER).toBe('1M');
+    expect(TOOL_STDIO_BUFFER).toBe('1M');
     expect(await seen({ largeStdout: true })).toBe(String(1024 * 1024));
+  });
+
+  test.runIf(hasStdbuf)('a large stdin gets a 1 MiB stdin buffer, alone or with stdout', async () => {
+    const both = 'printf %s "${_STDBUF_I-unset} ${_STDBUF_O-unset}"';
+    const mib = String(1024 * 1024);
+    expect(await seen({ largeStdin: true }, both)).toBe(`${mib} unset`);
+    expect(await seen({ largeStdin: true, largeStdout: true }, both)).toBe(`${mib} ${mib}`);
   });
 
   test('leaves other tools alone', async () => {

@@ -15,35 +15,15 @@ if (major < 24) {
   process.exit(2);
 }
 
-const root = path.join(__dirname, '..');
-const bundle = path.join(root, 'dist', 'cofre.js');
-
-function newestSource() {
-  let newest = 0;
-  for (const dir of ['cli', 'core']) {
-    for (const entry of fs.readdirSync(path.join(root, dir), { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && entry.name.endsWith('.ts'))
-        newest = Math.max(newest, fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
-    }
-  }
-  return newest;
-}
-
 const launch = require('./launch.js');
 // Streaming commands run in a child with the GC tuned for streams (cli/launch.js).
 if (!launch.relaunch(__filename)) start();
 
 function start() {
   launch.watchParent();
-  let useBundle = false;
-  try {
-    useBundle = fs.statSync(bundle).mtimeMs >= newestSource();
-  } catch {
-    useBundle = false;
-  }
-  if (useBundle) {
+  if (launch.bundleIsFresh()) {
     enableCompileCache();
-    require(bundle).run();
+    require(launch.BUNDLE).run();
   } else {
     require('tsx/cjs');
     // The commands are loaded with import() (cli/cofre.ts): that goes through the ESM loader.

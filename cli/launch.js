@@ -3,6 +3,8 @@
 // runs before the bundle or tsx is loaded.
 'use strict';
 const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
 
 /**
  * V8 settings for the commands that stream a whole database through the process. Every chunk of a
@@ -90,6 +92,26 @@ function relaunch(script) {
   return true;
 }
 
+/** The esbuild bundle of the CLI (dist/cofre.js, made by `npm run build:cli`). */
+const BUNDLE = path.join(__dirname, '..', 'dist', 'cofre.js');
+
+/** Whether the bundle exists and is newer than every source file of cli/ and core/. */
+function bundleIsFresh() {
+  const root = path.join(__dirname, '..');
+  try {
+    const built = fs.statSync(BUNDLE).mtimeMs;
+    for (const dir of ['cli', 'core']) {
+      for (const entry of fs.readdirSync(path.join(root, dir), { recursive: true, withFileTypes: true })) {
+        if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+        if (fs.statSync(path.join(entry.parentPath, entry.name)).mtimeMs > built) return false;
+      }
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** In the child: die with the parent (the IPC channel closes when it does, whatever killed it). */
 function watchParent() {
   if (!process.channel) return;
@@ -99,4 +121,4 @@ function watchParent() {
   });
 }
 
-module.exports = { GC_FLAGS, gcFlagsFor, redactArgument, relaunch, watchParent };
+module.exports = { BUNDLE, GC_FLAGS, bundleIsFresh, gcFlagsFor, redactArgument, relaunch, watchParent };

@@ -1,30 +1,14 @@
 // cli/bin.js keeps V8's compiled bundle between runs, only in a private directory of this user's.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { bundleIsFresh } from '../../cli/launch';
 import { filesUnder, tempDir } from '../helpers/cli';
 
-const ROOT = path.join(__dirname, '..', '..');
-const BIN = path.join(ROOT, 'cli', 'bin.js');
-const BUNDLE = path.join(ROOT, 'dist', 'cofre.js');
+const BIN = path.join(__dirname, '..', '..', 'cli', 'bin.js');
 
 // bin.js runs the bundle (and caches it) only when it is newer than every source file.
-function newestSource(): number {
-  let newest = 0;
-  for (const dir of ['cli', 'core'])
-    for (const e of readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true }))
-      if (e.isFile() && e.name.endsWith('.ts'))
-        newest = Math.max(newest, statSync(path.join(e.parentPath, e.name)).mtimeMs);
-  return newest;
-}
-function bundleIsFresh(): boolean {
-  try {
-    return statSync(BUNDLE).mtimeMs >= newestSource();
-  } catch {
-    return false;
-  }
-}
 const fresh = bundleIsFresh();
 if (!fresh && process.env.CI === 'true')
   throw new Error(

@@ -152,14 +152,19 @@ async function storedObjectProblems(
     checked.push(`${key}: size matches; its SHA-256 is checked while it is read (deep)`);
   } else {
     // A local file costs nothing to download: re-hash it.
-    const digest = await vault.sha256(key);
-    if (digest !== artifact.sha256.stored)
-      problems.push(
-        `artifact ${key}: SHA-256 ${digest} differs from the manifest's ${artifact.sha256.stored}`,
-      );
+    const problem = await rehashProblem(vault, key, artifact);
+    if (problem) problems.push(problem);
     else checked.push(`${key}: size and SHA-256 match`);
   }
   return stat;
+}
+
+/** The stored bytes hashed again against the manifest's SHA-256: a problem line when they differ. */
+async function rehashProblem(vault: Vault, key: string, artifact: Artifact): Promise<string | undefined> {
+  const digest = await vault.sha256(key);
+  return digest === artifact.sha256.stored
+    ? undefined
+    : `artifact ${key}: SHA-256 ${digest} differs from the manifest's ${artifact.sha256.stored}`;
 }
 
 async function checkChain(
@@ -306,11 +311,8 @@ async function deepCheck(
       // A damaged frame stops the stream before its stored SHA-256 is complete: the deep check
       // skipped the separate hash of a local file, so say here whether the stored bytes changed.
       // (A file that cannot be read again is reported by the error below alone.)
-      const digest = await options.vault.sha256(key).catch(() => undefined);
-      if (digest !== undefined && digest !== artifact.sha256.stored)
-        problems.push(
-          `artifact ${key}: SHA-256 ${digest} differs from the manifest's ${artifact.sha256.stored}`,
-        );
+      const problem = await rehashProblem(options.vault, key, artifact).catch(() => undefined);
+      if (problem) problems.push(problem);
     }
     problems.push(
       error instanceof IntegrityError
